@@ -1,0 +1,30 @@
+//! `/healthz` (the process answers) and `/readyz` (the store answers and every connector has
+//! reported its first load).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::gateway::Gateway;
+
+/// `GET /healthz`.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when ready, 503 with the reasons otherwise.
+pub async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
+    let pool = gateway.pool.clone();
+    let store = web::block(move || crate::store::ping(&pool))
+        .await
+        .unwrap_or(false);
+    let catalog = gateway.catalog.load().loaded;
+    let body = json!({
+        "store": if store { "ok" } else { "unreachable" },
+        "catalog": if catalog { "loaded" } else { "loading" },
+    });
+    if store && catalog {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,240 @@
+//! The aggregated catalog: every connector's tools, resources and prompts under one namespace.
+//!
+//! A [`Catalog`] is plain data built from the per-connector lists by [`Catalog::build`]: no I/O,
+//! no actors. It owns naming, ordering and the lookup from an exposed name back to the connector
+//! and the backend's own name. Who builds and publishes it is the
+//! [`crate::registry::ConnectorRegistry`]'s business.
+
+mod naming;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use naming::{is_name_char, MAX_NAME_LEN};
+
+/// One JSON object of a backend's list (a tool, a resource, a prompt).
+pub type Item = Map<String, Value>;
+
+/// What one connector offers, as its backend reported it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectorCatalog {
+    /// Tools, each with a string `name`.
+    pub tools: Vec<Item>,
+    /// Resources, each with a string `uri`.
+    pub resources: Vec<Item>,
+    /// Resource templates, each with a string `uriTemplate`.
+    pub resource_templates: Vec<Item>,
+    /// Prompts, each with a string `name`.
+    pub prompts: Vec<Item>,
+}
+
+/// A named entry of the catalog: where it comes from and what clients see.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The connector that serves it.
+    pub connector: Arc<str>,
+    /// The backend's own name for it.
+    pub original: String,
+    /// The object that clients see, with the exposed name.
+    pub item: Value,
+}
+
+/// The aggregated catalog.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Tools in name order.
+    pub tools: Vec<Entry>,
+    /// Prompts in name order.
+    pub prompts: Vec<Entry>,
+    /// Resources in connector order, then backend order, with prefixed URIs.
+    pub resources: Vec<Value>,
+    /// Resource templates, likewise.
+    pub resource_templates: Vec<Value>,
+    /// Names that could not be exposed as the backend spelled them, and why.
+    pub reports: Vec<String>,
+    tool_index: HashMap<String, usize>,
+    prompt_index: HashMap<String, usize>,
+}
+
+/// The parts of the catalog that a client can be told have changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `tools/list` would answer differently.
+    pub tools: bool,
+    /// `resources/list` or `resources/templates/list` would answer differently.
+    pub resources: bool,
+    /// `prompts/list` would answer differently.
+    pub prompts: bool,
+}
+
+impl Changes {
+    /// Whether anything changed.
+    pub fn any(self) -> bool {
+        self.tools || self.resources || self.prompts
+    }
+}
+
+impl Catalog {
+    /// Builds the catalog from each connector's lists, connectors in name order.
+    pub fn build(connectors: &BTreeMap<String, Arc<ConnectorCatalog>>, separator: &str) -> Self {
+        let mut catalog = Catalog::default();
+        let mut tool_names = HashSet::new();
+        let mut prompt_names = HashSet::new();
+        for (connector, lists) in connectors {
+            let connector_name: Arc<str> = Arc::from(connector.as_str());
+            for tool in &lists.tools {
+                let entry = catalog.entry(&connector_name, separator, tool, &mut tool_names);
+                catalog.tools.extend(entry);
+            }
+            for prompt in &lists.prompts {
+                let entry = catalog.entry(&connector_name, separator, prompt, &mut prompt_names);
+                catalog.prompts.extend(entry);
+            }
+            for resource in &lists.resources {
+                catalog
+                    .resources
+                    .extend(prefixed(resource, "uri", connector));
+            }
+            for template in &lists.resource_templates {
+                catalog
+                    .resource_templates
+                    .extend(prefixed(template, "uriTemplate", connector));
+            }
+        }
+        catalog
+            .tools
+            .sort_by(|a, b| exposed_name(a).cmp(exposed_name(b)));
+        catalog
+            .prompts
+            .sort_by(|a, b| exposed_name(a).cmp(exposed_name(b)));
+        catalog.tool_index = index(&catalog.tools);
+        catalog.prompt_index = index(&catalog.prompts);
+        catalog
+    }
+
+    /// The tool that clients know as `name`.
+    pub fn tool(&self, name: &str) -> Option<&Entry> {
+        self.tool_index.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// The prompt that clients know as `name`.
+    pub fn prompt(&self, name: &str) -> Option<&Entry> {
+        self.prompt_index.get(name).map(|&i| &self.prompts[i])
+    }
+
+    /// What differs between `self` and `newer`, as clients would see it.
+    pub fn changes_to(&self, newer: &Catalog) -> Changes {
+        fn items(entries: &[Entry]) -> Vec<&Value> {
+            entries.iter().map(|e| &e.item).collect()
+        }
+        Changes {
+            tools: items(&self.tools) != items(&newer.tools),
+            resources: self.resources != newer.resources
+                || self.resource_templates != newer.resource_templates,
+            prompts: items(&self.prompts) != items(&newer.prompts),
+        }
+    }
+
+    fn entry(
+        &mut self,
+        connector: &Arc<str>,
+        separator: &str,
+        item: &Item,
+        taken: &mut HashSet<String>,
+    ) -> Option<Entry> {
+        let original = item.get("name")?.as_str()?.to_string();
+        let (exposed, report) = naming::expose(connector, separator, &original, taken);
+        self.reports.extend(report);
+        let mut item = item.clone();
+        item.insert("name".into(), Value::String(exposed));
+        Some(Entry {
+            connector: connector.clone(),
+            original,
+            item: Value::Object(item),
+        })
+    }
+}
+
+/// The name clients see for `entry`.
+pub fn exposed_name(entry: &Entry) -> &str {
+    entry.item["name"].as_str().unwrap_or_default()
+}
+
+/// `item` with its `field` prefixed by `connector:`, if that field is a string.
+fn prefixed(item: &Item, field: &str, connector: &str) -> Option<Value> {
+    let value = item.get(field)?.as_str()?;
+    let mut item = item.clone();
+    item.insert(field.into(), Value::String(format!("{connector}:{value}")));
+    Some(Value::Object(item))
+}
+
+fn index(entries: &[Entry]) -> HashMap<String, usize> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (exposed_name(e).to_string(), i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(value: Value) -> Item {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn lists(tools: &[&str]) -> Arc<ConnectorCatalog> {
+        Arc::new(ConnectorCatalog {
+            tools: tools
+                .iter()
+                .map(|n| item(json!({"name": n, "inputSchema": {"type": "object"}})))
+                .collect(),
+            resources: vec![item(json!({"uri": "file://README.md", "name": "README"}))],
+            resource_templates: vec![],
+            prompts: vec![item(json!({"name": "summarize"}))],
+        })
+    }
+
+    #[test]
+    fn entries_are_namespaced_sorted_and_found_by_exposed_name() {
+        let mut connectors = BTreeMap::new();
+        connectors.insert("zeta".to_string(), lists(&["b", "a"]));
+        connectors.insert("alpha".to_string(), lists(&["search"]));
+        let catalog = Catalog::build(&connectors, "_");
+        let names: Vec<_> = catalog.tools.iter().map(exposed_name).collect();
+        assert_eq!(names, ["alpha_search", "zeta_a", "zeta_b"]);
+        let entry = catalog.tool("zeta_a").unwrap();
+        assert_eq!((&*entry.connector, entry.original.as_str()), ("zeta", "a"));
+        assert_eq!(
+            catalog.prompt("alpha_summarize").unwrap().original,
+            "summarize"
+        );
+        assert_eq!(catalog.resources[0]["uri"], "alpha:file://README.md");
+        assert!(catalog.tool("search").is_none());
+    }
+
+    #[test]
+    fn items_without_a_name_are_left_out() {
+        let mut connectors = BTreeMap::new();
+        let mut broken = (*lists(&["ok"])).clone();
+        broken.tools.push(item(json!({"description": "no name"})));
+        connectors.insert("c".to_string(), Arc::new(broken));
+        assert_eq!(Catalog::build(&connectors, "_").tools.len(), 1);
+    }
+
+    #[test]
+    fn changes_name_only_the_lists_that_differ() {
+        let mut connectors = BTreeMap::new();
+        connectors.insert("c".to_string(), lists(&["a"]));
+        let before = Catalog::build(&connectors, "_");
+        connectors.insert("c".to_string(), lists(&["a", "b"]));
+        let after = Catalog::build(&connectors, "_");
+        let changes = before.changes_to(&after);
+        assert!(changes.tools && !changes.prompts && !changes.resources);
+        assert!(!after.changes_to(&after).any());
+    }
+}

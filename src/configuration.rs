@@ -1,0 +1,250 @@
+//! Settings: what the operator can change, loaded in layers and checked before anything starts.
+//!
+//! Layers, later ones winning: `DIR/default.yaml` → `DIR/$MCPGATE_ENV.yaml` (optional) →
+//! `DIR/connectors.yaml` (optional) → `MCPGATE__SECTION__KEY` environment variables. `DIR` is
+//! `config/` unless `--config DIR` says otherwise. This module owns parsing and validation only;
+//! resolving `${VAR}` references in secret values happens in [`crate::secrets`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::connector::ConnectorSettings;
+
+/// Everything the gateway reads from its settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The client-facing HTTP server.
+    pub server: ServerSettings,
+    /// The store for call records (and, later, prompts and feedback).
+    pub database: DatabaseSettings,
+    /// The batch writer that takes call records off the request path.
+    pub recorder: RecorderSettings,
+    /// What the gateway says and does as an MCP server.
+    pub mcp: McpSettings,
+    /// The backends, usually from `connectors.yaml`.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSettings>,
+}
+
+/// The client-facing HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Address to bind; loopback unless the operator opens it up.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Host names accepted in `Host` besides localhost, 127.0.0.1 and ::1; `*` accepts any.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted besides those of the allowed hosts; `*` accepts any.
+    pub allowed_origins: Vec<String>,
+    /// Interval of keep-alive comments on idle event streams.
+    pub keep_alive_ms: u64,
+    /// A Streamable HTTP session with no traffic and no open stream for this long is ended.
+    pub session_idle_timeout_ms: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Client authentication for the MCP endpoints.
+    pub auth: AuthSettings,
+}
+
+/// Client authentication for the MCP endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
+    pub bearer_tokens: Vec<String>,
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://…` for PostgreSQL, `sqlite://PATH` (or a bare path) for SQLite.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// How long to wait for a pooled connection.
+    pub connect_timeout_ms: u64,
+    /// Apply the embedded migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+/// The batch writer for call records.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecorderSettings {
+    /// Records held in memory at most while the store is slow or away; past it new ones are
+    /// dropped and counted.
+    pub buffer_size: usize,
+    /// Records written in one statement at most.
+    pub batch_size: usize,
+    /// A partial batch is written after this long.
+    pub flush_interval_ms: u64,
+    /// Longest wait between retries while the store is away.
+    pub max_retry_interval_ms: u64,
+}
+
+/// What the gateway says and does as an MCP server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct McpSettings {
+    /// `serverInfo.name` in `initialize`.
+    pub server_name: String,
+    /// Optional `instructions` in `initialize`.
+    pub instructions: Option<String>,
+    /// Items per page of `tools/list`, `resources/list`, `prompts/list`.
+    pub page_size: usize,
+    /// Joins connector and tool or prompt names (`github` + `search` → `github_search`).
+    pub name_separator: String,
+    /// Longest time a request may take before the client gets an error.
+    pub request_timeout_ms: u64,
+}
+
+impl ServerSettings {
+    /// The keep-alive interval of event streams.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_ms)
+    }
+
+    /// How long an idle Streamable HTTP session lives.
+    pub fn session_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_idle_timeout_ms)
+    }
+}
+
+impl DatabaseSettings {
+    /// How long to wait for a pooled connection.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+impl RecorderSettings {
+    /// How long a partial batch waits.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    /// Longest wait between retries.
+    pub fn max_retry_interval(&self) -> Duration {
+        Duration::from_millis(self.max_retry_interval_ms)
+    }
+}
+
+impl McpSettings {
+    /// The deadline of one client request.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// A setting that cannot be used, named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A file could not be read or a value has the wrong type.
+    #[error("invalid settings: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but cannot be used.
+    #[error("invalid setting `{key}`: {problem}")]
+    Invalid {
+        /// The dotted key, such as `connectors[1].url`.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl Settings {
+    /// Loads the layers from `dir` and validates the result.
+    pub fn load(dir: &Path) -> Result<Settings, SettingsError> {
+        let env = std::env::var("MCPGATE_ENV").ok();
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.yaml")).required(true));
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            builder = builder.add_source(config::File::from(dir.join(format!("{env}.yaml"))));
+        }
+        let settings: Settings = builder
+            .add_source(config::File::from(dir.join("connectors.yaml")).required(false))
+            .add_source(
+                config::Environment::with_prefix("MCPGATE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.allowed_hosts")
+                    .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("server.auth.bearer_tokens"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &str, problem: &str| {
+            Err(SettingsError::Invalid {
+                key: key.to_string(),
+                problem: problem.to_string(),
+            })
+        };
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
+        {
+            return invalid("server.host", "must be an IP address or `localhost`");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.server.keep_alive_ms == 0 {
+            return invalid("server.keep_alive_ms", "must be above 0");
+        }
+        if !(self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://")
+            || self.database.url.starts_with("sqlite://")
+            || !self.database.url.contains("://"))
+        {
+            return invalid(
+                "database.url",
+                "must start with postgres:// or sqlite://, or be a file path",
+            );
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be above 0");
+        }
+        if self.recorder.buffer_size == 0 || self.recorder.batch_size == 0 {
+            return invalid("recorder", "buffer_size and batch_size must be above 0");
+        }
+        if self.mcp.page_size == 0 {
+            return invalid("mcp.page_size", "must be above 0");
+        }
+        if self.mcp.name_separator.is_empty()
+            || !self
+                .mcp
+                .name_separator
+                .chars()
+                .all(crate::catalog::is_name_char)
+        {
+            return invalid(
+                "mcp.name_separator",
+                "must be one or more of [A-Za-z0-9_./-]",
+            );
+        }
+        if self.mcp.request_timeout_ms == 0 {
+            return invalid("mcp.request_timeout_ms", "must be above 0");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, connector) in self.connectors.iter().enumerate() {
+            connector
+                .validate()
+                .map_err(|(field, problem)| SettingsError::Invalid {
+                    key: format!("connectors[{i}].{field}"),
+                    problem,
+                })?;
+            if !seen.insert(connector.name.as_str()) {
+                return invalid(&format!("connectors[{i}].name"), "is used twice");
+            }
+        }
+        Ok(())
+    }
+}

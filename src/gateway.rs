@@ -1,0 +1,32 @@
+//! What every request handler and session shares: the addresses of the long-lived actors, the
+//! published catalog, the recorder, the session table and the settings they need. Built once by
+//! [`crate::startup`]; owns nothing that changes, apart from what its members own.
+
+use actix::Addr;
+use secrecy::SecretString;
+
+use crate::configuration::{McpSettings, ServerSettings};
+use crate::recorder::CallRecorder;
+use crate::registry::{CatalogHandle, ConnectorRegistry};
+use crate::session::Sessions;
+use crate::store::Pool;
+
+/// Shared by all handlers and sessions.
+pub struct Gateway {
+    /// The registry actor.
+    pub registry: Addr<ConnectorRegistry>,
+    /// The catalog the registry publishes.
+    pub catalog: CatalogHandle,
+    /// Where tool calls are recorded.
+    pub recorder: CallRecorder,
+    /// Open client sessions by id.
+    pub sessions: Sessions,
+    /// MCP behaviour.
+    pub mcp: McpSettings,
+    /// The client-facing server's settings.
+    pub server: ServerSettings,
+    /// Accepted client bearer tokens; empty means no authentication.
+    pub tokens: Vec<SecretString>,
+    /// The store, for readiness checks.
+    pub pool: Pool,
+}

@@ -1,0 +1,31 @@
+//! mcpgate: an MCP gateway. MCP clients connect to it as to one MCP server; behind it sit many
+//! backends ("connectors") whose tools, resources and prompts it aggregates under namespaces.
+//!
+//! # Layout
+//!
+//! - [`cli`], [`configuration`], [`secrets`]: the command line, layered settings, `${VAR}` secrets.
+//! - [`startup`]: builds and runs the application; [`gateway`]: what handlers share.
+//! - [`transport`]: legacy HTTP+SSE and Streamable HTTP for clients, behind a Host/Origin/token guard.
+//! - [`session`]: the `Session` actor, one per client session.
+//! - [`mcp`]: JSON-RPC framing and the MCP methods.
+//! - [`registry`]: the `ConnectorRegistry` actor and the published catalog snapshot.
+//! - [`catalog`]: the aggregated catalog as plain data: naming, ordering, lookup.
+//! - [`connector`]: the supervised `Connector` actor, one per backend, and its backend kinds.
+//! - [`recorder`]: tool-call records written in batches off the request path.
+//! - [`store`]: diesel over PostgreSQL or SQLite, with embedded migrations.
+//! - [`api`]: probes for operators.
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod configuration;
+pub mod connector;
+pub mod gateway;
+pub mod mcp;
+pub mod recorder;
+pub mod registry;
+pub mod secrets;
+pub mod session;
+pub mod startup;
+pub mod store;
+pub mod transport;

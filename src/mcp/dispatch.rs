@@ -1,0 +1,78 @@
+//! One entry point for the methods that do not change session state: `ping`, `tools/*`,
+//! `resources/*`, `prompts/*`. The [`crate::session::Session`] handles `initialize` and
+//! `logging/setLevel` itself and sends everything else here.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
+use super::{prompts, resources, tools};
+use crate::recorder::CallRecorder;
+use crate::registry::CatalogHandle;
+
+/// What a method handler may use.
+#[derive(Clone)]
+pub struct Context {
+    /// The session the request came in on.
+    pub session_id: Arc<str>,
+    /// The published catalog.
+    pub catalog: CatalogHandle,
+    /// Where tool calls are recorded.
+    pub recorder: CallRecorder,
+    /// Items per list page.
+    pub page_size: usize,
+}
+
+/// Answers one request.
+pub async fn handle(ctx: &Context, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    match method {
+        "ping" => Ok(json!({})),
+        "tools/list" => tools::list(ctx, params.as_ref()),
+        "tools/call" => tools::call(ctx, params).await,
+        "resources/list" => resources::list(ctx, params.as_ref()),
+        "resources/templates/list" => resources::list_templates(ctx, params.as_ref()),
+        "resources/read" => resources::read(ctx, params).await,
+        "prompts/list" => prompts::list(ctx, params.as_ref()),
+        "prompts/get" => prompts::get(ctx, params).await,
+        _ => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("unknown method `{method}`"),
+        )),
+    }
+}
+
+/// The params as an object; `method` names the request in the error.
+pub(super) fn object(params: Option<Value>, method: &str) -> Result<Map<String, Value>, RpcError> {
+    match params {
+        Some(Value::Object(map)) => Ok(map),
+        _ => Err(RpcError::invalid_params(format!("{method} needs params"))),
+    }
+}
+
+/// A required string field of the params.
+pub(super) fn string(
+    params: &Map<String, Value>,
+    field: &str,
+    method: &str,
+) -> Result<String, RpcError> {
+    params
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| RpcError::invalid_params(format!("{method} needs a string `{field}`")))
+}
+
+/// A list result: `key` holding one page of `items`, and `nextCursor` if there is more.
+pub(super) fn list_result(
+    key: &str,
+    items: impl Iterator<Item = Value>,
+    next: Option<String>,
+) -> Value {
+    let mut result = Map::new();
+    result.insert(key.into(), Value::Array(items.collect()));
+    if let Some(next) = next {
+        result.insert("nextCursor".into(), Value::String(next));
+    }
+    Value::Object(result)
+}

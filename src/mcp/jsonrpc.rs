@@ -1,0 +1,234 @@
+//! JSON-RPC 2.0 framing: telling requests, notifications and responses apart, and building
+//! answers. Knows nothing of MCP methods.
+
+use serde_json::{json, Map, Value};
+
+use crate::connector::ConnectorError;
+
+/// The body is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// The JSON is not a JSON-RPC request.
+pub const INVALID_REQUEST: i64 = -32600;
+/// No such method.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// The params are wrong, or name something unknown.
+pub const INVALID_PARAMS: i64 = -32602;
+/// The gateway failed.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// A backend is unavailable (timeout, unreachable, invalid answer).
+pub const BACKEND_UNAVAILABLE: i64 = -32000;
+/// The request did not finish within the gateway's deadline.
+pub const REQUEST_TIMEOUT: i64 = -32001;
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    /// One of the codes above.
+    pub code: i64,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Structured detail.
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error without data.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `-32602` with `message`.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError::new(INVALID_PARAMS, message)
+    }
+
+    /// `-32600` with `message`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        RpcError::new(INVALID_REQUEST, message)
+    }
+
+    /// The error object as JSON.
+    pub fn to_json(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        error
+    }
+}
+
+impl From<ConnectorError> for RpcError {
+    fn from(err: ConnectorError) -> Self {
+        let code = if err.is_client_error() {
+            INVALID_PARAMS
+        } else {
+            BACKEND_UNAVAILABLE
+        };
+        RpcError {
+            code,
+            message: err.to_string(),
+            data: Some(json!({"connector": err.connector(), "kind": err.kind()})),
+        }
+    }
+}
+
+/// One incoming JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A request: answer it.
+    Request {
+        /// Its id, a string or a number.
+        id: Value,
+        /// The method.
+        method: String,
+        /// The params, if any.
+        params: Option<Value>,
+    },
+    /// A notification: never answered.
+    Notification {
+        /// The method.
+        method: String,
+        /// The params, if any.
+        params: Option<Value>,
+    },
+    /// A response to a request that the gateway sent.
+    Response,
+}
+
+impl Incoming {
+    /// Whether it expects an answer.
+    pub fn is_request(&self) -> bool {
+        matches!(self, Incoming::Request { .. })
+    }
+}
+
+/// Reads one message. On failure returns the id (if one could be read) and the error to send.
+pub fn classify(message: Value) -> Result<Incoming, (Value, RpcError)> {
+    let Value::Object(mut map) = message else {
+        return Err((
+            Value::Null,
+            RpcError::invalid_request("a message must be a JSON object"),
+        ));
+    };
+    let id = map.remove("id");
+    let reply_id = id.clone().filter(valid_id).unwrap_or(Value::Null);
+    if map.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err((
+            reply_id,
+            RpcError::invalid_request("`jsonrpc` must be \"2.0\""),
+        ));
+    }
+    let params = map.remove("params");
+    if params
+        .as_ref()
+        .is_some_and(|p| !p.is_object() && !p.is_array())
+    {
+        return Err((
+            reply_id,
+            RpcError::invalid_request("`params` must be an object"),
+        ));
+    }
+    match (map.remove("method"), id) {
+        (Some(Value::String(method)), None) => Ok(Incoming::Notification { method, params }),
+        (Some(Value::String(method)), Some(id)) if valid_id(&id) => {
+            Ok(Incoming::Request { id, method, params })
+        }
+        (Some(Value::String(_)), Some(_)) => Err((
+            Value::Null,
+            RpcError::invalid_request("`id` must be a string or an integer"),
+        )),
+        (Some(_), _) => Err((
+            reply_id,
+            RpcError::invalid_request("`method` must be a string"),
+        )),
+        (None, Some(_)) if map.contains_key("result") || map.contains_key("error") => {
+            Ok(Incoming::Response)
+        }
+        (None, _) => Err((
+            reply_id,
+            RpcError::invalid_request("a request needs a `method`"),
+        )),
+    }
+}
+
+fn valid_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64() || id.is_u64()
+}
+
+/// A success response.
+pub fn result(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// An error response.
+pub fn error(id: Value, err: &RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": err.to_json()})
+}
+
+/// A notification.
+pub fn notification(method: &str, params: Option<Value>) -> Value {
+    let mut message = Map::new();
+    message.insert("jsonrpc".into(), json!("2.0"));
+    message.insert("method".into(), json!(method));
+    if let Some(params) = params {
+        message.insert("params".into(), params);
+    }
+    Value::Object(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_a_notification_and_a_response_are_told_apart() {
+        let request = classify(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
+        assert!(request.is_request());
+        let note = classify(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+        assert!(matches!(note, Ok(Incoming::Notification { .. })));
+        let response = classify(json!({"jsonrpc":"2.0","id":"s1","result":{}}));
+        assert_eq!(response, Ok(Incoming::Response));
+    }
+
+    #[test]
+    fn a_wrong_version_is_an_invalid_request_that_keeps_the_id() {
+        let (id, err) = classify(json!({"jsonrpc":"1.0","id":7,"method":"ping"})).unwrap_err();
+        assert_eq!(id, json!(7));
+        assert_eq!(err.code, INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_non_object_and_a_missing_method_are_invalid_requests() {
+        assert_eq!(classify(json!([1, 2])).unwrap_err().1.code, INVALID_REQUEST);
+        let (_, err) = classify(json!({"jsonrpc":"2.0","id":1})).unwrap_err();
+        assert_eq!(err.code, INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_null_or_fractional_id_is_rejected() {
+        let (_, err) = classify(json!({"jsonrpc":"2.0","id":null,"method":"x"})).unwrap_err();
+        assert_eq!(err.code, INVALID_REQUEST);
+        let (_, err) = classify(json!({"jsonrpc":"2.0","id":1.5,"method":"x"})).unwrap_err();
+        assert_eq!(err.code, INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_client_side_connector_error_is_invalid_params_and_names_the_connector() {
+        let err = RpcError::from(ConnectorError::NotFound {
+            connector: "notes".into(),
+            what: "prompt `x`".into(),
+        });
+        assert_eq!(err.code, INVALID_PARAMS);
+        assert_eq!(err.data.unwrap()["connector"], "notes");
+        let err = RpcError::from(ConnectorError::Timeout {
+            connector: "slow".into(),
+            timeout_ms: 5,
+        });
+        assert_eq!(err.code, BACKEND_UNAVAILABLE);
+        assert!(err.message.contains("slow"));
+    }
+}

@@ -1,0 +1,89 @@
+//! `prompts/list` and `prompts/get`. Arguments are checked against the prompt's declared
+//! required arguments before the connector is asked.
+
+use serde_json::{Map, Value};
+
+use super::dispatch::{list_result, object, string, Context};
+use super::jsonrpc::RpcError;
+use super::paging::page;
+use crate::connector::{ConnectorError, GetPrompt};
+
+/// One page of the aggregated prompts.
+pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.catalog.load();
+    let (prompts, next) = page(&snapshot.catalog.prompts, params, ctx.page_size)?;
+    Ok(list_result(
+        "prompts",
+        prompts.iter().map(|p| p.item.clone()),
+        next,
+    ))
+}
+
+/// Renders a prompt on its connector.
+pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
+    let mut params = object(params, "prompts/get")?;
+    let name = string(&params, "name", "prompts/get")?;
+    let arguments = match params.remove("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(arguments)) if arguments.values().all(Value::is_string) => arguments,
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                "`arguments` must be an object of strings",
+            ))
+        }
+    };
+    let snapshot = ctx.catalog.load_full();
+    let entry = snapshot
+        .catalog
+        .prompt(&name)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt `{name}`")))?;
+    if let Some(missing) = missing_argument(&entry.item, &arguments) {
+        return Err(RpcError::invalid_params(format!(
+            "prompt `{name}` needs the argument `{missing}`"
+        )));
+    }
+    let connector = entry.connector.to_string();
+    let addr = snapshot.connectors.get(&connector).ok_or_else(|| {
+        RpcError::from(ConnectorError::Stopped {
+            connector: connector.clone(),
+        })
+    })?;
+    let message = GetPrompt {
+        prompt: entry.original.clone(),
+        arguments,
+    };
+    let result = addr
+        .send(message)
+        .await
+        .unwrap_or_else(|_| Err(ConnectorError::Stopped { connector }))?;
+    Ok(result)
+}
+
+/// The first argument that `prompt` declares required and `arguments` lacks.
+fn missing_argument<'a>(prompt: &'a Value, arguments: &Map<String, Value>) -> Option<&'a str> {
+    prompt
+        .get("arguments")?
+        .as_array()?
+        .iter()
+        .filter(|a| a.get("required") == Some(&Value::Bool(true)))
+        .filter_map(|a| a.get("name")?.as_str())
+        .find(|name| !arguments.contains_key(*name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_missing_required_argument_is_named() {
+        let prompt = json!({"arguments": [
+            {"name": "topic", "required": true},
+            {"name": "style"},
+        ]});
+        let given = json!({"style": "short"}).as_object().cloned().unwrap();
+        assert_eq!(missing_argument(&prompt, &given), Some("topic"));
+        let given = json!({"topic": "rust"}).as_object().cloned().unwrap();
+        assert_eq!(missing_argument(&prompt, &given), None);
+    }
+}

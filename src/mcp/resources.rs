@@ -1,0 +1,54 @@
+//! `resources/list`, `resources/templates/list` and `resources/read`. Clients see URIs as
+//! `{connector}:{uri}`; a read goes to that connector with the prefix taken off, and the
+//! contents come back with it put on again.
+
+use serde_json::Value;
+
+use super::dispatch::{list_result, object, string, Context};
+use super::jsonrpc::RpcError;
+use super::paging::page;
+use crate::connector::{ConnectorError, ReadResource};
+
+/// One page of the aggregated resources.
+pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.catalog.load();
+    let (resources, next) = page(&snapshot.catalog.resources, params, ctx.page_size)?;
+    Ok(list_result("resources", resources.iter().cloned(), next))
+}
+
+/// One page of the aggregated resource templates.
+pub fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.catalog.load();
+    let (templates, next) = page(&snapshot.catalog.resource_templates, params, ctx.page_size)?;
+    Ok(list_result(
+        "resourceTemplates",
+        templates.iter().cloned(),
+        next,
+    ))
+}
+
+/// Reads a resource from the connector its prefix names.
+pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
+    let params = object(params, "resources/read")?;
+    let uri = string(&params, "uri", "resources/read")?;
+    let unknown = || RpcError::invalid_params(format!("unknown resource `{uri}`"));
+    let (connector, inner) = uri.split_once(':').ok_or_else(unknown)?;
+    let snapshot = ctx.catalog.load_full();
+    let addr = snapshot.connectors.get(connector).ok_or_else(unknown)?;
+    let message = ReadResource {
+        uri: inner.to_string(),
+    };
+    let mut result = addr.send(message).await.unwrap_or_else(|_| {
+        Err(ConnectorError::Stopped {
+            connector: connector.to_string(),
+        })
+    })?;
+    if let Some(Value::Array(contents)) = result.get_mut("contents") {
+        for content in contents {
+            if let Some(Value::String(own)) = content.get_mut("uri") {
+                *own = format!("{connector}:{own}");
+            }
+        }
+    }
+    Ok(result)
+}

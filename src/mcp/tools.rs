@@ -1,0 +1,68 @@
+//! `tools/list` and `tools/call`. A call is routed to the connector that the catalog names, by
+//! the backend's own tool name, and recorded off the request path.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::dispatch::{list_result, object, string, Context};
+use super::jsonrpc::RpcError;
+use super::paging::page;
+use crate::connector::{CallTool, ConnectorError};
+use crate::store::tool_calls::{NewToolCall, Outcome};
+
+/// One page of the aggregated tools.
+pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.catalog.load();
+    let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
+    Ok(list_result(
+        "tools",
+        tools.iter().map(|t| t.item.clone()),
+        next,
+    ))
+}
+
+/// Runs a tool on its connector.
+pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
+    let mut params = object(params, "tools/call")?;
+    let name = string(&params, "name", "tools/call")?;
+    let arguments = match params.remove("arguments") {
+        None | Some(Value::Null) => json!({}),
+        Some(arguments @ Value::Object(_)) => arguments,
+        Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
+    };
+    let snapshot = ctx.catalog.load_full();
+    let entry = snapshot
+        .catalog
+        .tool(&name)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown tool `{name}`")))?;
+    let connector = entry.connector.to_string();
+    let stopped = || ConnectorError::Stopped {
+        connector: connector.clone(),
+    };
+    let addr = snapshot.connectors.get(&connector).ok_or_else(stopped)?;
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let message = CallTool {
+        tool: entry.original.clone(),
+        arguments,
+    };
+    let result = addr.send(message).await.unwrap_or_else(|_| Err(stopped()));
+    let (outcome, error_kind) = match &result {
+        Ok(value) if value.get("isError") == Some(&Value::Bool(true)) => (Outcome::ToolError, None),
+        Ok(_) => (Outcome::Ok, None),
+        Err(err) => (Outcome::Error, Some(err.kind().to_string())),
+    };
+    ctx.recorder.record(NewToolCall {
+        connector,
+        tool: entry.original.clone(),
+        session_id: Some(ctx.session_id.to_string()),
+        started_at_ms: started_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        duration_us: clock.elapsed().as_micros() as i64,
+        outcome: outcome.as_str().to_string(),
+        error_kind,
+    });
+    Ok(result?)
+}

@@ -1,0 +1,147 @@
+//! Builds the application from settings: store, recorder, registry and connectors, HTTP server.
+//! Owns the order of start-up and shutdown; nothing here runs per request.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::dev::Server;
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::configuration::Settings;
+use crate::gateway::Gateway;
+use crate::recorder::{CallRecorder, RecorderTask};
+use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector};
+use crate::session::Sessions;
+use crate::{api, secrets, store, transport};
+
+/// How long shutdown waits for buffered call records to be written.
+const RECORDER_DRAIN: Duration = Duration::from_secs(5);
+
+/// A built, bound, not yet awaited gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    recorder: RecorderTask,
+    gateway: web::Data<Gateway>,
+}
+
+impl Application {
+    /// Migrates the store (unless told not to), starts the actors and binds the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let pool = store::pool(&settings.database);
+        if settings.database.migrate_on_start {
+            let migrating = pool.clone();
+            let applied = web::block(move || store::migrate(&migrating))
+                .await
+                .context("migration task failed")??;
+            if applied > 0 {
+                log::info!("applied {applied} migrations");
+            }
+        }
+        let tokens = settings
+            .server
+            .auth
+            .bearer_tokens
+            .iter()
+            .map(|t| secrets::resolve(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("invalid setting `server.auth.bearer_tokens`: {e}"))?;
+        let mut connectors = Vec::new();
+        for connector in &settings.connectors {
+            let headers = connector
+                .resolve_headers()
+                .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+            connectors.push(RegisterConnector {
+                settings: Arc::new(connector.clone()),
+                headers: headers.into(),
+            });
+        }
+
+        let (recorder, recorder_task) = CallRecorder::start(pool.clone(), &settings.recorder);
+        let catalog = CatalogHandle::default();
+        let registry =
+            ConnectorRegistry::new(settings.mcp.name_separator.clone(), catalog.clone()).start();
+        for connector in connectors {
+            registry.do_send(connector);
+        }
+        let gateway = web::Data::new(Gateway {
+            registry,
+            catalog,
+            recorder,
+            sessions: Sessions::default(),
+            mcp: settings.mcp.clone(),
+            server: settings.server.clone(),
+            tokens,
+            pool,
+        });
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot bind {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let max_body = settings.server.max_body_bytes;
+        let shared = gateway.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(access_log())
+                .app_data(shared.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(api::configure)
+                .configure(transport::configure)
+        })
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        log::info!(
+            "mcpgate listening on {}:{port} with {} connectors",
+            settings.server.host,
+            settings.connectors.len()
+        );
+        Ok(Application {
+            port,
+            server: server.run(),
+            recorder: recorder_task,
+            gateway,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the handlers share, for tests and embedding.
+    pub fn gateway(&self) -> web::Data<Gateway> {
+        self.gateway.clone()
+    }
+
+    /// Serves until the server stops, then writes the buffered call records.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application {
+            server,
+            recorder,
+            gateway,
+            ..
+        } = self;
+        let result = server.await;
+        drop(gateway);
+        recorder.finish(RECORDER_DRAIN).await;
+        result
+    }
+}
+
+/// One line per request: peer, method, path (never the query, which may hold a session id),
+/// status, bytes, milliseconds.
+fn access_log() -> Logger {
+    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
+}

@@ -1,0 +1,135 @@
+//! The store: one diesel code path over PostgreSQL (production) and SQLite (the embedded default).
+//!
+//! Owns the connection type ([`AnyConnection`]), the pool, and the embedded migrations of both
+//! backends. Queries live in one module per table and return `QueryResult`; callers run them on a
+//! blocking thread, never on an actor's or an HTTP worker's thread.
+
+pub mod schema;
+pub mod tool_calls;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::configuration::DatabaseSettings;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// PostgreSQL.
+    Postgresql(PgConnection),
+    /// SQLite.
+    Sqlite(SqliteConnection),
+}
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<Manager>;
+
+/// Which backend a `database.url` names.
+#[derive(Clone)]
+pub enum Target {
+    /// A PostgreSQL URL.
+    Postgres(String),
+    /// A SQLite file path.
+    Sqlite(String),
+}
+
+impl Target {
+    /// Reads `database.url`: `postgres://…`, `sqlite://PATH` or a bare path.
+    pub fn from_url(url: &str) -> Target {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Target::Postgres(url.to_string())
+        } else {
+            Target::Sqlite(url.strip_prefix("sqlite://").unwrap_or(url).to_string())
+        }
+    }
+
+    /// The backend's name for logs; never the URL, which may hold a password.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Target::Postgres(_) => "postgres",
+            Target::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Opens connections of the backend that the URL names, and only that one.
+pub struct Manager {
+    target: Target,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Target::Sqlite(path) => {
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// A store failure outside request handling.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] r2d2::PoolError),
+    /// A migration failed.
+    #[error("migrations failed: {0}")]
+    Migrate(String),
+}
+
+/// Builds the pool without waiting for a first connection; [`migrate`] or the first query
+/// finds out whether the database is there.
+pub fn pool(settings: &DatabaseSettings) -> Pool {
+    let target = Target::from_url(&settings.url);
+    r2d2::Pool::builder()
+        .max_size(settings.pool_size)
+        .min_idle(Some(0))
+        .connection_timeout(settings.connect_timeout())
+        .test_on_check_out(true)
+        .build_unchecked(Manager { target })
+}
+
+/// Applies the pending embedded migrations of the pool's backend; returns how many ran.
+pub fn migrate(pool: &Pool) -> Result<usize, StoreError> {
+    let mut conn = pool.get()?;
+    let applied = match &mut *conn {
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    Ok(applied.len())
+}
+
+/// Whether a connection can be had and answers.
+pub fn ping(pool: &Pool) -> bool {
+    pool.get()
+        .map(|mut conn| conn.ping().is_ok())
+        .unwrap_or(false)
+}

@@ -1,0 +1,147 @@
+//! Checks in front of the MCP endpoints: `Host` and `Origin` against the allowed lists (403,
+//! against DNS rebinding), then the bearer token if tokens are configured (401).
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::gateway::Gateway;
+
+/// Hosts accepted whatever the settings say.
+const LOOPBACK: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The middleware: rejects the request or passes it on.
+pub async fn check(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let rejection = match req.app_data::<web::Data<Gateway>>() {
+        Some(gateway) => reject(&req, gateway),
+        None => None,
+    };
+    match rejection {
+        Some(response) => Ok(req.into_response(response).map_into_right_body()),
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
+fn reject(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> {
+    let settings = &gateway.server;
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(host) = host {
+        if !host_allowed(host, &settings.allowed_hosts) {
+            return Some(forbidden(
+                "the Host header names a host that is not allowed",
+            ));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !origin_allowed(origin, &settings.allowed_hosts, &settings.allowed_origins) {
+            return Some(forbidden(
+                "the Origin header names an origin that is not allowed",
+            ));
+        }
+    }
+    if gateway.tokens.is_empty() {
+        return None;
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let accepted = gateway
+        .tokens
+        .iter()
+        .any(|t| constant_time_eq(t.expose_secret().as_bytes(), presented.as_bytes()));
+    (!accepted).then(|| {
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .json(json!({"error": "a valid bearer token is required"}))
+    })
+}
+
+fn forbidden(message: &str) -> HttpResponse {
+    HttpResponse::Forbidden().json(json!({ "error": message }))
+}
+
+/// Whether `host` (a `Host` header, port allowed) is loopback or listed; `*` allows any.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = strip_port(host);
+    LOOPBACK.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name))
+}
+
+/// Whether `origin` is listed, or its host is an allowed host; `*` allows any.
+pub fn origin_allowed(origin: &str, allowed_hosts: &[String], allowed_origins: &[String]) -> bool {
+    if allowed_origins.iter().any(|o| o == "*" || o == origin) {
+        return true;
+    }
+    match url::Url::parse(origin) {
+        Ok(url) => url
+            .host_str()
+            .is_some_and(|host| host_allowed(host.trim_matches(['[', ']']), allowed_hosts)),
+        Err(_) => false,
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_pass_with_or_without_port() {
+        for host in ["localhost", "127.0.0.1:8080", "[::1]:9", "LOCALHOST:1"] {
+            assert!(host_allowed(host, &[]), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_host_fails_unless_listed() {
+        assert!(!host_allowed("evil.example:80", &[]));
+        assert!(host_allowed("gw.internal:80", &["gw.internal".into()]));
+        assert!(host_allowed("anything", &["*".into()]));
+    }
+
+    #[test]
+    fn origins_follow_the_hosts_and_the_origin_list() {
+        assert!(origin_allowed("http://localhost:6274", &[], &[]));
+        assert!(origin_allowed("http://[::1]:3000", &[], &[]));
+        assert!(!origin_allowed("https://evil.example", &[], &[]));
+        assert!(!origin_allowed("null", &[], &[]));
+        let listed = ["https://app.example".to_string()];
+        assert!(origin_allowed("https://app.example", &[], &listed));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

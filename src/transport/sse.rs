@@ -1,0 +1,69 @@
+//! The legacy HTTP+SSE transport (protocol 2024-11-05): `GET /sse` opens a session whose stream
+//! first names the endpoint to post to; `POST /messages?session_id=…` answers 202 and the
+//! response follows on the stream. The session ends when the stream closes.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::event_stream::{event, EventStream};
+use super::{parse, rpc_error};
+use crate::gateway::Gateway;
+use crate::mcp::jsonrpc::{classify, RpcError};
+use crate::session::{HandleMessage, Session, Transport};
+
+/// `GET /sse`: a new session and its event stream.
+pub async fn open(gateway: web::Data<Gateway>) -> HttpResponse {
+    let (sender, stream) = EventStream::channel();
+    let (id, addr) = Session::start(
+        gateway.into_inner(),
+        Transport::LegacySse,
+        Some(sender.clone()),
+    );
+    let endpoint = event("endpoint", &format!("/messages?session_id={id}"));
+    // The channel is new and empty: the first event always fits.
+    let _ = sender.0.try_send(endpoint);
+    stream.owned_by(addr).into_response()
+}
+
+/// The query of `POST /messages`.
+#[derive(Deserialize)]
+pub struct MessageQuery {
+    session_id: Option<String>,
+}
+
+/// `POST /messages?session_id=…`: one message (or a batch) for an open session.
+pub async fn message(
+    gateway: web::Data<Gateway>,
+    query: web::Query<MessageQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(id) = query.into_inner().session_id else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            RpcError::invalid_request("the session_id query parameter is required"),
+        );
+    };
+    let Some(session) = gateway.sessions.get(&id) else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            RpcError::invalid_request("no open session has this id"),
+        );
+    };
+    let value = match parse(&body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let messages = match value {
+        Value::Array(batch) if !batch.is_empty() => batch,
+        Value::Array(_) => vec![Value::Null],
+        single => vec![single],
+    };
+    for message in messages {
+        session.do_send(HandleMessage(classify(message)));
+    }
+    HttpResponse::Accepted().body("Accepted")
+}

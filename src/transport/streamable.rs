@@ -1,0 +1,186 @@
+//! Streamable HTTP on `/mcp` (2025-03-26, 2025-06-18, 2025-11-25).
+//!
+//! `POST` carries client messages: `initialize` opens a session and names it in
+//! `Mcp-Session-Id`; requests are answered as JSON or as a short SSE stream, as the client
+//! accepts; notifications and responses get 202. `GET` opens the session's stream for server
+//! messages; `DELETE` ends the session. An unknown or ended session gets 404.
+
+use actix::Addr;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::event_stream::{event, EventStream};
+use super::{parse, rpc_error};
+use crate::gateway::Gateway;
+use crate::mcp::jsonrpc::{classify, Incoming, RpcError};
+use crate::session::{AttachStream, EndSession, HandleMessage, Session, Transport};
+
+/// The session header.
+const SESSION_HEADER: &str = "mcp-session-id";
+/// The protocol revision header.
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// What the client's `Accept` header allows.
+struct Accepts {
+    json: bool,
+    sse: bool,
+}
+
+impl Accepts {
+    fn of(headers: &HeaderMap) -> Accepts {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("*/*")
+            .to_ascii_lowercase();
+        let any = accept.contains("*/*");
+        Accepts {
+            json: any || accept.contains("application/json"),
+            sse: any || accept.contains("text/event-stream"),
+        }
+    }
+}
+
+/// `POST /mcp`.
+pub async fn post(gateway: web::Data<Gateway>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let accepts = Accepts::of(req.headers());
+    if !accepts.json && !accepts.sse {
+        return not_acceptable("POST /mcp answers application/json or text/event-stream");
+    }
+    let value = match parse(&body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let batch = value.is_array();
+    let messages: Vec<_> = match value {
+        Value::Array(items) if items.is_empty() => {
+            return client_error(StatusCode::BAD_REQUEST, "an empty batch is not a request")
+        }
+        Value::Array(items) => items.into_iter().map(classify).collect(),
+        single => vec![classify(single)],
+    };
+    let initialize = messages
+        .iter()
+        .any(|m| matches!(m, Ok(Incoming::Request { method, .. }) if method == "initialize"));
+    let (session, new_session) = if initialize {
+        if batch {
+            return client_error(StatusCode::BAD_REQUEST, "initialize must be sent alone");
+        }
+        let (id, addr) = Session::start(gateway.into_inner(), Transport::Streamable, None);
+        (addr, Some(id))
+    } else {
+        match find_session(&gateway, req.headers()) {
+            Ok(addr) => (addr, None),
+            Err(response) => return response,
+        }
+    };
+    let expects_answer = messages
+        .iter()
+        .any(|m| !matches!(m, Ok(m) if !m.is_request()));
+    let mut replies = Vec::new();
+    for message in messages {
+        match session.send(HandleMessage(message)).await {
+            Ok(reply) => replies.extend(reply),
+            Err(_) => return client_error(StatusCode::NOT_FOUND, "the session has ended"),
+        }
+    }
+    if !expects_answer {
+        return HttpResponse::Accepted().finish();
+    }
+    let mut response = HttpResponse::Ok();
+    if let Some(id) = new_session {
+        if replies.iter().any(|r| r.get("error").is_some()) {
+            session.do_send(EndSession);
+        } else {
+            response.insert_header((SESSION_HEADER, id.to_string()));
+        }
+    }
+    let body = if batch {
+        Value::Array(replies)
+    } else {
+        replies.pop().unwrap_or(Value::Null)
+    };
+    if accepts.json {
+        response.json(body)
+    } else {
+        let stream = futures_util::stream::once(async move {
+            Ok::<Bytes, std::convert::Infallible>(event("message", &body.to_string()))
+        });
+        response
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(stream)
+    }
+}
+
+/// `GET /mcp`: the session's stream of server messages.
+pub async fn get(gateway: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
+    if !Accepts::of(req.headers()).sse {
+        return not_acceptable("GET /mcp answers text/event-stream");
+    }
+    let session = match find_session(&gateway, req.headers()) {
+        Ok(addr) => addr,
+        Err(response) => return response,
+    };
+    let ((sender, generation), stream) = EventStream::channel();
+    if session
+        .send(AttachStream { sender, generation })
+        .await
+        .is_err()
+    {
+        return client_error(StatusCode::NOT_FOUND, "the session has ended");
+    }
+    stream.owned_by(session).into_response()
+}
+
+/// `DELETE /mcp`: ends the session.
+pub async fn delete(gateway: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
+    let session = match find_session(&gateway, req.headers()) {
+        Ok(addr) => addr,
+        Err(response) => return response,
+    };
+    if let Some(id) = session_id(req.headers()) {
+        gateway.sessions.remove(id);
+    }
+    session.do_send(EndSession);
+    HttpResponse::Ok().finish()
+}
+
+fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_HEADER).and_then(|h| h.to_str().ok())
+}
+
+/// The session named by the headers, after checking the protocol revision header.
+fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>, HttpResponse> {
+    if let Some(version) = headers.get(VERSION_HEADER) {
+        let version = version.to_str().unwrap_or("");
+        if !crate::mcp::is_supported(version) {
+            let message = format!(
+                "unsupported MCP-Protocol-Version `{version}`; supported: {}",
+                crate::mcp::SUPPORTED_VERSIONS.join(", ")
+            );
+            return Err(client_error(StatusCode::BAD_REQUEST, &message));
+        }
+    }
+    let Some(id) = session_id(headers) else {
+        return Err(client_error(
+            StatusCode::BAD_REQUEST,
+            "the Mcp-Session-Id header is required; send initialize first",
+        ));
+    };
+    gateway
+        .sessions
+        .get(id)
+        .ok_or_else(|| client_error(StatusCode::NOT_FOUND, "no open session has this id"))
+}
+
+fn client_error(status: StatusCode, message: &str) -> HttpResponse {
+    rpc_error(status, Value::Null, RpcError::invalid_request(message))
+}
+
+fn not_acceptable(message: &str) -> HttpResponse {
+    client_error(StatusCode::NOT_ACCEPTABLE, message)
+}
