@@ -55,7 +55,7 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     let result = addr
         .send(message)
         .await
-        .unwrap_or_else(|_| Err(ConnectorError::Stopped { connector }))?;
+        .unwrap_or(Err(ConnectorError::Stopped { connector }))?;
     Ok(result)
 }
 

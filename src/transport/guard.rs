@@ -76,7 +76,11 @@ fn forbidden(message: &str) -> HttpResponse {
 
 /// Whether `host` (a `Host` header, port allowed) is loopback or listed; `*` allows any.
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    let name = strip_port(host);
+    name_allowed(strip_port(host), allowed)
+}
+
+/// Whether a bare host name (no port, no brackets) is loopback or listed.
+fn name_allowed(name: &str, allowed: &[String]) -> bool {
     LOOPBACK.iter().any(|h| h.eq_ignore_ascii_case(name))
         || allowed
             .iter()
@@ -91,7 +95,7 @@ pub fn origin_allowed(origin: &str, allowed_hosts: &[String], allowed_origins: &
     match url::Url::parse(origin) {
         Ok(url) => url
             .host_str()
-            .is_some_and(|host| host_allowed(host.trim_matches(['[', ']']), allowed_hosts)),
+            .is_some_and(|host| name_allowed(host.trim_matches(['[', ']']), allowed_hosts)),
         Err(_) => false,
     }
 }

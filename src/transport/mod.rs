@@ -14,7 +14,7 @@ mod streamable;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::Value;
 
 use crate::mcp::jsonrpc::{self, RpcError, PARSE_ERROR};
@@ -36,18 +36,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// An HTTP response carrying one JSON-RPC error.
-fn rpc_error(status: StatusCode, id: Value, err: RpcError) -> HttpResponse {
-    HttpResponse::build(status).json(jsonrpc::error(id, &err))
+/// A request refused before it reaches a session: an HTTP status with a JSON-RPC error body.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", error.message)]
+pub struct Rejection {
+    /// The HTTP status.
+    status: StatusCode,
+    /// The JSON-RPC error in the body.
+    error: RpcError,
 }
 
-/// Parses a body as JSON, or answers 400 with a parse error.
-fn parse(body: &[u8]) -> Result<Value, HttpResponse> {
-    serde_json::from_slice(body).map_err(|e| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            RpcError::new(PARSE_ERROR, format!("the body is not valid JSON: {e}")),
-        )
+impl Rejection {
+    /// `status` with an invalid-request error saying `message`.
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            error: RpcError::invalid_request(message),
+        }
+    }
+}
+
+impl ResponseError for Rejection {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(jsonrpc::error(Value::Null, &self.error))
+    }
+}
+
+/// Parses a body as JSON, or refuses it with 400 and a parse error.
+fn parse(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| Rejection {
+        status: StatusCode::BAD_REQUEST,
+        error: RpcError::new(PARSE_ERROR, format!("the body is not valid JSON: {e}")),
     })
 }

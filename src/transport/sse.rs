@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::event_stream::{event, EventStream};
-use super::{parse, rpc_error};
+use super::{parse, Rejection};
 use crate::gateway::Gateway;
-use crate::mcp::jsonrpc::{classify, RpcError};
+use crate::mcp::jsonrpc::classify;
 use crate::session::{HandleMessage, Session, Transport};
 
 /// `GET /sse`: a new session and its event stream.
@@ -38,25 +38,18 @@ pub async fn message(
     gateway: web::Data<Gateway>,
     query: web::Query<MessageQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    let Some(id) = query.into_inner().session_id else {
-        return rpc_error(
+) -> Result<HttpResponse, Rejection> {
+    let id = query.into_inner().session_id.ok_or_else(|| {
+        Rejection::new(
             StatusCode::BAD_REQUEST,
-            Value::Null,
-            RpcError::invalid_request("the session_id query parameter is required"),
-        );
-    };
-    let Some(session) = gateway.sessions.get(&id) else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            Value::Null,
-            RpcError::invalid_request("no open session has this id"),
-        );
-    };
-    let value = match parse(&body) {
-        Ok(value) => value,
-        Err(response) => return response,
-    };
+            "the session_id query parameter is required",
+        )
+    })?;
+    let session = gateway
+        .sessions
+        .get(&id)
+        .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "no open session has this id"))?;
+    let value = parse(&body)?;
     let messages = match value {
         Value::Array(batch) if !batch.is_empty() => batch,
         Value::Array(_) => vec![Value::Null],
@@ -65,5 +58,5 @@ pub async fn message(
     for message in messages {
         session.do_send(HandleMessage(classify(message)));
     }
-    HttpResponse::Accepted().body("Accepted")
+    Ok(HttpResponse::Accepted().body("Accepted"))
 }

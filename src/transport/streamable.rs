@@ -13,9 +13,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::event_stream::{event, EventStream};
-use super::{parse, rpc_error};
+use super::{parse, Rejection};
 use crate::gateway::Gateway;
-use crate::mcp::jsonrpc::{classify, Incoming, RpcError};
+use crate::mcp::jsonrpc::{classify, Incoming};
 use crate::session::{AttachStream, EndSession, HandleMessage, Session, Transport};
 
 /// The session header.
@@ -45,19 +45,25 @@ impl Accepts {
 }
 
 /// `POST /mcp`.
-pub async fn post(gateway: web::Data<Gateway>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn post(
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, Rejection> {
     let accepts = Accepts::of(req.headers());
     if !accepts.json && !accepts.sse {
-        return not_acceptable("POST /mcp answers application/json or text/event-stream");
+        return Err(not_acceptable(
+            "POST /mcp answers application/json or text/event-stream",
+        ));
     }
-    let value = match parse(&body) {
-        Ok(value) => value,
-        Err(response) => return response,
-    };
+    let value = parse(&body)?;
     let batch = value.is_array();
     let messages: Vec<_> = match value {
         Value::Array(items) if items.is_empty() => {
-            return client_error(StatusCode::BAD_REQUEST, "an empty batch is not a request")
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "an empty batch is not a request",
+            ))
         }
         Value::Array(items) => items.into_iter().map(classify).collect(),
         single => vec![classify(single)],
@@ -67,15 +73,15 @@ pub async fn post(gateway: web::Data<Gateway>, req: HttpRequest, body: web::Byte
         .any(|m| matches!(m, Ok(Incoming::Request { method, .. }) if method == "initialize"));
     let (session, new_session) = if initialize {
         if batch {
-            return client_error(StatusCode::BAD_REQUEST, "initialize must be sent alone");
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "initialize must be sent alone",
+            ));
         }
         let (id, addr) = Session::start(gateway.into_inner(), Transport::Streamable, None);
         (addr, Some(id))
     } else {
-        match find_session(&gateway, req.headers()) {
-            Ok(addr) => (addr, None),
-            Err(response) => return response,
-        }
+        (find_session(&gateway, req.headers())?, None)
     };
     let expects_answer = messages
         .iter()
@@ -84,11 +90,11 @@ pub async fn post(gateway: web::Data<Gateway>, req: HttpRequest, body: web::Byte
     for message in messages {
         match session.send(HandleMessage(message)).await {
             Ok(reply) => replies.extend(reply),
-            Err(_) => return client_error(StatusCode::NOT_FOUND, "the session has ended"),
+            Err(_) => return Err(ended()),
         }
     }
     if !expects_answer {
-        return HttpResponse::Accepted().finish();
+        return Ok(HttpResponse::Accepted().finish());
     }
     let mut response = HttpResponse::Ok();
     if let Some(id) = new_session {
@@ -104,49 +110,42 @@ pub async fn post(gateway: web::Data<Gateway>, req: HttpRequest, body: web::Byte
         replies.pop().unwrap_or(Value::Null)
     };
     if accepts.json {
-        response.json(body)
-    } else {
-        let stream = futures_util::stream::once(async move {
-            Ok::<Bytes, std::convert::Infallible>(event("message", &body.to_string()))
-        });
-        response
-            .content_type("text/event-stream")
-            .insert_header(("cache-control", "no-cache"))
-            .streaming(stream)
+        return Ok(response.json(body));
     }
+    let stream = futures_util::stream::once(async move {
+        Ok::<Bytes, std::convert::Infallible>(event("message", &body.to_string()))
+    });
+    Ok(response
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(stream))
 }
 
 /// `GET /mcp`: the session's stream of server messages.
-pub async fn get(gateway: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
+pub async fn get(gateway: web::Data<Gateway>, req: HttpRequest) -> Result<HttpResponse, Rejection> {
     if !Accepts::of(req.headers()).sse {
-        return not_acceptable("GET /mcp answers text/event-stream");
+        return Err(not_acceptable("GET /mcp answers text/event-stream"));
     }
-    let session = match find_session(&gateway, req.headers()) {
-        Ok(addr) => addr,
-        Err(response) => return response,
-    };
+    let session = find_session(&gateway, req.headers())?;
     let ((sender, generation), stream) = EventStream::channel();
-    if session
+    session
         .send(AttachStream { sender, generation })
         .await
-        .is_err()
-    {
-        return client_error(StatusCode::NOT_FOUND, "the session has ended");
-    }
-    stream.owned_by(session).into_response()
+        .map_err(|_| ended())?;
+    Ok(stream.owned_by(session).into_response())
 }
 
 /// `DELETE /mcp`: ends the session.
-pub async fn delete(gateway: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
-    let session = match find_session(&gateway, req.headers()) {
-        Ok(addr) => addr,
-        Err(response) => return response,
-    };
+pub async fn delete(
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Rejection> {
+    let session = find_session(&gateway, req.headers())?;
     if let Some(id) = session_id(req.headers()) {
         gateway.sessions.remove(id);
     }
     session.do_send(EndSession);
-    HttpResponse::Ok().finish()
+    Ok(HttpResponse::Ok().finish())
 }
 
 fn session_id(headers: &HeaderMap) -> Option<&str> {
@@ -154,7 +153,7 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The session named by the headers, after checking the protocol revision header.
-fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>, HttpResponse> {
+fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>, Rejection> {
     if let Some(version) = headers.get(VERSION_HEADER) {
         let version = version.to_str().unwrap_or("");
         if !crate::mcp::is_supported(version) {
@@ -162,11 +161,11 @@ fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>,
                 "unsupported MCP-Protocol-Version `{version}`; supported: {}",
                 crate::mcp::SUPPORTED_VERSIONS.join(", ")
             );
-            return Err(client_error(StatusCode::BAD_REQUEST, &message));
+            return Err(Rejection::new(StatusCode::BAD_REQUEST, message));
         }
     }
     let Some(id) = session_id(headers) else {
-        return Err(client_error(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             "the Mcp-Session-Id header is required; send initialize first",
         ));
@@ -174,13 +173,13 @@ fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>,
     gateway
         .sessions
         .get(id)
-        .ok_or_else(|| client_error(StatusCode::NOT_FOUND, "no open session has this id"))
+        .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "no open session has this id"))
 }
 
-fn client_error(status: StatusCode, message: &str) -> HttpResponse {
-    rpc_error(status, Value::Null, RpcError::invalid_request(message))
+fn ended() -> Rejection {
+    Rejection::new(StatusCode::NOT_FOUND, "the session has ended")
 }
 
-fn not_acceptable(message: &str) -> HttpResponse {
-    client_error(StatusCode::NOT_ACCEPTABLE, message)
+fn not_acceptable(message: &str) -> Rejection {
+    Rejection::new(StatusCode::NOT_ACCEPTABLE, message)
 }

@@ -1,0 +1,214 @@
+//! A real HTTP connector on port 0 whose behaviour a test can change while it runs.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+/// How the connector answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// As the contract says.
+    Normal,
+    /// 500 on everything.
+    Fail,
+    /// Never answers.
+    Hang,
+    /// 200 with a body that is not JSON.
+    Garbage,
+}
+
+/// One execute request as the connector saw it: tool name, body, headers.
+pub type Execution = (String, Value, Vec<(String, String)>);
+
+pub struct State {
+    tools: Mutex<Vec<Value>>,
+    behaviour: Mutex<Behaviour>,
+    /// Requests to `/tools/{name}/execute`.
+    pub executions: AtomicUsize,
+    /// The last execute request: tool name, body, headers.
+    pub last_execute: Mutex<Option<Execution>>,
+}
+
+pub struct FakeConnector {
+    pub url: String,
+    pub state: Arc<State>,
+    handle: ServerHandle,
+}
+
+impl FakeConnector {
+    /// Starts a connector with tools `echo` and `fail`, two resources and a prompt.
+    pub async fn start() -> FakeConnector {
+        Self::with_tools(vec![
+            json!({"name": "echo", "description": "Echoes `text`.",
+                   "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}},
+                                   "required": ["text"], "$defs": {"x": {"type": "string"}}}}),
+            json!({"name": "fail", "description": "Always fails."}),
+        ])
+        .await
+    }
+
+    pub async fn with_tools(tools: Vec<Value>) -> FakeConnector {
+        let state = Arc::new(State {
+            tools: Mutex::new(tools),
+            behaviour: Mutex::new(Behaviour::Normal),
+            executions: AtomicUsize::new(0),
+            last_execute: Mutex::new(None),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let shared = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/info", web::get().to(info))
+                .route("/tools", web::get().to(tools_list))
+                .route("/tools/{name}/execute", web::post().to(execute))
+                .route("/resources", web::get().to(resources))
+                .route("/resources/{uri}", web::get().to(resource))
+                .route("/prompts", web::get().to(prompts))
+                .route("/prompts/{name}", web::get().to(prompt))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        FakeConnector {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+            handle,
+        }
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.state.behaviour.lock().unwrap() = behaviour;
+    }
+
+    pub fn set_tools(&self, tools: Vec<Value>) {
+        *self.state.tools.lock().unwrap() = tools;
+    }
+
+    pub fn executions(&self) -> usize {
+        self.state.executions.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server: its port refuses connections afterwards.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// Answers per the behaviour, or `None` to answer normally.
+async fn misbehave(state: &State) -> Option<HttpResponse> {
+    let behaviour = *state.behaviour.lock().unwrap();
+    match behaviour {
+        Behaviour::Normal => None,
+        Behaviour::Fail => Some(HttpResponse::InternalServerError().json(json!({"error": "down"}))),
+        Behaviour::Hang => {
+            actix_rt::time::sleep(Duration::from_secs(3600)).await;
+            None
+        }
+        Behaviour::Garbage => Some(HttpResponse::Ok().body("<html>not json")),
+    }
+}
+
+async fn info(state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    HttpResponse::Ok().json(json!({"name": "fake", "version": "1.0.0"}))
+}
+
+async fn tools_list(state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    let tools = state.tools.lock().unwrap().clone();
+    HttpResponse::Ok().json(json!({ "tools": tools }))
+}
+
+async fn execute(
+    state: web::Data<State>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    state.executions.fetch_add(1, Ordering::SeqCst);
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    *state.last_execute.lock().unwrap() = Some((name.clone(), body.0.clone(), headers));
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    match name.as_str() {
+        "fail" => HttpResponse::InternalServerError().json(json!({"error": "the tool broke"})),
+        _ => {
+            let text = body.0["arguments"]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            HttpResponse::Ok().json(json!({"content": [{"type": "text", "text": text}]}))
+        }
+    }
+}
+
+async fn resources(state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    HttpResponse::Ok().json(json!({"resources": [
+        {"uri": "file://README.md", "name": "README", "mimeType": "text/markdown"},
+        {"uri": "memo://a b", "name": "memo"},
+    ]}))
+}
+
+async fn resource(state: web::Data<State>, uri: web::Path<String>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    match uri.as_str() {
+        "file://README.md" | "memo://a b" => HttpResponse::Ok().json(json!({"contents": [
+            {"uri": uri.as_str(), "mimeType": "text/plain", "text": format!("content of {uri}")}
+        ]})),
+        _ => HttpResponse::NotFound().json(json!({"error": "no such resource"})),
+    }
+}
+
+async fn prompts(state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    HttpResponse::Ok().json(
+        json!({"prompts": [{"name": "summarize", "description": "Summarize",
+        "arguments": [{"name": "topic", "required": true}]}]}),
+    )
+}
+
+async fn prompt(
+    state: web::Data<State>,
+    name: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    if name.as_str() != "summarize" {
+        return HttpResponse::NotFound().json(json!({"error": "no such prompt"}));
+    }
+    let Some(topic) = query.get("topic") else {
+        return HttpResponse::BadRequest().json(json!({"error": "topic is required"}));
+    };
+    HttpResponse::Ok().json(json!({"messages": [{"role": "user",
+        "content": {"type": "text", "text": format!("Summarize {topic}.")}}]}))
+}

@@ -1,0 +1,88 @@
+//! Host/Origin validation, the body limit and bearer tokens on the MCP endpoints.
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, StoreKind};
+
+fn ping() -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+    .to_string()
+}
+
+#[actix_web::test]
+async fn a_foreign_host_or_origin_is_forbidden_and_loopback_is_not() {
+    let app = spawn_app(vec![]).await;
+
+    let host = app.post_mcp(&ping(), &[("host", "evil.example")]).await;
+    let origin = app
+        .post_mcp(&ping(), &[("origin", "https://evil.example")])
+        .await;
+    let local = app
+        .post_mcp(&ping(), &[("origin", "http://localhost:6274")])
+        .await;
+    let sse = app
+        .client
+        .get(format!("{}/sse", app.address))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(host.status(), 403);
+    assert_eq!(origin.status(), 403);
+    assert_eq!(sse.status(), 403);
+    assert_eq!(local.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_listed_host_is_allowed() {
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.server.allowed_hosts = vec!["gw.internal".into()];
+    })
+    .await;
+
+    let response = app.post_mcp(&ping(), &[("host", "gw.internal:443")]).await;
+
+    assert_eq!(response.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(StoreKind::Postgres, |s| s.server.max_body_bytes = 2048).await;
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(4096));
+
+    let response = app.post_mcp(&big, &[]).await;
+
+    assert_eq!(response.status(), 413);
+}
+
+#[actix_web::test]
+async fn bearer_tokens_from_the_environment_guard_the_mcp_endpoints_only() {
+    std::env::set_var("MCPGATE_TEST_CLIENT_TOKEN", "tok-from-env");
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.server.auth.bearer_tokens = vec!["${MCPGATE_TEST_CLIENT_TOKEN}".into()];
+    })
+    .await;
+
+    let without = app.post_mcp(&ping(), &[]).await;
+    let wrong = app
+        .post_mcp(&ping(), &[("authorization", "Bearer nope")])
+        .await;
+    let right = app
+        .post_mcp(&ping(), &[("authorization", "Bearer tok-from-env")])
+        .await;
+    let probe = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(without.status(), 401);
+    assert_eq!(without.headers()["www-authenticate"], "Bearer");
+    assert_eq!(wrong.status(), 401);
+    assert!(!wrong.text().await.unwrap().contains("tok-from-env"));
+    assert_eq!(right.status(), 200);
+    assert_eq!(probe.status(), 200);
+}

@@ -1,0 +1,228 @@
+//! `spawn_app()` and what tests share: a fresh database per test (PostgreSQL by default, SQLite on
+//! request), the real application on port 0, and an MCP client speaking Streamable HTTP.
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use mcpgate::configuration::Settings;
+use mcpgate::connector::ConnectorSettings;
+use mcpgate::gateway::Gateway;
+use mcpgate::startup::Application;
+use serde_json::{json, Value};
+
+/// The server that holds the per-test databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MCPGATE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Postgres,
+    Sqlite,
+}
+
+/// A database that exists for one test and is dropped after it.
+pub enum TestDatabase {
+    Postgres {
+        name: String,
+        url: String,
+    },
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    pub fn create(kind: StoreKind) -> TestDatabase {
+        match kind {
+            StoreKind::Postgres => {
+                let name = format!("mcpgate_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = postgres_admin_url();
+                let mut conn = PgConnection::establish(&admin).expect("PostgreSQL is reachable");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                let url = format!("{base}/{name}");
+                TestDatabase::Postgres { name, url }
+            }
+            StoreKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("mcpgate.db").display());
+                TestDatabase::Sqlite { _dir: dir, url }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Postgres { url, .. } | TestDatabase::Sqlite { url, .. } => url,
+        }
+    }
+
+    /// Runs SQL on the server as the admin (PostgreSQL only).
+    pub fn admin_sql(&self, sql: &str) {
+        let mut conn = PgConnection::establish(&postgres_admin_url()).expect("admin connection");
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .expect("admin SQL");
+    }
+
+    /// Makes the database refuse connections and ends the open ones (PostgreSQL only).
+    pub fn take_offline(&self) {
+        let TestDatabase::Postgres { name, .. } = self else {
+            panic!("only PostgreSQL databases go offline")
+        };
+        self.admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+        self.admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ));
+    }
+
+    /// Lets connections in again (PostgreSQL only).
+    pub fn bring_online(&self) {
+        if let TestDatabase::Postgres { name, .. } = self {
+            self.admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { name, .. } = self {
+            if let Ok(mut conn) = PgConnection::establish(&postgres_admin_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// The settings every test starts from: `config/default.yaml`, port 0, one worker.
+pub fn test_settings(database_url: &str) -> Settings {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).expect("copy defaults");
+    let mut settings = Settings::load(dir.path()).expect("default settings load");
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings.database.url = database_url.to_string();
+    settings.database.pool_size = 2;
+    settings.recorder.flush_interval_ms = 50;
+    settings.recorder.max_retry_interval_ms = 200;
+    settings
+}
+
+/// A connector entry for `url`.
+pub fn connector(name: &str, url: &str) -> ConnectorSettings {
+    serde_json::from_value(json!({"name": name, "url": url, "timeout_ms": 2000,
+        "refresh_interval_ms": 200}))
+    .expect("connector settings")
+}
+
+/// A running gateway. The database field is last so that it drops last.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub gateway: web::Data<Gateway>,
+    pub db: TestDatabase,
+}
+
+/// A gateway on PostgreSQL in front of `connectors`.
+pub async fn spawn_app(connectors: Vec<ConnectorSettings>) -> TestApp {
+    spawn_app_with(StoreKind::Postgres, |s| s.connectors = connectors).await
+}
+
+/// A gateway on `store`, with settings changed by `tweak`; waits until its catalog is loaded.
+pub async fn spawn_app_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = TestDatabase::create(store);
+    let mut settings = test_settings(db.url());
+    tweak(&mut settings);
+    let application = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = application.port();
+    let gateway = application.gateway();
+    actix_rt::spawn(application.run_until_stopped());
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client"),
+        gateway,
+        db,
+    };
+    app.wait_until(|app| app.gateway.catalog.load().loaded)
+        .await;
+    app
+}
+
+impl TestApp {
+    /// Polls `check` every 20 ms for up to 10 s.
+    pub async fn wait_until(&self, check: impl Fn(&TestApp) -> bool) {
+        for _ in 0..500 {
+            if check(self) {
+                return;
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("condition not met within 10 s");
+    }
+
+    /// `POST /mcp` with a raw body and extra headers.
+    pub async fn post_mcp(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/mcp", self.address))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("POST /mcp")
+    }
+
+    /// Opens a Streamable HTTP session: `initialize` then `notifications/initialized`.
+    pub async fn initialize(&self) -> String {
+        let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"}}});
+        let response = self.post_mcp(&body.to_string(), &[]).await;
+        assert_eq!(response.status(), 200);
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .expect("session header")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = self
+            .post_mcp(&note.to_string(), &[("mcp-session-id", &session)])
+            .await;
+        assert_eq!(response.status(), 202);
+        session
+    }
+
+    /// One request in `session`; returns the whole JSON-RPC response.
+    pub async fn rpc(&self, session: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = self
+            .post_mcp(&body.to_string(), &[("mcp-session-id", session)])
+            .await;
+        assert_eq!(response.status(), 200, "{method}");
+        response.json().await.expect("JSON-RPC response")
+    }
+
+    /// The number of stored tool call records.
+    pub fn stored_calls(&self) -> i64 {
+        let mut conn = self.gateway.pool.get().expect("store connection");
+        mcpgate::store::tool_calls::count(&mut conn).expect("count")
+    }
+}

@@ -1,0 +1,187 @@
+//! Real MCP clients (the Python SDK and the MCP Inspector CLI) against the gateway, in front of a
+//! real connector process written in Python. `scripts/interop-setup` installs the clients and
+//! names them in MCPGATE_INTEROP_* variables; `scripts/test` does both.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{connector, spawn_app, TestApp};
+
+/// The example connector, ended when dropped.
+struct PythonConnector {
+    child: Child,
+    url: String,
+}
+
+impl PythonConnector {
+    fn start() -> PythonConnector {
+        let mut child = Command::new("python3")
+            .args(["examples/connectors/python/connector.py", "--port", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the example connector");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("port line");
+        PythonConnector {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+}
+
+impl Drop for PythonConnector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The installed clients, or `None` outside CI when they are not installed.
+fn tools() -> Option<(String, String, String)> {
+    let vars = [
+        "MCPGATE_INTEROP_PYTHON",
+        "MCPGATE_INTEROP_NODE",
+        "MCPGATE_INTEROP_INSPECTOR",
+    ];
+    match vars.map(std::env::var) {
+        [Ok(python), Ok(node), Ok(inspector)] => Some((python, node, inspector)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("interop clients missing: run scripts/test (it runs scripts/interop-setup)")
+        }
+        _ => {
+            eprintln!("interop clients not installed; run scripts/test to include this test");
+            None
+        }
+    }
+}
+
+/// Runs a command off the test's thread, which also runs the gateway's actors.
+async fn output(mut command: Command) -> Output {
+    actix_web::web::block(move || command.output().expect("client runs"))
+        .await
+        .unwrap()
+}
+
+async fn python_client(python: &str, app: &TestApp, transport: &str, path: &str) -> Value {
+    let mut command = Command::new(python);
+    command.args([
+        "tests/interop/python_client.py",
+        "--transport",
+        transport,
+        &format!("{}{path}", app.address),
+    ]);
+    let out = output(command).await;
+    assert!(
+        out.status.success(),
+        "python client over {transport}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("python client over {transport}: {stdout}");
+    serde_json::from_str(stdout.trim()).expect("one JSON object")
+}
+
+#[actix_web::test]
+async fn the_python_sdk_lists_and_calls_through_both_transports() {
+    let Some((python, _, _)) = tools() else {
+        return;
+    };
+    let backend = PythonConnector::start();
+    let app = spawn_app(vec![connector("notes", &backend.url)]).await;
+
+    for (transport, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let seen = python_client(&python, &app, transport, path).await;
+
+        assert_eq!(seen["server_name"], "mcpgate", "{transport}");
+        assert_eq!(
+            seen["tools"],
+            serde_json::json!(["notes_add", "notes_echo", "notes_fail"])
+        );
+        assert_eq!(seen["echo"], "hello from python");
+        assert_eq!(seen["fail_is_error"], true);
+        assert_eq!(seen["fail_text"], "the fail tool always fails");
+        assert!(seen["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&"notes:file://README.md".into()));
+        assert!(seen["readme_text"].as_str().unwrap().starts_with("# notes"));
+        assert_eq!(seen["prompts"], serde_json::json!(["notes_summarize"]));
+        assert_eq!(
+            seen["summarize_text"],
+            "Summarize what is known about rust."
+        );
+    }
+    app.wait_until(|app| app.stored_calls() == 4).await;
+}
+
+#[actix_web::test]
+async fn the_inspector_cli_lists_calls_reads_and_gets_through_both_transports() {
+    let Some((_, node, inspector)) = tools() else {
+        return;
+    };
+    let backend = PythonConnector::start();
+    let app = spawn_app(vec![connector("notes", &backend.url)]).await;
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--method", "tools/list"], "\"notes_echo\""),
+        (
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "notes_echo",
+                "--tool-arg",
+                "text=from inspector",
+            ],
+            "\"from inspector\"",
+        ),
+        (
+            &["--method", "resources/read", "--uri", "notes:memo://today"],
+            "\"notes:memo://today\"",
+        ),
+        (
+            &[
+                "--method",
+                "prompts/get",
+                "--prompt-name",
+                "notes_summarize",
+                "--prompt-args",
+                "topic=gateways",
+            ],
+            "Summarize what is known about gateways.",
+        ),
+    ];
+
+    for path in ["/mcp", "/sse"] {
+        for (args, expected) in cases {
+            let mut command = Command::new(&node);
+            command
+                .arg(&inspector)
+                .arg("--cli")
+                .arg(format!("{}{path}", app.address))
+                .args(args)
+                .env("HOME", home.path());
+            let out = output(command).await;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            eprintln!(
+                "inspector {path} {args:?}: exit {:?}\n{stdout}",
+                out.status.code()
+            );
+
+            assert!(
+                out.status.success(),
+                "{path} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains(expected), "{path} {args:?}: {stdout}");
+        }
+    }
+}

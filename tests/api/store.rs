@@ -1,0 +1,165 @@
+//! The store on both backends, and the recorder while the database is away.
+
+use std::time::{Duration, Instant};
+
+use mcpgate::recorder::CallRecorder;
+use mcpgate::store::{self, tool_calls};
+use serde_json::json;
+
+use crate::fake_connector::FakeConnector;
+use crate::helpers::{connector, spawn_app_with, test_settings, StoreKind, TestDatabase};
+
+fn record(i: i64) -> tool_calls::NewToolCall {
+    tool_calls::NewToolCall {
+        connector: "c".into(),
+        tool: format!("t{i}"),
+        session_id: None,
+        started_at_ms: i,
+        duration_us: 10,
+        outcome: "ok".into(),
+        error_kind: None,
+    }
+}
+
+fn migrated_pool(db: &TestDatabase) -> store::Pool {
+    let settings = test_settings(db.url());
+    let pool = store::pool(&settings.database);
+    store::migrate(&pool).expect("migrations apply");
+    pool
+}
+
+#[test]
+fn migrations_apply_once_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = store::pool(&test_settings(db.url()).database);
+
+        let first = store::migrate(&pool).unwrap();
+        let second = store::migrate(&pool).unwrap();
+
+        assert_eq!((first, second), (1, 0), "{kind:?}");
+    }
+}
+
+#[test]
+fn rows_round_trip_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+
+        let written = tool_calls::insert(&mut conn, &[record(1), record(2)]).unwrap();
+
+        assert_eq!(written, 2);
+        assert_eq!(tool_calls::count(&mut conn).unwrap(), 2);
+        let newest = &tool_calls::recent(&mut conn, 1).unwrap()[0];
+        assert_eq!(
+            (newest.tool.as_str(), newest.started_at_ms),
+            ("t2", 2),
+            "{kind:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn tool_calls_are_recorded_on_sqlite_too() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![connector("c", &url)]
+    })
+    .await;
+    let session = app.initialize().await;
+
+    app.rpc(
+        &session,
+        "tools/call",
+        json!({"name": "c_echo", "arguments": {"text": "a"}}),
+    )
+    .await;
+
+    app.wait_until(|app| app.stored_calls() == 1).await;
+}
+
+#[actix_web::test]
+async fn records_wait_while_the_database_is_away_and_are_all_written_after() {
+    let db = TestDatabase::create(StoreKind::Postgres);
+    let pool = migrated_pool(&db);
+    let mut settings = test_settings(db.url()).recorder;
+    settings.batch_size = 10;
+    let (recorder, task) = CallRecorder::start(pool.clone(), &settings);
+
+    db.take_offline();
+    let started = Instant::now();
+    for i in 0..50 {
+        recorder.record(record(i));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "record() must not wait for the store"
+    );
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(recorder.written(), 0);
+
+    db.bring_online();
+    for _ in 0..200 {
+        if recorder.written() == 50 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(recorder.written(), 50);
+    assert_eq!(recorder.dropped(), 0);
+    assert_eq!(tool_calls::count(&mut pool.get().unwrap()).unwrap(), 50);
+    drop(recorder);
+    task.finish(Duration::from_secs(5)).await;
+}
+
+#[actix_web::test]
+async fn a_full_buffer_drops_and_counts_new_records() {
+    let db = TestDatabase::create(StoreKind::Postgres);
+    let pool = migrated_pool(&db);
+    let mut settings = test_settings(db.url()).recorder;
+    settings.buffer_size = 5;
+    settings.batch_size = 5;
+    let (recorder, _task) = CallRecorder::start(pool, &settings);
+
+    db.take_offline();
+    for i in 0..30 {
+        recorder.record(record(i));
+    }
+
+    // At most one batch in the writer's hands and a full buffer are kept.
+    assert!(recorder.dropped() >= 20, "dropped {}", recorder.dropped());
+    db.bring_online();
+}
+
+#[actix_web::test]
+async fn tool_calls_stay_fast_while_the_database_is_away() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![connector("c", &url)]
+    })
+    .await;
+    let session = app.initialize().await;
+
+    app.db.take_offline();
+    let started = Instant::now();
+    for _ in 0..5 {
+        let answer = app
+            .rpc(
+                &session,
+                "tools/call",
+                json!({"name": "c_echo", "arguments": {"text": "a"}}),
+            )
+            .await;
+        assert_eq!(answer["result"]["content"][0]["text"], "a");
+    }
+    let elapsed = started.elapsed();
+    app.db.bring_online();
+
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    app.wait_until(|app| app.stored_calls() == 5).await;
+}
