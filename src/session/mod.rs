@@ -252,6 +252,9 @@ impl Handler<HandleMessage> for Session {
             let reply = match answer {
                 Ok(result) => jsonrpc::result(id, result),
                 Err(err) => {
+                    if matches!(err.code, BACKEND_UNAVAILABLE | REQUEST_TIMEOUT) {
+                        log::warn!("session {}: {}", act.id, err.message);
+                    }
                     act.log_to_client(&err, ctx);
                     jsonrpc::error(id, &err)
                 }
