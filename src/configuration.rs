@@ -23,6 +23,8 @@ pub struct Settings {
     pub recorder: RecorderSettings,
     /// What the gateway says and does as an MCP server.
     pub mcp: McpSettings,
+    /// The ops API.
+    pub admin: AdminSettings,
     /// The backends, usually from `connectors.yaml`.
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
@@ -56,6 +58,13 @@ pub struct ServerSettings {
 pub struct AuthSettings {
     /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
     pub bearer_tokens: Vec<String>,
+}
+
+/// The ops API under `/api/v1`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
+    pub tokens: Vec<String>,
 }
 
 /// The store.
@@ -98,6 +107,8 @@ pub struct McpSettings {
     pub name_separator: String,
     /// Longest time a request may take before the client gets an error.
     pub request_timeout_ms: u64,
+    /// Longest time a list request waits for connectors' first load after start-up.
+    pub first_load_wait_ms: u64,
 }
 
 impl ServerSettings {
@@ -136,6 +147,11 @@ impl McpSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// How long a list request waits for connectors' first load.
+    pub fn first_load_wait(&self) -> Duration {
+        Duration::from_millis(self.first_load_wait_ms)
+    }
 }
 
 /// A setting that cannot be used, named by its key.
@@ -173,7 +189,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("server.allowed_hosts")
                     .with_list_parse_key("server.allowed_origins")
-                    .with_list_parse_key("server.auth.bearer_tokens"),
+                    .with_list_parse_key("server.auth.bearer_tokens")
+                    .with_list_parse_key("admin.tokens"),
             )
             .build()?
             .try_deserialize()?;

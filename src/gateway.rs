@@ -2,10 +2,13 @@
 //! published catalog, the recorder, the session table and the settings they need. Built once by
 //! [`crate::startup`]; owns nothing that changes, apart from what its members own.
 
+use std::sync::Arc;
+
 use actix::Addr;
 use secrecy::SecretString;
 
 use crate::configuration::{McpSettings, ServerSettings};
+use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{CatalogHandle, ConnectorRegistry};
 use crate::session::Sessions;
@@ -27,6 +30,10 @@ pub struct Gateway {
     pub server: ServerSettings,
     /// Accepted client bearer tokens; empty means no authentication.
     pub tokens: Vec<SecretString>,
-    /// The store, for readiness checks.
+    /// Accepted ops API bearer tokens; empty means no authentication.
+    pub admin_tokens: Vec<SecretString>,
+    /// The store.
     pub pool: Pool,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }

@@ -12,8 +12,9 @@
 //! - [`catalog`]: the aggregated catalog as plain data: naming, ordering, lookup.
 //! - [`connector`]: the supervised `Connector` actor, one per backend, and its backend kinds.
 //! - [`recorder`]: tool-call records written in batches off the request path.
+//! - [`metrics`]: Prometheus counters, histograms and gauges.
 //! - [`store`]: diesel over PostgreSQL or SQLite, with embedded migrations.
-//! - [`api`]: probes for operators.
+//! - [`api`]: probes, `/metrics` and the `/api/v1` ops REST API.
 
 pub mod api;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod configuration;
 pub mod connector;
 pub mod gateway;
 pub mod mcp;
+pub mod metrics;
 pub mod recorder;
 pub mod registry;
 pub mod secrets;

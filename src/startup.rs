@@ -13,8 +13,9 @@ use anyhow::Context as _;
 
 use crate::configuration::Settings;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::recorder::{CallRecorder, RecorderTask};
-use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector};
+use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
 use crate::session::Sessions;
 use crate::{api, secrets, store, transport};
 
@@ -42,14 +43,11 @@ impl Application {
                 log::info!("applied {applied} migrations");
             }
         }
-        let tokens = settings
-            .server
-            .auth
-            .bearer_tokens
-            .iter()
-            .map(|t| secrets::resolve(t))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("invalid setting `server.auth.bearer_tokens`: {e}"))?;
+        let tokens = resolve_all(
+            &settings.server.auth.bearer_tokens,
+            "server.auth.bearer_tokens",
+        )?;
+        let admin_tokens = resolve_all(&settings.admin.tokens, "admin.tokens")?;
         let mut connectors = Vec::new();
         for connector in &settings.connectors {
             let headers = connector
@@ -58,15 +56,20 @@ impl Application {
             connectors.push(RegisterConnector {
                 settings: Arc::new(connector.clone()),
                 headers: headers.into(),
+                source: Source::File,
             });
         }
 
+        let metrics = Arc::new(Metrics::new());
         let (recorder, recorder_task) = CallRecorder::start(pool.clone(), &settings.recorder);
         let catalog = CatalogHandle::default();
-        let registry =
-            ConnectorRegistry::new(settings.mcp.name_separator.clone(), catalog.clone()).start();
+        let separator = settings.mcp.name_separator.clone();
+        let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
         for connector in connectors {
-            registry.do_send(connector);
+            registry
+                .send(connector)
+                .await
+                .context("registry stopped")??;
         }
         let gateway = web::Data::new(Gateway {
             registry,
@@ -76,8 +79,11 @@ impl Application {
             mcp: settings.mcp.clone(),
             server: settings.server.clone(),
             tokens,
+            admin_tokens,
             pool,
+            metrics,
         });
+        api::restore_connectors(&gateway).await;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -137,6 +143,15 @@ impl Application {
         recorder.finish(RECORDER_DRAIN).await;
         result
     }
+}
+
+/// Resolves every `${VAR}` template of a list setting, naming the key on failure.
+fn resolve_all(templates: &[String], key: &str) -> anyhow::Result<Vec<secrecy::SecretString>> {
+    templates
+        .iter()
+        .map(|t| secrets::resolve(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("invalid setting `{key}`: {e}"))
 }
 
 /// One line per request: peer, method, path (never the query, which may hold a session id),

@@ -28,3 +28,18 @@ pub async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(gateway: web::Data<Gateway>) -> HttpResponse {
+    let metrics = &gateway.metrics;
+    metrics.sessions_open.set(gateway.sessions.len() as i64);
+    metrics
+        .call_records_dropped
+        .set(gateway.recorder.dropped() as i64);
+    metrics
+        .call_records_written
+        .set(gateway.recorder.written() as i64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}

@@ -1,12 +1,60 @@
-//! The operator's HTTP surface: probes now, the `/api/v1` REST API as it grows. Not behind the
-//! MCP guard: probes come from orchestrators that name the pod's address.
+//! The operator's HTTP surface: probes (`/healthz`, `/readyz`), Prometheus `/metrics`, and the
+//! `/api/v1` REST API (behind the admin tokens when `admin.tokens` is set). Not behind the MCP
+//! guard: probes and scrapes come from orchestrators that name the pod's address.
 
+mod connectors;
+mod error;
 mod health;
 
-use actix_web::web;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpResponse};
 
-/// Mounts the probes.
+pub use connectors::restore as restore_connectors;
+pub use error::ApiError;
+
+use crate::gateway::Gateway;
+use crate::transport::guard::{bearer_accepted, unauthorized};
+
+/// Mounts the probes, `/metrics` and `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(admin_guard))
+                .route("/connectors", web::get().to(connectors::list))
+                .route("/connectors", web::post().to(connectors::create))
+                .route("/connectors/{name}", web::get().to(connectors::show))
+                .route("/connectors/{name}", web::put().to(connectors::update))
+                .route("/connectors/{name}", web::delete().to(connectors::delete))
+                .route(
+                    "/connectors/{name}/refresh",
+                    web::post().to(connectors::refresh),
+                )
+                .route(
+                    "/connectors/{name}/metrics",
+                    web::get().to(connectors::metrics),
+                ),
+        );
+}
+
+/// Refuses `/api/v1` requests without an admin token, when tokens are configured.
+async fn admin_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let accepted = req
+        .app_data::<web::Data<Gateway>>()
+        .is_some_and(|g| bearer_accepted(req.headers(), &g.admin_tokens));
+    if accepted {
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body)
+    } else {
+        let response: HttpResponse = unauthorized();
+        Ok(req.into_response(response).map_into_right_body())
+    }
 }

@@ -54,8 +54,12 @@ pub struct Catalog {
     pub resource_templates: Vec<Value>,
     /// Names that could not be exposed as the backend spelled them, and why.
     pub reports: Vec<String>,
+    /// Connectors whose entries are left out because they are unavailable.
+    pub unavailable: HashSet<String>,
     tool_index: HashMap<String, usize>,
     prompt_index: HashMap<String, usize>,
+    hidden_tools: HashMap<String, Arc<str>>,
+    hidden_prompts: HashMap<String, Arc<str>>,
 }
 
 /// The parts of the catalog that a client can be told have changed.
@@ -77,20 +81,45 @@ impl Changes {
 }
 
 impl Catalog {
-    /// Builds the catalog from each connector's lists, connectors in name order.
-    pub fn build(connectors: &BTreeMap<String, Arc<ConnectorCatalog>>, separator: &str) -> Self {
-        let mut catalog = Catalog::default();
+    /// Builds the catalog from each connector's lists, connectors in name order. Entries of
+    /// `unavailable` connectors keep their names but are left out of the lists, so that a call
+    /// to one of them can be told apart from a call to an unknown name.
+    pub fn build(
+        connectors: &BTreeMap<String, Arc<ConnectorCatalog>>,
+        unavailable: &HashSet<String>,
+        separator: &str,
+    ) -> Self {
+        let mut catalog = Catalog {
+            unavailable: unavailable.clone(),
+            ..Catalog::default()
+        };
         let mut tool_names = HashSet::new();
         let mut prompt_names = HashSet::new();
         for (connector, lists) in connectors {
             let connector_name: Arc<str> = Arc::from(connector.as_str());
+            let hidden = unavailable.contains(connector);
             for tool in &lists.tools {
                 let entry = catalog.entry(&connector_name, separator, tool, &mut tool_names);
-                catalog.tools.extend(entry);
+                match entry {
+                    Some(entry) if hidden => {
+                        let name = exposed_name(&entry).to_string();
+                        catalog.hidden_tools.insert(name, connector_name.clone());
+                    }
+                    entry => catalog.tools.extend(entry),
+                }
             }
             for prompt in &lists.prompts {
                 let entry = catalog.entry(&connector_name, separator, prompt, &mut prompt_names);
-                catalog.prompts.extend(entry);
+                match entry {
+                    Some(entry) if hidden => {
+                        let name = exposed_name(&entry).to_string();
+                        catalog.hidden_prompts.insert(name, connector_name.clone());
+                    }
+                    entry => catalog.prompts.extend(entry),
+                }
+            }
+            if hidden {
+                continue;
             }
             for resource in &lists.resources {
                 catalog
@@ -122,6 +151,16 @@ impl Catalog {
     /// The prompt that clients know as `name`.
     pub fn prompt(&self, name: &str) -> Option<&Entry> {
         self.prompt_index.get(name).map(|&i| &self.prompts[i])
+    }
+
+    /// The unavailable connector whose tool clients knew as `name`.
+    pub fn hidden_tool(&self, name: &str) -> Option<&str> {
+        self.hidden_tools.get(name).map(|c| &**c)
+    }
+
+    /// The unavailable connector whose prompt clients knew as `name`.
+    pub fn hidden_prompt(&self, name: &str) -> Option<&str> {
+        self.hidden_prompts.get(name).map(|c| &**c)
     }
 
     /// What differs between `self` and `newer`, as clients would see it.
@@ -204,7 +243,7 @@ mod tests {
         let mut connectors = BTreeMap::new();
         connectors.insert("zeta".to_string(), lists(&["b", "a"]));
         connectors.insert("alpha".to_string(), lists(&["search"]));
-        let catalog = Catalog::build(&connectors, "_");
+        let catalog = Catalog::build(&connectors, &HashSet::new(), "_");
         let names: Vec<_> = catalog.tools.iter().map(exposed_name).collect();
         assert_eq!(names, ["alpha_search", "zeta_a", "zeta_b"]);
         let entry = catalog.tool("zeta_a").unwrap();
@@ -223,16 +262,36 @@ mod tests {
         let mut broken = (*lists(&["ok"])).clone();
         broken.tools.push(item(json!({"description": "no name"})));
         connectors.insert("c".to_string(), Arc::new(broken));
-        assert_eq!(Catalog::build(&connectors, "_").tools.len(), 1);
+        assert_eq!(
+            Catalog::build(&connectors, &HashSet::new(), "_")
+                .tools
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unavailable_connector_leaves_the_lists_but_keeps_its_names_known() {
+        let mut connectors = BTreeMap::new();
+        connectors.insert("up".to_string(), lists(&["a"]));
+        connectors.insert("down".to_string(), lists(&["a"]));
+        let unavailable = HashSet::from(["down".to_string()]);
+        let catalog = Catalog::build(&connectors, &unavailable, "_");
+        let names: Vec<_> = catalog.tools.iter().map(exposed_name).collect();
+        assert_eq!(names, ["up_a"]);
+        assert_eq!(catalog.hidden_tool("down_a"), Some("down"));
+        assert_eq!(catalog.hidden_prompt("down_summarize"), Some("down"));
+        assert_eq!(catalog.resources.len(), 1);
+        assert!(catalog.tool("down_a").is_none());
     }
 
     #[test]
     fn changes_name_only_the_lists_that_differ() {
         let mut connectors = BTreeMap::new();
         connectors.insert("c".to_string(), lists(&["a"]));
-        let before = Catalog::build(&connectors, "_");
+        let before = Catalog::build(&connectors, &HashSet::new(), "_");
         connectors.insert("c".to_string(), lists(&["a", "b"]));
-        let after = Catalog::build(&connectors, "_");
+        let after = Catalog::build(&connectors, &HashSet::new(), "_");
         let changes = before.changes_to(&after);
         assert!(changes.tools && !changes.prompts && !changes.resources);
         assert!(!after.changes_to(&after).any());

@@ -64,6 +64,30 @@ pub enum ConnectorError {
         /// The connector's name.
         connector: String,
     },
+    /// The connector is out of the catalog until it recovers.
+    #[error("connector `{connector}` is unavailable: {reason}")]
+    Unavailable {
+        /// The connector's name.
+        connector: String,
+        /// Why, as its last health check said.
+        reason: String,
+    },
+    /// Every replica's circuit is open: the backend failed too often lately.
+    #[error("connector `{connector}` is unavailable (circuit open); retry in {retry_after_ms} ms")]
+    CircuitOpen {
+        /// The connector's name.
+        connector: String,
+        /// When a probe will be let through.
+        retry_after_ms: u64,
+    },
+    /// The connector's rate limit refused the call.
+    #[error("connector `{connector}` is over its rate limit; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// The connector's name.
+        connector: String,
+        /// When a call will be allowed again.
+        retry_after_ms: u64,
+    },
 }
 
 impl ConnectorError {
@@ -77,6 +101,29 @@ impl ConnectorError {
             ConnectorError::NotFound { .. } => "not_found",
             ConnectorError::Rejected { .. } => "rejected",
             ConnectorError::Stopped { .. } => "stopped",
+            ConnectorError::Unavailable { .. } => "unavailable",
+            ConnectorError::CircuitOpen { .. } => "circuit_open",
+            ConnectorError::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    /// Whether the backend's health is in question (counts against its breaker, may be retried).
+    pub fn is_backend_failure(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Timeout { .. }
+                | ConnectorError::Unreachable { .. }
+                | ConnectorError::BadResponse { .. }
+                | ConnectorError::Failed { .. }
+        )
+    }
+
+    /// When the client may try again, for errors that say so.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ConnectorError::CircuitOpen { retry_after_ms, .. }
+            | ConnectorError::RateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 
@@ -97,7 +144,10 @@ impl ConnectorError {
             | ConnectorError::Failed { connector, .. }
             | ConnectorError::NotFound { connector, .. }
             | ConnectorError::Rejected { connector, .. }
-            | ConnectorError::Stopped { connector } => connector,
+            | ConnectorError::Stopped { connector }
+            | ConnectorError::Unavailable { connector, .. }
+            | ConnectorError::CircuitOpen { connector, .. }
+            | ConnectorError::RateLimited { connector, .. } => connector,
         }
     }
 }

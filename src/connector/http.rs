@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 use super::{ConnectorError, ConnectorSettings};
-use crate::catalog::{ConnectorCatalog, Item};
+use crate::catalog::Item;
 
 /// Everything but RFC 3986 unreserved characters is encoded, so a URI fits in one path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -26,6 +26,37 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Longest backend error text passed on to clients.
 const MAX_ERROR_TEXT: usize = 4096;
+
+/// Which lists a load fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// `GET /tools`.
+    pub tools: bool,
+    /// `GET /resources`.
+    pub resources: bool,
+    /// `GET /prompts`.
+    pub prompts: bool,
+}
+
+/// What a load fetched; `None` for a list that was not due.
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    /// Tools, each with a string `name`.
+    pub tools: Option<Vec<Item>>,
+    /// Resources, each with a string `uri`.
+    pub resources: Option<Vec<Item>>,
+    /// Prompts, each with a string `name`.
+    pub prompts: Option<Vec<Item>>,
+}
+
+/// A tool's answer.
+#[derive(Debug, Clone)]
+pub struct ToolResult {
+    /// The MCP tool result.
+    pub value: Value,
+    /// Whether the backend answered with a 5xx (the result is then `isError: true`).
+    pub server_error: bool,
+}
 
 /// A client of one HTTP connector.
 #[derive(Clone)]
@@ -38,47 +69,77 @@ pub struct HttpBackend {
 }
 
 impl HttpBackend {
-    /// A client for `settings`, sending `headers` with every request.
-    pub fn new(settings: &ConnectorSettings, headers: &[(String, SecretString)]) -> Self {
+    /// A client for the replica at `url` of `settings`, sending `headers` with every request.
+    pub fn new(
+        settings: &ConnectorSettings,
+        url: &str,
+        headers: &[(String, SecretString)],
+    ) -> Self {
         let mut builder = Client::builder().timeout(settings.timeout());
         for (name, value) in headers {
             builder = builder.add_default_header((name.as_str(), value.expose_secret()));
         }
         HttpBackend {
             connector: Arc::from(settings.name.as_str()),
-            base: Arc::from(settings.url.trim_end_matches('/')),
+            base: Arc::from(url.trim_end_matches('/')),
             client: builder.finish(),
             timeout: settings.timeout(),
             max_response_bytes: settings.max_response_bytes,
         }
     }
 
-    /// Loads the tool, resource and prompt lists at once. A list endpoint answering 404 counts
-    /// as an empty list; any other failure fails the whole load.
-    pub async fn load_catalog(&self) -> Result<ConnectorCatalog, ConnectorError> {
+    /// `GET /info` within `timeout`: the body, or `{}` when the connector has no info endpoint.
+    pub async fn info(&self, timeout: Duration) -> Result<Value, ConnectorError> {
+        let request = self
+            .client
+            .get(format!("{}/info", self.base))
+            .timeout(timeout);
+        let (status, body) = self.send_within(request, None, timeout).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(json!({}));
+        }
+        self.check(status, &body, || "info".to_string())?;
+        Ok(Value::Object(self.json_object(&body)?))
+    }
+
+    /// Loads the lists that `due` names, at once. A list endpoint answering 404 counts as an
+    /// empty list; any other failure fails the whole load.
+    pub async fn load_lists(&self, due: Due) -> Result<Lists, ConnectorError> {
+        let maybe = |wanted: bool, what: &'static str, key: &'static str| async move {
+            match wanted {
+                true => self.list(what, key).await.map(Some),
+                false => Ok(None),
+            }
+        };
         let (tools, resources, prompts) = futures_util::future::join3(
-            self.list("tools", "name"),
-            self.list("resources", "uri"),
-            self.list("prompts", "name"),
+            maybe(due.tools, "tools", "name"),
+            maybe(due.resources, "resources", "uri"),
+            maybe(due.prompts, "prompts", "name"),
         )
         .await;
-        Ok(ConnectorCatalog {
-            tools: tools?
+        let tools = tools?.map(|tools| {
+            tools
                 .into_iter()
                 .map(|mut tool| {
                     tool.entry("inputSchema")
                         .or_insert_with(|| json!({"type": "object"}));
                     tool
                 })
-                .collect(),
+                .collect()
+        });
+        Ok(Lists {
+            tools,
             resources: resources?,
-            resource_templates: Vec::new(),
             prompts: prompts?,
         })
     }
 
     /// Runs a tool. A non-2xx answer is a tool result with `isError: true`.
-    pub async fn call_tool(&self, tool: &str, arguments: Value) -> Result<Value, ConnectorError> {
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<ToolResult, ConnectorError> {
         let url = format!("{}/tools/{}/execute", self.base, encode(tool));
         let request = self
             .client
@@ -88,16 +149,23 @@ impl HttpBackend {
             .map_err(|e| self.bad_response(e.to_string()))?;
         let (status, body) = self.send(request, Some(body)).await?;
         if !status.is_success() {
-            return Ok(json!({
+            let value = json!({
                 "content": [{"type": "text", "text": error_text(status, &body)}],
                 "isError": true,
-            }));
+            });
+            return Ok(ToolResult {
+                value,
+                server_error: status.is_server_error(),
+            });
         }
         let result = self.json_object(&body)?;
         if !result.get("content").is_some_and(Value::is_array) {
             return Err(self.bad_response("a tool result needs a `content` array".into()));
         }
-        Ok(Value::Object(result))
+        Ok(ToolResult {
+            value: Value::Object(result),
+            server_error: false,
+        })
     }
 
     /// Reads one resource by the backend's own URI.
@@ -182,13 +250,23 @@ impl HttpBackend {
         request: awc::ClientRequest,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ConnectorError> {
+        self.send_within(request, body, self.timeout).await
+    }
+
+    /// Sends a request and reads the whole body, all within `timeout`.
+    async fn send_within(
+        &self,
+        request: awc::ClientRequest,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), ConnectorError> {
         let exchange = async {
             let response = match body {
                 Some(body) => request.send_body(body).await,
                 None => request.send().await,
             };
             let mut response = response.map_err(|e| match e {
-                awc::error::SendRequestError::Timeout => self.timeout_error(),
+                awc::error::SendRequestError::Timeout => self.timeout_error(timeout),
                 other => ConnectorError::Unreachable {
                     connector: self.connector.to_string(),
                     reason: other.to_string(),
@@ -201,9 +279,9 @@ impl HttpBackend {
                 .map_err(|e| self.bad_response(format!("body: {e}")))?;
             Ok((response.status(), body))
         };
-        actix_rt::time::timeout(self.timeout, exchange)
+        actix_rt::time::timeout(timeout, exchange)
             .await
-            .unwrap_or_else(|_| Err(self.timeout_error()))
+            .unwrap_or_else(|_| Err(self.timeout_error(timeout)))
     }
 
     /// Maps 404 and 400/422 onto client errors and other non-2xx onto a backend failure.
@@ -249,10 +327,10 @@ impl HttpBackend {
         }
     }
 
-    fn timeout_error(&self) -> ConnectorError {
+    fn timeout_error(&self, timeout: Duration) -> ConnectorError {
         ConnectorError::Timeout {
             connector: self.connector.to_string(),
-            timeout_ms: self.timeout.as_millis() as u64,
+            timeout_ms: timeout.as_millis() as u64,
         }
     }
 }

@@ -1,30 +1,44 @@
 //! The `Connector` actor: one per backend, started under `actix::Supervisor`.
 //!
-//! Owns the client of its backend, keeps that backend's tool, resource and prompt lists fresh
-//! (reporting each load to the [`ConnectorRegistry`](crate::registry::ConnectorRegistry)), and
-//! runs the calls routed to it. It does not know other connectors or client sessions. Backend
-//! kinds sit behind [`Backend`]; `http` is the first.
+//! Owns its backend's replicas (each with a circuit breaker), health checks, cached lists, rate
+//! limit and the coalescing of identical reads; runs the calls routed to it and reports its
+//! status and lists to the [`ConnectorRegistry`](crate::registry::ConnectorRegistry). It knows no
+//! other connector and no client session. After `restart_after_failed_checks` failed checks in a
+//! row it stops itself so that the supervisor restarts it with fresh clients; requests under way
+//! then fail with a clear error.
 
+mod breaker;
 mod error;
+mod health;
 mod http;
+mod rate_limit;
+mod replicas;
 mod settings;
 
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::{LocalBoxFuture, Shared};
+use futures_util::FutureExt;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+pub use breaker::{BreakerSettings, BreakerState};
 pub use error::ConnectorError;
-pub use http::HttpBackend;
-pub use settings::{ConnectorKind, ConnectorSettings};
+pub use health::{now_ms, ConnectorStatus, Health};
+pub use rate_limit::RateLimitSettings;
+pub use replicas::ReplicaView;
+pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};
 
-use crate::catalog::ConnectorCatalog;
-use crate::registry::CatalogLoaded;
-
-/// First wait before reloading the lists of a backend that failed; doubled per failure.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
+use crate::catalog::{ConnectorCatalog, Item};
+use crate::metrics::Metrics;
+use crate::registry::ConnectorReport;
+use http::{Due, Lists};
+use rate_limit::TokenBucket;
+use replicas::Replicas;
 
 /// Runs a tool on the backend.
 #[derive(Message)]
@@ -54,41 +68,37 @@ pub struct GetPrompt {
     pub arguments: Map<String, Value>,
 }
 
-/// Reloads the backend's lists now instead of at the next interval.
+/// Drops the cached lists and checks the backend now.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RefreshCatalog;
 
-/// A backend, whatever its kind.
-#[derive(Clone)]
-enum Backend {
-    Http(HttpBackend),
+/// Stops the connector for good (it was removed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+/// A replica's breaker changed state.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BreakerChanged;
+
+/// A read under way, shared by identical concurrent reads.
+type SharedRead = Shared<LocalBoxFuture<'static, Result<Value, ConnectorError>>>;
+
+/// A list and when it was loaded.
+struct Cached<T> {
+    value: T,
+    at: Instant,
 }
 
-impl Backend {
-    async fn load_catalog(self) -> Result<ConnectorCatalog, ConnectorError> {
-        match self {
-            Backend::Http(http) => http.load_catalog().await,
-        }
-    }
-
-    async fn call_tool(self, msg: CallTool) -> Result<Value, ConnectorError> {
-        match self {
-            Backend::Http(http) => http.call_tool(&msg.tool, msg.arguments).await,
-        }
-    }
-
-    async fn read_resource(self, msg: ReadResource) -> Result<Value, ConnectorError> {
-        match self {
-            Backend::Http(http) => http.read_resource(&msg.uri).await,
-        }
-    }
-
-    async fn get_prompt(self, msg: GetPrompt) -> Result<Value, ConnectorError> {
-        match self {
-            Backend::Http(http) => http.get_prompt(&msg.prompt, &msg.arguments).await,
-        }
-    }
+/// The lists last loaded from the backend.
+#[derive(Default)]
+struct CachedLists {
+    tools: Option<Cached<Vec<Item>>>,
+    resources: Option<Cached<Vec<Item>>>,
+    prompts: Option<Cached<Vec<Item>>>,
+    info: Option<Cached<Value>>,
 }
 
 /// One backend's actor.
@@ -97,112 +107,344 @@ pub struct Connector {
     settings: Arc<ConnectorSettings>,
     /// Its headers with secrets resolved.
     headers: Arc<[(String, SecretString)]>,
-    /// Where list loads are reported.
-    registry: Recipient<CatalogLoaded>,
-    /// The backend client, made when the actor (re)starts.
-    backend: Option<Backend>,
-    /// Consecutive failed list loads.
-    failures: u32,
-    /// The next scheduled list load.
-    next_load: Option<SpawnHandle>,
+    /// Where status and lists are reported.
+    registry: Recipient<ConnectorReport>,
+    /// Cache counters.
+    metrics: Arc<Metrics>,
+    /// The replicas, made when the actor (re)starts.
+    replicas: Option<Rc<Replicas>>,
+    /// The lists last loaded.
+    lists: CachedLists,
+    /// Whether the next check reloads every list whatever its age.
+    reload_all: bool,
+    /// Tools that declare `readOnlyHint` or `idempotentHint`: safe to retry.
+    retryable_tools: Rc<HashSet<String>>,
+    /// The rate limit of tool calls.
+    bucket: Option<TokenBucket>,
+    /// Reads under way by URI.
+    reads: HashMap<String, SharedRead>,
+    /// What operators see.
+    status: ConnectorStatus,
+    /// Checks in a row that found it unhealthy.
+    failed_checks: u32,
+    /// Whether a check is under way.
+    checking: bool,
+    /// Whether it was removed: it then serves nothing and is not restarted into service.
+    removed: bool,
 }
 
 impl Connector {
-    /// A connector for `settings` that reports its lists to `registry`.
+    /// A connector for `settings` that reports to `registry`.
     pub fn new(
         settings: Arc<ConnectorSettings>,
         headers: Arc<[(String, SecretString)]>,
-        registry: Recipient<CatalogLoaded>,
+        registry: Recipient<ConnectorReport>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Connector {
             settings,
             headers,
             registry,
-            backend: None,
-            failures: 0,
-            next_load: None,
+            metrics,
+            replicas: None,
+            lists: CachedLists::default(),
+            reload_all: true,
+            retryable_tools: Rc::default(),
+            bucket: None,
+            reads: HashMap::new(),
+            status: ConnectorStatus::unknown(Vec::new()),
+            failed_checks: 0,
+            checking: false,
+            removed: false,
         }
     }
 
-    fn backend(&self) -> Result<Backend, ConnectorError> {
-        self.backend.clone().ok_or_else(|| ConnectorError::Stopped {
-            connector: self.settings.name.clone(),
-        })
+    fn replicas(&self) -> Result<Rc<Replicas>, ConnectorError> {
+        self.replicas
+            .clone()
+            .ok_or_else(|| ConnectorError::Stopped {
+                connector: self.settings.name.clone(),
+            })
     }
 
-    fn load(&mut self, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.next_load.take() {
-            ctx.cancel_future(handle);
+    /// Which lists the next check loads: the tool list always (it is part of the check), the
+    /// others when older than their cache lifetime.
+    fn due(&self) -> Due {
+        let expired = |list: &Option<Cached<Vec<Item>>>, ttl_ms: u64| {
+            self.reload_all
+                || list
+                    .as_ref()
+                    .is_none_or(|c| c.at.elapsed() >= Duration::from_millis(ttl_ms))
+        };
+        Due {
+            tools: true,
+            resources: expired(&self.lists.resources, self.settings.cache.resources_ttl_ms),
+            prompts: expired(&self.lists.prompts, self.settings.cache.prompts_ttl_ms),
         }
-        let Ok(backend) = self.backend() else { return };
-        let load = backend
-            .load_catalog()
-            .into_actor(self)
-            .map(|result, act, ctx| {
-                let delay = match &result {
-                    Ok(_) => {
-                        act.failures = 0;
-                        act.settings.refresh_interval()
-                    }
-                    Err(_) => {
-                        act.failures = act.failures.saturating_add(1);
-                        let backoff = FIRST_RETRY.saturating_mul(1 << act.failures.min(10));
-                        backoff.min(act.settings.refresh_interval())
-                    }
-                };
-                act.registry.do_send(CatalogLoaded {
-                    connector: act.settings.name.clone(),
-                    result: result.map(Arc::new),
+    }
+
+    /// Probes every replica and reloads the due lists.
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        if self.checking || self.removed {
+            return;
+        }
+        let Ok(replicas) = self.replicas() else {
+            return;
+        };
+        self.checking = true;
+        let due = self.due();
+        let timeout = Duration::from_millis(self.settings.health_check_timeout_ms);
+        let connector = self.settings.name.clone();
+        let work = async move {
+            let probes = replicas.probe(timeout).await;
+            let lists = if probes.iter().any(|p| matches!(p, Some(Ok(_)))) {
+                let load =
+                    |backend: http::HttpBackend| async move { backend.load_lists(due).await };
+                replicas.call(true, |_| true, load).await
+            } else {
+                Err(ConnectorError::Unreachable {
+                    connector,
+                    reason: "no replica answers its health probe".into(),
+                })
+            };
+            (probes, lists)
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(|(probes, lists), act, ctx| act.checked(&probes, lists, ctx)),
+        );
+    }
+
+    fn checked(
+        &mut self,
+        probes: &[Option<Result<Value, ConnectorError>>],
+        lists: Result<Lists, ConnectorError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.checking = false;
+        let (health, reason) = health::assess(probes, lists.as_ref().map(|_| ()));
+        let info_ttl = Duration::from_millis(self.settings.cache.info_ttl_ms);
+        let info = probes.iter().flatten().find_map(|p| p.as_ref().ok());
+        if let Some(info) = info {
+            if self
+                .lists
+                .info
+                .as_ref()
+                .is_none_or(|c| c.at.elapsed() >= info_ttl)
+            {
+                self.lists.info = Some(Cached {
+                    value: info.clone(),
+                    at: Instant::now(),
                 });
-                act.next_load = Some(ctx.run_later(delay, |act, ctx| act.load(ctx)));
-            });
-        ctx.spawn(load);
+            }
+        }
+        let changed = match lists {
+            Ok(lists) => {
+                self.reload_all = false;
+                self.store(lists)
+            }
+            Err(_) => false,
+        };
+        self.failed_checks = match health {
+            Health::Unhealthy => self.failed_checks + 1,
+            _ => 0,
+        };
+        self.status.set_health(health, reason);
+        self.report(changed);
+        let limit = self.settings.restart_after_failed_checks;
+        if limit > 0 && self.failed_checks >= limit {
+            log::warn!(
+                "connector `{}` failed {limit} health checks in a row; restarting it",
+                self.settings.name
+            );
+            self.failed_checks = 0;
+            ctx.stop();
+        }
     }
+
+    /// Keeps the lists that were loaded; returns whether any differs from before.
+    fn store(&mut self, lists: Lists) -> bool {
+        let now = Instant::now();
+        let mut changed = false;
+        for (new, old) in [
+            (lists.tools, &mut self.lists.tools),
+            (lists.resources, &mut self.lists.resources),
+            (lists.prompts, &mut self.lists.prompts),
+        ] {
+            if let Some(value) = new {
+                changed |= old.as_ref().is_none_or(|c| c.value != value);
+                *old = Some(Cached { value, at: now });
+            }
+        }
+        if changed {
+            let tools = self.lists.tools.as_ref().map_or(&[][..], |c| &c.value[..]);
+            self.retryable_tools = Rc::new(
+                tools
+                    .iter()
+                    .filter(|t| is_safe_to_retry(t))
+                    .filter_map(|t| Some(t.get("name")?.as_str()?.to_string()))
+                    .collect(),
+            );
+        }
+        changed
+    }
+
+    /// Tells the registry the status, and the lists when they changed.
+    fn report(&mut self, lists_changed: bool) {
+        let Some(replicas) = &self.replicas else {
+            return;
+        };
+        self.status.available = replicas.available() && self.status.health != Health::Unhealthy;
+        self.status.replicas = replicas.views();
+        self.status.info = self.lists.info.as_ref().map(|c| c.value.clone());
+        let lists = match (&self.lists.tools, lists_changed) {
+            (Some(_), true) => Some(Arc::new(self.catalog())),
+            _ => None,
+        };
+        self.registry.do_send(ConnectorReport {
+            connector: self.settings.name.clone(),
+            status: self.status.clone(),
+            lists,
+        });
+    }
+
+    fn catalog(&self) -> ConnectorCatalog {
+        let list = |c: &Option<Cached<Vec<Item>>>| c.as_ref().map(|c| c.value.clone());
+        ConnectorCatalog {
+            tools: list(&self.lists.tools).unwrap_or_default(),
+            resources: list(&self.lists.resources).unwrap_or_default(),
+            resource_templates: Vec::new(),
+            prompts: list(&self.lists.prompts).unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether a tool declares that running it twice does no harm.
+fn is_safe_to_retry(tool: &Item) -> bool {
+    let hint = |name: &str| {
+        tool.get("annotations")
+            .and_then(|a| a.get(name))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    hint("readOnlyHint") || hint("idempotentHint")
 }
 
 impl Actor for Connector {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.backend = Some(match self.settings.kind {
-            ConnectorKind::Http => Backend::Http(HttpBackend::new(&self.settings, &self.headers)),
+        if self.removed {
+            return;
+        }
+        let me = ctx.address().downgrade();
+        let on_change = Box::new(move || {
+            if let Some(addr) = me.upgrade() {
+                addr.do_send(BreakerChanged);
+            }
         });
-        self.load(ctx);
+        let replicas = Replicas::new(&self.settings, &self.headers, on_change);
+        self.status.replicas = replicas.views();
+        self.replicas = Some(Rc::new(replicas));
+        self.bucket = self
+            .settings
+            .rate_limit
+            .as_ref()
+            .map(|limit| TokenBucket::new(limit, Instant::now()));
+        self.check(ctx);
+        let interval = Duration::from_millis(self.settings.health_check_interval_ms);
+        ctx.run_interval(interval, |act, ctx| act.check(ctx));
     }
 }
 
 impl Supervised for Connector {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        log::warn!("connector `{}` restarting", self.settings.name);
-        self.backend = None;
-        self.next_load = None;
+        if !self.removed {
+            log::warn!(
+                "connector `{}` restarting with fresh clients",
+                self.settings.name
+            );
+        }
+        self.replicas = None;
+        self.checking = false;
+        self.reads.clear();
     }
 }
 
 impl Handler<CallTool> for Connector {
-    type Result = ResponseFuture<Result<Value, ConnectorError>>;
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
 
     fn handle(&mut self, msg: CallTool, _ctx: &mut Self::Context) -> Self::Result {
-        let backend = self.backend();
-        Box::pin(async move { backend?.call_tool(msg).await })
+        if let Some(bucket) = &mut self.bucket {
+            if let Err(wait) = bucket.take(Instant::now()) {
+                return Box::pin(fut::ready(Err(ConnectorError::RateLimited {
+                    connector: self.settings.name.clone(),
+                    retry_after_ms: wait.as_millis().max(1) as u64,
+                })));
+            }
+        }
+        let replicas = self.replicas();
+        let retry = self.settings.retry.tool_calls || self.retryable_tools.contains(&msg.tool);
+        let work = async move {
+            let CallTool { tool, arguments } = msg;
+            let run = |backend: http::HttpBackend| {
+                let (tool, arguments) = (tool.clone(), arguments.clone());
+                async move { backend.call_tool(&tool, arguments).await }
+            };
+            let result = replicas?.call(retry, |r| !r.server_error, run).await?;
+            Ok(result.value)
+        };
+        Box::pin(work.into_actor(self))
     }
 }
 
 impl Handler<ReadResource> for Connector {
-    type Result = ResponseFuture<Result<Value, ConnectorError>>;
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
 
     fn handle(&mut self, msg: ReadResource, _ctx: &mut Self::Context) -> Self::Result {
-        let backend = self.backend();
-        Box::pin(async move { backend?.read_resource(msg).await })
+        let uri = msg.uri;
+        let (shared, joined) = match self.reads.get(&uri) {
+            Some(shared) => (shared.clone(), true),
+            None => {
+                let replicas = self.replicas();
+                let target = uri.clone();
+                let read = async move {
+                    let run = |backend: http::HttpBackend| {
+                        let uri = target.clone();
+                        async move { backend.read_resource(&uri).await }
+                    };
+                    replicas?.call(true, |_| true, run).await
+                };
+                let shared = read.boxed_local().shared();
+                self.reads.insert(uri.clone(), shared.clone());
+                (shared, false)
+            }
+        };
+        self.metrics.cache_lookup("resource_read", joined);
+        let mine = shared.clone();
+        Box::pin(shared.into_actor(self).map(move |result, act, _| {
+            if act.reads.get(&uri).is_some_and(|s| s.ptr_eq(&mine)) {
+                act.reads.remove(&uri);
+            }
+            result
+        }))
     }
 }
 
 impl Handler<GetPrompt> for Connector {
-    type Result = ResponseFuture<Result<Value, ConnectorError>>;
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
 
     fn handle(&mut self, msg: GetPrompt, _ctx: &mut Self::Context) -> Self::Result {
-        let backend = self.backend();
-        Box::pin(async move { backend?.get_prompt(msg).await })
+        let replicas = self.replicas();
+        let work = async move {
+            let GetPrompt { prompt, arguments } = msg;
+            let run = |backend: http::HttpBackend| {
+                let (prompt, arguments) = (prompt.clone(), arguments.clone());
+                async move { backend.get_prompt(&prompt, &arguments).await }
+            };
+            replicas?.call(true, |_| true, run).await
+        };
+        Box::pin(work.into_actor(self))
     }
 }
 
@@ -210,6 +452,30 @@ impl Handler<RefreshCatalog> for Connector {
     type Result = ();
 
     fn handle(&mut self, _msg: RefreshCatalog, ctx: &mut Self::Context) {
-        self.load(ctx);
+        self.reload_all = true;
+        self.lists.info = None;
+        self.check(ctx);
+    }
+}
+
+impl Handler<Retire> for Connector {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
+        self.removed = true;
+        ctx.stop();
+    }
+}
+
+impl Handler<BreakerChanged> for Connector {
+    type Result = ();
+
+    fn handle(&mut self, _msg: BreakerChanged, ctx: &mut Self::Context) {
+        self.report(false);
+        let all_open = self.replicas.as_ref().is_some_and(|r| !r.available());
+        if all_open {
+            let wait = Duration::from_millis(self.settings.breaker.open_ms);
+            ctx.run_later(wait, |act, ctx| act.check(ctx));
+        }
     }
 }

@@ -3,13 +3,16 @@
 //! `logging/setLevel` itself and sends everything else here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix::Addr;
 use serde_json::{json, Map, Value};
 
 use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
 use super::{prompts, resources, tools};
+use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
-use crate::registry::CatalogHandle;
+use crate::registry::{AwaitLoaded, CatalogHandle, ConnectorRegistry, Snapshot};
 
 /// What a method handler may use.
 #[derive(Clone)]
@@ -22,18 +25,42 @@ pub struct Context {
     pub recorder: CallRecorder,
     /// Items per list page.
     pub page_size: usize,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// The registry, to wait for a first load.
+    pub registry: Addr<ConnectorRegistry>,
+    /// Longest wait of a list request for connectors' first load.
+    pub first_load_wait: Duration,
+}
+
+impl Context {
+    /// The snapshot to answer a list from: at once when every connector has loaded (a cache
+    /// hit), else after waiting for the first load, at most `first_load_wait` (a miss).
+    pub(super) async fn snapshot_for_list(&self, cache: &str) -> Arc<Snapshot> {
+        let snapshot = self.catalog.load_full();
+        self.metrics.cache_lookup(cache, snapshot.loaded);
+        if snapshot.loaded {
+            return snapshot;
+        }
+        let _ = self
+            .registry
+            .send(AwaitLoaded)
+            .timeout(self.first_load_wait)
+            .await;
+        self.catalog.load_full()
+    }
 }
 
 /// Answers one request.
 pub async fn handle(ctx: &Context, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
     match method {
         "ping" => Ok(json!({})),
-        "tools/list" => tools::list(ctx, params.as_ref()),
+        "tools/list" => tools::list(ctx, params.as_ref()).await,
         "tools/call" => tools::call(ctx, params).await,
-        "resources/list" => resources::list(ctx, params.as_ref()),
-        "resources/templates/list" => resources::list_templates(ctx, params.as_ref()),
+        "resources/list" => resources::list(ctx, params.as_ref()).await,
+        "resources/templates/list" => resources::list_templates(ctx, params.as_ref()).await,
         "resources/read" => resources::read(ctx, params).await,
-        "prompts/list" => prompts::list(ctx, params.as_ref()),
+        "prompts/list" => prompts::list(ctx, params.as_ref()).await,
         "prompts/get" => prompts::get(ctx, params).await,
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,

@@ -68,10 +68,14 @@ impl From<ConnectorError> for RpcError {
         } else {
             BACKEND_UNAVAILABLE
         };
+        let mut data = json!({"connector": err.connector(), "kind": err.kind()});
+        if let Some(ms) = err.retry_after_ms() {
+            data["retryAfterMs"] = json!(ms);
+        }
         RpcError {
             code,
             message: err.to_string(),
-            data: Some(json!({"connector": err.connector(), "kind": err.kind()})),
+            data: Some(data),
         }
     }
 }

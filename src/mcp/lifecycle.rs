@@ -86,6 +86,7 @@ mod tests {
             page_size: 10,
             name_separator: "_".into(),
             request_timeout_ms: 1000,
+            first_load_wait_ms: 1000,
         }
     }
 

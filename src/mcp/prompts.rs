@@ -9,8 +9,8 @@ use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
 
 /// One page of the aggregated prompts.
-pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
-    let snapshot = ctx.catalog.load();
+pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.snapshot_for_list("prompts_list").await;
     let (prompts, next) = page(&snapshot.catalog.prompts, params, ctx.page_size)?;
     Ok(list_result(
         "prompts",
@@ -33,10 +33,12 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         }
     };
     let snapshot = ctx.catalog.load_full();
-    let entry = snapshot
-        .catalog
-        .prompt(&name)
-        .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt `{name}`")))?;
+    let Some(entry) = snapshot.catalog.prompt(&name) else {
+        return Err(match snapshot.catalog.hidden_prompt(&name) {
+            Some(connector) => super::tools::unavailable(&snapshot, connector),
+            None => RpcError::invalid_params(format!("unknown prompt `{name}`")),
+        });
+    };
     if let Some(missing) = missing_argument(&entry.item, &arguments) {
         return Err(RpcError::invalid_params(format!(
             "prompt `{name}` needs the argument `{missing}`"

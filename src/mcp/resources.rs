@@ -10,15 +10,15 @@ use super::paging::page;
 use crate::connector::{ConnectorError, ReadResource};
 
 /// One page of the aggregated resources.
-pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
-    let snapshot = ctx.catalog.load();
+pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.snapshot_for_list("resources_list").await;
     let (resources, next) = page(&snapshot.catalog.resources, params, ctx.page_size)?;
     Ok(list_result("resources", resources.iter().cloned(), next))
 }
 
 /// One page of the aggregated resource templates.
-pub fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
-    let snapshot = ctx.catalog.load();
+pub async fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.snapshot_for_list("resources_list").await;
     let (templates, next) = page(&snapshot.catalog.resource_templates, params, ctx.page_size)?;
     Ok(list_result(
         "resourceTemplates",
@@ -35,6 +35,9 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     let (connector, inner) = uri.split_once(':').ok_or_else(unknown)?;
     let snapshot = ctx.catalog.load_full();
     let addr = snapshot.connectors.get(connector).ok_or_else(unknown)?;
+    if snapshot.unavailable.contains_key(connector) {
+        return Err(super::tools::unavailable(&snapshot, connector));
+    }
     let message = ReadResource {
         uri: inner.to_string(),
     };

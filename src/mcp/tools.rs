@@ -9,11 +9,12 @@ use super::dispatch::{list_result, object, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use crate::connector::{CallTool, ConnectorError};
+use crate::registry::Snapshot;
 use crate::store::tool_calls::{NewToolCall, Outcome};
 
 /// One page of the aggregated tools.
-pub fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
-    let snapshot = ctx.catalog.load();
+pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
+    let snapshot = ctx.snapshot_for_list("tools_list").await;
     let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
     Ok(list_result(
         "tools",
@@ -32,10 +33,12 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
     let snapshot = ctx.catalog.load_full();
-    let entry = snapshot
-        .catalog
-        .tool(&name)
-        .ok_or_else(|| RpcError::invalid_params(format!("unknown tool `{name}`")))?;
+    let Some(entry) = snapshot.catalog.tool(&name) else {
+        return Err(match snapshot.catalog.hidden_tool(&name) {
+            Some(connector) => unavailable(&snapshot, connector),
+            None => RpcError::invalid_params(format!("unknown tool `{name}`")),
+        });
+    };
     let connector = entry.connector.to_string();
     let stopped = || ConnectorError::Stopped {
         connector: connector.clone(),
@@ -51,8 +54,28 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     let (outcome, error_kind) = match &result {
         Ok(value) if value.get("isError") == Some(&Value::Bool(true)) => (Outcome::ToolError, None),
         Ok(_) => (Outcome::Ok, None),
-        Err(err) => (Outcome::Error, Some(err.kind().to_string())),
+        Err(err) => (Outcome::Error, Some(err.kind())),
     };
+    let elapsed = clock.elapsed();
+    let labels = [connector.as_str(), entry.original.as_str()];
+    let metrics = &ctx.metrics;
+    metrics
+        .tool_calls
+        .with_label_values(&[labels[0], labels[1], outcome.as_str()])
+        .inc();
+    metrics
+        .tool_call_seconds
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+    if let Some(kind) = error_kind {
+        metrics
+            .tool_call_errors
+            .with_label_values(&[labels[0], labels[1], kind])
+            .inc();
+        if kind == "rate_limited" {
+            metrics.rate_limited.with_label_values(&[labels[0]]).inc();
+        }
+    }
     ctx.recorder.record(NewToolCall {
         connector,
         tool: entry.original.clone(),
@@ -60,9 +83,18 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         started_at_ms: started_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
-        duration_us: clock.elapsed().as_micros() as i64,
+        duration_us: elapsed.as_micros() as i64,
         outcome: outcome.as_str().to_string(),
-        error_kind,
+        error_kind: error_kind.map(str::to_string),
     });
     Ok(result?)
+}
+
+/// The error for a name whose connector is out of the catalog.
+pub(super) fn unavailable(snapshot: &Snapshot, connector: &str) -> RpcError {
+    let reason = snapshot.unavailable.get(connector).cloned();
+    RpcError::from(ConnectorError::Unavailable {
+        connector: connector.to_string(),
+        reason: reason.unwrap_or_else(|| "circuit open".into()),
+    })
 }

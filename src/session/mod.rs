@@ -176,6 +176,9 @@ impl Session {
             catalog: self.gateway.catalog.clone(),
             recorder: self.gateway.recorder.clone(),
             page_size: self.gateway.mcp.page_size,
+            metrics: self.gateway.metrics.clone(),
+            registry: self.gateway.registry.clone(),
+            first_load_wait: self.gateway.mcp.first_load_wait(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! backends. Queries live in one module per table and return `QueryResult`; callers run them on a
 //! blocking thread, never on an actor's or an HTTP worker's thread.
 
+pub mod connectors;
 pub mod schema;
 pub mod tool_calls;
 

@@ -12,3 +12,12 @@ diesel::table! {
         error_kind -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    connectors (name) {
+        name -> Text,
+        settings -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}

@@ -96,3 +96,65 @@ pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<ToolCall>
 pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
     tool_calls::table.count().get_result(conn)
 }
+
+/// Error rate and latency percentiles of one connector's calls in a window.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct WindowStats {
+    /// Calls started in the window.
+    pub calls: i64,
+    /// Calls that did not end `ok`.
+    pub errors: i64,
+    /// `errors / calls` (0 without calls).
+    pub error_rate: f64,
+    /// Median latency, milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency, milliseconds.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: Option<f64>,
+}
+
+/// Stats of `connector`'s calls started at or after `since_ms`. Percentiles are nearest-rank,
+/// each found by the database with one ordered, offset query, so no rows are shipped.
+pub fn window_stats(
+    conn: &mut AnyConnection,
+    connector: &str,
+    since_ms: i64,
+) -> QueryResult<WindowStats> {
+    let in_window = || {
+        tool_calls::table
+            .filter(tool_calls::connector.eq(connector.to_string()))
+            .filter(tool_calls::started_at_ms.ge(since_ms))
+    };
+    let calls: i64 = in_window().count().get_result(conn)?;
+    let errors: i64 = in_window()
+        .filter(tool_calls::outcome.ne("ok"))
+        .count()
+        .get_result(conn)?;
+    let mut percentile = |p: f64| -> QueryResult<Option<f64>> {
+        if calls == 0 {
+            return Ok(None);
+        }
+        let rank = ((p * calls as f64).ceil() as i64).clamp(1, calls);
+        let micros: i64 = in_window()
+            .order(tool_calls::duration_us.asc())
+            .select(tool_calls::duration_us)
+            .offset(rank - 1)
+            .limit(1)
+            .get_result(conn)?;
+        Ok(Some(micros as f64 / 1000.0))
+    };
+    let (p50_ms, p95_ms, p99_ms) = (percentile(0.50)?, percentile(0.95)?, percentile(0.99)?);
+    Ok(WindowStats {
+        calls,
+        errors,
+        error_rate: if calls == 0 {
+            0.0
+        } else {
+            errors as f64 / calls as f64
+        },
+        p50_ms,
+        p95_ms,
+        p99_ms,
+    })
+}

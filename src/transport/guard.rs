@@ -3,10 +3,10 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::gateway::Gateway;
@@ -51,23 +51,29 @@ fn reject(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> {
             ));
         }
     }
-    if gateway.tokens.is_empty() {
-        return None;
+    (!bearer_accepted(headers, &gateway.tokens)).then(unauthorized)
+}
+
+/// Whether `tokens` is empty or the `Authorization: Bearer` header holds one of them.
+pub fn bearer_accepted(headers: &HeaderMap, tokens: &[SecretString]) -> bool {
+    if tokens.is_empty() {
+        return true;
     }
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
-    let accepted = gateway
-        .tokens
+    tokens
         .iter()
-        .any(|t| constant_time_eq(t.expose_secret().as_bytes(), presented.as_bytes()));
-    (!accepted).then(|| {
-        HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-            .json(json!({"error": "a valid bearer token is required"}))
-    })
+        .any(|t| constant_time_eq(t.expose_secret().as_bytes(), presented.as_bytes()))
+}
+
+/// 401 with the challenge.
+pub fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .json(json!({"error": "a valid bearer token is required"}))
 }
 
 fn forbidden(message: &str) -> HttpResponse {

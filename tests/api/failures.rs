@@ -104,6 +104,8 @@ async fn a_connector_500_on_a_prompt_is_a_backend_error_and_recovers() {
     backend.set_behaviour(Behaviour::Fail);
     let failed = app.rpc(&session, "prompts/get", params.clone()).await;
     backend.set_behaviour(Behaviour::Normal);
+    app.wait_until(|app| app.gateway.catalog.load().unavailable.is_empty())
+        .await;
     let recovered = app.rpc(&session, "prompts/get", params).await;
 
     assert_eq!(failed["error"]["code"], -32000);

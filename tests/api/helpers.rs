@@ -119,7 +119,7 @@ pub fn test_settings(database_url: &str) -> Settings {
 /// A connector entry for `url`.
 pub fn connector(name: &str, url: &str) -> ConnectorSettings {
     serde_json::from_value(json!({"name": name, "url": url, "timeout_ms": 2000,
-        "refresh_interval_ms": 200}))
+        "health_check_interval_ms": 200, "health_check_timeout_ms": 1000}))
     .expect("connector settings")
 }
 

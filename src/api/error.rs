@@ -1,0 +1,71 @@
+//! The ops API's error: an HTTP status and a JSON body that names the problem. Internal failures
+//! are logged once here and reach the caller as a generic message.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::registry::RegistryError;
+
+/// A refused or failed ops request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing by that name (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with what exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is JSON but fields are wrong (422), each named.
+    #[error("invalid connector")]
+    Invalid(BTreeMap<String, String>),
+    /// The gateway failed (500); the detail goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            RegistryError::Exists(_) | RegistryError::FromFile(_) => {
+                ApiError::Conflict(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(err: actix::MailboxError) -> Self {
+        ApiError::Internal(format!("registry unreachable: {err}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Invalid(fields) => json!({"error": self.to_string(), "fields": fields}),
+            ApiError::Internal(detail) => {
+                log::error!("ops API: {detail}");
+                json!({"error": "internal error"})
+            }
+            other => json!({"error": other.to_string()}),
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

@@ -1,0 +1,239 @@
+//! The replicas of one connector: choosing one per request, a breaker each, and retries.
+//!
+//! Lives on its connector's actor thread (shared through `Rc`, never sent elsewhere). A request
+//! goes to a replica whose breaker allows it, chosen in turn or by fewest requests under way; a
+//! backend failure counts against that replica alone, and a safe request is tried again on the
+//! next allowed replica with exponential backoff and jitter, within the attempts and the total
+//! deadline. When every breaker is open the request fails at once.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::breaker::{Breaker, BreakerState};
+use super::http::HttpBackend;
+use super::settings::{redact_url, Balance, ConnectorSettings, RetrySettings};
+use super::ConnectorError;
+
+/// One replica.
+pub struct Member {
+    /// Its base URL without user information.
+    pub url: String,
+    backend: HttpBackend,
+    breaker: RefCell<Breaker>,
+    inflight: Cell<usize>,
+    last_error: RefCell<Option<String>>,
+}
+
+/// What an operator sees of a replica.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplicaView {
+    /// Its base URL without user information.
+    pub url: String,
+    /// Its breaker's state.
+    pub breaker: BreakerState,
+    /// Requests under way.
+    pub inflight: usize,
+    /// The last failure it had, if any.
+    pub last_error: Option<String>,
+}
+
+/// The replicas of one connector.
+pub struct Replicas {
+    connector: String,
+    members: Vec<Member>,
+    balance: Balance,
+    next: Cell<usize>,
+    retry: RetrySettings,
+    on_change: Box<dyn Fn()>,
+}
+
+impl Replicas {
+    /// Clients for every URL of `settings`; `on_change` runs whenever a breaker changes state.
+    pub fn new(
+        settings: &ConnectorSettings,
+        headers: &[(String, SecretString)],
+        on_change: Box<dyn Fn()>,
+    ) -> Self {
+        let members = settings
+            .urls()
+            .into_iter()
+            .map(|url| Member {
+                backend: HttpBackend::new(settings, &url, headers),
+                url: redact_url(&url),
+                breaker: RefCell::new(Breaker::new(settings.breaker.clone())),
+                inflight: Cell::new(0),
+                last_error: RefCell::new(None),
+            })
+            .collect();
+        Replicas {
+            connector: settings.name.clone(),
+            members,
+            balance: settings.balance,
+            next: Cell::new(0),
+            retry: settings.retry.clone(),
+            on_change,
+        }
+    }
+
+    /// Whether some replica's breaker is not open.
+    pub fn available(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.breaker.borrow().state() != BreakerState::Open)
+    }
+
+    /// Each replica as operators see it.
+    pub fn views(&self) -> Vec<ReplicaView> {
+        self.members
+            .iter()
+            .map(|m| ReplicaView {
+                url: m.url.clone(),
+                breaker: m.breaker.borrow().state(),
+                inflight: m.inflight.get(),
+                last_error: m.last_error.borrow().clone(),
+            })
+            .collect()
+    }
+
+    /// Runs `op` on a replica; retries backend failures on the next replica when `retry` holds.
+    /// `healthy` says whether a successful answer still speaks of a healthy backend.
+    pub async fn call<T, F, Fut>(
+        &self,
+        retry: bool,
+        healthy: impl Fn(&T) -> bool,
+        op: F,
+    ) -> Result<T, ConnectorError>
+    where
+        F: Fn(HttpBackend) -> Fut,
+        Fut: Future<Output = Result<T, ConnectorError>>,
+    {
+        let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
+        let deadline = Instant::now() + Duration::from_millis(self.retry.deadline_ms);
+        let mut backoff = Duration::from_millis(self.retry.initial_backoff_ms);
+        let mut attempt = 1;
+        loop {
+            let index = self.pick()?;
+            let member = &self.members[index];
+            member.inflight.set(member.inflight.get() + 1);
+            let result = op(member.backend.clone()).await;
+            member.inflight.set(member.inflight.get() - 1);
+            let failure = match &result {
+                Ok(value) => (!healthy(value)).then(|| "answered with a server error".to_string()),
+                Err(err) if err.is_backend_failure() => Some(err.to_string()),
+                Err(_) => None,
+            };
+            self.record(index, failure);
+            match result {
+                Err(err) if err.is_backend_failure() && attempt < attempts => {
+                    let wait = jitter(backoff);
+                    if Instant::now() + wait >= deadline {
+                        return Err(err);
+                    }
+                    actix_rt::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(self.retry.max_backoff_ms));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Probes every replica whose breaker allows it with `GET /info`; returns per replica the
+    /// info body (`None` when skipped because its breaker is open) or the failure.
+    pub async fn probe(&self, timeout: Duration) -> Vec<Option<Result<Value, ConnectorError>>> {
+        let now = Instant::now();
+        let allowed: Vec<bool> = self
+            .members
+            .iter()
+            .map(|m| m.breaker.borrow_mut().allow(now).is_ok())
+            .collect();
+        let probes = self.members.iter().zip(&allowed).map(|(m, &allowed)| {
+            let backend = m.backend.clone();
+            async move {
+                if allowed {
+                    Some(backend.info(timeout).await)
+                } else {
+                    None
+                }
+            }
+        });
+        let results = futures_util::future::join_all(probes).await;
+        for (index, result) in results.iter().enumerate() {
+            if let Some(result) = result {
+                self.record(index, result.as_ref().err().map(ToString::to_string));
+            }
+        }
+        results
+    }
+
+    /// The replica for the next request.
+    fn pick(&self) -> Result<usize, ConnectorError> {
+        let now = Instant::now();
+        let count = self.members.len();
+        let order: Vec<usize> = match self.balance {
+            Balance::RoundRobin => {
+                let start = self.next.get();
+                self.next.set(start.wrapping_add(1));
+                (0..count).map(|i| (start + i) % count).collect()
+            }
+            Balance::LeastInflight => {
+                let mut order: Vec<usize> = (0..count).collect();
+                order.sort_by_key(|&i| self.members[i].inflight.get());
+                order
+            }
+        };
+        let mut soonest = Duration::MAX;
+        for index in order {
+            let mut breaker = self.members[index].breaker.borrow_mut();
+            let before = breaker.state();
+            match breaker.allow(now) {
+                Ok(()) => {
+                    let changed = breaker.state() != before;
+                    drop(breaker);
+                    if changed {
+                        (self.on_change)();
+                    }
+                    return Ok(index);
+                }
+                Err(wait) => soonest = soonest.min(wait),
+            }
+        }
+        Err(ConnectorError::CircuitOpen {
+            connector: self.connector.clone(),
+            retry_after_ms: soonest.as_millis() as u64,
+        })
+    }
+
+    fn record(&self, index: usize, failure: Option<String>) {
+        let member = &self.members[index];
+        let changed = member
+            .breaker
+            .borrow_mut()
+            .record(Instant::now(), failure.is_none());
+        if let Some(error) = failure {
+            *member.last_error.borrow_mut() = Some(error);
+        }
+        if let Some(state) = changed {
+            log::warn!(
+                "connector `{}` replica {}: circuit {}",
+                self.connector,
+                member.url,
+                match state {
+                    BreakerState::Open => "opened",
+                    BreakerState::HalfOpen => "half-open",
+                    BreakerState::Closed => "closed",
+                }
+            );
+            (self.on_change)();
+        }
+    }
+}
+
+/// `base` scaled by a random factor in [0.5, 1.0).
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(0.5 + fastrand::f64() / 2.0)
+}

@@ -1,0 +1,161 @@
+//! Prometheus metrics: one registry per gateway (not the process-global one, so that tests and
+//! embedded gateways do not mix), rendered as text on `GET /metrics`.
+//!
+//! Counters and histograms are updated where things happen (tool calls in `mcp::tools`, cache
+//! lookups in list handlers and connectors); gauges that mirror state (breakers, sessions,
+//! recorder) are set when the registry reports or at scrape time. Labels never carry secrets,
+//! arguments or session ids.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// Tool calls by connector, tool and outcome (`ok`, `tool_error`, `error`).
+    pub tool_calls: IntCounterVec,
+    /// Tool calls that got no tool result, by connector, tool and kind.
+    pub tool_call_errors: IntCounterVec,
+    /// Tool call latency by connector and tool.
+    pub tool_call_seconds: HistogramVec,
+    /// Cache lookups by cache and result (`hit`, `miss`).
+    pub cache_lookups: IntCounterVec,
+    /// Calls refused by a connector's rate limit.
+    pub rate_limited: IntCounterVec,
+    /// Breaker state per connector and replica: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: IntGaugeVec,
+    /// 1 when the connector's entries are in the catalog.
+    pub connector_up: IntGaugeVec,
+    /// Client sessions open.
+    pub sessions_open: IntGauge,
+    /// Call records dropped because the recorder's buffer was full.
+    pub call_records_dropped: IntGauge,
+    /// Call records written to the store.
+    pub call_records_written: IntGauge,
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let tool_calls = counter(
+            "mcpgate_tool_calls_total",
+            "Tool calls by outcome.",
+            &["connector", "tool", "outcome"],
+        );
+        let tool_call_errors = counter(
+            "mcpgate_tool_call_errors_total",
+            "Tool calls that got no tool result, by kind.",
+            &["connector", "tool", "kind"],
+        );
+        let cache_lookups = counter(
+            "mcpgate_cache_lookups_total",
+            "Cache lookups by result.",
+            &["cache", "result"],
+        );
+        let rate_limited = counter(
+            "mcpgate_rate_limited_total",
+            "Calls refused by a connector's rate limit.",
+            &["connector"],
+        );
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let tool_call_seconds = HistogramVec::new(
+            HistogramOpts::new("mcpgate_tool_call_duration_seconds", "Tool call latency.")
+                .buckets(buckets),
+            &["connector", "tool"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(tool_call_seconds.clone()))
+            .expect("unique metric");
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let breaker_state = gauge_vec(
+            "mcpgate_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            &["connector", "replica"],
+        );
+        let connector_up = gauge_vec(
+            "mcpgate_connector_up",
+            "1 when the connector's entries are in the catalog.",
+            &["connector"],
+        );
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let sessions_open = gauge("mcpgate_sessions_open", "Client sessions open.");
+        let call_records_dropped = gauge(
+            "mcpgate_call_records_dropped_total",
+            "Call records dropped because the recorder's buffer was full.",
+        );
+        let call_records_written = gauge(
+            "mcpgate_call_records_written_total",
+            "Call records written to the store.",
+        );
+        Metrics {
+            registry,
+            tool_calls,
+            tool_call_errors,
+            tool_call_seconds,
+            cache_lookups,
+            rate_limited,
+            breaker_state,
+            connector_up,
+            sessions_open,
+            call_records_dropped,
+            call_records_written,
+        }
+    }
+
+    /// Counts a lookup in `cache`.
+    pub fn cache_lookup(&self, cache: &str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache_lookups.with_label_values(&[cache, result]).inc();
+    }
+
+    /// Forgets the gauges of a removed connector and its replicas.
+    pub fn forget_connector<'a>(&self, connector: &str, replicas: impl Iterator<Item = &'a str>) {
+        let _ = self.connector_up.remove_label_values(&[connector]);
+        for replica in replicas {
+            let _ = self
+                .breaker_state
+                .remove_label_values(&[connector, replica]);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut buffer).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
