@@ -31,8 +31,9 @@ pub struct ConnectorStatus {
     pub reason: Option<String>,
     /// When the health last changed, milliseconds since the Unix epoch.
     pub since_ms: i64,
-    /// Whether its entries are in the catalog (some replica's circuit is not open and it is not
-    /// unhealthy).
+    /// Whether its entries are in the catalog: some replica's circuit is not open. (Failed
+    /// health probes count against the breakers, so a dead backend leaves after
+    /// `breaker.consecutive_failures` checks, not on one lost probe.)
     pub available: bool,
     /// Its replicas.
     pub replicas: Vec<ReplicaView>,

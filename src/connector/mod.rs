@@ -294,7 +294,7 @@ impl Connector {
         let Some(replicas) = &self.replicas else {
             return;
         };
-        self.status.available = replicas.available() && self.status.health != Health::Unhealthy;
+        self.status.available = replicas.available();
         self.status.replicas = replicas.views();
         self.status.info = self.lists.info.as_ref().map(|c| c.value.clone());
         let lists = match (&self.lists.tools, lists_changed) {

@@ -173,19 +173,10 @@ impl Replicas {
     /// The replica for the next request.
     fn pick(&self) -> Result<usize, ConnectorError> {
         let now = Instant::now();
-        let count = self.members.len();
-        let order: Vec<usize> = match self.balance {
-            Balance::RoundRobin => {
-                let start = self.next.get();
-                self.next.set(start.wrapping_add(1));
-                (0..count).map(|i| (start + i) % count).collect()
-            }
-            Balance::LeastInflight => {
-                let mut order: Vec<usize> = (0..count).collect();
-                order.sort_by_key(|&i| self.members[i].inflight.get());
-                order
-            }
-        };
+        let start = self.next.get();
+        self.next.set(start.wrapping_add(1));
+        let inflight: Vec<usize> = self.members.iter().map(|m| m.inflight.get()).collect();
+        let order = preference(self.balance, start, &inflight);
         let mut soonest = Duration::MAX;
         for index in order {
             let mut breaker = self.members[index].breaker.borrow_mut();
@@ -233,7 +224,42 @@ impl Replicas {
     }
 }
 
+/// The order in which replicas are tried: in turn from `start`, or fewest requests under way
+/// first (ties in turn from `start`, so equal replicas share the load).
+fn preference(balance: Balance, start: usize, inflight: &[usize]) -> Vec<usize> {
+    let count = inflight.len();
+    let mut order: Vec<usize> = (0..count).map(|i| (start + i) % count).collect();
+    if balance == Balance::LeastInflight {
+        order.sort_by_key(|&i| inflight[i]);
+    }
+    order
+}
+
 /// `base` scaled by a random factor in [0.5, 1.0).
 fn jitter(base: Duration) -> Duration {
     base.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_starts_at_the_next_replica_and_wraps() {
+        assert_eq!(preference(Balance::RoundRobin, 4, &[0, 9, 0]), [1, 2, 0]);
+    }
+
+    #[test]
+    fn least_inflight_prefers_the_idlest_and_breaks_ties_in_turn() {
+        assert_eq!(preference(Balance::LeastInflight, 0, &[3, 0, 1]), [1, 2, 0]);
+        assert_eq!(preference(Balance::LeastInflight, 1, &[0, 2, 0]), [2, 0, 1]);
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_the_whole() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_millis(100));
+            assert!(d >= Duration::from_millis(50) && d < Duration::from_millis(100));
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub enum Behaviour {
     Hang,
     /// 200 with a body that is not JSON.
     Garbage,
+    /// Answers normally after this many milliseconds.
+    Delay(u64),
 }
 
 /// One execute request as the connector saw it: tool name, body, headers.
@@ -30,6 +32,12 @@ pub struct State {
     behaviour: Mutex<Behaviour>,
     /// Requests to `/tools/{name}/execute`.
     pub executions: AtomicUsize,
+    /// Requests to `/resources/{uri}`.
+    pub reads: AtomicUsize,
+    /// Requests to `/info`.
+    pub probes: AtomicUsize,
+    /// The next this many execute, read and prompt requests answer garbage.
+    pub garbage_next: AtomicUsize,
     /// The last execute request: tool name, body, headers.
     pub last_execute: Mutex<Option<Execution>>,
 }
@@ -57,6 +65,9 @@ impl FakeConnector {
             tools: Mutex::new(tools),
             behaviour: Mutex::new(Behaviour::Normal),
             executions: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
+            probes: AtomicUsize::new(0),
+            garbage_next: AtomicUsize::new(0),
             last_execute: Mutex::new(None),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -100,6 +111,15 @@ impl FakeConnector {
         self.state.executions.load(Ordering::SeqCst)
     }
 
+    pub fn reads(&self) -> usize {
+        self.state.reads.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next `n` execute, read and prompt requests answer garbage.
+    pub fn garbage_next(&self, n: usize) {
+        self.state.garbage_next.store(n, Ordering::SeqCst);
+    }
+
     /// Stops the server: its port refuses connections afterwards.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
@@ -117,10 +137,26 @@ async fn misbehave(state: &State) -> Option<HttpResponse> {
             None
         }
         Behaviour::Garbage => Some(HttpResponse::Ok().body("<html>not json")),
+        Behaviour::Delay(ms) => {
+            actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            None
+        }
     }
 }
 
+/// Garbage if `garbage_next` says so, else per the behaviour.
+async fn misbehave_once(state: &State) -> Option<HttpResponse> {
+    let take = state
+        .garbage_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if take.is_ok() {
+        return Some(HttpResponse::Ok().body("<html>not json"));
+    }
+    misbehave(state).await
+}
+
 async fn info(state: web::Data<State>) -> HttpResponse {
+    state.probes.fetch_add(1, Ordering::SeqCst);
     if let Some(response) = misbehave(&state).await {
         return response;
     }
@@ -148,7 +184,7 @@ async fn execute(
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     *state.last_execute.lock().unwrap() = Some((name.clone(), body.0.clone(), headers));
-    if let Some(response) = misbehave(&state).await {
+    if let Some(response) = misbehave_once(&state).await {
         return response;
     }
     match name.as_str() {
@@ -174,7 +210,8 @@ async fn resources(state: web::Data<State>) -> HttpResponse {
 }
 
 async fn resource(state: web::Data<State>, uri: web::Path<String>) -> HttpResponse {
-    if let Some(response) = misbehave(&state).await {
+    state.reads.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave_once(&state).await {
         return response;
     }
     match uri.as_str() {
@@ -200,7 +237,7 @@ async fn prompt(
     name: web::Path<String>,
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(response) = misbehave(&state).await {
+    if let Some(response) = misbehave_once(&state).await {
         return response;
     }
     if name.as_str() != "summarize" {

@@ -34,6 +34,10 @@ pub enum TestDatabase {
         _dir: tempfile::TempDir,
         url: String,
     },
+    /// Another test app's database: not dropped by this one.
+    Shared {
+        url: String,
+    },
 }
 
 impl TestDatabase {
@@ -60,7 +64,9 @@ impl TestDatabase {
 
     pub fn url(&self) -> &str {
         match self {
-            TestDatabase::Postgres { url, .. } | TestDatabase::Sqlite { url, .. } => url,
+            TestDatabase::Postgres { url, .. }
+            | TestDatabase::Sqlite { url, .. }
+            | TestDatabase::Shared { url } => url,
         }
     }
 
@@ -138,8 +144,17 @@ pub async fn spawn_app(connectors: Vec<ConnectorSettings>) -> TestApp {
 
 /// A gateway on `store`, with settings changed by `tweak`; waits until its catalog is loaded.
 pub async fn spawn_app_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    start(TestDatabase::create(store), tweak).await
+}
+
+/// A second gateway on `other`'s database, as after a restart.
+pub async fn spawn_app_sharing(other: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = other.db.url().to_string();
+    start(TestDatabase::Shared { url }, tweak).await
+}
+
+async fn start(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
-    let db = TestDatabase::create(store);
     let mut settings = test_settings(db.url());
     tweak(&mut settings);
     let application = Application::build(settings)
@@ -218,6 +233,43 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 200, "{method}");
         response.json().await.expect("JSON-RPC response")
+    }
+
+    /// `GET` on the ops API or another path; returns status and JSON body (or Null).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request with a JSON body to the ops API; returns status and JSON body (or Null).
+    pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Exposed tool names, as a session lists them.
+    pub async fn tool_names(&self, session: &str) -> Vec<String> {
+        let list = self.rpc(session, "tools/list", json!({})).await;
+        list["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// The number of stored tool call records.
