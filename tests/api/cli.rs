@@ -101,7 +101,7 @@ fn a_missing_secret_variable_is_named_without_any_value() {
 #[test]
 fn a_header_secret_never_reaches_the_log_even_at_trace_level() {
     let dir = config_dir(
-        "connectors:\n  - name: gh\n    url: http://127.0.0.1:9\n    timeout_ms: 200\n    health_check_interval_ms: 100\n    headers:\n      Authorization: \"Bearer ${MCPGATE_TEST_HEADER_SECRET}\"\n",
+        "connectors:\n  - name: gh\n    url: http://127.0.0.1:9\n    timeout_ms: 200\n    health_check_interval_ms: 100\n    headers:\n      X-Key: \"${MCPGATE_TEST_HEADER_SECRET}\"\n    auth:\n      type: bearer\n      token: \"${MCPGATE_TEST_HEADER_SECRET}\"\n",
     );
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let secret = "s3cr3t-value-that-must-not-print";

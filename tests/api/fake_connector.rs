@@ -46,6 +46,7 @@ pub struct FakeConnector {
     pub url: String,
     pub state: Arc<State>,
     handle: ServerHandle,
+    port: u16,
 }
 
 impl FakeConnector {
@@ -72,7 +73,30 @@ impl FakeConnector {
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
-        let shared = web::Data::from(state.clone());
+        let handle = serve(state.clone(), listener);
+        FakeConnector {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+            handle,
+            port,
+        }
+    }
+
+    /// Starts the server again on the same port after [`FakeConnector::stop`].
+    pub async fn restart(&mut self) {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_reuse_address(true).expect("reuse");
+        let address: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket.bind(&address.into()).expect("rebind the same port");
+        socket.listen(128).expect("listen");
+        self.handle = serve(self.state.clone(), socket.into());
+    }
+}
+
+fn serve(state: Arc<State>, listener: TcpListener) -> ServerHandle {
+    {
+        let shared = web::Data::from(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
@@ -92,13 +116,11 @@ impl FakeConnector {
         .run();
         let handle = server.handle();
         actix_rt::spawn(server);
-        FakeConnector {
-            url: format!("http://127.0.0.1:{port}"),
-            state,
-            handle,
-        }
+        handle
     }
+}
 
+impl FakeConnector {
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *self.state.behaviour.lock().unwrap() = behaviour;
     }
