@@ -11,6 +11,7 @@
 //! - [`registry`]: the `ConnectorRegistry` actor and the published catalog snapshot.
 //! - [`catalog`]: the aggregated catalog as plain data: naming, ordering, lookup.
 //! - [`connector`]: the supervised `Connector` actor, one per backend, and its backend kinds.
+//! - [`upstream`]: the MCP client of `mcp` and `stdio` backends (Streamable HTTP, SSE, processes).
 //! - [`recorder`]: tool-call records written in batches off the request path.
 //! - [`metrics`]: Prometheus counters, histograms and gauges.
 //! - [`store`]: diesel over PostgreSQL or SQLite, with embedded migrations.
@@ -31,3 +32,4 @@ pub mod session;
 pub mod startup;
 pub mod store;
 pub mod transport;
+pub mod upstream;

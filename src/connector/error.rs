@@ -64,6 +64,14 @@ pub enum ConnectorError {
         /// The connector's name.
         connector: String,
     },
+    /// An MCP backend answered with a JSON-RPC error; it reaches the client as it is.
+    #[error("{}", error.message)]
+    Remote {
+        /// The connector's name.
+        connector: String,
+        /// The backend's error.
+        error: crate::mcp::jsonrpc::RpcError,
+    },
     /// The connector is out of the catalog until it recovers.
     #[error("connector `{connector}` is unavailable: {reason}")]
     Unavailable {
@@ -101,6 +109,7 @@ impl ConnectorError {
             ConnectorError::NotFound { .. } => "not_found",
             ConnectorError::Rejected { .. } => "rejected",
             ConnectorError::Stopped { .. } => "stopped",
+            ConnectorError::Remote { .. } => "remote_error",
             ConnectorError::Unavailable { .. } => "unavailable",
             ConnectorError::CircuitOpen { .. } => "circuit_open",
             ConnectorError::RateLimited { .. } => "rate_limited",
@@ -131,7 +140,9 @@ impl ConnectorError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            ConnectorError::NotFound { .. } | ConnectorError::Rejected { .. }
+            ConnectorError::NotFound { .. }
+                | ConnectorError::Rejected { .. }
+                | ConnectorError::Remote { .. }
         )
     }
 
@@ -145,6 +156,7 @@ impl ConnectorError {
             | ConnectorError::NotFound { connector, .. }
             | ConnectorError::Rejected { connector, .. }
             | ConnectorError::Stopped { connector }
+            | ConnectorError::Remote { connector, .. }
             | ConnectorError::Unavailable { connector, .. }
             | ConnectorError::CircuitOpen { connector, .. }
             | ConnectorError::RateLimited { connector, .. } => connector,

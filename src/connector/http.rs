@@ -45,6 +45,8 @@ pub struct Lists {
     pub tools: Option<Vec<Item>>,
     /// Resources, each with a string `uri`.
     pub resources: Option<Vec<Item>>,
+    /// Resource templates, each with a string `uriTemplate`.
+    pub resource_templates: Option<Vec<Item>>,
     /// Prompts, each with a string `name`.
     pub prompts: Option<Vec<Item>>,
 }
@@ -127,9 +129,11 @@ impl HttpBackend {
                 })
                 .collect()
         });
+        let resources = resources?;
         Ok(Lists {
             tools,
-            resources: resources?,
+            resource_templates: resources.as_ref().map(|_| Vec::new()),
+            resources,
             prompts: prompts?,
         })
     }

@@ -7,6 +7,7 @@
 //! row it stops itself so that the supervisor restarts it with fresh clients; requests under way
 //! then fail with a clear error.
 
+mod backend;
 mod breaker;
 mod error;
 mod health;
@@ -36,7 +37,10 @@ pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};
 use crate::catalog::{ConnectorCatalog, Item};
 use crate::metrics::Metrics;
 use crate::registry::ConnectorReport;
-use http::{Due, Lists};
+use crate::session::ClientLink;
+use crate::upstream::{McpClient, StdioSpec, Target, UpstreamEvent};
+use backend::{Backend, McpBackend};
+use http::{Due, HttpBackend, Lists};
 use rate_limit::TokenBucket;
 use replicas::Replicas;
 
@@ -48,6 +52,10 @@ pub struct CallTool {
     pub tool: String,
     /// The arguments, an object.
     pub arguments: Value,
+    /// The client's `_meta` (its progress token), passed on to MCP backends.
+    pub meta: Option<Value>,
+    /// The client session served, for what the backend sends it during the call.
+    pub client: Option<ClientLink>,
 }
 
 /// Reads a resource from the backend.
@@ -56,6 +64,8 @@ pub struct CallTool {
 pub struct ReadResource {
     /// The backend's own URI.
     pub uri: String,
+    /// The client session served.
+    pub client: Option<ClientLink>,
 }
 
 /// Renders a prompt on the backend.
@@ -66,7 +76,46 @@ pub struct GetPrompt {
     pub prompt: String,
     /// The arguments, string values.
     pub arguments: Map<String, Value>,
+    /// The client session served.
+    pub client: Option<ClientLink>,
 }
+
+/// Passes a request on to an MCP backend as it is (`completion/complete`, …).
+#[derive(Message)]
+#[rtype(result = "Result<Value, ConnectorError>")]
+pub struct Forward {
+    /// The method.
+    pub method: String,
+    /// Its params, names already the backend's own.
+    pub params: Value,
+    /// The client session served.
+    pub client: Option<ClientLink>,
+}
+
+/// Subscribes a client session to updates of one of the backend's resources.
+#[derive(Message)]
+#[rtype(result = "Result<Value, ConnectorError>")]
+pub struct SubscribeResource {
+    /// The backend's own URI.
+    pub uri: String,
+    /// The session to notify.
+    pub client: ClientLink,
+}
+
+/// Ends a client session's subscription to one of the backend's resources.
+#[derive(Message)]
+#[rtype(result = "Result<Value, ConnectorError>")]
+pub struct UnsubscribeResource {
+    /// The backend's own URI.
+    pub uri: String,
+    /// The session's id.
+    pub session: String,
+}
+
+/// Something an MCP backend sent on its own.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Upstream(UpstreamEvent);
 
 /// Drops the cached lists and checks the backend now.
 #[derive(Message)]
@@ -97,9 +146,13 @@ struct Cached<T> {
 struct CachedLists {
     tools: Option<Cached<Vec<Item>>>,
     resources: Option<Cached<Vec<Item>>>,
+    resource_templates: Option<Cached<Vec<Item>>>,
     prompts: Option<Cached<Vec<Item>>>,
     info: Option<Cached<Value>>,
 }
+
+/// How long list changes announced by an MCP backend are gathered before one reload.
+const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// One backend's actor.
 pub struct Connector {
@@ -131,6 +184,10 @@ pub struct Connector {
     checking: bool,
     /// Whether it was removed: it then serves nothing and is not restarted into service.
     removed: bool,
+    /// Resource subscriptions: the backend's URI → session id → link.
+    subscriptions: HashMap<String, HashMap<String, ClientLink>>,
+    /// A reload asked for by the backend's list-changed notifications, not yet run.
+    reload_pending: bool,
 }
 
 impl Connector {
@@ -156,7 +213,86 @@ impl Connector {
             failed_checks: 0,
             checking: false,
             removed: false,
+            subscriptions: HashMap::new(),
+            reload_pending: false,
         }
+    }
+
+    /// One client per replica (URL) or, for `stdio`, the one process.
+    fn backends(&self, ctx: &Context<Self>) -> Vec<(String, Backend)> {
+        let settings = &self.settings;
+        let mcp = |target: Target| {
+            let me = ctx.address().downgrade();
+            let events = Box::new(move |event| {
+                if let Some(addr) = me.upgrade() {
+                    addr.do_send(Upstream(event));
+                }
+            });
+            let headers = self
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        secrecy::ExposeSecret::expose_secret(v).to_string(),
+                    )
+                })
+                .collect();
+            Backend::Mcp(McpBackend {
+                client: McpClient::new(settings, target, headers, events),
+                last_used: Rc::new(std::cell::Cell::new(Instant::now())),
+            })
+        };
+        match settings.kind {
+            ConnectorKind::Http => settings
+                .urls()
+                .into_iter()
+                .map(|url| {
+                    let backend = Backend::Http(HttpBackend::new(settings, &url, &self.headers));
+                    (url, backend)
+                })
+                .collect(),
+            ConnectorKind::Mcp => settings
+                .urls()
+                .into_iter()
+                .map(|url| {
+                    let target = Target::Http {
+                        url: url.clone(),
+                        mode: settings.transport,
+                    };
+                    (url, mcp(target))
+                })
+                .collect(),
+            ConnectorKind::Stdio => {
+                let env = crate::upstream::resolve_env(&settings.env).unwrap_or_default();
+                let spec = StdioSpec {
+                    command: settings.command.clone().unwrap_or_default(),
+                    args: settings.args.clone(),
+                    env,
+                    cwd: settings.cwd.clone(),
+                };
+                let label = format!("stdio:{}", spec.command);
+                vec![(label, mcp(Target::Stdio(spec)))]
+            }
+        }
+    }
+
+    /// Ends an idle `stdio` process; true when the backend sleeps (and is not probed).
+    fn idle(&self) -> bool {
+        let limit = self.settings.idle_timeout_ms;
+        if limit == 0 || !self.subscriptions.is_empty() {
+            return false;
+        }
+        let Some(replicas) = &self.replicas else {
+            return false;
+        };
+        replicas.backends().all(|backend| match backend {
+            Backend::Mcp(mcp) if mcp.last_used.get().elapsed() > Duration::from_millis(limit) => {
+                mcp.client.disconnect();
+                true
+            }
+            _ => false,
+        })
     }
 
     fn replicas(&self) -> Result<Rc<Replicas>, ConnectorError> {
@@ -191,6 +327,9 @@ impl Connector {
         let Ok(replicas) = self.replicas() else {
             return;
         };
+        if self.idle() && self.lists.tools.is_some() {
+            return;
+        }
         self.checking = true;
         let due = self.due();
         let timeout = Duration::from_millis(self.settings.health_check_timeout_ms);
@@ -198,8 +337,7 @@ impl Connector {
         let work = async move {
             let probes = replicas.probe(timeout).await;
             let lists = if probes.iter().any(|p| matches!(p, Some(Ok(_)))) {
-                let load =
-                    |backend: http::HttpBackend| async move { backend.load_lists(due).await };
+                let load = |backend: Backend| async move { backend.load_lists(due).await };
                 replicas.call(true, |_| true, load).await
             } else {
                 Err(ConnectorError::Unreachable {
@@ -269,6 +407,7 @@ impl Connector {
         for (new, old) in [
             (lists.tools, &mut self.lists.tools),
             (lists.resources, &mut self.lists.resources),
+            (lists.resource_templates, &mut self.lists.resource_templates),
             (lists.prompts, &mut self.lists.prompts),
         ] {
             if let Some(value) = new {
@@ -313,7 +452,7 @@ impl Connector {
         ConnectorCatalog {
             tools: list(&self.lists.tools).unwrap_or_default(),
             resources: list(&self.lists.resources).unwrap_or_default(),
-            resource_templates: Vec::new(),
+            resource_templates: list(&self.lists.resource_templates).unwrap_or_default(),
             prompts: list(&self.lists.prompts).unwrap_or_default(),
         }
     }
@@ -343,7 +482,7 @@ impl Actor for Connector {
                 addr.do_send(BreakerChanged);
             }
         });
-        let replicas = Replicas::new(&self.settings, &self.headers, on_change);
+        let replicas = Replicas::new(&self.settings, self.backends(ctx), on_change);
         self.status.replicas = replicas.views();
         self.replicas = Some(Rc::new(replicas));
         self.bucket = self
@@ -386,10 +525,16 @@ impl Handler<CallTool> for Connector {
         let replicas = self.replicas();
         let retry = self.settings.retry.tool_calls || self.retryable_tools.contains(&msg.tool);
         let work = async move {
-            let CallTool { tool, arguments } = msg;
-            let run = |backend: http::HttpBackend| {
+            let CallTool {
+                tool,
+                arguments,
+                meta,
+                client,
+            } = msg;
+            let run = |backend: Backend| {
                 let (tool, arguments) = (tool.clone(), arguments.clone());
-                async move { backend.call_tool(&tool, arguments).await }
+                let (meta, client) = (meta.clone(), client.clone());
+                async move { backend.call_tool(&tool, arguments, meta, client).await }
             };
             let result = replicas?.call(retry, |r| !r.server_error, run).await?;
             Ok(result.value)
@@ -402,16 +547,16 @@ impl Handler<ReadResource> for Connector {
     type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
 
     fn handle(&mut self, msg: ReadResource, _ctx: &mut Self::Context) -> Self::Result {
-        let uri = msg.uri;
+        let (uri, client) = (msg.uri, msg.client);
         let (shared, joined) = match self.reads.get(&uri) {
             Some(shared) => (shared.clone(), true),
             None => {
                 let replicas = self.replicas();
                 let target = uri.clone();
                 let read = async move {
-                    let run = |backend: http::HttpBackend| {
-                        let uri = target.clone();
-                        async move { backend.read_resource(&uri).await }
+                    let run = |backend: Backend| {
+                        let (uri, client) = (target.clone(), client.clone());
+                        async move { backend.read_resource(&uri, client).await }
                     };
                     replicas?.call(true, |_| true, run).await
                 };
@@ -437,14 +582,117 @@ impl Handler<GetPrompt> for Connector {
     fn handle(&mut self, msg: GetPrompt, _ctx: &mut Self::Context) -> Self::Result {
         let replicas = self.replicas();
         let work = async move {
-            let GetPrompt { prompt, arguments } = msg;
-            let run = |backend: http::HttpBackend| {
+            let GetPrompt {
+                prompt,
+                arguments,
+                client,
+            } = msg;
+            let run = |backend: Backend| {
                 let (prompt, arguments) = (prompt.clone(), arguments.clone());
-                async move { backend.get_prompt(&prompt, &arguments).await }
+                let client = client.clone();
+                async move { backend.get_prompt(&prompt, &arguments, client).await }
             };
             replicas?.call(true, |_| true, run).await
         };
         Box::pin(work.into_actor(self))
+    }
+}
+
+impl Handler<Forward> for Connector {
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
+
+    fn handle(&mut self, msg: Forward, _ctx: &mut Self::Context) -> Self::Result {
+        let replicas = self.replicas();
+        Box::pin(forward(replicas, msg.method, msg.params, msg.client).into_actor(self))
+    }
+}
+
+impl Handler<SubscribeResource> for Connector {
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
+
+    fn handle(&mut self, msg: SubscribeResource, _ctx: &mut Self::Context) -> Self::Result {
+        let first = !self.subscriptions.contains_key(&msg.uri);
+        let session = msg.client.session_id.to_string();
+        self.subscriptions
+            .entry(msg.uri.clone())
+            .or_default()
+            .insert(session, msg.client);
+        if !first {
+            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
+        }
+        let params = serde_json::json!({ "uri": msg.uri });
+        let work = forward(self.replicas(), "resources/subscribe".into(), params, None);
+        Box::pin(work.into_actor(self))
+    }
+}
+
+impl Handler<UnsubscribeResource> for Connector {
+    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
+
+    fn handle(&mut self, msg: UnsubscribeResource, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(sessions) = self.subscriptions.get_mut(&msg.uri) else {
+            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
+        };
+        sessions.remove(&msg.session);
+        if !sessions.is_empty() {
+            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
+        }
+        self.subscriptions.remove(&msg.uri);
+        let params = serde_json::json!({ "uri": msg.uri });
+        let work = forward(
+            self.replicas(),
+            "resources/unsubscribe".into(),
+            params,
+            None,
+        );
+        Box::pin(work.into_actor(self))
+    }
+}
+
+/// Sends `method` to a replica, retrying as for any safe request.
+async fn forward(
+    replicas: Result<Rc<Replicas>, ConnectorError>,
+    method: String,
+    params: Value,
+    client: Option<ClientLink>,
+) -> Result<Value, ConnectorError> {
+    let run = |backend: Backend| {
+        let (method, params, client) = (method.clone(), params.clone(), client.clone());
+        async move { backend.forward(&method, params, client).await }
+    };
+    replicas?.call(true, |_| true, run).await
+}
+
+impl Handler<Upstream> for Connector {
+    type Result = ();
+
+    fn handle(&mut self, msg: Upstream, ctx: &mut Self::Context) {
+        match msg.0 {
+            UpstreamEvent::ListChanged if !self.reload_pending => {
+                self.reload_pending = true;
+                ctx.run_later(LIST_CHANGED_DEBOUNCE, |act, ctx| {
+                    act.reload_pending = false;
+                    act.reload_all = true;
+                    act.check(ctx);
+                });
+            }
+            UpstreamEvent::ListChanged => {}
+            UpstreamEvent::ResourceUpdated(uri) => {
+                let params = serde_json::json!({ "uri": format!("{}:{uri}", self.settings.name) });
+                let note = crate::mcp::jsonrpc::notification(
+                    "notifications/resources/updated",
+                    Some(params),
+                );
+                for link in self
+                    .subscriptions
+                    .get(&uri)
+                    .into_iter()
+                    .flat_map(|s| s.values())
+                {
+                    link.notify(note.clone());
+                }
+            }
+        }
     }
 }
 

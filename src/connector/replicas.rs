@@ -10,11 +10,10 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::Value;
 
+use super::backend::Backend;
 use super::breaker::{Breaker, BreakerState};
-use super::http::HttpBackend;
 use super::settings::{redact_url, Balance, ConnectorSettings, RetrySettings};
 use super::ConnectorError;
 
@@ -22,7 +21,7 @@ use super::ConnectorError;
 pub struct Member {
     /// Its base URL without user information.
     pub url: String,
-    backend: HttpBackend,
+    backend: Backend,
     breaker: RefCell<Breaker>,
     inflight: Cell<usize>,
     last_error: RefCell<Option<String>>,
@@ -52,17 +51,17 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// Clients for every URL of `settings`; `on_change` runs whenever a breaker changes state.
+    /// The replicas `members` (each a URL or a process, and its client); `on_change` runs
+    /// whenever a breaker changes state.
     pub fn new(
         settings: &ConnectorSettings,
-        headers: &[(String, SecretString)],
+        members: Vec<(String, Backend)>,
         on_change: Box<dyn Fn()>,
     ) -> Self {
-        let members = settings
-            .urls()
+        let members = members
             .into_iter()
-            .map(|url| Member {
-                backend: HttpBackend::new(settings, &url, headers),
+            .map(|(url, backend)| Member {
+                backend,
                 url: redact_url(&url),
                 breaker: RefCell::new(Breaker::new(settings.breaker.clone())),
                 inflight: Cell::new(0),
@@ -77,6 +76,11 @@ impl Replicas {
             retry: settings.retry.clone(),
             on_change,
         }
+    }
+
+    /// Every replica's client.
+    pub fn backends(&self) -> impl Iterator<Item = &Backend> {
+        self.members.iter().map(|m| &m.backend)
     }
 
     /// Whether some replica's breaker is not open.
@@ -108,7 +112,7 @@ impl Replicas {
         op: F,
     ) -> Result<T, ConnectorError>
     where
-        F: Fn(HttpBackend) -> Fut,
+        F: Fn(Backend) -> Fut,
         Fut: Future<Output = Result<T, ConnectorError>>,
     {
         let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
@@ -155,7 +159,7 @@ impl Replicas {
             let backend = m.backend.clone();
             async move {
                 if allowed {
-                    Some(backend.info(timeout).await)
+                    Some(backend.probe(timeout).await)
                 } else {
                     None
                 }

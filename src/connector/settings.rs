@@ -19,6 +19,10 @@ pub enum ConnectorKind {
     /// The REST contract of `docs/connector-contract.md`.
     #[default]
     Http,
+    /// A remote MCP server over Streamable HTTP or legacy SSE.
+    Mcp,
+    /// An MCP server process that the gateway spawns.
+    Stdio,
 }
 
 /// How a replica is chosen for each request.
@@ -128,6 +132,25 @@ pub struct ConnectorSettings {
     /// How a replica is chosen.
     #[serde(default)]
     pub balance: Balance,
+    /// `mcp`: `auto` (Streamable HTTP, falling back to SSE), `streamable_http` or `sse`.
+    #[serde(default)]
+    pub transport: crate::upstream::Mode,
+    /// `stdio`: the program to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `stdio`: its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `stdio`: extra environment; values may hold `${VAR}` references.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// `stdio`: the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `stdio`: end the process after this long without client requests (0: never); the next
+    /// request starts it again.
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
     /// Deadline of one request to it.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -233,10 +256,18 @@ impl ConnectorSettings {
         if !name_ok {
             fail("name", "must be 1-32 characters of [A-Za-z0-9_-]");
         }
-        match (&self.url, self.urls.is_empty()) {
-            (None, true) => fail("url", "is required (or `urls` for replicas)"),
-            (Some(_), false) => fail("urls", "give either `url` or `urls`, not both"),
+        let stdio = self.kind == ConnectorKind::Stdio;
+        match (&self.url, self.urls.is_empty(), stdio) {
+            (None, true, false) => fail("url", "is required (or `urls` for replicas)"),
+            (Some(_), false, false) => fail("urls", "give either `url` or `urls`, not both"),
+            (Some(_), _, true) | (_, false, true) => fail("url", "a stdio connector has no URL"),
             _ => {}
+        }
+        if stdio && self.command.as_deref().is_none_or(str::is_empty) {
+            fail("command", "is required for a stdio connector");
+        }
+        if !stdio && self.command.is_some() {
+            fail("command", "is only for stdio connectors");
         }
         for (i, url) in self.url.iter().chain(&self.urls).enumerate() {
             let field = if self.url.is_some() {
@@ -330,13 +361,16 @@ impl ConnectorSettings {
         Ok(headers)
     }
 
-    /// The settings as JSON for operators: header names only, no credentials, URLs without
-    /// user information.
+    /// The settings as JSON for operators: header and environment names only, no credentials,
+    /// URLs without user information.
     pub fn redacted(&self) -> serde_json::Value {
         let urls: Vec<String> = self.urls().iter().map(|u| redact_url(u)).collect();
         serde_json::json!({
             "kind": self.kind,
             "urls": urls,
+            "command": self.command,
+            "args": self.args,
+            "env": self.env.keys().collect::<Vec<_>>(),
             "balance": self.balance,
             "timeout_ms": self.timeout_ms,
             "headers": self.headers.keys().collect::<Vec<_>>(),

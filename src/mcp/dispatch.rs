@@ -9,10 +9,11 @@ use actix::Addr;
 use serde_json::{json, Map, Value};
 
 use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
-use super::{prompts, resources, tools};
+use super::{completion, prompts, resources, tools};
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{AwaitLoaded, CatalogHandle, ConnectorRegistry, Snapshot};
+use crate::session::ClientLink;
 
 /// What a method handler may use.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct Context {
     pub registry: Addr<ConnectorRegistry>,
     /// Longest wait of a list request for connectors' first load.
     pub first_load_wait: Duration,
+    /// The way back to the client, for backends that notify or ask it.
+    pub client: ClientLink,
 }
 
 impl Context {
@@ -60,6 +63,9 @@ pub async fn handle(ctx: &Context, method: &str, params: Option<Value>) -> Resul
         "resources/list" => resources::list(ctx, params.as_ref()).await,
         "resources/templates/list" => resources::list_templates(ctx, params.as_ref()).await,
         "resources/read" => resources::read(ctx, params).await,
+        "resources/subscribe" => resources::subscribe(ctx, params).await,
+        "resources/unsubscribe" => resources::unsubscribe(ctx, params).await,
+        "completion/complete" => completion::complete(ctx, params).await,
         "prompts/list" => prompts::list(ctx, params.as_ref()).await,
         "prompts/get" => prompts::get(ctx, params).await,
         _ => Err(RpcError::new(

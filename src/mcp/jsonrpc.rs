@@ -63,6 +63,9 @@ impl RpcError {
 
 impl From<ConnectorError> for RpcError {
     fn from(err: ConnectorError) -> Self {
+        if let ConnectorError::Remote { error, .. } = err {
+            return error;
+        }
         let code = if err.is_client_error() {
             INVALID_PARAMS
         } else {
@@ -100,7 +103,12 @@ pub enum Incoming {
         params: Option<Value>,
     },
     /// A response to a request that the gateway sent.
-    Response,
+    Response {
+        /// The id the gateway gave its request.
+        id: Value,
+        /// The result, or the error object.
+        outcome: Result<Value, Value>,
+    },
 }
 
 impl Incoming {
@@ -149,8 +157,12 @@ pub fn classify(message: Value) -> Result<Incoming, (Value, RpcError)> {
             reply_id,
             RpcError::invalid_request("`method` must be a string"),
         )),
-        (None, Some(_)) if map.contains_key("result") || map.contains_key("error") => {
-            Ok(Incoming::Response)
+        (None, Some(id)) if map.contains_key("result") || map.contains_key("error") => {
+            let outcome = match map.remove("error") {
+                Some(error) => Err(error),
+                None => Ok(map.remove("result").unwrap_or(Value::Null)),
+            };
+            Ok(Incoming::Response { id, outcome })
         }
         (None, _) => Err((
             reply_id,
@@ -171,6 +183,13 @@ pub fn result(id: Value, result: Value) -> Value {
 /// An error response.
 pub fn error(id: Value, err: &RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": err.to_json()})
+}
+
+/// A request (from the gateway to a client or a backend).
+pub fn request(id: Value, method: &str, params: Option<Value>) -> Value {
+    let mut message = notification(method, params);
+    message["id"] = id;
+    message
 }
 
 /// A notification.
@@ -195,7 +214,11 @@ mod tests {
         let note = classify(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
         assert!(matches!(note, Ok(Incoming::Notification { .. })));
         let response = classify(json!({"jsonrpc":"2.0","id":"s1","result":{}}));
-        assert_eq!(response, Ok(Incoming::Response));
+        let expected = Incoming::Response {
+            id: json!("s1"),
+            outcome: Ok(json!({})),
+        };
+        assert_eq!(response, Ok(expected));
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub fn initialize(params: Option<&Value>, settings: &McpSettings) -> Result<Init
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": true},
-            "resources": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
             "prompts": {"listChanged": true},
+            "completions": {},
             "logging": {},
         },
         "serverInfo": {"name": settings.server_name, "version": env!("CARGO_PKG_VERSION")},

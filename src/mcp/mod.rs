@@ -5,6 +5,7 @@
 //! published catalog and send calls to connectors. Per-session state (negotiated version, log
 //! level) belongs to [`crate::session::Session`]; transports belong to [`crate::transport`].
 
+mod completion;
 pub mod dispatch;
 pub mod jsonrpc;
 pub mod lifecycle;

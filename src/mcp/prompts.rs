@@ -53,6 +53,7 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     let message = GetPrompt {
         prompt: entry.original.clone(),
         arguments,
+        client: Some(ctx.client.clone()),
     };
     let result = addr
         .send(message)

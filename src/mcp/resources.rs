@@ -7,7 +7,12 @@ use serde_json::Value;
 use super::dispatch::{list_result, object, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
-use crate::connector::{ConnectorError, ReadResource};
+use actix::Addr;
+
+use crate::connector::{
+    Connector, ConnectorError, ReadResource, SubscribeResource, UnsubscribeResource,
+};
+use crate::registry::Snapshot;
 
 /// One page of the aggregated resources.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
@@ -40,6 +45,7 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     }
     let message = ReadResource {
         uri: inner.to_string(),
+        client: Some(ctx.client.clone()),
     };
     let mut result = addr.send(message).await.unwrap_or_else(|_| {
         Err(ConnectorError::Stopped {
@@ -54,4 +60,52 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         }
     }
     Ok(result)
+}
+
+/// The connector that a prefixed URI names, its address and the backend's own URI.
+fn route<'a>(
+    snapshot: &'a Snapshot,
+    uri: &'a str,
+) -> Result<(&'a str, &'a Addr<Connector>, &'a str), RpcError> {
+    let unknown = || RpcError::invalid_params(format!("unknown resource `{uri}`"));
+    let (connector, inner) = uri.split_once(':').ok_or_else(unknown)?;
+    let addr = snapshot.connectors.get(connector).ok_or_else(unknown)?;
+    if snapshot.unavailable.contains_key(connector) {
+        return Err(super::tools::unavailable(snapshot, connector));
+    }
+    Ok((connector, addr, inner))
+}
+
+/// `resources/subscribe`: the connector tells this session when the resource changes.
+pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
+    let params = object(params, "resources/subscribe")?;
+    let uri = string(&params, "uri", "resources/subscribe")?;
+    let snapshot = ctx.catalog.load_full();
+    let (connector, addr, inner) = route(&snapshot, &uri)?;
+    let message = SubscribeResource {
+        uri: inner.to_string(),
+        client: ctx.client.clone(),
+    };
+    Ok(addr.send(message).await.unwrap_or_else(|_| {
+        Err(ConnectorError::Stopped {
+            connector: connector.to_string(),
+        })
+    })?)
+}
+
+/// `resources/unsubscribe`.
+pub async fn unsubscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
+    let params = object(params, "resources/unsubscribe")?;
+    let uri = string(&params, "uri", "resources/unsubscribe")?;
+    let snapshot = ctx.catalog.load_full();
+    let (connector, addr, inner) = route(&snapshot, &uri)?;
+    let message = UnsubscribeResource {
+        uri: inner.to_string(),
+        session: ctx.session_id.to_string(),
+    };
+    Ok(addr.send(message).await.unwrap_or_else(|_| {
+        Err(ConnectorError::Stopped {
+            connector: connector.to_string(),
+        })
+    })?)
 }

@@ -49,6 +49,8 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     let message = CallTool {
         tool: entry.original.clone(),
         arguments,
+        meta: params.remove("_meta"),
+        client: Some(ctx.client.clone()),
     };
     let result = addr.send(message).await.unwrap_or_else(|_| Err(stopped()));
     let (outcome, error_kind) = match &result {

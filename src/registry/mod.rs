@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 pub use messages::*;
 
 use crate::catalog::{Catalog, ConnectorCatalog};
-use crate::connector::{Connector, ConnectorSettings, ConnectorStatus, RefreshCatalog, Retire};
+use crate::connector::{
+    Connector, ConnectorKind, ConnectorSettings, ConnectorStatus, RefreshCatalog, Retire,
+};
 use crate::metrics::Metrics;
 
 /// What request handlers read: the catalog and where each connector lives.
@@ -35,6 +37,30 @@ pub struct Snapshot {
     pub unavailable: HashMap<String, String>,
     /// Whether every connector has reported its first check.
     pub loaded: bool,
+    /// Connectors that may send messages related to a request (MCP backends).
+    pub streaming: HashSet<String>,
+}
+
+impl Snapshot {
+    /// Whether a request may get messages from its backend before its answer: true when its
+    /// target is an MCP backend.
+    pub fn streams(&self, method: &str, params: Option<&serde_json::Value>) -> bool {
+        let field = |name: &str| params.and_then(|p| p.get(name)).and_then(|v| v.as_str());
+        let connector = match method {
+            "tools/call" => field("name")
+                .and_then(|n| self.catalog.tool(n))
+                .map(|e| e.connector.to_string()),
+            "prompts/get" => field("name")
+                .and_then(|n| self.catalog.prompt(n))
+                .map(|e| e.connector.to_string()),
+            "resources/read" => field("uri")
+                .and_then(|u| u.split_once(':'))
+                .map(|(c, _)| c.to_string()),
+            "completion/complete" => return true,
+            _ => None,
+        };
+        connector.is_some_and(|c| self.streaming.contains(&c))
+    }
 }
 
 /// The published snapshot, swapped whole on every change.
@@ -189,6 +215,12 @@ impl ConnectorRegistry {
                 .collect(),
             unavailable,
             loaded,
+            streaming: self
+                .connectors
+                .iter()
+                .filter(|(_, slot)| slot.settings.kind != ConnectorKind::Http)
+                .map(|(name, _)| name.clone())
+                .collect(),
         }));
         if loaded {
             for waiter in self.waiting.drain(..) {

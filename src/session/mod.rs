@@ -1,21 +1,28 @@
-//! The `Session` actor: one per connected client session (a legacy SSE stream or a Streamable
-//! HTTP session).
+//! The `Session` actor: one per connected client session (a legacy SSE stream, a Streamable
+//! HTTP session, or stdio).
 //!
 //! Owns the session's protocol state (negotiated revision, declared client capabilities, log
-//! level), its outbound event stream if one is open, and its subscription to catalog changes. It
-//! answers `initialize` and `logging/setLevel` itself and passes every other request to
-//! [`crate::mcp::dispatch`]. HTTP framing belongs to [`crate::transport`].
+//! level), its outbound event stream if one is open, the requests under way (so a
+//! `notifications/cancelled` can stop one), the requests it forwards to the client on a backend's
+//! behalf (sampling, elicitation, roots) until their answers come back, and its subscription to
+//! catalog changes. It answers `initialize` and `logging/setLevel` itself and passes every other
+//! request to [`crate::mcp::dispatch`]. HTTP framing belongs to [`crate::transport`].
 
+mod asks;
+mod link;
 mod sessions;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use futures_util::future::{AbortHandle, Abortable};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+pub use link::{ClientLink, RelatedStream};
 pub use sessions::Sessions;
 
 use crate::gateway::Gateway;
@@ -27,6 +34,9 @@ use crate::registry::{CatalogChanged, Subscribe, Unsubscribe};
 /// Events waiting for a slow client, at most; past that the client is taken to be gone.
 pub const STREAM_CAPACITY: usize = 1024;
 
+/// The JSON-RPC code of a request the client cancelled.
+const CANCELLED: i64 = -32800;
+
 /// How the client reaches the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -34,13 +44,30 @@ pub enum Transport {
     LegacySse,
     /// `/mcp`: answers go in the HTTP response; the stream carries only server messages.
     Streamable,
+    /// stdin/stdout: every message goes on the stream.
+    Stdio,
 }
 
 /// Handles one message from the client; the answer, if any, comes back (Streamable HTTP) or goes
-/// on the stream (legacy SSE, which then gets `None`).
+/// on the stream (legacy SSE, stdio: then `None` comes back).
 #[derive(Message)]
 #[rtype(result = "Option<Value>")]
-pub struct HandleMessage(pub Result<Incoming, (Value, RpcError)>);
+pub struct HandleMessage {
+    /// The message, or why it is not one.
+    pub message: Result<Incoming, (Value, RpcError)>,
+    /// The stream of this request's answer, when it is answered as SSE.
+    pub related: Option<RelatedStream>,
+}
+
+impl HandleMessage {
+    /// A message without a stream of its own.
+    pub fn plain(message: Result<Incoming, (Value, RpcError)>) -> Self {
+        HandleMessage {
+            message,
+            related: None,
+        }
+    }
+}
 
 /// Opens (or replaces) the session's outbound event stream.
 #[derive(Message)]
@@ -60,10 +87,28 @@ pub struct StreamClosed {
     pub generation: u64,
 }
 
-/// Ends the session (`DELETE /mcp`).
+/// Ends the session (`DELETE /mcp`, end of stdin).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndSession;
+
+/// Sends a notification to the client on the session's stream (log messages are filtered by
+/// the level the client set).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Push(pub Value);
+
+/// Asks the client a request on a backend's behalf and waits for its answer.
+#[derive(Message)]
+#[rtype(result = "Result<Value, RpcError>")]
+pub struct AskClient {
+    /// The method, such as `sampling/createMessage`.
+    pub method: String,
+    /// Its params.
+    pub params: Option<Value>,
+    /// The stream of the client request being served, if open.
+    pub related: Option<RelatedStream>,
+}
 
 /// One client session.
 pub struct Session {
@@ -78,11 +123,17 @@ pub struct Session {
     /// The negotiated revision, once `initialize` succeeded.
     version: Option<&'static str>,
     /// What the client declared it supports.
-    client_capabilities: Value,
+    client_capabilities: Arc<Value>,
     /// The rank of the level set with `logging/setLevel`, if any.
     log_level: Option<usize>,
     /// When the client last sent something.
     last_seen: Instant,
+    /// Requests under way, by their id as JSON text, to cancel them.
+    in_flight: HashMap<String, AbortHandle>,
+    /// Requests sent to the client, by id, waiting for its answer.
+    asked: HashMap<String, oneshot::Sender<Result<Value, RpcError>>>,
+    /// The number of the next request sent to the client.
+    next_ask: u64,
 }
 
 impl Session {
@@ -100,23 +151,24 @@ impl Session {
             gateway,
             stream,
             version: None,
-            client_capabilities: json!({}),
+            client_capabilities: Arc::new(json!({})),
             log_level: None,
             last_seen: Instant::now(),
+            in_flight: HashMap::new(),
+            asked: HashMap::new(),
+            next_ask: 1,
         };
         let addr = session.start();
         sessions.insert(id.clone(), addr.clone());
         (id, addr)
     }
 
-    /// The declared client capabilities (for features forwarded to the client).
-    pub fn client_capabilities(&self) -> &Value {
-        &self.client_capabilities
-    }
-
     /// Puts one JSON-RPC message on the outbound stream, if there is one.
     fn push(&mut self, message: &Value, ctx: &mut Context<Self>) {
-        let event = format!("event: message\ndata: {message}\n\n");
+        let event = match self.transport {
+            Transport::Stdio => format!("{message}\n"),
+            _ => format!("event: message\ndata: {message}\n\n"),
+        };
         self.push_raw(Bytes::from(event), ctx);
     }
 
@@ -136,7 +188,7 @@ impl Session {
 
     fn stream_gone(&mut self, ctx: &mut Context<Self>) {
         self.stream = None;
-        if self.transport == Transport::LegacySse {
+        if self.transport != Transport::Streamable {
             ctx.stop();
         }
     }
@@ -154,7 +206,7 @@ impl Session {
             "initialize" => Some(
                 lifecycle::initialize(params, &self.gateway.mcp).map(|init| {
                     self.version = Some(init.version);
-                    self.client_capabilities = init.client_capabilities;
+                    self.client_capabilities = Arc::new(init.client_capabilities);
                     init.result
                 }),
             ),
@@ -170,7 +222,17 @@ impl Session {
         }
     }
 
-    fn dispatch_context(&self) -> DispatchContext {
+    fn dispatch_context(
+        &self,
+        related: Option<RelatedStream>,
+        ctx: &Context<Self>,
+    ) -> DispatchContext {
+        let client = ClientLink::new(
+            self.id.clone(),
+            ctx.address(),
+            related,
+            self.client_capabilities.clone(),
+        );
         DispatchContext {
             session_id: self.id.clone(),
             catalog: self.gateway.catalog.clone(),
@@ -179,12 +241,13 @@ impl Session {
             metrics: self.gateway.metrics.clone(),
             registry: self.gateway.registry.clone(),
             first_load_wait: self.gateway.mcp.first_load_wait(),
+            client,
         }
     }
 
     /// Ends an idle Streamable HTTP session; probes the stream of any session.
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_some() {
+        if self.stream.is_some() && self.transport != Transport::Stdio {
             self.push_raw(Bytes::from_static(b": keep-alive\n\n"), ctx);
         } else if self.transport == Transport::Streamable
             && self.last_seen.elapsed() > self.gateway.server.session_idle_timeout()
@@ -193,94 +256,31 @@ impl Session {
             ctx.stop();
         }
     }
-}
 
-impl Actor for Session {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.gateway.registry.do_send(Subscribe {
-            session: self.id.to_string(),
-            recipient: ctx.address().recipient(),
-        });
-        ctx.run_interval(self.gateway.server.keep_alive(), |act, ctx| act.tick(ctx));
-    }
-
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.gateway.sessions.remove(&self.id);
-        self.gateway.registry.do_send(Unsubscribe {
-            session: self.id.to_string(),
-        });
-    }
-}
-
-impl Handler<HandleMessage> for Session {
-    type Result = ResponseActFuture<Self, Option<Value>>;
-
-    fn handle(&mut self, msg: HandleMessage, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_seen = Instant::now();
-        let (id, method, params) = match msg.0 {
-            Ok(Incoming::Request { id, method, params }) => (id, method, params),
-            Ok(Incoming::Notification { .. } | Incoming::Response) => {
-                return Box::pin(fut::ready(None));
+    /// Handles a notification from the client.
+    fn notified(&mut self, method: &str, params: Option<&Value>) {
+        if method == "notifications/cancelled" {
+            let id = params
+                .and_then(|p| p.get("requestId"))
+                .map(Value::to_string);
+            if let Some(handle) = id.and_then(|id| self.in_flight.remove(&id)) {
+                handle.abort();
             }
-            Err((id, err)) => {
-                let reply = jsonrpc::error(id, &err);
-                return Box::pin(
-                    fut::ready(Some(reply))
-                        .map(|reply, act: &mut Self, ctx| act.deliver(reply, ctx)),
-                );
-            }
-        };
-        let answer: futures_util::future::LocalBoxFuture<'static, Result<Value, RpcError>> =
-            match self.answer_here(&method, params.as_ref()) {
-                Some(answer) => Box::pin(std::future::ready(answer)),
-                None => {
-                    let context = self.dispatch_context();
-                    let deadline = self.gateway.mcp.request_timeout();
-                    Box::pin(async move {
-                        let work = dispatch::handle(&context, &method, params);
-                        actix_rt::time::timeout(deadline, work)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(RpcError::new(
-                                    REQUEST_TIMEOUT,
-                                    format!("request timed out after {} ms", deadline.as_millis()),
-                                ))
-                            })
-                    })
-                }
-            };
-        Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
-            let reply = match answer {
-                Ok(result) => jsonrpc::result(id, result),
-                Err(err) => {
-                    if matches!(err.code, BACKEND_UNAVAILABLE | REQUEST_TIMEOUT) {
-                        log::warn!("session {}: {}", act.id, err.message);
-                    }
-                    act.log_to_client(&err, ctx);
-                    jsonrpc::error(id, &err)
-                }
-            };
-            act.deliver(Some(reply), ctx)
-        }))
+        }
     }
-}
 
-impl Session {
-    /// Sends `reply` on the stream for legacy SSE, or hands it back for Streamable HTTP.
+    /// Sends `reply` on the stream for legacy SSE and stdio, or hands it back for Streamable
+    /// HTTP.
     fn deliver(&mut self, reply: Option<Value>, ctx: &mut Context<Self>) -> Option<Value> {
         match (self.transport, reply) {
-            (Transport::LegacySse, Some(reply)) => {
+            (Transport::LegacySse | Transport::Stdio, Some(reply)) => {
                 self.push(&reply, ctx);
                 None
             }
             (_, reply) => reply,
         }
     }
-}
 
-impl Session {
     /// Tells the client of a backend failure with `notifications/message`, if it asked for
     /// messages at level `error` or below.
     fn log_to_client(&mut self, err: &RpcError, ctx: &mut Context<Self>) {
@@ -293,10 +293,103 @@ impl Session {
             "logger": "mcpgate",
             "data": {"message": err.message, "detail": err.data},
         });
-        self.push(
-            &jsonrpc::notification("notifications/message", Some(params)),
-            ctx,
-        );
+        let message = jsonrpc::notification("notifications/message", Some(params));
+        self.push(&message, ctx);
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.gateway.registry.do_send(Subscribe {
+            session: self.id.to_string(),
+            recipient: ctx.address().recipient(),
+        });
+        self.gateway.metrics.sessions_open.inc();
+        ctx.run_interval(self.gateway.server.keep_alive(), |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.gateway.metrics.sessions_open.dec();
+        self.gateway.sessions.remove(&self.id);
+        self.gateway.registry.do_send(Unsubscribe {
+            session: self.id.to_string(),
+        });
+        for handle in self.in_flight.values() {
+            handle.abort();
+        }
+    }
+}
+
+impl Handler<HandleMessage> for Session {
+    type Result = ResponseActFuture<Self, Option<Value>>;
+
+    fn handle(&mut self, msg: HandleMessage, ctx: &mut Self::Context) -> Self::Result {
+        self.last_seen = Instant::now();
+        let (id, method, params) = match msg.message {
+            Ok(Incoming::Request { id, method, params }) => (id, method, params),
+            Ok(Incoming::Notification { method, params }) => {
+                self.notified(&method, params.as_ref());
+                return Box::pin(fut::ready(None));
+            }
+            Ok(Incoming::Response { id, outcome }) => {
+                self.answered(&id, outcome);
+                return Box::pin(fut::ready(None));
+            }
+            Err((id, err)) => {
+                let reply = jsonrpc::error(id, &err);
+                return Box::pin(
+                    fut::ready(Some(reply))
+                        .map(|reply, act: &mut Self, ctx| act.deliver(reply, ctx)),
+                );
+            }
+        };
+        let key = id.to_string();
+        let answer: futures_util::future::LocalBoxFuture<'static, Result<Value, RpcError>> =
+            match self.answer_here(&method, params.as_ref()) {
+                Some(answer) => Box::pin(std::future::ready(answer)),
+                None => {
+                    let context = self.dispatch_context(msg.related, ctx);
+                    let deadline = self.gateway.mcp.request_timeout();
+                    let (abort, registration) = AbortHandle::new_pair();
+                    self.in_flight.insert(key.clone(), abort);
+                    let work = async move {
+                        let work = dispatch::handle(&context, &method, params);
+                        actix_rt::time::timeout(deadline, work)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(RpcError::new(
+                                    REQUEST_TIMEOUT,
+                                    format!("request timed out after {} ms", deadline.as_millis()),
+                                ))
+                            })
+                    };
+                    Box::pin(async move {
+                        Abortable::new(work, registration)
+                            .await
+                            .unwrap_or_else(|_| Err(RpcError::new(CANCELLED, "request cancelled")))
+                    })
+                }
+            };
+        Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
+            let cancelled = act.in_flight.remove(&key).is_none()
+                && matches!(&answer, Err(e) if e.code == CANCELLED);
+            let reply = match answer {
+                Ok(result) => jsonrpc::result(id, result),
+                Err(err) => {
+                    if matches!(err.code, BACKEND_UNAVAILABLE | REQUEST_TIMEOUT) {
+                        log::warn!("session {}: {}", act.id, err.message);
+                    }
+                    act.log_to_client(&err, ctx);
+                    jsonrpc::error(id, &err)
+                }
+            };
+            match (cancelled, act.transport) {
+                (true, Transport::LegacySse | Transport::Stdio) => None,
+                _ => act.deliver(Some(reply), ctx),
+            }
+        }))
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn message(
         single => vec![single],
     };
     for message in messages {
-        session.do_send(HandleMessage(classify(message)));
+        session.do_send(HandleMessage::plain(classify(message)));
     }
     Ok(HttpResponse::Accepted().body("Accepted"))
 }

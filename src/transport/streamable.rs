@@ -15,8 +15,9 @@ use serde_json::Value;
 use super::event_stream::{event, EventStream};
 use super::{parse, Rejection};
 use crate::gateway::Gateway;
-use crate::mcp::jsonrpc::{classify, Incoming};
-use crate::session::{AttachStream, EndSession, HandleMessage, Session, Transport};
+use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
+use crate::session::{AttachStream, EndSession, HandleMessage, RelatedStream, Session, Transport};
+use futures_util::StreamExt;
 
 /// The session header.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -78,7 +79,7 @@ pub async fn post(
                 "initialize must be sent alone",
             ));
         }
-        let (id, addr) = Session::start(gateway.into_inner(), Transport::Streamable, None);
+        let (id, addr) = Session::start(gateway.clone().into_inner(), Transport::Streamable, None);
         (addr, Some(id))
     } else {
         (find_session(&gateway, req.headers())?, None)
@@ -86,9 +87,13 @@ pub async fn post(
     let expects_answer = messages
         .iter()
         .any(|m| !matches!(m, Ok(m) if !m.is_request()));
+    if accepts.sse && !batch && new_session.is_none() && streams_related(&gateway, &messages) {
+        let message = messages.into_iter().next().expect("one message");
+        return Ok(stream_answer(session, message));
+    }
     let mut replies = Vec::new();
     for message in messages {
-        match session.send(HandleMessage(message)).await {
+        match session.send(HandleMessage::plain(message)).await {
             Ok(reply) => replies.extend(reply),
             Err(_) => return Err(ended()),
         }
@@ -119,6 +124,49 @@ pub async fn post(
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .streaming(stream))
+}
+
+/// Whether the one message is a request whose backend may send related messages (progress,
+/// logs, sampling, elicitation) before its answer.
+fn streams_related(gateway: &Gateway, messages: &[Result<Incoming, (Value, RpcError)>]) -> bool {
+    match messages {
+        [Ok(Incoming::Request { method, params, .. })] => {
+            gateway.catalog.load().streams(method, params.as_ref())
+        }
+        _ => false,
+    }
+}
+
+/// Answers one request as an SSE stream: related messages as they come, then the answer.
+fn stream_answer(
+    session: Addr<Session>,
+    message: Result<Incoming, (Value, RpcError)>,
+) -> HttpResponse {
+    let (sender, receiver) = tokio::sync::mpsc::channel(crate::session::STREAM_CAPACITY);
+    let related = RelatedStream::new(sender.clone());
+    actix_rt::spawn(async move {
+        let request = HandleMessage {
+            message,
+            related: Some(related.clone()),
+        };
+        let reply = session.send(request).await;
+        related.close();
+        let reply = match reply {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return,
+            Err(_) => jsonrpc::error(
+                Value::Null,
+                &RpcError::invalid_request("the session has ended"),
+            ),
+        };
+        let _ = sender.send(event("message", &reply.to_string())).await;
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
+        .map(Ok::<Bytes, std::convert::Infallible>);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(stream)
 }
 
 /// `GET /mcp`: the session's stream of server messages.

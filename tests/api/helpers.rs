@@ -232,7 +232,20 @@ impl TestApp {
             .post_mcp(&body.to_string(), &[("mcp-session-id", session)])
             .await;
         assert_eq!(response.status(), 200, "{method}");
-        response.json().await.expect("JSON-RPC response")
+        let is_stream = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+        if !is_stream {
+            return response.json().await.expect("JSON-RPC response");
+        }
+        let text = response.text().await.expect("event stream");
+        let answer = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+            .find(|message| message.get("id").is_some() && message.get("method").is_none());
+        answer.expect("an answer on the event stream")
     }
 
     /// `GET` on the ops API or another path; returns status and JSON body (or Null).

@@ -1,0 +1,111 @@
+//! A [`ClientLink`]: how a backend reaches the client whose request it is serving — to send it
+//! notifications (progress, log messages, resource updates) and to ask it requests (sampling,
+//! elicitation, roots). Cheap to clone and `Send`, so connectors on other threads can hold it.
+
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{AskClient, Push, Session};
+use crate::mcp::jsonrpc::{RpcError, METHOD_NOT_FOUND};
+
+/// The stream of one client request's answer (a Streamable HTTP POST answered as SSE): messages
+/// related to that request go there while it is open.
+#[derive(Clone, Default)]
+pub struct RelatedStream {
+    sender: Arc<Mutex<Option<mpsc::Sender<Bytes>>>>,
+}
+
+impl RelatedStream {
+    /// A stream feeding `sender`.
+    pub fn new(sender: mpsc::Sender<Bytes>) -> Self {
+        RelatedStream {
+            sender: Arc::new(Mutex::new(Some(sender))),
+        }
+    }
+
+    /// Sends `message` as an SSE event; false when the stream is closed or full.
+    pub fn send(&self, message: &Value) -> bool {
+        let event = Bytes::from(format!("event: message\ndata: {message}\n\n"));
+        match self.sender.lock() {
+            Ok(guard) => guard.as_ref().is_some_and(|s| s.try_send(event).is_ok()),
+            Err(_) => false,
+        }
+    }
+
+    /// Closes the stream: later messages take the session's own stream.
+    pub fn close(&self) {
+        if let Ok(mut guard) = self.sender.lock() {
+            guard.take();
+        }
+    }
+}
+
+/// A backend's way back to one client session.
+#[derive(Clone)]
+pub struct ClientLink {
+    /// The session's id.
+    pub session_id: Arc<str>,
+    /// The session.
+    session: Addr<Session>,
+    /// The stream of the request being served, if it has one.
+    related: Option<RelatedStream>,
+    /// What the client declared in `initialize`.
+    capabilities: Arc<Value>,
+}
+
+impl ClientLink {
+    /// A link to `session`.
+    pub fn new(
+        session_id: Arc<str>,
+        session: Addr<Session>,
+        related: Option<RelatedStream>,
+        capabilities: Arc<Value>,
+    ) -> Self {
+        ClientLink {
+            session_id,
+            session,
+            related,
+            capabilities,
+        }
+    }
+
+    /// Sends a notification: on the request's stream while it is open, else on the session's.
+    pub fn notify(&self, message: Value) {
+        if self.related.as_ref().is_some_and(|r| r.send(&message)) {
+            return;
+        }
+        self.session.do_send(Push(message));
+    }
+
+    /// Asks the client a request. A feature the client did not declare is refused here, with an
+    /// error for the backend, and never reaches the client.
+    pub async fn ask(&self, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+        let capability = match method {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            _ => None,
+        };
+        if let Some(capability) = capability {
+            if self.capabilities.get(capability).is_none() {
+                return Err(RpcError::new(
+                    METHOD_NOT_FOUND,
+                    format!("the client did not declare the `{capability}` capability"),
+                ));
+            }
+        }
+        let request = AskClient {
+            method: method.to_string(),
+            params,
+            related: self.related.clone(),
+        };
+        self.session
+            .send(request)
+            .await
+            .unwrap_or_else(|_| Err(RpcError::new(-32603, "the client session has ended")))
+    }
+}

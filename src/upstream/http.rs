@@ -1,0 +1,284 @@
+//! The HTTP transports to a remote MCP server: Streamable HTTP (answers as JSON or as an SSE
+//! stream, a session id, an optional stream for server messages) and the legacy HTTP+SSE
+//! transport. In `auto` mode the first `initialize` is posted as Streamable HTTP; a 400, 404 or
+//! 405 answer switches to legacy SSE, as the specification's backwards-compatibility section
+//! describes.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use awc::Client;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::sse::Parser;
+use super::{McpClient, Sent};
+use crate::connector::ConnectorError;
+
+/// Which HTTP transport to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Streamable HTTP, falling back to legacy SSE.
+    #[default]
+    Auto,
+    /// Streamable HTTP only.
+    StreamableHttp,
+    /// Legacy HTTP+SSE only.
+    Sse,
+}
+
+/// A connection to a remote MCP server.
+pub struct HttpConnection {
+    client: Client,
+    url: String,
+    /// Streamable HTTP until a fallback; then the legacy endpoint to post to.
+    legacy_endpoint: RefCell<Option<String>>,
+    mode: Mode,
+    session_id: RefCell<Option<String>>,
+    version: RefCell<Option<String>>,
+    closed: Cell<bool>,
+    timeout: Duration,
+}
+
+impl HttpConnection {
+    /// Prepares a connection; legacy SSE mode opens its stream now.
+    pub async fn open(
+        mcp: &McpClient,
+        url: &str,
+        mode: Mode,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<HttpConnection, ConnectorError> {
+        let mut builder = Client::builder().timeout(timeout);
+        for (name, value) in headers {
+            builder = builder.add_default_header((name.as_str(), value.as_str()));
+        }
+        let connection = HttpConnection {
+            client: builder.finish(),
+            url: url.to_string(),
+            legacy_endpoint: RefCell::new(None),
+            mode,
+            session_id: RefCell::new(None),
+            version: RefCell::new(None),
+            closed: Cell::new(false),
+            timeout,
+        };
+        if mode == Mode::Sse {
+            connection.open_legacy(mcp).await?;
+        }
+        Ok(connection)
+    }
+
+    /// Remembers the negotiated revision for the `MCP-Protocol-Version` header.
+    pub fn set_protocol_version(&self, version: &str) {
+        *self.version.borrow_mut() = Some(version.to_string());
+    }
+
+    /// Marks the connection closed; its streams end at their next event.
+    pub fn close(&self) {
+        self.closed.set(true);
+    }
+
+    /// Posts one message. Answers and related messages are handed to `mcp` as they arrive.
+    pub async fn send(&self, mcp: &McpClient, message: Value, related: Option<u64>) -> Sent {
+        let legacy = self.legacy_endpoint.borrow().clone();
+        if let Some(endpoint) = legacy {
+            return self.post_legacy(&endpoint, &message).await;
+        }
+        let is_initialize = message["method"] == "initialize";
+        let mut request = self
+            .client
+            .post(&self.url)
+            .insert_header(("accept", "application/json, text/event-stream"))
+            .insert_header(("content-type", "application/json"));
+        if let Some(id) = self.session_id.borrow().as_deref() {
+            request = request.insert_header(("mcp-session-id", id));
+        }
+        if let Some(version) = self.version.borrow().as_deref() {
+            request = request.insert_header(("mcp-protocol-version", version));
+        }
+        let mut response = match request.send_body(message.to_string()).await {
+            Ok(response) => response,
+            Err(e) => return Sent::Failed(format!("POST failed: {e}")),
+        };
+        let status = response.status().as_u16();
+        if is_initialize && self.mode == Mode::Auto && matches!(status, 400 | 404 | 405) {
+            if let Err(err) = self.open_legacy(mcp).await {
+                return Sent::Failed(err.to_string());
+            }
+            let endpoint = self.legacy_endpoint.borrow().clone().unwrap_or_default();
+            return self.post_legacy(&endpoint, &message).await;
+        }
+        if status == 404 && self.session_id.borrow().is_some() {
+            return Sent::SessionGone;
+        }
+        if status == 202 {
+            return Sent::Ok;
+        }
+        if !(200..300).contains(&status) {
+            let body = response.body().limit(4096).await.unwrap_or_default();
+            return Sent::Failed(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ));
+        }
+        if let Some(id) = response.headers().get("mcp-session-id") {
+            if let Ok(id) = id.to_str() {
+                *self.session_id.borrow_mut() = Some(id.to_string());
+            }
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if content_type.starts_with("text/event-stream") {
+            let mut parser = Parser::default();
+            while let Some(chunk) = response.next().await {
+                let Ok(chunk) = chunk else {
+                    return Sent::Failed("the answer stream broke".into());
+                };
+                for event in parser.push(&chunk) {
+                    deliver(mcp, &event.data, related);
+                }
+            }
+            return Sent::Ok;
+        }
+        match response.body().limit(64 * 1024 * 1024).await {
+            Ok(body) if body.is_empty() => Sent::Ok,
+            Ok(body) => {
+                deliver(mcp, &String::from_utf8_lossy(&body), related);
+                Sent::Ok
+            }
+            Err(e) => Sent::Failed(format!("reading the answer: {e}")),
+        }
+    }
+
+    /// Opens the Streamable HTTP stream for server messages, if the server offers one.
+    pub fn open_listen_stream(&self, mcp: &McpClient) {
+        if self.legacy_endpoint.borrow().is_some() {
+            return;
+        }
+        let mut request = self
+            .client
+            .get(&self.url)
+            .insert_header(("accept", "text/event-stream"));
+        if let Some(id) = self.session_id.borrow().as_deref() {
+            request = request.insert_header(("mcp-session-id", id));
+        }
+        if let Some(version) = self.version.borrow().as_deref() {
+            request = request.insert_header(("mcp-protocol-version", version));
+        }
+        let mcp = mcp.clone();
+        actix_rt::spawn(async move {
+            let Ok(mut response) = request.send().await else {
+                return;
+            };
+            if !response.status().is_success() {
+                return;
+            }
+            let mut parser = Parser::default();
+            while let Some(Ok(chunk)) = response.next().await {
+                for event in parser.push(&chunk) {
+                    deliver(&mcp, &event.data, None);
+                }
+            }
+        });
+    }
+
+    /// Opens the legacy SSE stream and waits for its `endpoint` event.
+    async fn open_legacy(&self, mcp: &McpClient) -> Result<(), ConnectorError> {
+        let unreachable = |reason: String| ConnectorError::Unreachable {
+            connector: mcp.connector().to_string(),
+            reason,
+        };
+        let mut response = self
+            .client
+            .get(&self.url)
+            .insert_header(("accept", "text/event-stream"))
+            .send()
+            .await
+            .map_err(|e| unreachable(format!("SSE stream: {e}")))?;
+        if !response.status().is_success() {
+            return Err(unreachable(format!(
+                "SSE stream: HTTP {}",
+                response.status()
+            )));
+        }
+        let (endpoint_tx, endpoint_rx) = oneshot::channel::<String>();
+        let base = self.url.clone();
+        let reader = mcp.clone();
+        actix_rt::spawn(async move {
+            let mut parser = Parser::default();
+            let mut endpoint_tx = Some(endpoint_tx);
+            while let Some(Ok(chunk)) = response.next().await {
+                for event in parser.push(&chunk) {
+                    if event.name == "endpoint" {
+                        if let Some(tx) = endpoint_tx.take() {
+                            let _ = tx.send(resolve(&base, &event.data));
+                        }
+                    } else {
+                        deliver(&reader, &event.data, None);
+                    }
+                }
+            }
+            reader.connection_lost("the SSE stream ended");
+        });
+        let endpoint = actix_rt::time::timeout(self.timeout, endpoint_rx)
+            .await
+            .map_err(|_| unreachable("no endpoint event on the SSE stream".into()))?
+            .map_err(|_| unreachable("the SSE stream ended before its endpoint event".into()))?;
+        *self.legacy_endpoint.borrow_mut() = Some(endpoint);
+        Ok(())
+    }
+
+    async fn post_legacy(&self, endpoint: &str, message: &Value) -> Sent {
+        let request = self
+            .client
+            .post(endpoint)
+            .insert_header(("content-type", "application/json"));
+        match request.send_body(message.to_string()).await {
+            Ok(response) if response.status().is_success() => Sent::Ok,
+            Ok(response) if response.status().as_u16() == 404 => Sent::SessionGone,
+            Ok(response) => Sent::Failed(format!("HTTP {}", response.status())),
+            Err(e) => Sent::Failed(format!("POST failed: {e}")),
+        }
+    }
+}
+
+/// Hands every JSON-RPC message in `data` (one, or a batch) to the client.
+fn deliver(mcp: &McpClient, data: &str, related: Option<u64>) {
+    if data.trim().is_empty() {
+        return;
+    }
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Array(batch)) => batch.into_iter().for_each(|m| mcp.on_message(m, related)),
+        Ok(message) => mcp.on_message(message, related),
+        Err(_) => log::warn!(
+            "connector `{}` sent an event that is not JSON",
+            mcp.connector()
+        ),
+    }
+}
+
+/// `endpoint` resolved against the stream's URL.
+fn resolve(base: &str, endpoint: &str) -> String {
+    url::Url::parse(base)
+        .and_then(|b| b.join(endpoint))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| endpoint.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn a_relative_endpoint_is_resolved_against_the_stream_url() {
+        let url = resolve("http://127.0.0.1:9/sse", "/messages?session_id=1");
+        assert_eq!(url, "http://127.0.0.1:9/messages?session_id=1");
+    }
+}

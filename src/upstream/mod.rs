@@ -1,0 +1,517 @@
+//! MCP client of one upstream MCP server (the `mcp` and `stdio` connector kinds).
+//!
+//! Owns the upstream session: connecting (spawning the process, or Streamable HTTP with a fall
+//! back to legacy SSE), the `initialize` handshake, request ids, matching answers to requests,
+//! and what the server sends on its own: notifications (progress, log messages, list changes,
+//! resource updates) and requests (sampling, elicitation, roots), routed to the client session
+//! whose request they belong to through its [`ClientLink`]. A connection that breaks is dropped;
+//! the next request connects again, and a request that is safe to repeat is repeated once on a
+//! fresh session. Lives on its connector's thread; shared through `Rc`.
+
+mod http;
+pub mod sse;
+mod stdio;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::{LocalBoxFuture, Shared};
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::connector::{ConnectorError, ConnectorSettings};
+use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
+use crate::session::ClientLink;
+
+pub use http::Mode;
+pub use stdio::{end_all as end_all_processes, resolve_env, StdioSpec};
+
+/// The protocol revision the gateway asks upstream servers for.
+const UPSTREAM_VERSION: &str = "2025-11-25";
+
+/// What the server sent that its connector must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamEvent {
+    /// A list changed (`tools`, `resources` or `prompts`).
+    ListChanged,
+    /// A subscribed resource changed; the server's own URI.
+    ResourceUpdated(String),
+}
+
+/// How to reach the server.
+#[derive(Clone)]
+pub enum Target {
+    /// Spawn this process and speak over its stdin/stdout.
+    Stdio(StdioSpec),
+    /// Streamable HTTP at this URL, or legacy SSE (`auto` tries Streamable HTTP first).
+    Http {
+        /// The endpoint URL.
+        url: String,
+        /// `auto`, `streamable_http` or `sse`.
+        mode: http::Mode,
+    },
+}
+
+/// A live connection.
+enum Connection {
+    Stdio(stdio::StdioConnection),
+    Http(http::HttpConnection),
+}
+
+impl Connection {
+    async fn send(&self, client: &McpClient, message: Value, related: Option<u64>) -> Sent {
+        match self {
+            Connection::Stdio(c) => c.send(&message).await,
+            Connection::Http(c) => c.send(client, message, related).await,
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Connection::Stdio(c) => c.close(),
+            Connection::Http(c) => c.close(),
+        }
+    }
+}
+
+/// How sending a message went.
+pub(crate) enum Sent {
+    /// Delivered.
+    Ok,
+    /// The server no longer knows the session (HTTP 404): connect again.
+    SessionGone,
+    /// The connection failed.
+    Failed(String),
+}
+
+/// A request under way and who it serves.
+struct Call {
+    link: Option<ClientLink>,
+}
+
+type Connecting = Shared<LocalBoxFuture<'static, Result<(), ConnectorError>>>;
+
+/// The client; cheap to clone (an `Rc`).
+#[derive(Clone)]
+pub struct McpClient {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    connector: String,
+    target: Target,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    events: Box<dyn Fn(UpstreamEvent)>,
+    connection: RefCell<Option<Rc<Connection>>>,
+    connecting: RefCell<Option<Connecting>>,
+    next_id: Cell<u64>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>>,
+    calls: RefCell<HashMap<u64, Call>>,
+    progress: RefCell<HashMap<String, (ClientLink, Value)>>,
+    capabilities: RefCell<Value>,
+}
+
+impl McpClient {
+    /// A client of the server that `target` names; `events` hears list changes and resource
+    /// updates.
+    pub fn new(
+        settings: &ConnectorSettings,
+        target: Target,
+        headers: Vec<(String, String)>,
+        events: Box<dyn Fn(UpstreamEvent)>,
+    ) -> Self {
+        McpClient {
+            inner: Rc::new(Inner {
+                connector: settings.name.clone(),
+                target,
+                headers,
+                timeout: settings.timeout(),
+                events,
+                connection: RefCell::new(None),
+                connecting: RefCell::new(None),
+                next_id: Cell::new(1),
+                pending: RefCell::new(HashMap::new()),
+                calls: RefCell::new(HashMap::new()),
+                progress: RefCell::new(HashMap::new()),
+                capabilities: RefCell::new(json!({})),
+            }),
+        }
+    }
+
+    /// The connector's name.
+    pub fn connector(&self) -> &str {
+        &self.inner.connector
+    }
+
+    /// What the server declared in `initialize` (empty before the first connection).
+    pub fn capabilities(&self) -> Value {
+        self.inner.capabilities.borrow().clone()
+    }
+
+    /// Sends a request and waits for its answer within the connector's timeout. `link` is the
+    /// client session it serves (for progress, logs, sampling, …); `safe` lets it be repeated
+    /// once on a fresh session when the server forgot the old one.
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        link: Option<ClientLink>,
+        safe: bool,
+    ) -> Result<Value, ConnectorError> {
+        let progress = self.map_progress(&mut params, link.as_ref());
+        let result = self
+            .request_once(method, params.clone(), link.clone())
+            .await;
+        let result = match result {
+            Err(Failure::SessionGone) if safe => self.request_once(method, params, link).await,
+            other => other,
+        };
+        if let Some(token) = progress {
+            self.inner.progress.borrow_mut().remove(&token);
+        }
+        result.map_err(|failure| failure.into_connector(&self.inner.connector))
+    }
+
+    /// Sends a notification (no answer).
+    pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ConnectorError> {
+        let connection = self.connect().await?;
+        match connection
+            .send(self, jsonrpc::notification(method, params), None)
+            .await
+        {
+            Sent::Ok => Ok(()),
+            Sent::SessionGone => Err(self.drop_connection("the server ended the session")),
+            Sent::Failed(reason) => Err(self.drop_connection(&reason)),
+        }
+    }
+
+    async fn request_once(
+        &self,
+        method: &str,
+        params: Value,
+        link: Option<ClientLink>,
+    ) -> Result<Value, Failure> {
+        let connection = self.connect().await.map_err(Failure::Connector)?;
+        let id = self.inner.next_id.get();
+        self.inner.next_id.set(id + 1);
+        let (sender, receiver) = oneshot::channel();
+        self.inner.pending.borrow_mut().insert(id, sender);
+        self.inner.calls.borrow_mut().insert(id, Call { link });
+        let guard = CallGuard { client: self, id };
+        let message = jsonrpc::request(json!(id), method, Some(params));
+        let exchange = async {
+            match connection.send(self, message, Some(id)).await {
+                Sent::Ok => {}
+                Sent::SessionGone => {
+                    self.drop_connection("the server ended the session");
+                    return Err(Failure::SessionGone);
+                }
+                Sent::Failed(reason) => {
+                    return Err(Failure::Connector(self.drop_connection(&reason)));
+                }
+            }
+            match receiver.await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(error)) => Err(Failure::Rpc(error)),
+                Err(_) => Err(Failure::Connector(
+                    self.unreachable("the connection closed"),
+                )),
+            }
+        };
+        let outcome = actix_rt::time::timeout(self.inner.timeout, exchange).await;
+        let outcome = outcome.unwrap_or_else(|_| {
+            Err(Failure::Connector(ConnectorError::Timeout {
+                connector: self.inner.connector.clone(),
+                timeout_ms: self.inner.timeout.as_millis() as u64,
+            }))
+        });
+        drop(guard);
+        outcome
+    }
+
+    /// Connects (once, even when asked by several requests at a time) and initializes.
+    async fn connect(&self) -> Result<Rc<Connection>, ConnectorError> {
+        if let Some(connection) = self.inner.connection.borrow().clone() {
+            return Ok(connection);
+        }
+        let shared = {
+            let mut slot = self.inner.connecting.borrow_mut();
+            match slot.as_ref() {
+                Some(connecting) => connecting.clone(),
+                None => {
+                    let client = self.clone();
+                    let connecting = async move { client.establish().await }
+                        .boxed_local()
+                        .shared();
+                    *slot = Some(connecting.clone());
+                    connecting
+                }
+            }
+        };
+        let result = shared.await;
+        self.inner.connecting.borrow_mut().take();
+        result?;
+        self.inner
+            .connection
+            .borrow()
+            .clone()
+            .ok_or_else(|| self.unreachable("the connection closed while initializing"))
+    }
+
+    async fn establish(&self) -> Result<(), ConnectorError> {
+        let connection = match &self.inner.target {
+            Target::Stdio(spec) => Connection::Stdio(
+                stdio::StdioConnection::spawn(self, spec).map_err(|e| self.unreachable(&e))?,
+            ),
+            Target::Http { url, mode } => Connection::Http(
+                http::HttpConnection::open(
+                    self,
+                    url,
+                    *mode,
+                    &self.inner.headers,
+                    self.inner.timeout,
+                )
+                .await?,
+            ),
+        };
+        *self.inner.connection.borrow_mut() = Some(Rc::new(connection));
+        let params = json!({
+            "protocolVersion": UPSTREAM_VERSION,
+            "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
+            "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let initialized = self.request_once("initialize", params, None).await;
+        let result = match initialized {
+            Ok(result) => result,
+            Err(failure) => {
+                self.drop_connection("initialize failed");
+                return Err(match failure {
+                    Failure::Connector(err) => err,
+                    other => self.unreachable(&format!(
+                        "initialize failed: {}",
+                        other.into_connector(&self.inner.connector)
+                    )),
+                });
+            }
+        };
+        if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
+            let version = result["protocolVersion"]
+                .as_str()
+                .unwrap_or(UPSTREAM_VERSION);
+            http.set_protocol_version(version);
+        }
+        *self.inner.capabilities.borrow_mut() = result["capabilities"].clone();
+        self.notify("notifications/initialized", None).await?;
+        if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
+            http.open_listen_stream(self);
+        }
+        log::info!(
+            "connector `{}`: upstream MCP session initialized",
+            self.inner.connector
+        );
+        Ok(())
+    }
+
+    /// Ends the connection on purpose (idle); the next request connects again.
+    pub fn disconnect(&self) {
+        if self.inner.connection.borrow().is_some() {
+            self.drop_connection("idle");
+        }
+    }
+
+    /// Forgets the connection (the next request connects again) and fails what waits on it.
+    fn drop_connection(&self, reason: &str) -> ConnectorError {
+        if let Some(connection) = self.inner.connection.borrow_mut().take() {
+            connection.close();
+            log::warn!(
+                "connector `{}`: upstream connection dropped: {reason}",
+                self.inner.connector
+            );
+        }
+        self.unreachable(reason)
+    }
+
+    /// The connection's end: everything waiting fails.
+    pub(crate) fn connection_lost(&self, reason: &str) {
+        self.drop_connection(reason);
+        let pending: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
+        for (_, waiter) in pending {
+            let _ = waiter.send(Err(RpcError::new(
+                jsonrpc::BACKEND_UNAVAILABLE,
+                format!("connector `{}`: {reason}", self.inner.connector),
+            )));
+        }
+    }
+
+    fn unreachable(&self, reason: &str) -> ConnectorError {
+        ConnectorError::Unreachable {
+            connector: self.inner.connector.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Replaces the client's progress token with one unique to the gateway.
+    fn map_progress(&self, params: &mut Value, link: Option<&ClientLink>) -> Option<String> {
+        let link = link?;
+        let original = params.get("_meta")?.get("progressToken")?.clone();
+        let token = format!("mcpgate-{}-{}", link.session_id, self.inner.next_id.get());
+        params["_meta"]["progressToken"] = json!(token);
+        self.inner
+            .progress
+            .borrow_mut()
+            .insert(token.clone(), (link.clone(), original));
+        Some(token)
+    }
+
+    /// Handles one message from the server; `related` is the request whose answer stream it
+    /// came on, if any.
+    pub(crate) fn on_message(&self, message: Value, related: Option<u64>) {
+        match classify(message) {
+            Ok(Incoming::Response { id, outcome }) => {
+                let Some(id) = id.as_u64() else { return };
+                let waiter = self.inner.pending.borrow_mut().remove(&id);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(outcome.map_err(rpc_error));
+                }
+            }
+            Ok(Incoming::Notification { method, params }) => {
+                self.on_notification(&method, params, related)
+            }
+            Ok(Incoming::Request { id, method, params }) => {
+                self.on_request(id, method, params, related)
+            }
+            Err((_, err)) => log::warn!(
+                "connector `{}` sent an invalid message: {}",
+                self.inner.connector,
+                err.message
+            ),
+        }
+    }
+
+    /// The client session a server message belongs to: the request it came with, else the
+    /// newest request under way that serves a client.
+    fn link_for(&self, related: Option<u64>) -> Option<ClientLink> {
+        let calls = self.inner.calls.borrow();
+        if let Some(link) = related.and_then(|id| calls.get(&id)?.link.clone()) {
+            return Some(link);
+        }
+        calls
+            .iter()
+            .filter(|(_, call)| call.link.is_some())
+            .max_by_key(|(id, _)| **id)
+            .and_then(|(_, call)| call.link.clone())
+    }
+
+    fn on_notification(&self, method: &str, params: Option<Value>, related: Option<u64>) {
+        match method {
+            "notifications/progress" => {
+                let mut params = params.unwrap_or_default();
+                let token = params["progressToken"].as_str().map(str::to_string);
+                let target = token.and_then(|t| self.inner.progress.borrow().get(&t).cloned());
+                if let Some((link, original)) = target {
+                    params["progressToken"] = original;
+                    link.notify(jsonrpc::notification(method, Some(params)));
+                }
+            }
+            "notifications/message" => {
+                if let Some(link) = self.link_for(related) {
+                    link.notify(jsonrpc::notification(method, params));
+                }
+            }
+            "notifications/tools/list_changed"
+            | "notifications/resources/list_changed"
+            | "notifications/prompts/list_changed" => {
+                (self.inner.events)(UpstreamEvent::ListChanged)
+            }
+            "notifications/resources/updated" => {
+                if let Some(uri) = params.as_ref().and_then(|p| p["uri"].as_str()) {
+                    (self.inner.events)(UpstreamEvent::ResourceUpdated(uri.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_request(&self, id: Value, method: String, params: Option<Value>, related: Option<u64>) {
+        let link = self.link_for(related);
+        let client = self.clone();
+        actix_rt::spawn(async move {
+            let answer = match (method.as_str(), link) {
+                ("ping", _) => Ok(json!({})),
+                (_, Some(link)) => link.ask(&method, params).await,
+                ("roots/list", None) => Ok(json!({ "roots": [] })),
+                (_, None) => Err(RpcError::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!("no client session to forward `{method}` to"),
+                )),
+            };
+            let reply = match answer {
+                Ok(result) => jsonrpc::result(id, result),
+                Err(err) => jsonrpc::error(id, &err),
+            };
+            if let Ok(connection) = client.connect().await {
+                connection.send(&client, reply, None).await;
+            }
+        });
+    }
+}
+
+/// Cleans up a request however it ends; tells the server when it was abandoned.
+struct CallGuard<'a> {
+    client: &'a McpClient,
+    id: u64,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let inner = &self.client.inner;
+        inner.calls.borrow_mut().remove(&self.id);
+        let waiting = inner.pending.borrow_mut().remove(&self.id).is_some();
+        if waiting {
+            let client = self.client.clone();
+            let params = json!({"requestId": self.id, "reason": "cancelled by the gateway"});
+            actix_rt::spawn(async move {
+                let _ = client.notify("notifications/cancelled", Some(params)).await;
+            });
+        }
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    Connector(ConnectorError),
+    Rpc(RpcError),
+    SessionGone,
+}
+
+impl Failure {
+    fn into_connector(self, connector: &str) -> ConnectorError {
+        match self {
+            Failure::Connector(err) => err,
+            Failure::Rpc(error) => ConnectorError::Remote {
+                connector: connector.to_string(),
+                error,
+            },
+            Failure::SessionGone => ConnectorError::Unreachable {
+                connector: connector.to_string(),
+                reason: "the server ended the session twice".into(),
+            },
+        }
+    }
+}
+
+/// A JSON-RPC error object from the server.
+fn rpc_error(error: Value) -> RpcError {
+    RpcError {
+        code: error["code"].as_i64().unwrap_or(jsonrpc::INTERNAL_ERROR),
+        message: error["message"]
+            .as_str()
+            .unwrap_or("the server answered with an error")
+            .to_string(),
+        data: error.get("data").cloned(),
+    }
+}

@@ -1,0 +1,226 @@
+//! The `stdio` transport: an MCP server process that the gateway spawns, speaking
+//! newline-delimited JSON-RPC on its stdin and stdout.
+//!
+//! Each process runs in its own process group. Ending a connection ends the whole group (TERM,
+//! then KILL after a grace period), and a task waits for the child so no zombie is left; stderr
+//! lines go to the log. [`end_all`] ends every group still running, for shutdown.
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::{McpClient, Sent};
+
+/// How long a process has to exit after TERM before it gets KILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Longest stderr line logged.
+const MAX_LOG_LINE: usize = 2048;
+
+/// Process groups that are running, for [`end_all`].
+static GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// What to spawn.
+#[derive(Clone)]
+pub struct StdioSpec {
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment, values resolved (may be secrets).
+    pub env: Vec<(String, secrecy::SecretString)>,
+    /// Its working directory.
+    pub cwd: Option<String>,
+}
+
+/// A running process.
+pub struct StdioConnection {
+    lines: mpsc::UnboundedSender<String>,
+    group: i32,
+    exited: Arc<Mutex<bool>>,
+}
+
+impl StdioConnection {
+    /// Spawns the process and starts reading its output into `client`.
+    pub fn spawn(client: &McpClient, spec: &StdioSpec) -> Result<StdioConnection, String> {
+        use secrecy::ExposeSecret;
+        let mut command = tokio::process::Command::new(&spec.command);
+        command
+            .args(&spec.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for (name, value) in &spec.env {
+            command.env(name, value.expose_secret());
+        }
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start `{}`: {e}", spec.command))?;
+        let group = child
+            .id()
+            .map(|id| id as i32)
+            .ok_or("the process exited at once")?;
+        remember(group);
+        let connector = client.connector().to_string();
+        log::info!(
+            "connector `{connector}`: started `{}` (pid {group})",
+            spec.command
+        );
+
+        let (lines, mut queue) = mpsc::unbounded_channel::<String>();
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        actix_rt::spawn(async move {
+            while let Some(line) = queue.recv().await {
+                if stdin.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let reader = client.clone();
+        actix_rt::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(message) => reader.on_message(message, None),
+                    Err(_) => log::warn!(
+                        "connector `{}` wrote a line that is not JSON on stdout",
+                        reader.connector()
+                    ),
+                }
+            }
+            reader.connection_lost("the process closed its stdout");
+        });
+
+        if let Some(stderr) = child.stderr.take() {
+            let name = connector.clone();
+            actix_rt::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(mut line)) = lines.next_line().await {
+                    line.truncate(floor_char_boundary(&line, MAX_LOG_LINE));
+                    log::info!("connector `{name}` stderr: {line}");
+                }
+            });
+        }
+
+        let exited = Arc::new(Mutex::new(false));
+        let flag = exited.clone();
+        actix_rt::spawn(async move {
+            let status = child.wait().await;
+            if let Ok(mut exited) = flag.lock() {
+                *exited = true;
+            }
+            forget(group);
+            match status {
+                Ok(status) => {
+                    log::info!("connector `{connector}`: process {group} exited ({status})")
+                }
+                Err(e) => log::warn!("connector `{connector}`: waiting for process {group}: {e}"),
+            }
+        });
+        Ok(StdioConnection {
+            lines,
+            group,
+            exited,
+        })
+    }
+
+    /// Writes one message as a line.
+    pub async fn send(&self, message: &Value) -> Sent {
+        match self.lines.send(format!("{message}\n")) {
+            Ok(()) => Sent::Ok,
+            Err(_) => Sent::Failed("the process's stdin is closed".into()),
+        }
+    }
+
+    /// Ends the process group: TERM now, KILL after the grace period if still there.
+    pub fn close(&self) {
+        end_group(self.group);
+        let (group, exited) = (self.group, self.exited.clone());
+        actix_rt::spawn(async move {
+            actix_rt::time::sleep(GRACE).await;
+            if !exited.lock().map(|e| *e).unwrap_or(true) {
+                // SAFETY: killpg only sends a signal to a process group we created.
+                unsafe { libc::killpg(group, libc::SIGKILL) };
+            }
+        });
+    }
+}
+
+impl Drop for StdioConnection {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Ends every process group still running (TERM, then KILL for those that stay).
+pub fn end_all() {
+    let groups: Vec<i32> = GROUPS
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|g| g.iter().copied().collect()))
+        .unwrap_or_default();
+    for group in &groups {
+        end_group(*group);
+    }
+    if !groups.is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+        for group in groups {
+            // SAFETY: as in `close`.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+        }
+    }
+}
+
+fn end_group(group: i32) {
+    // SAFETY: killpg only sends a signal to a process group we created.
+    unsafe { libc::killpg(group, libc::SIGTERM) };
+}
+
+fn remember(group: i32) {
+    if let Ok(mut groups) = GROUPS.lock() {
+        groups.get_or_insert_with(HashSet::new).insert(group);
+    }
+}
+
+fn forget(group: i32) {
+    if let Ok(mut groups) = GROUPS.lock() {
+        if let Some(groups) = groups.as_mut() {
+            groups.remove(&group);
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    let mut cut = max.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
+/// `env` templates resolved; the error names the variable, never a value.
+pub fn resolve_env(
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<(String, secrecy::SecretString)>, String> {
+    env.iter()
+        .map(|(name, template)| {
+            crate::secrets::resolve(template)
+                .map(|value| (name.clone(), value))
+                .map_err(|e| format!("env `{name}`: {e}"))
+        })
+        .collect()
+}
