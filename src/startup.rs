@@ -140,6 +140,7 @@ impl Application {
         } = self;
         let result = server.await;
         drop(gateway);
+        crate::upstream::end_all_processes();
         recorder.finish(RECORDER_DRAIN).await;
         result
     }

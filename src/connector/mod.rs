@@ -504,7 +504,9 @@ impl Supervised for Connector {
                 self.settings.name
             );
         }
-        self.replicas = None;
+        if let Some(replicas) = self.replicas.take() {
+            replicas.shutdown();
+        }
         self.checking = false;
         self.reads.clear();
     }
@@ -711,6 +713,9 @@ impl Handler<Retire> for Connector {
 
     fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
         self.removed = true;
+        if let Some(replicas) = self.replicas.take() {
+            replicas.shutdown();
+        }
         ctx.stop();
     }
 }

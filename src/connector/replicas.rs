@@ -83,6 +83,15 @@ impl Replicas {
         self.members.iter().map(|m| &m.backend)
     }
 
+    /// Ends the MCP sessions and processes of every replica.
+    pub fn shutdown(&self) {
+        for backend in self.backends() {
+            if let Backend::Mcp(mcp) = backend {
+                mcp.client.disconnect();
+            }
+        }
+    }
+
     /// Whether some replica's breaker is not open.
     pub fn available(&self) -> bool {
         self.members

@@ -36,6 +36,7 @@ pub struct HttpConnection {
     /// Streamable HTTP until a fallback; then the legacy endpoint to post to.
     legacy_endpoint: RefCell<Option<String>>,
     mode: Mode,
+    generation: u64,
     session_id: RefCell<Option<String>>,
     version: RefCell<Option<String>>,
     closed: Cell<bool>,
@@ -45,6 +46,7 @@ pub struct HttpConnection {
 impl HttpConnection {
     /// Prepares a connection; legacy SSE mode opens its stream now.
     pub async fn open(
+        generation: u64,
         mcp: &McpClient,
         url: &str,
         mode: Mode,
@@ -60,6 +62,7 @@ impl HttpConnection {
             url: url.to_string(),
             legacy_endpoint: RefCell::new(None),
             mode,
+            generation,
             session_id: RefCell::new(None),
             version: RefCell::new(None),
             closed: Cell::new(false),
@@ -211,6 +214,7 @@ impl HttpConnection {
         let (endpoint_tx, endpoint_rx) = oneshot::channel::<String>();
         let base = self.url.clone();
         let reader = mcp.clone();
+        let generation = self.generation;
         actix_rt::spawn(async move {
             let mut parser = Parser::default();
             let mut endpoint_tx = Some(endpoint_tx);
@@ -225,7 +229,7 @@ impl HttpConnection {
                     }
                 }
             }
-            reader.connection_lost("the SSE stream ended");
+            reader.connection_lost(generation, "the SSE stream ended");
         });
         let endpoint = actix_rt::time::timeout(self.timeout, endpoint_rx)
             .await

@@ -15,7 +15,7 @@ mod stdio;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{LocalBoxFuture, Shared};
 use futures_util::FutureExt;
@@ -113,7 +113,18 @@ struct Inner {
     calls: RefCell<HashMap<u64, Call>>,
     progress: RefCell<HashMap<String, (ClientLink, Value)>>,
     capabilities: RefCell<Value>,
+    /// Counts connections, so that a late end-of-stream of an old one is ignored.
+    generation: Cell<u64>,
+    /// Connections lost in a row without lasting, and when the last one was lost.
+    crashes: Cell<u32>,
+    lost_at: Cell<Option<Instant>>,
+    connected_at: Cell<Option<Instant>>,
 }
+
+/// A connection that lasted this long resets the restart backoff.
+const STABLE: Duration = Duration::from_secs(30);
+/// Longest wait before reconnecting after a crash.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl McpClient {
     /// A client of the server that `target` names; `events` hears list changes and resource
@@ -138,6 +149,10 @@ impl McpClient {
                 calls: RefCell::new(HashMap::new()),
                 progress: RefCell::new(HashMap::new()),
                 capabilities: RefCell::new(json!({})),
+                generation: Cell::new(0),
+                crashes: Cell::new(0),
+                lost_at: Cell::new(None),
+                connected_at: Cell::new(None),
             }),
         }
     }
@@ -263,12 +278,26 @@ impl McpClient {
     }
 
     async fn establish(&self) -> Result<(), ConnectorError> {
+        if let (Some(lost), crashes) = (self.inner.lost_at.get(), self.inner.crashes.get()) {
+            let wait = backoff(crashes);
+            if lost.elapsed() < wait {
+                let left = wait - lost.elapsed();
+                return Err(self.unreachable(&format!(
+                    "restarting after {crashes} failures; next attempt in {} ms",
+                    left.as_millis()
+                )));
+            }
+        }
+        let generation = self.inner.generation.get() + 1;
+        self.inner.generation.set(generation);
         let connection = match &self.inner.target {
             Target::Stdio(spec) => Connection::Stdio(
-                stdio::StdioConnection::spawn(self, spec).map_err(|e| self.unreachable(&e))?,
+                stdio::StdioConnection::spawn(self, spec, generation)
+                    .map_err(|e| self.unreachable(&e))?,
             ),
             Target::Http { url, mode } => Connection::Http(
                 http::HttpConnection::open(
+                    generation,
                     self,
                     url,
                     *mode,
@@ -313,6 +342,7 @@ impl McpClient {
             "connector `{}`: upstream MCP session initialized",
             self.inner.connector
         );
+        self.inner.connected_at.set(Some(Instant::now()));
         Ok(())
     }
 
@@ -335,8 +365,20 @@ impl McpClient {
         self.unreachable(reason)
     }
 
-    /// The connection's end: everything waiting fails.
-    pub(crate) fn connection_lost(&self, reason: &str) {
+    /// The end of connection `generation`: if it is the current one, everything waiting fails
+    /// and the next connection waits out a backoff that grows with each crash in a row.
+    pub(crate) fn connection_lost(&self, generation: u64, reason: &str) {
+        let current = generation == self.inner.generation.get();
+        if !current || self.inner.connection.borrow().is_none() {
+            return;
+        }
+        let lasted = self.inner.connected_at.get().map(|at| at.elapsed());
+        let crashes = match lasted {
+            Some(lasted) if lasted >= STABLE => 1,
+            _ => self.inner.crashes.get() + 1,
+        };
+        self.inner.crashes.set(crashes);
+        self.inner.lost_at.set(Some(Instant::now()));
         self.drop_connection(reason);
         let pending: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
         for (_, waiter) in pending {
@@ -458,6 +500,13 @@ impl McpClient {
             }
         });
     }
+}
+
+/// The wait before reconnecting after `crashes` crashes in a row: 250 ms, doubled each time.
+fn backoff(crashes: u32) -> Duration {
+    Duration::from_millis(250)
+        .saturating_mul(1 << crashes.saturating_sub(1).min(10))
+        .min(MAX_BACKOFF)
 }
 
 /// Cleans up a request however it ends; tells the server when it was abandoned.

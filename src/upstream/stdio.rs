@@ -47,7 +47,11 @@ pub struct StdioConnection {
 
 impl StdioConnection {
     /// Spawns the process and starts reading its output into `client`.
-    pub fn spawn(client: &McpClient, spec: &StdioSpec) -> Result<StdioConnection, String> {
+    pub fn spawn(
+        client: &McpClient,
+        spec: &StdioSpec,
+        generation: u64,
+    ) -> Result<StdioConnection, String> {
         use secrecy::ExposeSecret;
         let mut command = tokio::process::Command::new(&spec.command);
         command
@@ -102,7 +106,7 @@ impl StdioConnection {
                     ),
                 }
             }
-            reader.connection_lost("the process closed its stdout");
+            reader.connection_lost(generation, "the process closed its stdout");
         });
 
         if let Some(stderr) = child.stderr.take() {

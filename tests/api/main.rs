@@ -1,5 +1,6 @@
 //! The integration test binary: the real gateway on port 0 in front of real HTTP connectors.
 
+mod backends;
 mod cli;
 mod failures;
 mod fake_connector;

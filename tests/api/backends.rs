@@ -1,0 +1,266 @@
+//! MCP servers as backends: a stdio process (a tiny stdlib server), progress and sampling
+//! carried through, capability gating, crash restarts, idle timeout, and no process left behind.
+
+use std::time::Duration;
+
+use mcpgate::connector::ConnectorSettings;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
+
+fn tiny(name: &str, marker: &str) -> ConnectorSettings {
+    serde_json::from_value(json!({
+        "name": name, "kind": "stdio", "command": "python3",
+        "args": ["tests/interop/tiny_stdio_server.py", "--marker", marker],
+        "timeout_ms": 5000, "health_check_interval_ms": 200, "health_check_timeout_ms": 2000,
+    }))
+    .unwrap()
+}
+
+fn marker() -> String {
+    format!("mcpgate-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Processes whose command line holds `marker`, and how many of them are zombies.
+fn processes_with(marker: &str) -> (usize, usize) {
+    let mut found = (0, 0);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+            continue;
+        }
+        found.0 += 1;
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        {
+            found.1 += 1;
+        }
+    }
+    found
+}
+
+/// Initializes a session that declares `capabilities`.
+async fn session_with(app: &TestApp, capabilities: Value) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": capabilities,
+        "clientInfo": {"name": "t", "version": "0"}}});
+    let response = app.post_mcp(&body.to_string(), &[]).await;
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Reads SSE events from `response` until one carries an `id` and no `method` (the answer),
+/// answering sampling requests with `reply` on the way; returns every message seen.
+async fn read_until_answer(
+    app: &TestApp,
+    session: &str,
+    mut response: reqwest::Response,
+    reply: &str,
+) -> Vec<Value> {
+    let mut parser = mcpgate::upstream::sse::Parser::default();
+    let mut seen = Vec::new();
+    loop {
+        let chunk = actix_rt::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream holds the answer");
+        for event in parser.push(&chunk) {
+            let message: Value = serde_json::from_str(&event.data).unwrap();
+            if message["method"] == "sampling/createMessage" {
+                let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {
+                    "role": "assistant", "content": {"type": "text", "text": reply},
+                    "model": "test"}});
+                let posted = app
+                    .post_mcp(&answer.to_string(), &[("mcp-session-id", session)])
+                    .await;
+                assert_eq!(posted.status(), 202);
+            }
+            let is_answer = message.get("id").is_some() && message.get("method").is_none();
+            seen.push(message);
+            if is_answer {
+                return seen;
+            }
+        }
+    }
+}
+
+async fn call_streaming(app: &TestApp, session: &str, params: Value) -> reqwest::Response {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
+    let response = app
+        .post_mcp(&body.to_string(), &[("mcp-session-id", session)])
+        .await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    response
+}
+
+#[actix_web::test]
+async fn a_stdio_server_is_listed_and_called_with_its_progress_carried_through() {
+    let marker = marker();
+    let app = spawn_app(vec![tiny("tiny", &marker)]).await;
+    let session = app.initialize().await;
+
+    let names = app.tool_names(&session).await;
+    let echo = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_echo", "arguments": {"text": "hi"}}),
+        )
+        .await;
+    let params =
+        json!({"name": "tiny_progress", "arguments": {}, "_meta": {"progressToken": "p-1"}});
+    let response = call_streaming(&app, &session, params).await;
+    let seen = read_until_answer(&app, &session, response, "").await;
+
+    assert_eq!(
+        names,
+        ["tiny_ask", "tiny_crash", "tiny_echo", "tiny_progress"]
+    );
+    assert_eq!(echo["result"]["content"][0]["text"], "hi");
+    let progress: Vec<_> = seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            (
+                m["params"]["progressToken"].clone(),
+                m["params"]["progress"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            (json!("p-1"), json!(1)),
+            (json!("p-1"), json!(2)),
+            (json!("p-1"), json!(3))
+        ]
+    );
+    assert_eq!(seen.last().unwrap()["result"]["content"][0]["text"], "done");
+}
+
+#[actix_web::test]
+async fn sampling_reaches_a_client_that_declared_it_and_is_refused_for_one_that_did_not() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let able = session_with(&app, json!({"sampling": {}})).await;
+    let unable = session_with(&app, json!({})).await;
+
+    let response = call_streaming(&app, &able, json!({"name": "tiny_ask", "arguments": {}})).await;
+    let seen = read_until_answer(&app, &able, response, "from the client").await;
+    let refused = app
+        .rpc(
+            &unable,
+            "tools/call",
+            json!({"name": "tiny_ask", "arguments": {}}),
+        )
+        .await;
+
+    assert!(seen.iter().any(|m| m["method"] == "sampling/createMessage"));
+    let answer = seen.last().unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "sampled: from the client"
+    );
+    assert_eq!(refused["result"]["isError"], true);
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("did not declare the `sampling` capability"),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn a_crashed_process_is_restarted_and_serves_again() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let session = app.initialize().await;
+
+    let crashed = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_crash", "arguments": {}}),
+        )
+        .await;
+    let mut answer = Value::Null;
+    for _ in 0..100 {
+        answer = app
+            .rpc(
+                &session,
+                "tools/call",
+                json!({"name": "tiny_echo", "arguments": {"text": "back"}}),
+            )
+            .await;
+        if answer.get("result").is_some() {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(crashed["error"]["code"], -32000);
+    assert_eq!(answer["result"]["content"][0]["text"], "back");
+}
+
+#[actix_web::test]
+async fn an_idle_process_is_ended_and_started_again_on_the_next_call() {
+    let marker = marker();
+    let mut settings = tiny("tiny", &marker);
+    settings.idle_timeout_ms = 300;
+    settings.health_check_interval_ms = 100;
+    let app = spawn_app(vec![settings]).await;
+    let session = app.initialize().await;
+    app.rpc(
+        &session,
+        "tools/call",
+        json!({"name": "tiny_echo", "arguments": {"text": "a"}}),
+    )
+    .await;
+
+    app.wait_until(|_| processes_with(&marker) == (0, 0)).await;
+    let again = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_echo", "arguments": {"text": "b"}}),
+        )
+        .await;
+
+    assert_eq!(again["result"]["content"][0]["text"], "b");
+    assert_eq!(
+        processes_with(&marker).0,
+        2,
+        "server and its grandchild run again"
+    );
+}
+
+#[actix_web::test]
+async fn many_start_stop_cycles_leave_no_process_and_no_zombie() {
+    let marker = marker();
+    let app = spawn_app_with(StoreKind::Sqlite, |_| {}).await;
+    let body = serde_json::to_value(tiny("cycle", &marker)).unwrap();
+
+    for cycle in 0..8 {
+        let (created, view) = app.send_json("POST", "/api/v1/connectors", &body).await;
+        assert_eq!(created, 201, "cycle {cycle}: {view}");
+        app.wait_until_view("cycle", |v| v["tools"] == 4).await;
+        assert_eq!(
+            processes_with(&marker).0,
+            2,
+            "cycle {cycle}: server and grandchild"
+        );
+        let (removed, _) = app
+            .send_json("DELETE", "/api/v1/connectors/cycle", &json!({}))
+            .await;
+        assert_eq!(removed, 204);
+        app.wait_until(|_| processes_with(&marker) == (0, 0)).await;
+    }
+
+    assert_eq!(processes_with(&marker), (0, 0));
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""A tiny MCP server over stdio (standard library only), for the gateway's process tests.
+
+Tools: `echo` (text), `progress` (three progress notifications, then a result), `ask` (asks the
+client for a sampling/createMessage and returns its text), `crash` (exits at once).
+With `--marker M` it starts a grandchild process whose command line holds M, so tests can check
+that the whole process group ends.
+"""
+import json
+import subprocess
+import sys
+
+TOOLS = [
+    {"name": "echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+    {"name": "progress", "inputSchema": {"type": "object"}},
+    {"name": "ask", "inputSchema": {"type": "object"}},
+    {"name": "crash", "inputSchema": {"type": "object"}},
+]
+
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def text(value):
+    return {"content": [{"type": "text", "text": value}]}
+
+
+def read():
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)
+    return json.loads(line)
+
+
+def call(request):
+    params = request.get("params") or {}
+    name = params.get("name")
+    if name == "echo":
+        return text(params.get("arguments", {}).get("text", ""))
+    if name == "crash":
+        sys.exit(3)
+    if name == "progress":
+        token = (params.get("_meta") or {}).get("progressToken")
+        for step in (1, 2, 3):
+            if token is not None:
+                send({"jsonrpc": "2.0", "method": "notifications/progress",
+                      "params": {"progressToken": token, "progress": step, "total": 3}})
+        return text("done")
+    if name == "ask":
+        send({"jsonrpc": "2.0", "id": "tiny-1", "method": "sampling/createMessage",
+              "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}],
+                         "maxTokens": 10}})
+        while True:
+            message = read()
+            if message.get("id") == "tiny-1" and "method" not in message:
+                break
+        if "error" in message:
+            return {"content": [{"type": "text", "text": "refused: " + message["error"]["message"]}],
+                    "isError": True}
+        return text("sampled: " + message["result"]["content"]["text"])
+    raise KeyError(name)
+
+
+def main():
+    if "--marker" in sys.argv:
+        marker = sys.argv[sys.argv.index("--marker") + 1]
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
+    print("tiny server ready", file=sys.stderr, flush=True)
+    while True:
+        request = read()
+        method = request.get("method")
+        if "id" not in request or method is None:
+            continue
+        if method == "initialize":
+            result = {"protocolVersion": request["params"]["protocolVersion"],
+                      "capabilities": {"tools": {}}, "serverInfo": {"name": "tiny", "version": "1"}}
+        elif method == "ping":
+            result = {}
+        elif method == "tools/list":
+            result = {"tools": TOOLS}
+        elif method == "tools/call":
+            try:
+                result = call(request)
+            except KeyError:
+                send({"jsonrpc": "2.0", "id": request["id"],
+                      "error": {"code": -32602, "message": "unknown tool"}})
+                continue
+        else:
+            send({"jsonrpc": "2.0", "id": request["id"],
+                  "error": {"code": -32601, "message": "method not found"}})
+            continue
+        send({"jsonrpc": "2.0", "id": request["id"], "result": result})
+
+
+main()
