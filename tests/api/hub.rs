@@ -83,7 +83,7 @@ async fn a_failing_connector_opens_its_circuit_leaves_the_catalog_and_comes_back
         .as_str()
         .unwrap()
         .contains("`flaky`"));
-    assert!(refused_in < Duration::from_millis(500), "{refused_in:?}");
+    assert!(refused_in < Duration::from_millis(1_000), "{refused_in:?}");
     assert_eq!(other["result"]["content"][0]["text"], "y");
     let (_, view) = app.get_json("/api/v1/connectors/flaky").await;
     assert_eq!(view["status"]["available"], false);
@@ -453,8 +453,8 @@ async fn a_backend_killed_under_load_fails_fast_leaves_the_catalog_and_rejoins_i
 
     log("load: 4 workers calling victim_echo");
     actix_rt::time::sleep(Duration::from_millis(500)).await;
-    victim.stop().await;
     let killed_at = t0.elapsed().as_millis();
+    victim.stop().await;
     log("victim backend killed");
     wait_for_event(&mut stream, "notifications/tools/list_changed").await;
     let shrunk_at = t0.elapsed().as_millis();
