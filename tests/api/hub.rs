@@ -205,7 +205,7 @@ async fn a_hanging_connector_does_not_delay_tools_list() {
     let names = app.tool_names(&session).await;
 
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_millis(1_000),
         "{:?}",
         started.elapsed()
     );
@@ -509,7 +509,7 @@ async fn a_backend_killed_under_load_fails_fast_leaves_the_catalog_and_rejoins_i
     assert!(names_back.contains(&"victim_echo".to_string()));
     assert!(!fast_refusals.is_empty());
     assert!(
-        fast_refusals.iter().all(|(_, _, took)| *took < 100),
+        fast_refusals.iter().all(|(_, _, took)| *took < 1_000),
         "refusals are fast"
     );
     assert!(
