@@ -185,3 +185,169 @@ async fn the_inspector_cli_lists_calls_reads_and_gets_through_both_transports() 
         }
     }
 }
+
+/// An environment variable that `scripts/interop-setup` exports, or `None` outside CI.
+fn installed(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) => Some(value),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("{var} missing: run scripts/test (it runs scripts/interop-setup)")
+        }
+        Err(_) => {
+            eprintln!("{var} not set; run scripts/test to include this test");
+            None
+        }
+    }
+}
+
+fn stdio_connector(
+    name: &str,
+    command: &str,
+    args: &[&str],
+) -> mcpgate::connector::ConnectorSettings {
+    serde_json::from_value(
+        serde_json::json!({"name": name, "kind": "stdio", "command": command,
+        "args": args, "timeout_ms": 15000, "health_check_interval_ms": 5000,
+        "health_check_timeout_ms": 5000}),
+    )
+    .unwrap()
+}
+
+/// Lists, calls, reads and gets through the gateway in front of server-everything as `every`.
+async fn exercise_everything(app: &TestApp) {
+    let session = app.initialize().await;
+    let names = app.tool_names(&session).await;
+    let echo = app
+        .rpc(&session, "tools/call", serde_json::json!({"name": "every_echo", "arguments": {"message": "through the gateway"}}))
+        .await;
+    let sum = app
+        .rpc(
+            &session,
+            "tools/call",
+            serde_json::json!({"name": "every_get-sum", "arguments": {"a": 2, "b": 40}}),
+        )
+        .await;
+    let resources = app
+        .rpc(&session, "resources/list", serde_json::json!({}))
+        .await;
+    let first = resources["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let read = app
+        .rpc(
+            &session,
+            "resources/read",
+            serde_json::json!({ "uri": first }),
+        )
+        .await;
+    let prompt = app
+        .rpc(
+            &session,
+            "prompts/get",
+            serde_json::json!({"name": "every_simple-prompt"}),
+        )
+        .await;
+
+    assert!(names.contains(&"every_echo".to_string()), "{names:?}");
+    assert_eq!(
+        echo["result"]["content"][0]["text"],
+        "Echo: through the gateway"
+    );
+    assert!(sum["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("42"));
+    assert!(first.starts_with("every:"), "{first}");
+    assert_eq!(read["result"]["contents"][0]["uri"], first.as_str());
+    assert!(prompt["result"]["messages"][0]["content"]["text"].is_string());
+}
+
+#[actix_web::test]
+async fn server_everything_works_behind_the_gateway_as_a_stdio_process() {
+    let (Some(node), Some(everything)) = (
+        installed("MCPGATE_INTEROP_NODE"),
+        installed("MCPGATE_EVERYTHING"),
+    ) else {
+        return;
+    };
+    let connector = stdio_connector("every", &node, &[&everything, "stdio"]);
+    let app = spawn_app(vec![connector]).await;
+
+    exercise_everything(&app).await;
+}
+
+#[actix_web::test]
+async fn server_everything_works_behind_the_gateway_over_streamable_http() {
+    let (Some(node), Some(everything)) = (
+        installed("MCPGATE_INTEROP_NODE"),
+        installed("MCPGATE_EVERYTHING"),
+    ) else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(&node)
+        .args([
+            "--require",
+            "./tests/interop/loopback.cjs",
+            &everything,
+            "streamableHttp",
+        ])
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    while !line.contains("listening") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server-everything did not start"
+        );
+    }
+    let connector = serde_json::from_value(serde_json::json!({"name": "every", "kind": "mcp",
+        "url": format!("http://127.0.0.1:{port}/mcp"), "timeout_ms": 15000}))
+    .unwrap();
+    let app = spawn_app(vec![connector]).await;
+
+    exercise_everything(&app).await;
+
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[actix_web::test]
+async fn mcp_server_time_works_behind_the_gateway_as_a_stdio_process() {
+    let Some(time_server) = installed("MCPGATE_TIME_SERVER") else {
+        return;
+    };
+    let app = spawn_app(vec![stdio_connector("time", &time_server, &[])]).await;
+    let session = app.initialize().await;
+
+    let names = app.tool_names(&session).await;
+    let now = app
+        .rpc(
+            &session,
+            "tools/call",
+            serde_json::json!({"name": "time_get_current_time", "arguments": {"timezone": "UTC"}}),
+        )
+        .await;
+    let resources = app
+        .rpc(&session, "resources/list", serde_json::json!({}))
+        .await;
+    let prompts = app
+        .rpc(&session, "prompts/list", serde_json::json!({}))
+        .await;
+
+    assert_eq!(names, ["time_convert_time", "time_get_current_time"]);
+    let text = now["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("UTC"), "{text}");
+    assert_eq!(resources["result"]["resources"], serde_json::json!([]));
+    assert_eq!(prompts["result"]["prompts"], serde_json::json!([]));
+}
