@@ -28,6 +28,9 @@ pub struct Settings {
     /// The backends, usually from `connectors.yaml`.
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
+    /// Virtual servers: named subsets of the catalog.
+    #[serde(default)]
+    pub servers: Vec<crate::mcp::scope::VirtualServer>,
 }
 
 /// The client-facing HTTP server.
@@ -249,6 +252,15 @@ impl Settings {
         }
         if self.mcp.request_timeout_ms == 0 {
             return invalid("mcp.request_timeout_ms", "must be above 0");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, server) in self.servers.iter().enumerate() {
+            if let Some((field, problem)) = server.problems().into_iter().next() {
+                return invalid(&format!("servers[{i}].{field}"), &problem);
+            }
+            if !names.insert(server.name.as_str()) {
+                return invalid(&format!("servers[{i}].name"), "is used twice");
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, connector) in self.connectors.iter().enumerate() {

@@ -11,6 +11,7 @@ use crate::configuration::{McpSettings, ServerSettings};
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{CatalogHandle, ConnectorRegistry};
+use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::store::Pool;
 
@@ -36,4 +37,6 @@ pub struct Gateway {
     pub pool: Pool,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Virtual servers by name.
+    pub servers: VirtualServers,
 }

@@ -7,6 +7,7 @@
 //! - [`startup`]: builds and runs the application; [`gateway`]: what handlers share.
 //! - [`transport`]: legacy HTTP+SSE and Streamable HTTP for clients, behind a Host/Origin/token guard.
 //! - [`session`]: the `Session` actor, one per client session.
+//! - [`servers`]: virtual servers, named views of the catalog.
 //! - [`mcp`]: JSON-RPC framing and the MCP methods.
 //! - [`registry`]: the `ConnectorRegistry` actor and the published catalog snapshot.
 //! - [`catalog`]: the aggregated catalog as plain data: naming, ordering, lookup.
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod registry;
 pub mod secrets;
+pub mod servers;
 pub mod session;
 pub mod startup;
 pub mod store;

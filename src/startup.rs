@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::recorder::{CallRecorder, RecorderTask};
 use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
+use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::{api, secrets, store, transport};
 
@@ -82,8 +83,10 @@ impl Application {
             admin_tokens,
             pool,
             metrics,
+            servers: VirtualServers::new(&settings.servers),
         });
         api::restore_connectors(&gateway).await;
+        api::restore_servers(&gateway).await;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {

@@ -236,7 +236,7 @@ fn to_json(settings: &ConnectorSettings) -> Result<String, ApiError> {
 }
 
 /// Runs a store operation on a blocking thread; a store failure becomes a 500 logged once.
-async fn store<T: Send + 'static>(
+pub(super) async fn store<T: Send + 'static>(
     gateway: &Gateway,
     op: impl FnOnce(&mut crate::store::AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {

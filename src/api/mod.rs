@@ -5,6 +5,7 @@
 mod connectors;
 mod error;
 mod health;
+mod servers;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,6 +14,7 @@ use actix_web::{web, HttpResponse};
 
 pub use connectors::restore as restore_connectors;
 pub use error::ApiError;
+pub use servers::restore as restore_servers;
 
 use crate::gateway::Gateway;
 use crate::transport::guard::{bearer_accepted, unauthorized};
@@ -37,7 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/connectors/{name}/metrics",
                     web::get().to(connectors::metrics),
-                ),
+                )
+                .route("/servers", web::get().to(servers::list))
+                .route("/servers", web::post().to(servers::create))
+                .route("/servers/{name}", web::get().to(servers::show))
+                .route("/servers/{name}", web::put().to(servers::update))
+                .route("/servers/{name}", web::delete().to(servers::delete)),
         );
 }
 

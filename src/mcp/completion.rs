@@ -19,15 +19,18 @@ pub async fn complete(ctx: &Context, params: Option<Value>) -> Result<Value, Rpc
     let (connector, own) = match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
-            let entry = snapshot
-                .catalog
-                .prompt(name)
-                .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt `{name}`")))?;
+            let unknown = || RpcError::invalid_params(format!("unknown prompt `{name}`"));
+            let name = ctx.scope.prompt_name(&snapshot, name).ok_or_else(unknown)?;
+            let entry = snapshot.catalog.prompt(&name).ok_or_else(unknown)?;
             let own = json!({"type": "ref/prompt", "name": entry.original});
             (entry.connector.to_string(), own)
         }
         Some("ref/resource") => {
             let uri = reference.get("uri").and_then(Value::as_str).unwrap_or("");
+            let uri = ctx
+                .scope
+                .resource_uri(uri)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown resource `{uri}`")))?;
             let (connector, inner) = uri
                 .split_once(':')
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown resource `{uri}`")))?;

@@ -9,6 +9,7 @@ use actix::Addr;
 use serde_json::{json, Map, Value};
 
 use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
+use super::scope::Scope;
 use super::{completion, prompts, resources, tools};
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
@@ -34,6 +35,8 @@ pub struct Context {
     pub first_load_wait: Duration,
     /// The way back to the client, for backends that notify or ask it.
     pub client: ClientLink,
+    /// What this session sees of the catalog.
+    pub scope: Scope,
 }
 
 impl Context {

@@ -12,6 +12,7 @@ pub mod lifecycle;
 mod paging;
 mod prompts;
 mod resources;
+pub mod scope;
 mod tools;
 
 /// Protocol revisions this gateway speaks, oldest first.

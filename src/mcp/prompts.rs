@@ -11,12 +11,9 @@ use crate::connector::{ConnectorError, GetPrompt};
 /// One page of the aggregated prompts.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
     let snapshot = ctx.snapshot_for_list("prompts_list").await;
-    let (prompts, next) = page(&snapshot.catalog.prompts, params, ctx.page_size)?;
-    Ok(list_result(
-        "prompts",
-        prompts.iter().map(|p| p.item.clone()),
-        next,
-    ))
+    let prompts = ctx.scope.prompts(&snapshot);
+    let (prompts, next) = page(&prompts, params, ctx.page_size)?;
+    Ok(list_result("prompts", prompts.iter().cloned(), next))
 }
 
 /// Renders a prompt on its connector.
@@ -33,6 +30,10 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         }
     };
     let snapshot = ctx.catalog.load_full();
+    let name = ctx
+        .scope
+        .prompt_name(&snapshot, &name)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt `{name}`")))?;
     let Some(entry) = snapshot.catalog.prompt(&name) else {
         return Err(match snapshot.catalog.hidden_prompt(&name) {
             Some(connector) => super::tools::unavailable(&snapshot, connector),

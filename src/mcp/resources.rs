@@ -17,14 +17,18 @@ use crate::registry::Snapshot;
 /// One page of the aggregated resources.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
     let snapshot = ctx.snapshot_for_list("resources_list").await;
-    let (resources, next) = page(&snapshot.catalog.resources, params, ctx.page_size)?;
+    let resources = ctx.scope.resources(&snapshot.catalog.resources, "uri");
+    let (resources, next) = page(&resources, params, ctx.page_size)?;
     Ok(list_result("resources", resources.iter().cloned(), next))
 }
 
 /// One page of the aggregated resource templates.
 pub async fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
     let snapshot = ctx.snapshot_for_list("resources_list").await;
-    let (templates, next) = page(&snapshot.catalog.resource_templates, params, ctx.page_size)?;
+    let templates = ctx
+        .scope
+        .resources(&snapshot.catalog.resource_templates, "uriTemplate");
+    let (templates, next) = page(&templates, params, ctx.page_size)?;
     Ok(list_result(
         "resourceTemplates",
         templates.iter().cloned(),
@@ -35,14 +39,9 @@ pub async fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Val
 /// Reads a resource from the connector its prefix names.
 pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/read")?;
-    let uri = string(&params, "uri", "resources/read")?;
-    let unknown = || RpcError::invalid_params(format!("unknown resource `{uri}`"));
-    let (connector, inner) = uri.split_once(':').ok_or_else(unknown)?;
+    let uri = scoped_uri(ctx, &string(&params, "uri", "resources/read")?)?;
     let snapshot = ctx.catalog.load_full();
-    let addr = snapshot.connectors.get(connector).ok_or_else(unknown)?;
-    if snapshot.unavailable.contains_key(connector) {
-        return Err(super::tools::unavailable(&snapshot, connector));
-    }
+    let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = ReadResource {
         uri: inner.to_string(),
         client: Some(ctx.client.clone()),
@@ -52,6 +51,9 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
             connector: connector.to_string(),
         })
     })?;
+    if !ctx.scope.prefixes() {
+        return Ok(result);
+    }
     if let Some(Value::Array(contents)) = result.get_mut("contents") {
         for content in contents {
             if let Some(Value::String(own)) = content.get_mut("uri") {
@@ -60,6 +62,13 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         }
     }
     Ok(result)
+}
+
+/// The catalog's URI for a URI as the session's client wrote it.
+fn scoped_uri(ctx: &Context, uri: &str) -> Result<String, RpcError> {
+    ctx.scope
+        .resource_uri(uri)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown resource `{uri}`")))
 }
 
 /// The connector that a prefixed URI names, its address and the backend's own URI.
@@ -79,7 +88,7 @@ fn route<'a>(
 /// `resources/subscribe`: the connector tells this session when the resource changes.
 pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/subscribe")?;
-    let uri = string(&params, "uri", "resources/subscribe")?;
+    let uri = scoped_uri(ctx, &string(&params, "uri", "resources/subscribe")?)?;
     let snapshot = ctx.catalog.load_full();
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = SubscribeResource {
@@ -96,7 +105,7 @@ pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, Rp
 /// `resources/unsubscribe`.
 pub async fn unsubscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/unsubscribe")?;
-    let uri = string(&params, "uri", "resources/unsubscribe")?;
+    let uri = scoped_uri(ctx, &string(&params, "uri", "resources/unsubscribe")?)?;
     let snapshot = ctx.catalog.load_full();
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = UnsubscribeResource {

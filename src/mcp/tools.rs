@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::dispatch::{list_result, object, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
+use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
 use crate::store::tool_calls::{NewToolCall, Outcome};
@@ -15,12 +16,14 @@ use crate::store::tool_calls::{NewToolCall, Outcome};
 /// One page of the aggregated tools.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
     let snapshot = ctx.snapshot_for_list("tools_list").await;
-    let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
-    Ok(list_result(
-        "tools",
-        tools.iter().map(|t| t.item.clone()),
-        next,
-    ))
+    if let Scope::All = ctx.scope {
+        let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
+        let items = tools.iter().map(|t| t.item.clone());
+        return Ok(list_result("tools", items, next));
+    }
+    let tools = ctx.scope.tools(&snapshot);
+    let (tools, next) = page(&tools, params, ctx.page_size)?;
+    Ok(list_result("tools", tools.iter().cloned(), next))
 }
 
 /// Runs a tool on its connector.
@@ -33,6 +36,10 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
     let snapshot = ctx.catalog.load_full();
+    let name = ctx
+        .scope
+        .tool_name(&snapshot, &name)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown tool `{name}`")))?;
     let Some(entry) = snapshot.catalog.tool(&name) else {
         return Err(match snapshot.catalog.hidden_tool(&name) {
             Some(connector) => unavailable(&snapshot, connector),

@@ -29,6 +29,7 @@ use crate::gateway::Gateway;
 use crate::mcp::dispatch::{self, Context as DispatchContext};
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, BACKEND_UNAVAILABLE, REQUEST_TIMEOUT};
 use crate::mcp::lifecycle;
+use crate::mcp::scope::Scope;
 use crate::registry::{CatalogChanged, Subscribe, Unsubscribe};
 
 /// Events waiting for a slow client, at most; past that the client is taken to be gone.
@@ -134,6 +135,8 @@ pub struct Session {
     asked: HashMap<String, oneshot::Sender<Result<Value, RpcError>>>,
     /// The number of the next request sent to the client.
     next_ask: u64,
+    /// What it sees of the catalog.
+    scope: Scope,
 }
 
 impl Session {
@@ -142,6 +145,7 @@ impl Session {
         gateway: Arc<Gateway>,
         transport: Transport,
         stream: Option<(mpsc::Sender<Bytes>, u64)>,
+        scope: Scope,
     ) -> (Arc<str>, Addr<Session>) {
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let sessions = gateway.sessions.clone();
@@ -157,6 +161,7 @@ impl Session {
             in_flight: HashMap::new(),
             asked: HashMap::new(),
             next_ask: 1,
+            scope,
         };
         let addr = session.start();
         sessions.insert(id.clone(), addr.clone());
@@ -242,6 +247,7 @@ impl Session {
             registry: self.gateway.registry.clone(),
             first_load_wait: self.gateway.mcp.first_load_wait(),
             client,
+            scope: self.scope.clone(),
         }
     }
 

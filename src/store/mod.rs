@@ -6,6 +6,7 @@
 
 pub mod connectors;
 pub mod schema;
+pub mod servers;
 pub mod tool_calls;
 
 use diesel::connection::SimpleConnection;

@@ -21,3 +21,12 @@ diesel::table! {
         updated_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    servers (name) {
+        name -> Text,
+        settings -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}

@@ -14,10 +14,12 @@ mod streamable;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::Value;
 
+use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, RpcError, PARSE_ERROR};
+use crate::mcp::scope::Scope;
 
 /// Mounts the MCP endpoints behind the guard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,8 +34,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(streamable::post))
                     .route(web::get().to(streamable::get))
                     .route(web::delete().to(streamable::delete)),
+            )
+            .route("/servers/{server}/sse", web::get().to(sse::open))
+            .route("/servers/{server}/messages", web::post().to(sse::message))
+            .service(
+                web::resource("/servers/{server}/mcp")
+                    .route(web::post().to(streamable::post))
+                    .route(web::get().to(streamable::get))
+                    .route(web::delete().to(streamable::delete)),
             ),
     );
+}
+
+/// What a session opened on this path sees: the whole catalog, or the virtual server that
+/// `/servers/{server}/…` names (404 when there is none).
+fn scope_for(gateway: &Gateway, req: &HttpRequest) -> Result<Scope, Rejection> {
+    match req.match_info().get("server") {
+        None => Ok(Scope::All),
+        Some(name) => gateway.servers.get(name).map(Scope::Server).ok_or_else(|| {
+            Rejection::new(
+                StatusCode::NOT_FOUND,
+                format!("no virtual server is named `{name}`"),
+            )
+        }),
+    }
 }
 
 /// A request refused before it reaches a session: an HTTP status with a JSON-RPC error body.

@@ -3,7 +3,7 @@
 //! response follows on the stream. The session ends when the stream closes.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,17 +14,22 @@ use crate::mcp::jsonrpc::classify;
 use crate::session::{HandleMessage, Session, Transport};
 
 /// `GET /sse`: a new session and its event stream.
-pub async fn open(gateway: web::Data<Gateway>) -> HttpResponse {
+pub async fn open(
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Rejection> {
+    let scope = super::scope_for(&gateway, &req)?;
+    let messages = match req.match_info().get("server") {
+        Some(server) => format!("/servers/{server}/messages"),
+        None => "/messages".to_string(),
+    };
     let (sender, stream) = EventStream::channel();
-    let (id, addr) = Session::start(
-        gateway.into_inner(),
-        Transport::LegacySse,
-        Some(sender.clone()),
-    );
-    let endpoint = event("endpoint", &format!("/messages?session_id={id}"));
+    let shared = gateway.into_inner();
+    let (id, addr) = Session::start(shared, Transport::LegacySse, Some(sender.clone()), scope);
+    let endpoint = event("endpoint", &format!("{messages}?session_id={id}"));
     // The channel is new and empty: the first event always fits.
     let _ = sender.0.try_send(endpoint);
-    stream.owned_by(addr).into_response()
+    Ok(stream.owned_by(addr).into_response())
 }
 
 /// The query of `POST /messages`.

@@ -79,7 +79,9 @@ pub async fn post(
                 "initialize must be sent alone",
             ));
         }
-        let (id, addr) = Session::start(gateway.clone().into_inner(), Transport::Streamable, None);
+        let scope = super::scope_for(&gateway, &req)?;
+        let shared = gateway.clone().into_inner();
+        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope);
         (addr, Some(id))
     } else {
         (find_session(&gateway, req.headers())?, None)

@@ -191,9 +191,19 @@ impl TestApp {
 
     /// `POST /mcp` with a raw body and extra headers.
     pub async fn post_mcp(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        self.post_at("/mcp", body, headers).await
+    }
+
+    /// `POST` to a Streamable HTTP endpoint at `path` with a raw body and extra headers.
+    pub async fn post_at(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut request = self
             .client
-            .post(format!("{}/mcp", self.address))
+            .post(format!("{}{path}", self.address))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(body.to_string());
@@ -205,10 +215,15 @@ impl TestApp {
 
     /// Opens a Streamable HTTP session: `initialize` then `notifications/initialized`.
     pub async fn initialize(&self) -> String {
+        self.initialize_at("/mcp").await
+    }
+
+    /// Opens a Streamable HTTP session on the endpoint at `path`.
+    pub async fn initialize_at(&self, path: &str) -> String {
         let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "test", "version": "0"}}});
-        let response = self.post_mcp(&body.to_string(), &[]).await;
+        let response = self.post_at(path, &body.to_string(), &[]).await;
         assert_eq!(response.status(), 200);
         let session = response
             .headers()
@@ -219,7 +234,7 @@ impl TestApp {
             .to_string();
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let response = self
-            .post_mcp(&note.to_string(), &[("mcp-session-id", &session)])
+            .post_at(path, &note.to_string(), &[("mcp-session-id", &session)])
             .await;
         assert_eq!(response.status(), 202);
         session

@@ -11,5 +11,6 @@ mod interop;
 mod legacy_sse;
 mod methods;
 mod ops_api;
+mod servers;
 mod store;
 mod streamable;

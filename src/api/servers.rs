@@ -1,0 +1,141 @@
+//! `/api/v1/servers`: virtual servers listed, registered, changed and removed live. Those
+//! registered here are stored in the `servers` table and restored at start-up; those of the
+//! settings answer 409 to changes.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::connectors::store;
+use super::error::ApiError;
+use crate::gateway::Gateway;
+use crate::mcp::scope::VirtualServer;
+use crate::store::servers::{self as stored, StoredServer};
+
+fn view(server: &VirtualServer, source: crate::registry::Source) -> Value {
+    json!({"server": server, "source": source,
+        "endpoints": [format!("/servers/{}/mcp", server.name), format!("/servers/{}/sse", server.name)]})
+}
+
+/// `GET /api/v1/servers`.
+pub async fn list(gateway: web::Data<Gateway>) -> HttpResponse {
+    let servers: Vec<Value> = gateway
+        .servers
+        .list()
+        .iter()
+        .map(|(s, source)| view(s, *source))
+        .collect();
+    HttpResponse::Ok().json(json!({ "servers": servers }))
+}
+
+/// `GET /api/v1/servers/{name}`.
+pub async fn show(
+    gateway: web::Data<Gateway>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (server, source) = gateway
+        .servers
+        .list()
+        .into_iter()
+        .find(|(s, _)| s.name == *name)
+        .ok_or_else(|| ApiError::NotFound(format!("no virtual server is named `{name}`")))?;
+    Ok(HttpResponse::Ok().json(view(&server, source)))
+}
+
+/// `POST /api/v1/servers`: 201, 409 when the name exists, 422 with field errors.
+pub async fn create(
+    gateway: web::Data<Gateway>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let server = parse(&body, None)?;
+    if gateway.servers.get(&server.name).is_some() {
+        return Err(ApiError::Conflict(format!(
+            "a virtual server named `{}` already exists",
+            server.name
+        )));
+    }
+    save(&gateway, &server).await?;
+    gateway.servers.add(server.clone())?;
+    Ok(HttpResponse::Created().json(view(&server, crate::registry::Source::Api)))
+}
+
+/// `PUT /api/v1/servers/{name}`.
+pub async fn update(
+    gateway: web::Data<Gateway>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let server = parse(&body, Some(&name))?;
+    gateway.servers.replace(server.clone())?;
+    save(&gateway, &server).await?;
+    Ok(HttpResponse::Ok().json(view(&server, crate::registry::Source::Api)))
+}
+
+/// `DELETE /api/v1/servers/{name}`: 204.
+pub async fn delete(
+    gateway: web::Data<Gateway>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    gateway.servers.remove(&name)?;
+    let key = name.into_inner();
+    store(&gateway, move |conn| stored::delete(conn, &key)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Registers the virtual servers stored by earlier API calls.
+pub async fn restore(gateway: &Gateway) {
+    let Ok(rows) = store(gateway, stored::all).await else {
+        return;
+    };
+    for row in rows {
+        match parse(row.settings.as_bytes(), Some(&row.name)) {
+            Ok(server) => match gateway.servers.add(server) {
+                Ok(()) => log::info!("virtual server `{}` restored from the store", row.name),
+                Err(err) => log::warn!("stored virtual server `{}` skipped: {err}", row.name),
+            },
+            Err(_) => log::error!("stored virtual server `{}` is invalid; skipped", row.name),
+        }
+    }
+}
+
+async fn save(gateway: &Gateway, server: &VirtualServer) -> Result<(), ApiError> {
+    let now = crate::connector::now_ms();
+    let row = StoredServer {
+        name: server.name.clone(),
+        settings: serde_json::to_string(server).map_err(|e| ApiError::Internal(e.to_string()))?,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    store(gateway, move |conn| stored::upsert(conn, &row)).await?;
+    Ok(())
+}
+
+fn parse(body: &[u8], name: Option<&str>) -> Result<VirtualServer, ApiError> {
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let invalid = |field: &str, problem: String| {
+        ApiError::Invalid(BTreeMap::from([(field.to_string(), problem)]))
+    };
+    if let (Some(name), Some(object)) = (name, value.as_object_mut()) {
+        match object.get("name") {
+            None => {
+                object.insert("name".into(), json!(name));
+            }
+            Some(given) if given == name => {}
+            Some(_) => return Err(invalid("name", "must match the name in the path".into())),
+        }
+    }
+    let server: VirtualServer = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(
+            if path == "." { "body" } else { &path },
+            e.inner().to_string(),
+        )
+    })?;
+    let problems = server.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems.into_iter().collect()));
+    }
+    Ok(server)
+}
