@@ -28,4 +28,6 @@ pub enum Command {
     Serve,
     /// Apply the pending database migrations and exit.
     Migrate,
+    /// Serve one MCP client on stdin/stdout (for claude_desktop_config.json); logs on stderr.
+    Stdio,
 }

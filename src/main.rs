@@ -16,6 +16,7 @@ async fn main() -> std::process::ExitCode {
     };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Stdio => mcpgate::transport::stdio::serve(settings).await,
         Command::Migrate => mcpgate::store::migrate(&mcpgate::store::pool(&settings.database))
             .map(|n| log::info!("applied {n} migrations"))
             .map_err(Into::into),

@@ -34,59 +34,7 @@ pub struct Application {
 impl Application {
     /// Migrates the store (unless told not to), starts the actors and binds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let pool = store::pool(&settings.database);
-        if settings.database.migrate_on_start {
-            let migrating = pool.clone();
-            let applied = web::block(move || store::migrate(&migrating))
-                .await
-                .context("migration task failed")??;
-            if applied > 0 {
-                log::info!("applied {applied} migrations");
-            }
-        }
-        let tokens = resolve_all(
-            &settings.server.auth.bearer_tokens,
-            "server.auth.bearer_tokens",
-        )?;
-        let admin_tokens = resolve_all(&settings.admin.tokens, "admin.tokens")?;
-        let mut connectors = Vec::new();
-        for connector in &settings.connectors {
-            let headers = connector
-                .resolve_headers()
-                .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
-            connectors.push(RegisterConnector {
-                settings: Arc::new(connector.clone()),
-                headers: headers.into(),
-                source: Source::File,
-            });
-        }
-
-        let metrics = Arc::new(Metrics::new());
-        let (recorder, recorder_task) = CallRecorder::start(pool.clone(), &settings.recorder);
-        let catalog = CatalogHandle::default();
-        let separator = settings.mcp.name_separator.clone();
-        let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
-        for connector in connectors {
-            registry
-                .send(connector)
-                .await
-                .context("registry stopped")??;
-        }
-        let gateway = web::Data::new(Gateway {
-            registry,
-            catalog,
-            recorder,
-            sessions: Sessions::default(),
-            mcp: settings.mcp.clone(),
-            server: settings.server.clone(),
-            tokens,
-            admin_tokens,
-            pool,
-            metrics,
-            servers: VirtualServers::new(&settings.servers),
-        });
-        api::restore_connectors(&gateway).await;
-        api::restore_servers(&gateway).await;
+        let (gateway, recorder_task) = build_gateway(&settings).await?;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -147,6 +95,67 @@ impl Application {
         recorder.finish(RECORDER_DRAIN).await;
         result
     }
+}
+
+/// Everything but the HTTP server: store (migrated unless told not to), recorder, registry with
+/// its connectors, virtual servers, and what the API stored. Shared by `serve` and `stdio`.
+pub async fn build_gateway(
+    settings: &Settings,
+) -> anyhow::Result<(web::Data<Gateway>, RecorderTask)> {
+    let pool = store::pool(&settings.database);
+    if settings.database.migrate_on_start {
+        let migrating = pool.clone();
+        let applied = web::block(move || store::migrate(&migrating))
+            .await
+            .context("migration task failed")??;
+        if applied > 0 {
+            log::info!("applied {applied} migrations");
+        }
+    }
+    let tokens = resolve_all(
+        &settings.server.auth.bearer_tokens,
+        "server.auth.bearer_tokens",
+    )?;
+    let admin_tokens = resolve_all(&settings.admin.tokens, "admin.tokens")?;
+    let mut connectors = Vec::new();
+    for connector in &settings.connectors {
+        let headers = connector
+            .resolve_headers()
+            .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+        connectors.push(RegisterConnector {
+            settings: Arc::new(connector.clone()),
+            headers: headers.into(),
+            source: Source::File,
+        });
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let (recorder, recorder_task) = CallRecorder::start(pool.clone(), &settings.recorder);
+    let catalog = CatalogHandle::default();
+    let separator = settings.mcp.name_separator.clone();
+    let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
+    for connector in connectors {
+        registry
+            .send(connector)
+            .await
+            .context("registry stopped")??;
+    }
+    let gateway = web::Data::new(Gateway {
+        registry,
+        catalog,
+        recorder,
+        sessions: Sessions::default(),
+        mcp: settings.mcp.clone(),
+        server: settings.server.clone(),
+        tokens,
+        admin_tokens,
+        pool,
+        metrics,
+        servers: VirtualServers::new(&settings.servers),
+    });
+    api::restore_connectors(&gateway).await;
+    api::restore_servers(&gateway).await;
+    Ok((gateway, recorder_task))
 }
 
 /// Resolves every `${VAR}` template of a list setting, naming the key on failure.

@@ -15,7 +15,7 @@ pub async fn complete(ctx: &Context, params: Option<Value>) -> Result<Value, Rpc
         .and_then(Value::as_object)
         .ok_or_else(|| RpcError::invalid_params("completion/complete needs a `ref` object"))?
         .clone();
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let (connector, own) = match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = reference.get("name").and_then(Value::as_str).unwrap_or("");

@@ -42,6 +42,22 @@ pub struct Context {
 impl Context {
     /// The snapshot to answer a list from: at once when every connector has loaded (a cache
     /// hit), else after waiting for the first load, at most `first_load_wait` (a miss).
+    /// The snapshot to route a call with: at once when every connector has loaded, else after
+    /// waiting for the first load (a client may call right after start-up).
+    pub(super) async fn snapshot_for_call(&self) -> Arc<Snapshot> {
+        let snapshot = self.catalog.load_full();
+        if snapshot.loaded {
+            return snapshot;
+        }
+        let _ = self
+            .registry
+            .send(AwaitLoaded)
+            .timeout(self.first_load_wait)
+            .await;
+        self.catalog.load_full()
+    }
+
+    /// The snapshot to answer a list from (see [`Context::snapshot_for_call`] for calls).
     pub(super) async fn snapshot_for_list(&self, cache: &str) -> Arc<Snapshot> {
         let snapshot = self.catalog.load_full();
         self.metrics.cache_lookup(cache, snapshot.loaded);

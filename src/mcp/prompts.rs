@@ -29,7 +29,7 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
             ))
         }
     };
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let name = ctx
         .scope
         .prompt_name(&snapshot, &name)

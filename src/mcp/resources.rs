@@ -40,7 +40,7 @@ pub async fn list_templates(ctx: &Context, params: Option<&Value>) -> Result<Val
 pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/read")?;
     let uri = scoped_uri(ctx, &string(&params, "uri", "resources/read")?)?;
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = ReadResource {
         uri: inner.to_string(),
@@ -89,7 +89,7 @@ fn route<'a>(
 pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/subscribe")?;
     let uri = scoped_uri(ctx, &string(&params, "uri", "resources/subscribe")?)?;
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = SubscribeResource {
         uri: inner.to_string(),
@@ -106,7 +106,7 @@ pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, Rp
 pub async fn unsubscribe(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
     let params = object(params, "resources/unsubscribe")?;
     let uri = scoped_uri(ctx, &string(&params, "uri", "resources/unsubscribe")?)?;
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = UnsubscribeResource {
         uri: inner.to_string(),

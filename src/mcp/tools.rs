@@ -35,7 +35,7 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Some(arguments @ Value::Object(_)) => arguments,
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
-    let snapshot = ctx.catalog.load_full();
+    let snapshot = ctx.snapshot_for_call().await;
     let name = ctx
         .scope
         .tool_name(&snapshot, &name)

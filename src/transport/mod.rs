@@ -4,12 +4,14 @@
 //!   `POST /messages`).
 //! - [`streamable`]: Streamable HTTP on `/mcp` (2025-03-26 and later).
 //! - [`guard`]: `Host`/`Origin` validation and bearer tokens in front of both.
+//! - [`stdio`]: one session on stdin/stdout (`mcpgate stdio`).
 //!
 //! Transports parse and frame; the [`crate::session::Session`] answers.
 
 mod event_stream;
 pub mod guard;
 mod sse;
+pub mod stdio;
 mod streamable;
 
 use actix_web::http::StatusCode;

@@ -129,3 +129,65 @@ fn a_header_secret_never_reaches_the_log_even_at_trace_level() {
     assert!(!stderr.contains(secret));
     assert!(!String::from_utf8_lossy(&output.stdout).contains(secret));
 }
+
+#[test]
+fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
+    use std::io::Write;
+    let cwd = std::env::current_dir().unwrap();
+    let server = cwd.join("tests/interop/tiny_stdio_server.py");
+    let dir = config_dir(&format!(
+        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\"]\n",
+        server.display()
+    ));
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut child = mcpgate(
+        dir.path(),
+        &["stdio"],
+        &[("MCPGATE__DATABASE__URL", db.as_str())],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let input = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tiny_echo","arguments":{"text":"over stdio"}}}"#,
+        "not json",
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    for line in input {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answers: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON-RPC"))
+        .filter(|m: &serde_json::Value| m.get("id").is_some())
+        .collect();
+    let by_id = |id: i64| {
+        answers
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(output.status.success());
+    assert_eq!(by_id(1)["result"]["protocolVersion"], "2025-06-18");
+    let tools = by_id(2)["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(tools.iter().any(|t| t["name"] == "tiny_echo"), "{stdout}");
+    assert_eq!(by_id(3)["result"]["content"][0]["text"], "over stdio");
+    assert!(
+        answers.iter().any(|m| m["error"]["code"] == -32700),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("upstream MCP session initialized"));
+}

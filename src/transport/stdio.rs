@@ -1,0 +1,77 @@
+//! `mcpgate stdio`: the gateway for one client on stdin/stdout (newline-delimited JSON-RPC), as
+//! `claude_desktop_config.json` starts local servers. Logs go to stderr. Owns the framing of
+//! lines; the [`Session`] answers. When stdin ends, answers still owed are written (within the
+//! request deadline), then the gateway shuts down.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::configuration::Settings;
+use crate::mcp::jsonrpc::{classify, RpcError, PARSE_ERROR};
+use crate::mcp::scope::Scope;
+use crate::session::{EndSession, HandleMessage, Session, Transport, STREAM_CAPACITY};
+use crate::startup::build_gateway;
+
+/// Serves one session on stdin/stdout until stdin ends.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let (gateway, recorder) = build_gateway(&settings).await?;
+    let (sender, mut outbound) = mpsc::channel::<Bytes>(STREAM_CAPACITY);
+    let shared = gateway.clone().into_inner();
+    let (_, session) = Session::start(shared, Transport::Stdio, Some((sender, 0)), Scope::All);
+    let answered = Arc::new(AtomicUsize::new(0));
+
+    let written = answered.clone();
+    let writer = actix_rt::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = outbound.recv().await {
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+            if is_answer(&line) {
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+
+    let mut asked = 0;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message = match serde_json::from_str::<Value>(&line) {
+            Ok(value) => classify(value),
+            Err(e) => Err((
+                Value::Null,
+                RpcError::new(PARSE_ERROR, format!("the line is not valid JSON: {e}")),
+            )),
+        };
+        if message.as_ref().map_or(true, |m| m.is_request()) {
+            asked += 1;
+        }
+        session.do_send(HandleMessage::plain(message));
+    }
+
+    let deadline = tokio::time::Instant::now() + settings.mcp.request_timeout();
+    while answered.load(Ordering::SeqCst) < asked && tokio::time::Instant::now() < deadline {
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    session.do_send(EndSession);
+    writer.abort();
+    drop(gateway);
+    crate::upstream::end_all_processes();
+    recorder.finish(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Whether a written line is an answer (it has an `id` and no `method`).
+fn is_answer(line: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(line)
+        .map(|m| m.get("id").is_some() && m.get("method").is_none())
+        .unwrap_or(false)
+}
