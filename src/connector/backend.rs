@@ -40,7 +40,7 @@ impl Backend {
         match self {
             Backend::Http(http) => http.info(timeout).await,
             Backend::Mcp(mcp) => {
-                let ping = mcp.client.request("ping", json!({}), None, true);
+                let ping = mcp.client.request("ping", json!({}), None);
                 match actix_rt::time::timeout(timeout, ping).await {
                     Ok(Ok(_)) => Ok(json!({"capabilities": mcp.client.capabilities()})),
                     Ok(Err(err)) => Err(err),
@@ -76,7 +76,7 @@ impl Backend {
                 if let Some(meta) = meta {
                     params["_meta"] = meta;
                 }
-                let value = mcp.request("tools/call", params, link, false).await?;
+                let value = mcp.request("tools/call", params, link).await?;
                 Ok(ToolResult {
                     value,
                     server_error: false,
@@ -94,7 +94,7 @@ impl Backend {
         match self {
             Backend::Http(http) => http.read_resource(uri).await,
             Backend::Mcp(mcp) => {
-                mcp.request("resources/read", json!({ "uri": uri }), link, true)
+                mcp.request("resources/read", json!({ "uri": uri }), link)
                     .await
             }
         }
@@ -111,7 +111,7 @@ impl Backend {
             Backend::Http(http) => http.get_prompt(prompt, arguments).await,
             Backend::Mcp(mcp) => {
                 let params = json!({"name": prompt, "arguments": arguments});
-                mcp.request("prompts/get", params, link, true).await
+                mcp.request("prompts/get", params, link).await
             }
         }
     }
@@ -132,7 +132,7 @@ impl Backend {
                     format!("`{method}` is not supported by http connectors"),
                 ),
             }),
-            Backend::Mcp(mcp) => mcp.request(method, params, link, true).await,
+            Backend::Mcp(mcp) => mcp.request(method, params, link).await,
         }
     }
 }
@@ -143,12 +143,11 @@ impl McpBackend {
         method: &str,
         params: Value,
         link: Option<ClientLink>,
-        safe: bool,
     ) -> Result<Value, ConnectorError> {
         if link.is_some() {
             self.last_used.set(Instant::now());
         }
-        self.client.request(method, params, link, safe).await
+        self.client.request(method, params, link).await
     }
 
     async fn load_lists(&self, due: Due) -> Result<Lists, ConnectorError> {
@@ -189,7 +188,7 @@ impl McpBackend {
                 Some(cursor) => json!({ "cursor": cursor }),
                 None => json!({}),
             };
-            let page = self.client.request(method, params, None, true).await?;
+            let page = self.client.request(method, params, None).await?;
             if let Some(Value::Array(list)) = page.get(key) {
                 items.extend(list.iter().filter_map(|v| v.as_object().cloned()));
             }

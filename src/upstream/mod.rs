@@ -168,21 +168,21 @@ impl McpClient {
     }
 
     /// Sends a request and waits for its answer within the connector's timeout. `link` is the
-    /// client session it serves (for progress, logs, sampling, …); `safe` lets it be repeated
-    /// once on a fresh session when the server forgot the old one.
+    /// client session it serves (for progress, logs, sampling, …). When the server answers that
+    /// it no longer knows the session (404: the request was not run), a fresh session is
+    /// initialized and the request sent once more.
     pub async fn request(
         &self,
         method: &str,
         mut params: Value,
         link: Option<ClientLink>,
-        safe: bool,
     ) -> Result<Value, ConnectorError> {
         let progress = self.map_progress(&mut params, link.as_ref());
         let result = self
             .request_once(method, params.clone(), link.clone())
             .await;
         let result = match result {
-            Err(Failure::SessionGone) if safe => self.request_once(method, params, link).await,
+            Err(Failure::SessionGone) => self.request_once(method, params, link).await,
             other => other,
         };
         if let Some(token) = progress {

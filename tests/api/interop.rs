@@ -285,32 +285,8 @@ async fn server_everything_works_behind_the_gateway_over_streamable_http() {
     ) else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(&node)
-        .args([
-            "--require",
-            "./tests/interop/loopback.cjs",
-            &everything,
-            "streamableHttp",
-        ])
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    while !line.contains("listening") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server-everything did not start"
-        );
-    }
+    let port = free_port();
+    let mut server = start_everything_http(&node, &everything, port);
     let connector = serde_json::from_value(serde_json::json!({"name": "every", "kind": "mcp",
         "url": format!("http://127.0.0.1:{port}/mcp"), "timeout_ms": 15000}))
     .unwrap();
@@ -350,4 +326,91 @@ async fn mcp_server_time_works_behind_the_gateway_as_a_stdio_process() {
     assert!(text.contains("UTC"), "{text}");
     assert_eq!(resources["result"]["resources"], serde_json::json!([]));
     assert_eq!(prompts["result"]["prompts"], serde_json::json!([]));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// server-everything over Streamable HTTP on `port` (loopback only), once it listens.
+fn start_everything_http(node: &str, everything: &str, port: u16) -> Child {
+    let mut server = Command::new(node)
+        .args([
+            "--require",
+            "./tests/interop/loopback.cjs",
+            everything,
+            "streamableHttp",
+        ])
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    while !line.contains("listening") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server-everything did not start"
+        );
+    }
+    server
+}
+
+#[actix_web::test]
+async fn a_restarted_upstream_server_is_initialized_again_without_the_client_noticing() {
+    let (Some(node), Some(everything)) = (
+        installed("MCPGATE_INTEROP_NODE"),
+        installed("MCPGATE_EVERYTHING"),
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let mut server = start_everything_http(&node, &everything, port);
+    let connector = serde_json::from_value(serde_json::json!({"name": "every", "kind": "mcp",
+        "url": format!("http://127.0.0.1:{port}/mcp"), "timeout_ms": 15000,
+        "health_check_interval_ms": 60000}))
+    .unwrap();
+    let app = spawn_app(vec![connector]).await;
+    let session = app.initialize().await;
+    let uri = "every:demo://resource/static/document/architecture.md";
+    let before = app
+        .rpc(
+            &session,
+            "resources/read",
+            serde_json::json!({ "uri": uri }),
+        )
+        .await;
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut server = start_everything_http(&node, &everything, port);
+    let after = app
+        .rpc(
+            &session,
+            "resources/read",
+            serde_json::json!({ "uri": uri }),
+        )
+        .await;
+    let call = app
+        .rpc(
+            &session,
+            "tools/call",
+            serde_json::json!({"name": "every_echo", "arguments": {"message": "again"}}),
+        )
+        .await;
+
+    assert_eq!(before["result"]["contents"][0]["uri"], uri);
+    assert_eq!(after["result"]["contents"][0]["uri"], uri, "{after}");
+    assert_eq!(
+        call["result"]["content"][0]["text"], "Echo: again",
+        "{call}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }
