@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use link::{ClientLink, RelatedStream};
 pub use sessions::Sessions;
 
+use crate::connector::Forward;
 use crate::gateway::Gateway;
 use crate::mcp::dispatch::{self, Context as DispatchContext};
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, BACKEND_UNAVAILABLE, REQUEST_TIMEOUT};
@@ -221,9 +222,24 @@ impl Session {
             }
             "logging/setLevel" => Some(lifecycle::set_level(params).map(|level| {
                 self.log_level = Some(level);
+                self.forward_level(level);
                 json!({})
             })),
             _ => None,
+        }
+    }
+
+    /// Passes the level on to every MCP backend, whose log messages this session then filters.
+    fn forward_level(&self, level: usize) {
+        let snapshot = self.gateway.catalog.load();
+        for name in &snapshot.streaming {
+            if let Some(addr) = snapshot.connectors.get(name) {
+                addr.do_send(Forward {
+                    method: "logging/setLevel".into(),
+                    params: json!({ "level": lifecycle::LEVELS[level] }),
+                    client: None,
+                });
+            }
         }
     }
 
