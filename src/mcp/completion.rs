@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::dispatch::{object, Context};
+use super::dispatch::{object, send_to, Context};
 use super::jsonrpc::RpcError;
-use crate::connector::{ConnectorError, Forward};
+use crate::connector::Forward;
 
 /// Completes an argument through the connector that `ref` names.
 pub async fn complete(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError> {
@@ -58,6 +58,5 @@ pub async fn complete(ctx: &Context, params: Option<Value>) -> Result<Value, Rpc
         params: Value::Object(params),
         client: Some(ctx.client.clone()),
     };
-    let stopped = ConnectorError::Stopped { connector };
-    Ok(addr.send(message).await.unwrap_or(Err(stopped))?)
+    send_to(addr, &connector, message).await
 }

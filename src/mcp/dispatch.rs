@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
 use super::scope::Scope;
 use super::{completion, prompts, resources, tools};
+use crate::connector::{Connector, ConnectorError};
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{AwaitLoaded, CatalogHandle, ConnectorRegistry, Snapshot};
@@ -40,10 +41,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// The snapshot to answer a list from: at once when every connector has loaded (a cache
-    /// hit), else after waiting for the first load, at most `first_load_wait` (a miss).
     /// The snapshot to route a call with: at once when every connector has loaded, else after
-    /// waiting for the first load (a client may call right after start-up).
+    /// waiting for the first load, at most `first_load_wait` (a client may call right after
+    /// start-up).
     pub(super) async fn snapshot_for_call(&self) -> Arc<Snapshot> {
         let snapshot = self.catalog.load_full();
         if snapshot.loaded {
@@ -57,20 +57,31 @@ impl Context {
         self.catalog.load_full()
     }
 
-    /// The snapshot to answer a list from (see [`Context::snapshot_for_call`] for calls).
+    /// The snapshot to answer a list from, as for a call; counted as a cache hit when no wait
+    /// was needed.
     pub(super) async fn snapshot_for_list(&self, cache: &str) -> Arc<Snapshot> {
-        let snapshot = self.catalog.load_full();
-        self.metrics.cache_lookup(cache, snapshot.loaded);
-        if snapshot.loaded {
-            return snapshot;
-        }
-        let _ = self
-            .registry
-            .send(AwaitLoaded)
-            .timeout(self.first_load_wait)
-            .await;
-        self.catalog.load_full()
+        self.metrics.cache_lookup(cache, self.catalog.load().loaded);
+        self.snapshot_for_call().await
     }
+}
+
+/// Sends `message` to a connector; a connector that is gone answers as stopped.
+pub(super) async fn send_to<M>(
+    addr: &Addr<Connector>,
+    connector: &str,
+    message: M,
+) -> Result<Value, RpcError>
+where
+    M: actix::Message<Result = Result<Value, ConnectorError>> + Send + 'static,
+    Connector: actix::Handler<M>,
+{
+    let stopped = || ConnectorError::Stopped {
+        connector: connector.to_string(),
+    };
+    Ok(addr
+        .send(message)
+        .await
+        .unwrap_or_else(|_| Err(stopped()))?)
 }
 
 /// Answers one request.

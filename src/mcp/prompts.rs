@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::dispatch::{list_result, object, string, Context};
+use super::dispatch::{list_result, object, send_to, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
@@ -56,11 +56,7 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         arguments,
         client: Some(ctx.client.clone()),
     };
-    let result = addr
-        .send(message)
-        .await
-        .unwrap_or(Err(ConnectorError::Stopped { connector }))?;
-    Ok(result)
+    send_to(addr, &connector, message).await
 }
 
 /// The first argument that `prompt` declares required and `arguments` lacks.

@@ -4,14 +4,12 @@
 
 use serde_json::Value;
 
-use super::dispatch::{list_result, object, string, Context};
+use super::dispatch::{list_result, object, send_to, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use actix::Addr;
 
-use crate::connector::{
-    Connector, ConnectorError, ReadResource, SubscribeResource, UnsubscribeResource,
-};
+use crate::connector::{Connector, ReadResource, SubscribeResource, UnsubscribeResource};
 use crate::registry::Snapshot;
 
 /// One page of the aggregated resources.
@@ -46,11 +44,7 @@ pub async fn read(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         uri: inner.to_string(),
         client: Some(ctx.client.clone()),
     };
-    let mut result = addr.send(message).await.unwrap_or_else(|_| {
-        Err(ConnectorError::Stopped {
-            connector: connector.to_string(),
-        })
-    })?;
+    let mut result = send_to(addr, connector, message).await?;
     if !ctx.scope.prefixes() {
         return Ok(result);
     }
@@ -95,11 +89,7 @@ pub async fn subscribe(ctx: &Context, params: Option<Value>) -> Result<Value, Rp
         uri: inner.to_string(),
         client: ctx.client.clone(),
     };
-    Ok(addr.send(message).await.unwrap_or_else(|_| {
-        Err(ConnectorError::Stopped {
-            connector: connector.to_string(),
-        })
-    })?)
+    send_to(addr, connector, message).await
 }
 
 /// `resources/unsubscribe`.
@@ -112,9 +102,5 @@ pub async fn unsubscribe(ctx: &Context, params: Option<Value>) -> Result<Value, 
         uri: inner.to_string(),
         session: ctx.session_id.to_string(),
     };
-    Ok(addr.send(message).await.unwrap_or_else(|_| {
-        Err(ConnectorError::Stopped {
-            connector: connector.to_string(),
-        })
-    })?)
+    send_to(addr, connector, message).await
 }
