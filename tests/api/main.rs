@@ -2,6 +2,7 @@
 
 mod backends;
 mod cli;
+mod conformance;
 mod failures;
 mod fake_connector;
 mod guard;

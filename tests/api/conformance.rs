@@ -1,0 +1,130 @@
+//! The official conformance suite (`@modelcontextprotocol/conformance`, the 30 server scenarios
+//! required by 2025-11-25) against the fixture server directly and through the gateway's virtual
+//! server in front of it. Both must pass every required scenario; the per-scenario summaries are
+//! printed side by side.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::helpers::{connector, spawn_app_with, StoreKind};
+
+/// The fixture server over Streamable HTTP, ended when dropped.
+struct Fixture {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fixture(python: &str) -> Fixture {
+    let mut child = Command::new(python)
+        .args([
+            "tests/conformance/fixture_server.py",
+            "streamable-http",
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the fixture starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("port line")
+        .to_string();
+    Fixture {
+        child,
+        url: format!("http://{address}/mcp"),
+    }
+}
+
+/// Runs `tests/conformance/run-suite` off the test's thread; returns its exit status and summary.
+async fn run_suite(url: String) -> (bool, String) {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_path_buf();
+    let output = actix_web::web::block(move || {
+        Command::new("bash")
+            .arg("tests/conformance/run-suite")
+            .arg(&url)
+            .arg(&dir)
+            .output()
+            .expect("run-suite runs")
+    })
+    .await
+    .unwrap();
+    let summary = std::fs::read_to_string(out.path().join("summary.txt"))
+        .unwrap_or_else(|_| format!("no summary: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.success(), summary)
+}
+
+#[actix_web::test]
+async fn every_required_scenario_passes_directly_and_through_the_gateway() {
+    let vars = [
+        "MCPGATE_INTEROP_PYTHON",
+        "MCPGATE_INTEROP_NODE",
+        "MCPGATE_CONFORMANCE",
+    ];
+    let Some(python) = (match vars.map(std::env::var) {
+        [Ok(python), Ok(_), Ok(_)] => Some(python),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("conformance tools missing: run scripts/test (it runs scripts/interop-setup)")
+        }
+        _ => {
+            eprintln!("conformance suite not installed; run scripts/test to include this test");
+            None
+        }
+    }) else {
+        return;
+    };
+    let fixture = start_fixture(&python);
+    let upstream = fixture.url.clone();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        let mut fixture = connector("fixture", &upstream);
+        fixture.kind = mcpgate::connector::ConnectorKind::Mcp;
+        fixture.timeout_ms = 30_000;
+        s.connectors = vec![fixture];
+        s.servers = vec![serde_json::from_value(serde_json::json!(
+            {"name": "conformance", "connectors": ["fixture"], "prefix": false}))
+        .unwrap()];
+    })
+    .await;
+
+    let (direct_ok, direct) = run_suite(fixture.url.clone()).await;
+    let through = format!("{}/servers/conformance/mcp", app.address);
+    let (gateway_ok, gateway) = run_suite(through).await;
+
+    let headline = |summary: &str| {
+        summary
+            .lines()
+            .take_while(|l| !l.starts_with("##"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    eprintln!(
+        "=== directly against the fixture ===\n{}",
+        headline(&direct)
+    );
+    eprintln!("=== through the gateway ===\n{}", headline(&gateway));
+    assert!(
+        direct_ok,
+        "the fixture fails required scenarios directly:\n{direct}"
+    );
+    assert!(
+        gateway_ok,
+        "required scenarios fail through the gateway:\n{gateway}"
+    );
+    assert!(
+        gateway.contains("30/30 required server scenarios passed"),
+        "{gateway}"
+    );
+}

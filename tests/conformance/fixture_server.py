@@ -1,0 +1,679 @@
+#!/usr/bin/env python3
+"""Fixture MCP server for the official conformance suite (@modelcontextprotocol/conformance).
+
+It exposes the tools, resources, prompts and completions that the suite's server
+scenarios for the 2025-11-25 revision call, built on the official Python MCP SDK
+(2.x, low-level `mcp.server.lowlevel.Server`, so every wire shape is spelled out here).
+
+Usage:
+    python fixture_server.py streamable-http --port PORT   # http://127.0.0.1:PORT/mcp
+    python fixture_server.py stdio
+
+With `--port 0` the OS picks a free port; in every streamable-http run the first
+stdout line is `listening on 127.0.0.1:<port>` (flushed) once the server accepts
+requests. The HTTP server binds 127.0.0.1 only and rejects requests whose Host or
+Origin header is not a loopback name (DNS-rebinding protection: 421 for a foreign
+Host, 403 for a foreign Origin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import socket
+import struct
+import sys
+import warnings
+import wave
+import zlib
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+
+try:  # the SDK marks logging/sampling as deprecated for 2026-07-28; this fixture speaks 2025-11-25
+    from mcp.shared.exceptions import MCPDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+except ImportError:  # pragma: no cover
+    pass
+
+INVALID_PARAMS = -32602
+
+
+# --------------------------------------------------------------------------------------
+# Binary payloads, generated at start-up (no embedded blobs).
+
+
+def _png_1x1_red() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x00\x00")  # filter byte 0, then one red pixel
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def _wav_silence() -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 80)  # 10 ms of silence
+    return buf.getvalue()
+
+
+PNG_B64 = base64.b64encode(_png_1x1_red()).decode("ascii")
+WAV_B64 = base64.b64encode(_wav_silence()).decode("ascii")
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def image() -> dict[str, Any]:
+    return {"type": "image", "data": PNG_B64, "mimeType": "image/png"}
+
+
+def tool_result(*content: dict[str, Any], is_error: bool = False) -> dict[str, Any]:
+    result: dict[str, Any] = {"content": list(content)}
+    if is_error:
+        result["isError"] = True
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Tools
+
+NO_ARGS = {"type": "object", "properties": {}}
+
+JSON_SCHEMA_2020_12 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+TOOLS: list[dict[str, Any]] = [
+    {"name": "test_simple_text", "description": "Returns a simple text response", "inputSchema": NO_ARGS},
+    {"name": "test_image_content", "description": "Returns a 1x1 PNG image", "inputSchema": NO_ARGS},
+    {"name": "test_audio_content", "description": "Returns a short WAV clip", "inputSchema": NO_ARGS},
+    {"name": "test_embedded_resource", "description": "Returns an embedded text resource", "inputSchema": NO_ARGS},
+    {
+        "name": "test_multiple_content_types",
+        "description": "Returns text, image and embedded resource content",
+        "inputSchema": NO_ARGS,
+    },
+    {
+        "name": "test_tool_with_logging",
+        "description": "Sends three info log notifications while it runs",
+        "inputSchema": NO_ARGS,
+    },
+    {
+        "name": "test_tool_with_progress",
+        "description": "Reports progress 0, 50, 100 of 100 when the request carries a progress token",
+        "inputSchema": NO_ARGS,
+    },
+    {"name": "test_error_handling", "description": "Always returns an error result", "inputSchema": NO_ARGS},
+    {
+        "name": "test_sampling",
+        "description": "Asks the client for an LLM completion (sampling/createMessage)",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"prompt": {"type": "string", "description": "The prompt to send to the LLM"}},
+            "required": ["prompt"],
+        },
+    },
+    {
+        "name": "test_elicitation",
+        "description": "Asks the user for a username and e-mail address (elicitation/create)",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "The message to show the user"}},
+            "required": ["message"],
+        },
+    },
+    {
+        "name": "test_elicitation_sep1034_defaults",
+        "description": "Elicitation whose schema has defaults for every primitive type (SEP-1034)",
+        "inputSchema": NO_ARGS,
+    },
+    {
+        "name": "test_elicitation_sep1330_enums",
+        "description": "Elicitation whose schema has all five enum variants (SEP-1330)",
+        "inputSchema": NO_ARGS,
+    },
+    {
+        "name": "json_schema_2020_12_tool",
+        "description": "Tool with JSON Schema 2020-12 features",
+        "inputSchema": JSON_SCHEMA_2020_12,
+    },
+]
+TOOL_NAMES = {t["name"] for t in TOOLS}
+
+ELICITATION_USER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string", "description": "User's response"},
+        "email": {"type": "string", "description": "User's email address"},
+    },
+    "required": ["username", "email"],
+}
+
+ELICITATION_SEP1034_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "Your name", "default": "John Doe"},
+        "age": {"type": "integer", "description": "Your age", "default": 30},
+        "score": {"type": "number", "description": "Your score", "default": 95.5},
+        "status": {
+            "type": "string",
+            "description": "Account status",
+            "enum": ["active", "inactive", "pending"],
+            "default": "active",
+        },
+        "verified": {"type": "boolean", "description": "Verified account", "default": True},
+    },
+}
+
+ELICITATION_SEP1330_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "untitledSingle": {
+            "type": "string",
+            "description": "Untitled single-select",
+            "enum": ["option1", "option2", "option3"],
+        },
+        "titledSingle": {
+            "type": "string",
+            "description": "Titled single-select",
+            "oneOf": [
+                {"const": "value1", "title": "First Option"},
+                {"const": "value2", "title": "Second Option"},
+                {"const": "value3", "title": "Third Option"},
+            ],
+        },
+        "legacyEnum": {
+            "type": "string",
+            "description": "Legacy titled enum (enumNames, deprecated)",
+            "enum": ["opt1", "opt2", "opt3"],
+            "enumNames": ["Option One", "Option Two", "Option Three"],
+        },
+        "untitledMulti": {
+            "type": "array",
+            "description": "Untitled multi-select",
+            "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+        },
+        "titledMulti": {
+            "type": "array",
+            "description": "Titled multi-select",
+            "items": {
+                "anyOf": [
+                    {"const": "value1", "title": "First Choice"},
+                    {"const": "value2", "title": "Second Choice"},
+                    {"const": "value3", "title": "Third Choice"},
+                ]
+            },
+        },
+    },
+}
+
+# --------------------------------------------------------------------------------------
+# Logging level (logging/setLevel), tracked per connection.
+
+LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+_default_log_level = "debug"
+
+
+def _connection_state(ctx: Any) -> dict[str, Any] | None:
+    connection = getattr(ctx.session, "_connection", None)
+    state = getattr(connection, "state", None)
+    return state if isinstance(state, dict) else None
+
+
+def _log_level(ctx: Any) -> str:
+    state = _connection_state(ctx)
+    if state is not None:
+        return state.get("fixture_log_level", _default_log_level)
+    return _default_log_level
+
+
+async def _log(ctx: Any, level: str, message: str) -> None:
+    if LOG_LEVELS.index(level) < LOG_LEVELS.index(_log_level(ctx)):
+        return
+    # related_request_id routes the notification onto the tools/call POST's SSE stream.
+    await ctx.session.send_log_message(level, message, logger="fixture", related_request_id=ctx.request_id)
+
+
+async def on_set_logging_level(ctx: Any, params: types.SetLevelRequestParams) -> dict[str, Any]:
+    global _default_log_level
+    state = _connection_state(ctx)
+    if state is not None:
+        state["fixture_log_level"] = params.level
+    else:
+        _default_log_level = params.level
+    return {}
+
+
+# --------------------------------------------------------------------------------------
+# Tool calls
+
+
+async def on_list_tools(ctx: Any, params: Any) -> dict[str, Any]:
+    return {"tools": TOOLS}
+
+
+def _client_has(ctx: Any, capability: str) -> bool:
+    caps = ctx.session.client_capabilities
+    return caps is not None and getattr(caps, capability, None) is not None
+
+
+def _dump(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return value
+
+
+async def _elicit(ctx: Any, message: str, schema: dict[str, Any]) -> tuple[str, Any]:
+    result = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+    return result.action, _dump(result.content)
+
+
+async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[str, Any]:
+    name = params.name
+    args: dict[str, Any] = dict(params.arguments or {})
+
+    if name == "test_simple_text":
+        return tool_result(text("This is a simple text response for testing."))
+
+    if name == "test_image_content":
+        return tool_result(image())
+
+    if name == "test_audio_content":
+        return tool_result({"type": "audio", "data": WAV_B64, "mimeType": "audio/wav"})
+
+    if name == "test_embedded_resource":
+        return tool_result(
+            {
+                "type": "resource",
+                "resource": {
+                    "uri": "test://embedded-resource",
+                    "mimeType": "text/plain",
+                    "text": "This is an embedded resource content.",
+                },
+            }
+        )
+
+    if name == "test_multiple_content_types":
+        return tool_result(
+            text("Multiple content types test:"),
+            image(),
+            {
+                "type": "resource",
+                "resource": {
+                    "uri": "test://mixed-content-resource",
+                    "mimeType": "application/json",
+                    "text": json.dumps({"test": "data", "value": 123}, separators=(",", ":")),
+                },
+            },
+        )
+
+    if name == "test_tool_with_logging":
+        await _log(ctx, "info", "Tool execution started")
+        await anyio.sleep(0.05)
+        await _log(ctx, "info", "Tool processing data")
+        await anyio.sleep(0.05)
+        await _log(ctx, "info", "Tool execution completed")
+        return tool_result(text("Tool with logging executed successfully"))
+
+    if name == "test_tool_with_progress":
+        # report_progress is a no-op unless the request's _meta carried a progressToken.
+        await ctx.session.report_progress(0, 100, "Starting")
+        await anyio.sleep(0.05)
+        await ctx.session.report_progress(50, 100, "Halfway")
+        await anyio.sleep(0.05)
+        await ctx.session.report_progress(100, 100, "Done")
+        return tool_result(text("Tool with progress executed successfully"))
+
+    if name == "test_error_handling":
+        return tool_result(text("This tool intentionally returns an error for testing"), is_error=True)
+
+    if name == "test_sampling":
+        prompt = args.get("prompt")
+        if not isinstance(prompt, str):
+            return tool_result(text("Missing required string argument 'prompt'"), is_error=True)
+        if not _client_has(ctx, "sampling"):
+            return tool_result(text("Client does not support sampling"), is_error=True)
+        result = await ctx.session.create_message(
+            messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
+            max_tokens=100,
+            related_request_id=ctx.request_id,
+        )
+        content = result.content
+        if isinstance(content, list):
+            content = content[0] if content else None
+        reply = getattr(content, "text", None)
+        if reply is None:
+            reply = json.dumps(_dump(content))
+        return tool_result(text(f"LLM response: {reply}"))
+
+    if name == "test_elicitation":
+        message = args.get("message")
+        if not isinstance(message, str):
+            return tool_result(text("Missing required string argument 'message'"), is_error=True)
+        if not _client_has(ctx, "elicitation"):
+            return tool_result(text("Client does not support elicitation"), is_error=True)
+        action, content = await _elicit(ctx, message, ELICITATION_USER_SCHEMA)
+        return tool_result(text(f"User response: action={action}, content={json.dumps(content)}"))
+
+    if name in ("test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums"):
+        if not _client_has(ctx, "elicitation"):
+            return tool_result(text("Client does not support elicitation"), is_error=True)
+        if name == "test_elicitation_sep1034_defaults":
+            action, content = await _elicit(
+                ctx, "Please review and update the form fields with defaults", ELICITATION_SEP1034_SCHEMA
+            )
+        else:
+            action, content = await _elicit(ctx, "Please select options from the enum fields", ELICITATION_SEP1330_SCHEMA)
+        return tool_result(text(f"Elicitation completed: action={action}, content={json.dumps(content)}"))
+
+    if name == "json_schema_2020_12_tool":
+        return tool_result(text(f"Received arguments: {json.dumps(args, sort_keys=True)}"))
+
+    raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"name": name})
+
+
+# --------------------------------------------------------------------------------------
+# Resources
+
+STATIC_TEXT = "This is the content of the static text resource."
+WATCHED_TEXT = "This is a watched resource; subscribe to it for updates."
+TEMPLATE = "test://template/{id}/data"
+TEMPLATE_PREFIX, TEMPLATE_SUFFIX = "test://template/", "/data"
+
+RESOURCES = [
+    {
+        "uri": "test://static-text",
+        "name": "static-text",
+        "description": "A static text resource",
+        "mimeType": "text/plain",
+    },
+    {
+        "uri": "test://static-binary",
+        "name": "static-binary",
+        "description": "A static binary resource (1x1 PNG)",
+        "mimeType": "image/png",
+    },
+    {
+        "uri": "test://watched-resource",
+        "name": "watched-resource",
+        "description": "A resource that can be subscribed to",
+        "mimeType": "text/plain",
+    },
+]
+
+
+async def on_list_resources(ctx: Any, params: Any) -> dict[str, Any]:
+    return {"resources": RESOURCES}
+
+
+async def on_list_resource_templates(ctx: Any, params: Any) -> dict[str, Any]:
+    return {
+        "resourceTemplates": [
+            {
+                "uriTemplate": TEMPLATE,
+                "name": "template-data",
+                "description": "Data for the given id",
+                "mimeType": "application/json",
+            }
+        ]
+    }
+
+
+def _template_id(uri: str) -> str | None:
+    if uri.startswith(TEMPLATE_PREFIX) and uri.endswith(TEMPLATE_SUFFIX):
+        value = uri[len(TEMPLATE_PREFIX) : -len(TEMPLATE_SUFFIX)]
+        if value and "/" not in value:
+            return value
+    return None
+
+
+def _not_found(uri: str) -> MCPError:
+    return MCPError(code=INVALID_PARAMS, message="Resource not found", data={"uri": uri})
+
+
+async def on_read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> dict[str, Any]:
+    uri = str(params.uri)
+    if uri == "test://static-text":
+        contents = {"uri": uri, "mimeType": "text/plain", "text": STATIC_TEXT}
+    elif uri == "test://static-binary":
+        contents = {"uri": uri, "mimeType": "image/png", "blob": PNG_B64}
+    elif uri == "test://watched-resource":
+        contents = {"uri": uri, "mimeType": "text/plain", "text": WATCHED_TEXT}
+    elif (item_id := _template_id(uri)) is not None:
+        body = {"id": item_id, "templateTest": True, "data": f"Data for ID: {item_id}"}
+        contents = {"uri": uri, "mimeType": "application/json", "text": json.dumps(body, separators=(",", ":"))}
+    else:
+        raise _not_found(uri)
+    return {"contents": [contents]}
+
+
+def _subscriptions(ctx: Any) -> set[str]:
+    state = _connection_state(ctx)
+    if state is None:
+        return set()
+    return state.setdefault("fixture_subscriptions", set())
+
+
+async def on_subscribe(ctx: Any, params: types.SubscribeRequestParams) -> dict[str, Any]:
+    uri = str(params.uri)
+    if uri not in {r["uri"] for r in RESOURCES} and _template_id(uri) is None:
+        raise _not_found(uri)
+    _subscriptions(ctx).add(uri)
+    return {}
+
+
+async def on_unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> dict[str, Any]:
+    _subscriptions(ctx).discard(str(params.uri))
+    return {}
+
+
+# --------------------------------------------------------------------------------------
+# Prompts
+
+PROMPTS = [
+    {"name": "test_simple_prompt", "description": "A simple prompt without arguments"},
+    {
+        "name": "test_prompt_with_arguments",
+        "description": "A prompt with two required arguments",
+        "arguments": [
+            {"name": "arg1", "description": "First test argument", "required": True},
+            {"name": "arg2", "description": "Second test argument", "required": True},
+        ],
+    },
+    {
+        "name": "test_prompt_with_embedded_resource",
+        "description": "A prompt that embeds a resource",
+        "arguments": [{"name": "resourceUri", "description": "URI of the resource to embed", "required": True}],
+    },
+    {"name": "test_prompt_with_image", "description": "A prompt with image content"},
+]
+PROMPTS_BY_NAME = {p["name"]: p for p in PROMPTS}
+
+
+async def on_list_prompts(ctx: Any, params: Any) -> dict[str, Any]:
+    return {"prompts": PROMPTS}
+
+
+def _user(content: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+async def on_get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> dict[str, Any]:
+    name = params.name
+    args = dict(params.arguments or {})
+    prompt = PROMPTS_BY_NAME.get(name)
+    if prompt is None:
+        raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}", data={"name": name})
+    missing = [a["name"] for a in prompt.get("arguments", []) if a.get("required") and a["name"] not in args]
+    if missing:
+        raise MCPError(code=INVALID_PARAMS, message=f"Missing required arguments: {', '.join(missing)}")
+
+    if name == "test_simple_prompt":
+        messages = [_user(text("This is a simple prompt for testing."))]
+    elif name == "test_prompt_with_arguments":
+        messages = [_user(text(f"Prompt with arguments: arg1='{args['arg1']}', arg2='{args['arg2']}'"))]
+    elif name == "test_prompt_with_embedded_resource":
+        messages = [
+            _user(
+                {
+                    "type": "resource",
+                    "resource": {
+                        "uri": args["resourceUri"],
+                        "mimeType": "text/plain",
+                        "text": "Embedded resource content for testing.",
+                    },
+                }
+            ),
+            _user(text("Please process the embedded resource above.")),
+        ]
+    else:  # test_prompt_with_image
+        messages = [_user(image()), _user(text("Please analyze the image above."))]
+    return {"description": prompt["description"], "messages": messages}
+
+
+# --------------------------------------------------------------------------------------
+# Completion
+
+COMPLETIONS = {
+    ("ref/prompt", "test_prompt_with_arguments", "arg1"): ["paris", "park", "party", "test", "testing", "tester"],
+    ("ref/prompt", "test_prompt_with_arguments", "arg2"): ["world", "wonder", "test-value"],
+    ("ref/prompt", "test_prompt_with_embedded_resource", "resourceUri"): [r["uri"] for r in RESOURCES],
+    ("ref/resource", TEMPLATE, "id"): ["123", "456", "789"],
+}
+
+
+async def on_completion(ctx: Any, params: types.CompleteRequestParams) -> dict[str, Any]:
+    ref = params.ref
+    ref_type = getattr(ref, "type", None)
+    key_name = getattr(ref, "name", None) if ref_type == "ref/prompt" else getattr(ref, "uri", None)
+    candidates = COMPLETIONS.get((ref_type, key_name, params.argument.name), [])
+    prefix = params.argument.value or ""
+    values = [c for c in candidates if c.startswith(prefix)]
+    return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
+
+
+# --------------------------------------------------------------------------------------
+# Server assembly and transports
+
+
+def build_server() -> Server:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Server(
+            "mcpgate-conformance-fixture",
+            version="1.0.0",
+            on_list_tools=on_list_tools,
+            on_call_tool=on_call_tool,
+            on_list_resources=on_list_resources,
+            on_list_resource_templates=on_list_resource_templates,
+            on_read_resource=on_read_resource,
+            on_subscribe_resource=on_subscribe,
+            on_unsubscribe_resource=on_unsubscribe,
+            on_list_prompts=on_list_prompts,
+            on_get_prompt=on_get_prompt,
+            on_completion=on_completion,
+            on_set_logging_level=on_set_logging_level,
+        )
+
+
+def loopback_only() -> TransportSecuritySettings:
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[h for host in hosts for h in (host, f"{host}:*")],
+        allowed_origins=[
+            o for scheme in ("http", "https") for host in hosts for o in (f"{scheme}://{host}", f"{scheme}://{host}:*")
+        ],
+    )
+
+
+async def serve_stdio() -> None:
+    from mcp.server.stdio import stdio_server
+
+    server = build_server()
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def serve_http(port: int) -> None:
+    import uvicorn
+
+    server = build_server()
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=loopback_only(), host="127.0.0.1"
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    bound_port = sock.getsockname()[1]
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    http = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not http.started:
+            if http.should_exit:
+                return
+            await anyio.sleep(0.01)
+        sys.stdout.write(f"listening on 127.0.0.1:{bound_port}\n")
+        sys.stdout.flush()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce)
+        await http.serve(sockets=[sock])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="transport", required=True)
+    http = sub.add_parser("streamable-http", help="serve http://127.0.0.1:PORT/mcp")
+    http.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    sub.add_parser("stdio", help="serve on stdin/stdout")
+    args = parser.parse_args()
+    try:
+        if args.transport == "stdio":
+            anyio.run(serve_stdio)
+        else:
+            anyio.run(serve_http, args.port)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
