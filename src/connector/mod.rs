@@ -56,6 +56,9 @@ pub struct CallTool {
     pub meta: Option<Value>,
     /// The client session served, for what the backend sends it during the call.
     pub client: Option<ClientLink>,
+    /// Resolves when the client's request is abandoned (its sender dropped): the call is then
+    /// dropped too, which cancels it upstream.
+    pub abandoned: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Reads a resource from the backend.
@@ -525,6 +528,7 @@ impl Handler<CallTool> for Connector {
             }
         }
         let replicas = self.replicas();
+        let connector = self.settings.name.clone();
         let retry = self.settings.retry.tool_calls || self.retryable_tools.contains(&msg.tool);
         let work = async move {
             let CallTool {
@@ -532,13 +536,23 @@ impl Handler<CallTool> for Connector {
                 arguments,
                 meta,
                 client,
+                abandoned,
             } = msg;
             let run = |backend: Backend| {
                 let (tool, arguments) = (tool.clone(), arguments.clone());
                 let (meta, client) = (meta.clone(), client.clone());
                 async move { backend.call_tool(&tool, arguments, meta, client).await }
             };
-            let result = replicas?.call(retry, |r| !r.server_error, run).await?;
+            let replicas = replicas?;
+            let call = replicas.call(retry, |r| !r.server_error, run);
+            let result = match abandoned {
+                Some(abandoned) => tokio::select! {
+                    biased;
+                    result = call => result?,
+                    _ = abandoned => return Err(ConnectorError::Stopped { connector }),
+                },
+                None => call.await?,
+            };
             Ok(result.value)
         };
         Box::pin(work.into_actor(self))

@@ -53,11 +53,13 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     let addr = snapshot.connectors.get(&connector).ok_or_else(stopped)?;
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    let (_abandon_on_drop, abandoned) = tokio::sync::oneshot::channel();
     let message = CallTool {
         tool: entry.original.clone(),
         arguments,
         meta: params.remove("_meta"),
         client: Some(ctx.client.clone()),
+        abandoned: Some(abandoned),
     };
     let result = addr.send(message).await.unwrap_or_else(|_| Err(stopped()));
     let (outcome, error_kind) = match &result {

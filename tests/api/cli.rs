@@ -191,3 +191,53 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("upstream MCP session initialized"));
 }
+
+#[test]
+fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
+    let cwd = std::env::current_dir().unwrap();
+    let server = cwd.join("tests/interop/tiny_stdio_server.py");
+    let marker = format!("mcpgate-shutdown-{}", uuid::Uuid::new_v4().simple());
+    let dir = config_dir(&format!(
+        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\", \"--marker\", \"{marker}\"]\n",
+        server.display()
+    ));
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let child = mcpgate(
+        dir.path(),
+        &["serve"],
+        &[
+            ("MCPGATE__DATABASE__URL", db.as_str()),
+            ("MCPGATE__SERVER__PORT", "0"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let count = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+            })
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while count() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(), 2, "the backend and its grandchild run");
+
+    // SAFETY: sends SIGTERM to the gateway process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let ended = std::time::Instant::now();
+    while count() > 0 && ended.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(count(), 0, "no process of the backend's group is left");
+}

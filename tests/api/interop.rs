@@ -414,3 +414,44 @@ async fn a_restarted_upstream_server_is_initialized_again_without_the_client_not
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[actix_web::test]
+async fn a_legacy_sse_server_is_reached_by_falling_back_from_streamable_http() {
+    let (Some(node), Some(everything)) = (
+        installed("MCPGATE_INTEROP_NODE"),
+        installed("MCPGATE_EVERYTHING"),
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let mut server = Command::new(&node)
+        .args([
+            "--require",
+            "./tests/interop/loopback.cjs",
+            &everything,
+            "sse",
+        ])
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    while !line.contains("running") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server-everything sse did not start"
+        );
+    }
+    let connector = serde_json::from_value(serde_json::json!({"name": "every", "kind": "mcp",
+        "url": format!("http://127.0.0.1:{port}/sse"), "transport": "auto", "timeout_ms": 15000}))
+    .unwrap();
+    let app = spawn_app(vec![connector]).await;
+
+    exercise_everything(&app).await;
+
+    let _ = server.kill();
+    let _ = server.wait();
+}

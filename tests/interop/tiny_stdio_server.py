@@ -2,7 +2,9 @@
 """A tiny MCP server over stdio (standard library only), for the gateway's process tests.
 
 Tools: `echo` (text), `progress` (three progress notifications, then a result), `ask` (asks the
-client for a sampling/createMessage and returns its text), `crash` (exits at once).
+client for a sampling/createMessage and returns its text), `crash` (exits at once), `grow` (adds
+the tool `extra` and announces the change), `wait` (never answers; notes its cancellation) and
+`cancelled` (the ids of the requests cancelled so far).
 With `--marker M` it starts a grandchild process whose command line holds M, so tests can check
 that the whole process group ends.
 """
@@ -15,7 +17,12 @@ TOOLS = [
     {"name": "progress", "inputSchema": {"type": "object"}},
     {"name": "ask", "inputSchema": {"type": "object"}},
     {"name": "crash", "inputSchema": {"type": "object"}},
+    {"name": "grow", "inputSchema": {"type": "object"}},
+    {"name": "wait", "inputSchema": {"type": "object"}},
+    {"name": "cancelled", "inputSchema": {"type": "object"}},
 ]
+CANCELLED = []
+NO_ANSWER = object()
 
 
 def send(message):
@@ -41,6 +48,22 @@ def call(request):
         return text(params.get("arguments", {}).get("text", ""))
     if name == "crash":
         sys.exit(3)
+    if name == "grow":
+        if not any(t["name"] == "extra" for t in TOOLS):
+            TOOLS.append({"name": "extra", "inputSchema": {"type": "object"}})
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        return text("grown")
+    if name == "cancelled":
+        return text(json.dumps(CANCELLED))
+    if name == "wait":
+        while True:
+            message = read()
+            if message.get("method") == "notifications/cancelled":
+                if message.get("params", {}).get("requestId") == request["id"]:
+                    CANCELLED.append(request["id"])
+                    return NO_ANSWER
+                continue
+            answer(message)
     if name == "progress":
         token = (params.get("_meta") or {}).get("progressToken")
         for step in (1, 2, 3):
@@ -63,35 +86,42 @@ def call(request):
     raise KeyError(name)
 
 
+def answer(request):
+    """Answers one request (notifications and responses need no answer)."""
+    method = request.get("method")
+    if "id" not in request or method is None:
+        return
+    if method == "initialize":
+        result = {"protocolVersion": request["params"]["protocolVersion"],
+                  "capabilities": {"tools": {"listChanged": True}},
+                  "serverInfo": {"name": "tiny", "version": "1"}}
+    elif method == "ping":
+        result = {}
+    elif method == "tools/list":
+        result = {"tools": TOOLS}
+    elif method == "tools/call":
+        try:
+            result = call(request)
+        except KeyError:
+            send({"jsonrpc": "2.0", "id": request["id"],
+                  "error": {"code": -32602, "message": "unknown tool"}})
+            return
+        if result is NO_ANSWER:
+            return
+    else:
+        send({"jsonrpc": "2.0", "id": request["id"],
+              "error": {"code": -32601, "message": "method not found"}})
+        return
+    send({"jsonrpc": "2.0", "id": request["id"], "result": result})
+
+
 def main():
     if "--marker" in sys.argv:
         marker = sys.argv[sys.argv.index("--marker") + 1]
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
     print("tiny server ready", file=sys.stderr, flush=True)
     while True:
-        request = read()
-        method = request.get("method")
-        if "id" not in request or method is None:
-            continue
-        if method == "initialize":
-            result = {"protocolVersion": request["params"]["protocolVersion"],
-                      "capabilities": {"tools": {}}, "serverInfo": {"name": "tiny", "version": "1"}}
-        elif method == "ping":
-            result = {}
-        elif method == "tools/list":
-            result = {"tools": TOOLS}
-        elif method == "tools/call":
-            try:
-                result = call(request)
-            except KeyError:
-                send({"jsonrpc": "2.0", "id": request["id"],
-                      "error": {"code": -32602, "message": "unknown tool"}})
-                continue
-        else:
-            send({"jsonrpc": "2.0", "id": request["id"],
-                  "error": {"code": -32601, "message": "method not found"}})
-            continue
-        send({"jsonrpc": "2.0", "id": request["id"], "result": result})
+        answer(read())
 
 
 main()
