@@ -25,6 +25,8 @@ pub struct Settings {
     pub mcp: McpSettings,
     /// The ops API.
     pub admin: AdminSettings,
+    /// Feedback collection.
+    pub feedback: FeedbackSettings,
     /// The backends, usually from `connectors.yaml`.
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
@@ -61,6 +63,15 @@ pub struct ServerSettings {
 pub struct AuthSettings {
     /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
     pub bearer_tokens: Vec<String>,
+}
+
+/// Feedback collection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedbackSettings {
+    /// Name of the built-in MCP tool that clients call to rate what they got; empty: no tool.
+    pub tool_name: String,
+    /// How far back the trainer's live figures look.
+    pub window_ms: u64,
 }
 
 /// The ops API under `/api/v1`.

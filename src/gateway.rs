@@ -8,6 +8,7 @@ use actix::Addr;
 use secrecy::SecretString;
 
 use crate::configuration::{McpSettings, ServerSettings};
+use crate::feedback::FeedbackSink;
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{CatalogHandle, ConnectorRegistry};
@@ -39,4 +40,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Virtual servers by name.
     pub servers: VirtualServers,
+    /// Where feedback goes.
+    pub feedback: FeedbackSink,
+    /// The built-in feedback tool's name, if it is on.
+    pub feedback_tool: Option<String>,
 }

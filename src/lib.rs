@@ -16,6 +16,7 @@
 //! - [`recorder`]: tool-call records written in batches off the request path.
 //! - [`metrics`]: Prometheus counters, histograms and gauges.
 //! - [`store`]: diesel over PostgreSQL or SQLite, with embedded migrations.
+//! - [`feedback`], [`trainer`]: feedback collection and the `Trainer` actor that learns from it.
 //! - [`api`]: probes, `/metrics` and the `/api/v1` ops REST API.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod cli;
 pub mod configuration;
 pub mod connector;
+pub mod feedback;
 pub mod gateway;
 pub mod mcp;
 pub mod metrics;
@@ -33,5 +35,6 @@ pub mod servers;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod trainer;
 pub mod transport;
 pub mod upstream;

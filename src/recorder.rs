@@ -1,11 +1,11 @@
-//! The call recorder: takes tool-call records off the request path and writes them in batches.
+//! Recorders: take records (tool calls, feedback) off the request path and write them in batches.
 //!
-//! [`CallRecorder::record`] never waits: it puts the record in a bounded buffer and returns. A
+//! [`Recorder::record`] never waits: it puts the record in a bounded buffer and returns. A
 //! writer task drains the buffer in batches on a blocking thread. While the store is slow or
 //! away, the writer keeps its batch and retries with growing waits, and the buffer keeps filling;
-//! once the buffer is full, new records are dropped and counted ([`CallRecorder::dropped`]), so
-//! memory stays bounded and tool calls never slow down. This module does not decide what is
-//! recorded: the MCP method handlers do.
+//! once the buffer is full, new records are dropped and counted ([`Recorder::dropped`]), so
+//! memory stays bounded and requests never slow down. This module does not decide what is
+//! recorded: the MCP method handlers and the feedback API do.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,13 +15,40 @@ use tokio::sync::mpsc;
 
 use crate::configuration::RecorderSettings;
 use crate::store::tool_calls::{self, NewToolCall};
-use crate::store::Pool;
+use crate::store::{AnyConnection, Pool};
+
+/// A row that a recorder writes.
+pub trait Record: Send + 'static + Sized {
+    /// What the log calls these records.
+    const WHAT: &'static str;
+    /// Inserts `rows` in one transaction.
+    fn insert(conn: &mut AnyConnection, rows: &[Self]) -> diesel::QueryResult<usize>;
+}
+
+impl Record for NewToolCall {
+    const WHAT: &'static str = "call records";
+
+    fn insert(conn: &mut AnyConnection, rows: &[Self]) -> diesel::QueryResult<usize> {
+        tool_calls::insert(conn, rows)
+    }
+}
+
+/// The recorder of tool calls.
+pub type CallRecorder = Recorder<NewToolCall>;
 
 /// Hands records to the writer task; cheap to clone.
-#[derive(Clone)]
-pub struct CallRecorder {
-    sender: mpsc::Sender<NewToolCall>,
+pub struct Recorder<T: Record> {
+    sender: mpsc::Sender<T>,
     counters: Arc<Counters>,
+}
+
+impl<T: Record> Clone for Recorder<T> {
+    fn clone(&self) -> Self {
+        Recorder {
+            sender: self.sender.clone(),
+            counters: self.counters.clone(),
+        }
+    }
 }
 
 /// What the recorder has done so far.
@@ -31,23 +58,30 @@ struct Counters {
     written: AtomicU64,
 }
 
-/// Ends the writer task once every record handed over before has been written (or given up).
+/// Ends the writer tasks once every record handed over before has been written (or given up).
 pub struct RecorderTask {
-    handle: tokio::task::JoinHandle<()>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RecorderTask {
-    /// Waits until the writer has written what it holds, at most `deadline`.
+    /// This task and `other`, finished together.
+    pub fn and(mut self, other: RecorderTask) -> RecorderTask {
+        self.handles.extend(other.handles);
+        self
+    }
+
+    /// Waits until the writers have written what they hold, at most `deadline` in all.
     pub async fn finish(self, deadline: Duration) {
-        if tokio::time::timeout(deadline, self.handle).await.is_err() {
-            log::warn!("call recorder did not finish writing within {deadline:?}; records lost");
+        let all = futures_util::future::join_all(self.handles);
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            log::warn!("a recorder did not finish writing within {deadline:?}; records lost");
         }
     }
 }
 
-impl CallRecorder {
+impl<T: Record> Recorder<T> {
     /// Starts the writer task on the current runtime.
-    pub fn start(pool: Pool, settings: &RecorderSettings) -> (CallRecorder, RecorderTask) {
+    pub fn start(pool: Pool, settings: &RecorderSettings) -> (Recorder<T>, RecorderTask) {
         let (sender, receiver) = mpsc::channel(settings.buffer_size);
         let counters = Arc::new(Counters::default());
         let writer = Writer {
@@ -59,18 +93,16 @@ impl CallRecorder {
             counters: counters.clone(),
         };
         let handle = tokio::spawn(writer.run());
-        (CallRecorder { sender, counters }, RecorderTask { handle })
+        let handles = vec![handle];
+        (Recorder { sender, counters }, RecorderTask { handles })
     }
 
     /// Queues one record; never waits. Drops and counts it when the buffer is full.
-    pub fn record(&self, call: NewToolCall) {
-        if self.sender.try_send(call).is_err() {
+    pub fn record(&self, record: T) {
+        if self.sender.try_send(record).is_err() {
             let before = self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             if before.is_power_of_two() || before == 0 {
-                log::warn!(
-                    "call record buffer is full; {} records dropped so far",
-                    before + 1
-                );
+                log::warn!("{} buffer is full; {} dropped so far", T::WHAT, before + 1);
             }
         }
     }
@@ -87,16 +119,16 @@ impl CallRecorder {
 }
 
 /// The writer task's state.
-struct Writer {
+struct Writer<T: Record> {
     pool: Pool,
-    receiver: mpsc::Receiver<NewToolCall>,
+    receiver: mpsc::Receiver<T>,
     batch_size: usize,
     flush_interval: Duration,
     max_retry_interval: Duration,
     counters: Arc<Counters>,
 }
 
-impl Writer {
+impl<T: Record> Writer<T> {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.batch_size);
         loop {
@@ -120,28 +152,29 @@ impl Writer {
     }
 
     /// Writes `batch` until it succeeds; returns the emptied vector for reuse.
-    async fn write(&self, batch: Vec<NewToolCall>) -> Vec<NewToolCall> {
+    async fn write(&self, batch: Vec<T>) -> Vec<T> {
         let mut wait = Duration::from_millis(100);
         let mut batch = batch;
         let mut failing = false;
         loop {
             let pool = self.pool.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                let result = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                    tool_calls::insert(&mut conn, &batch).map_err(|e| e.to_string())
-                });
+                let result = pool
+                    .get()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| T::insert(&mut conn, &batch).map_err(|e| e.to_string()));
                 (result, batch)
             })
             .await;
             let Ok((result, returned)) = outcome else {
-                log::error!("call recorder write task panicked; batch lost");
+                log::error!("{} writer panicked; batch lost", T::WHAT);
                 return Vec::with_capacity(self.batch_size);
             };
             batch = returned;
             match result {
                 Ok(written) => {
                     if failing {
-                        log::info!("call records are written again");
+                        log::info!("{} are written again", T::WHAT);
                     }
                     self.counters
                         .written
@@ -152,7 +185,8 @@ impl Writer {
                 Err(err) => {
                     if !failing {
                         log::warn!(
-                            "call records not written ({} held): {err}; retrying",
+                            "{} not written ({} held): {err}; retrying",
+                            T::WHAT,
                             batch.len()
                         );
                         failing = true;

@@ -12,12 +12,14 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::configuration::Settings;
+use crate::feedback::FeedbackSink;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
-use crate::recorder::{CallRecorder, RecorderTask};
+use crate::recorder::{CallRecorder, Recorder, RecorderTask};
 use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
+use crate::trainer::Trainer;
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for buffered call records to be written.
@@ -130,7 +132,9 @@ pub async fn build_gateway(
     }
 
     let metrics = Arc::new(Metrics::new());
-    let (recorder, recorder_task) = CallRecorder::start(pool.clone(), &settings.recorder);
+    let (recorder, calls_task) = CallRecorder::start(pool.clone(), &settings.recorder);
+    let (feedback_recorder, feedback_task) = Recorder::start(pool.clone(), &settings.recorder);
+    let recorder_task = calls_task.and(feedback_task);
     let catalog = CatalogHandle::default();
     let separator = settings.mcp.name_separator.clone();
     let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
@@ -152,6 +156,11 @@ pub async fn build_gateway(
         pool,
         metrics,
         servers: VirtualServers::new(&settings.servers),
+        feedback: FeedbackSink {
+            recorder: feedback_recorder,
+            trainer: Trainer::new(Duration::from_millis(settings.feedback.window_ms)).start(),
+        },
+        feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
     });
     api::restore_connectors(&gateway).await;
     api::restore_servers(&gateway).await;

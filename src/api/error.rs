@@ -22,7 +22,7 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// The body is JSON but fields are wrong (422), each named.
-    #[error("invalid connector")]
+    #[error("invalid fields")]
     Invalid(BTreeMap<String, String>),
     /// The gateway failed (500); the detail goes to the log only.
     #[error("internal error")]

@@ -4,6 +4,7 @@
 
 mod connectors;
 mod error;
+mod feedback;
 mod health;
 mod servers;
 
@@ -40,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/connectors/{name}/metrics",
                     web::get().to(connectors::metrics),
                 )
+                .route("/feedback", web::post().to(feedback::record))
+                .route("/targets", web::get().to(feedback::targets))
                 .route("/servers", web::get().to(servers::list))
                 .route("/servers", web::post().to(servers::create))
                 .route("/servers/{name}", web::get().to(servers::show))

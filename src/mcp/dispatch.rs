@@ -12,6 +12,7 @@ use super::jsonrpc::{RpcError, METHOD_NOT_FOUND};
 use super::scope::Scope;
 use super::{completion, prompts, resources, tools};
 use crate::connector::{Connector, ConnectorError};
+use crate::feedback::FeedbackSink;
 use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{AwaitLoaded, CatalogHandle, ConnectorRegistry, Snapshot};
@@ -38,6 +39,10 @@ pub struct Context {
     pub client: ClientLink,
     /// What this session sees of the catalog.
     pub scope: Scope,
+    /// Where feedback and automatic signals go.
+    pub feedback: FeedbackSink,
+    /// The built-in feedback tool's name, if it is on.
+    pub feedback_tool: Option<String>,
 }
 
 impl Context {

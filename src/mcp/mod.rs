@@ -7,6 +7,7 @@
 
 mod completion;
 pub mod dispatch;
+mod feedback_tool;
 pub mod jsonrpc;
 pub mod lifecycle;
 mod paging;

@@ -56,7 +56,10 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         arguments,
         client: Some(ctx.client.clone()),
     };
-    send_to(addr, &connector, message).await
+    let result = send_to(addr, &connector, message).await?;
+    let served = super::tools::signal_of(ctx, "prompt", &name, "served", None);
+    ctx.feedback.record(served);
+    Ok(result)
 }
 
 /// The first argument that `prompt` declares required and `arguments` lacks.

@@ -6,24 +6,38 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::dispatch::{list_result, object, string, Context};
+use super::feedback_tool;
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
+use crate::store::feedback::NewFeedback;
 use crate::store::tool_calls::{NewToolCall, Outcome};
 
 /// One page of the aggregated tools.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
     let snapshot = ctx.snapshot_for_list("tools_list").await;
+    let first_page = params
+        .and_then(|p| p.get("cursor"))
+        .is_none_or(Value::is_null);
+    let builtin = ctx
+        .feedback_tool
+        .as_deref()
+        .filter(|_| first_page)
+        .map(feedback_tool::definition);
     if let Scope::All = ctx.scope {
         let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
-        let items = tools.iter().map(|t| t.item.clone());
+        let items = tools.iter().map(|t| t.item.clone()).chain(builtin);
         return Ok(list_result("tools", items, next));
     }
     let tools = ctx.scope.tools(&snapshot);
     let (tools, next) = page(&tools, params, ctx.page_size)?;
-    Ok(list_result("tools", tools.iter().cloned(), next))
+    Ok(list_result(
+        "tools",
+        tools.iter().cloned().chain(builtin),
+        next,
+    ))
 }
 
 /// Runs a tool on its connector.
@@ -35,6 +49,9 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Some(arguments @ Value::Object(_)) => arguments,
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
+    if ctx.feedback_tool.as_deref() == Some(name.as_str()) {
+        return Ok(feedback_tool::call(ctx, arguments));
+    }
     let snapshot = ctx.snapshot_for_call().await;
     let name = ctx
         .scope
@@ -98,7 +115,37 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         outcome: outcome.as_str().to_string(),
         error_kind: error_kind.map(str::to_string),
     });
+    let signal = match outcome {
+        Outcome::Ok => "success",
+        Outcome::ToolError => "tool_error",
+        Outcome::Error => "protocol_error",
+    };
+    ctx.feedback
+        .record(signal_of(ctx, "tool", &name, signal, Some(elapsed)));
     Ok(result?)
+}
+
+/// An automatic signal about `target` in this session.
+pub(super) fn signal_of(
+    ctx: &Context,
+    kind: &str,
+    target: &str,
+    signal: &str,
+    took: Option<std::time::Duration>,
+) -> NewFeedback {
+    NewFeedback {
+        target_kind: kind.into(),
+        target: target.into(),
+        version: None,
+        session_id: Some(ctx.session_id.to_string()),
+        signal: signal.into(),
+        rating: None,
+        suggestion: None,
+        error: None,
+        latency_ms: took.map(|d| d.as_millis() as i64),
+        source: "auto".into(),
+        created_at_ms: crate::connector::now_ms(),
+    }
 }
 
 /// The error for a name whose connector is out of the catalog.

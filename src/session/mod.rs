@@ -264,6 +264,8 @@ impl Session {
             first_load_wait: self.gateway.mcp.first_load_wait(),
             client,
             scope: self.scope.clone(),
+            feedback: self.gateway.feedback.clone(),
+            feedback_tool: self.gateway.feedback_tool.clone(),
         }
     }
 

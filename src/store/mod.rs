@@ -5,6 +5,7 @@
 //! blocking thread, never on an actor's or an HTTP worker's thread.
 
 pub mod connectors;
+pub mod feedback;
 pub mod schema;
 pub mod servers;
 pub mod tool_calls;

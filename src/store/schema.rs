@@ -30,3 +30,20 @@ diesel::table! {
         updated_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    feedback (id) {
+        id -> BigInt,
+        target_kind -> Text,
+        target -> Text,
+        version -> Nullable<BigInt>,
+        session_id -> Nullable<Text>,
+        signal -> Text,
+        rating -> Nullable<Double>,
+        suggestion -> Nullable<Text>,
+        error -> Nullable<Text>,
+        latency_ms -> Nullable<BigInt>,
+        source -> Text,
+        created_at_ms -> BigInt,
+    }
+}

@@ -118,6 +118,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.url = database_url.to_string();
     settings.database.pool_size = 2;
     settings.recorder.flush_interval_ms = 50;
+    settings.feedback.tool_name = String::new();
     settings.recorder.max_retry_interval_ms = 200;
     settings
 }

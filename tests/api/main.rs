@@ -5,6 +5,7 @@ mod cli;
 mod conformance;
 mod failures;
 mod fake_connector;
+mod feedback;
 mod guard;
 mod helpers;
 mod hub;

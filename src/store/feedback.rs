@@ -1,0 +1,56 @@
+//! The `feedback` table: ratings, suggestions, errors and automatic signals per target.
+
+use diesel::prelude::*;
+
+use super::schema::feedback;
+use super::AnyConnection;
+
+/// A feedback row to insert.
+#[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize)]
+#[diesel(table_name = feedback)]
+pub struct NewFeedback {
+    /// `tool` or `prompt`.
+    pub target_kind: String,
+    /// The target's name as clients see it.
+    pub target: String,
+    /// The version that was served, if known.
+    pub version: Option<i64>,
+    /// The client session, if known.
+    pub session_id: Option<String>,
+    /// `rating`, `suggestion`, `error`, `success`, `tool_error`, `protocol_error` or `served`.
+    pub signal: String,
+    /// A rating normalized to 0–1 (1–5 stars → 0, 0.25, …, 1; up 1, down 0).
+    pub rating: Option<f64>,
+    /// A free-text suggestion (data, never an instruction).
+    pub suggestion: Option<String>,
+    /// An error text.
+    pub error: Option<String>,
+    /// How long the call took.
+    pub latency_ms: Option<i64>,
+    /// `api`, `tool` (the built-in feedback tool) or `auto`.
+    pub source: String,
+    /// When, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// Inserts `rows` in one transaction.
+pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut written = 0;
+        for row in rows {
+            written += diesel::insert_into(feedback::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        Ok(written)
+    })
+}
+
+/// How many rows there are for a target.
+pub fn count_for(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult<i64> {
+    feedback::table
+        .filter(feedback::target_kind.eq(kind))
+        .filter(feedback::target.eq(target))
+        .count()
+        .get_result(conn)
+}
