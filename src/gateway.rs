@@ -15,6 +15,7 @@ use crate::registry::{CatalogHandle, ConnectorRegistry};
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::store::Pool;
+use crate::trainer::served::ServedVersions;
 
 /// Shared by all handlers and sessions.
 pub struct Gateway {
@@ -44,4 +45,6 @@ pub struct Gateway {
     pub feedback: FeedbackSink,
     /// The built-in feedback tool's name, if it is on.
     pub feedback_tool: Option<String>,
+    /// Versions served in place of the backends' own texts.
+    pub served: Arc<ServedVersions>,
 }

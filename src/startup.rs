@@ -19,6 +19,7 @@ use crate::recorder::{CallRecorder, Recorder, RecorderTask};
 use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
+use crate::trainer::served::ServedVersions;
 use crate::trainer::Trainer;
 use crate::{api, secrets, store, transport};
 
@@ -161,7 +162,12 @@ pub async fn build_gateway(
             trainer: Trainer::new(Duration::from_millis(settings.feedback.window_ms)).start(),
         },
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
+        served: Arc::new(ServedVersions::default()),
     });
+    let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
+    if let Err(err) = web::block(move || served.reload(&pool)).await? {
+        log::error!("deployed prompt versions not loaded: {err}");
+    }
     api::restore_connectors(&gateway).await;
     api::restore_servers(&gateway).await;
     Ok((gateway, recorder_task))

@@ -6,6 +6,7 @@ mod connectors;
 mod error;
 mod feedback;
 mod health;
+mod prompts;
 mod servers;
 
 use actix_web::body::MessageBody;
@@ -43,6 +44,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/feedback", web::post().to(feedback::record))
                 .route("/targets", web::get().to(feedback::targets))
+                .route("/prompts/{id}", web::get().to(prompts::show))
+                .route("/prompts/{id}/versions", web::post().to(prompts::add))
+                .route("/prompts/{id}/deploy", web::post().to(prompts::deploy))
+                .route("/prompts/{id}/rollback", web::post().to(prompts::rollback))
                 .route("/servers", web::get().to(servers::list))
                 .route("/servers", web::post().to(servers::create))
                 .route("/servers/{name}", web::get().to(servers::show))

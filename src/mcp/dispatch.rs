@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::recorder::CallRecorder;
 use crate::registry::{AwaitLoaded, CatalogHandle, ConnectorRegistry, Snapshot};
 use crate::session::ClientLink;
+use crate::trainer::served::ServedVersions;
 
 /// What a method handler may use.
 #[derive(Clone)]
@@ -43,6 +44,8 @@ pub struct Context {
     pub feedback: FeedbackSink,
     /// The built-in feedback tool's name, if it is on.
     pub feedback_tool: Option<String>,
+    /// Versions served in place of the backends' own texts.
+    pub served: Arc<ServedVersions>,
 }
 
 impl Context {

@@ -51,14 +51,25 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
             connector: connector.clone(),
         })
     })?;
+    let rendered_arguments = arguments.clone();
     let message = GetPrompt {
         prompt: entry.original.clone(),
         arguments,
         client: Some(ctx.client.clone()),
     };
-    let result = send_to(addr, &connector, message).await?;
-    let served = super::tools::signal_of(ctx, "prompt", &name, "served", None);
-    ctx.feedback.record(served);
+    let mut result = send_to(addr, &connector, message).await?;
+    let mut signal = super::tools::signal_of(ctx, "prompt", &name, "served", None);
+    if let Some(served) = ctx.served.get("prompt", &name) {
+        signal.version = Some(served.version);
+        let first_text = result["messages"]
+            .as_array_mut()
+            .and_then(|messages| messages.iter_mut().find(|m| m["content"]["type"] == "text"));
+        if let Some(message) = first_text {
+            let text = crate::trainer::safety::render(&served.text, &rendered_arguments);
+            message["content"]["text"] = Value::String(text);
+        }
+    }
+    ctx.feedback.record(signal);
     Ok(result)
 }
 

@@ -28,16 +28,26 @@ pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcErr
         .map(feedback_tool::definition);
     if let Scope::All = ctx.scope {
         let (tools, next) = page(&snapshot.catalog.tools, params, ctx.page_size)?;
-        let items = tools.iter().map(|t| t.item.clone()).chain(builtin);
+        let items = tools.iter().map(|t| served(ctx, &t.item)).chain(builtin);
         return Ok(list_result("tools", items, next));
     }
     let tools = ctx.scope.tools(&snapshot);
     let (tools, next) = page(&tools, params, ctx.page_size)?;
-    Ok(list_result(
-        "tools",
-        tools.iter().cloned().chain(builtin),
-        next,
-    ))
+    let items = tools.iter().map(|t| served(ctx, t)).chain(builtin);
+    Ok(list_result("tools", items, next))
+}
+
+/// A tool as served: with its deployed description, if one was deployed.
+fn served(ctx: &Context, tool: &Value) -> Value {
+    if ctx.served.is_empty() {
+        return tool.clone();
+    }
+    let name = tool["name"].as_str().unwrap_or_default();
+    let mut tool = tool.clone();
+    if let Some(served) = ctx.served.get("tool", name) {
+        tool["description"] = Value::String(served.text);
+    }
+    tool
 }
 
 /// Runs a tool on its connector.
@@ -120,8 +130,9 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Outcome::ToolError => "tool_error",
         Outcome::Error => "protocol_error",
     };
-    ctx.feedback
-        .record(signal_of(ctx, "tool", &name, signal, Some(elapsed)));
+    let mut signal = signal_of(ctx, "tool", &name, signal, Some(elapsed));
+    signal.version = ctx.served.get("tool", &name).map(|s| s.version);
+    ctx.feedback.record(signal);
     Ok(result?)
 }
 

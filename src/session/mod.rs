@@ -266,6 +266,7 @@ impl Session {
             scope: self.scope.clone(),
             feedback: self.gateway.feedback.clone(),
             feedback_tool: self.gateway.feedback_tool.clone(),
+            served: self.gateway.served.clone(),
         }
     }
 

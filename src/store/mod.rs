@@ -6,6 +6,7 @@
 
 pub mod connectors;
 pub mod feedback;
+pub mod prompts;
 pub mod schema;
 pub mod servers;
 pub mod tool_calls;

@@ -47,3 +47,41 @@ diesel::table! {
         created_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    prompt_versions (id) {
+        id -> BigInt,
+        target_kind -> Text,
+        target -> Text,
+        version -> BigInt,
+        text -> Text,
+        approach -> Text,
+        reason -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    prompt_labels (target_kind, target, label) {
+        target_kind -> Text,
+        target -> Text,
+        label -> Text,
+        version -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    prompt_label_moves (id) {
+        id -> BigInt,
+        target_kind -> Text,
+        target -> Text,
+        label -> Text,
+        from_version -> Nullable<BigInt>,
+        to_version -> BigInt,
+        reason -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(prompt_versions, prompt_labels);

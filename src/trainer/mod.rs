@@ -5,6 +5,9 @@
 //! time). This is what its triggers (error rate, mean rating, volume) read. It does not store
 //! feedback (the feedback recorder does) and does not serve anything.
 
+pub mod safety;
+pub mod served;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 

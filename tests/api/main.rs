@@ -13,6 +13,7 @@ mod interop;
 mod legacy_sse;
 mod methods;
 mod ops_api;
+mod prompts;
 mod servers;
 mod store;
 mod streamable;

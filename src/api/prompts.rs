@@ -1,0 +1,203 @@
+//! `/api/v1/prompts/{kind}:{target}`: the versions of a tool description or prompt template,
+//! their labels and label history; adding a version (safety-checked), deploying one, and
+//! rolling production back to the version it had before.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::connectors::store;
+use super::error::ApiError;
+use crate::gateway::Gateway;
+use crate::store::prompts;
+use crate::trainer::safety;
+
+/// What the path names: a kind and a target that the catalog knows.
+struct Target {
+    kind: String,
+    name: String,
+    /// The backend's own text (tool description; empty for a prompt template).
+    original: String,
+    /// `{{name}}`s a prompt template must keep (its required arguments).
+    placeholders: Vec<String>,
+}
+
+fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
+    let unknown = || ApiError::NotFound(format!("no tool or prompt is named `{id}`"));
+    let (kind, name) = id.split_once(':').ok_or_else(unknown)?;
+    let snapshot = gateway.catalog.load();
+    let (entry, kind) = match kind {
+        "tool" => (snapshot.catalog.tool(name).ok_or_else(unknown)?, "tool"),
+        "prompt" => (snapshot.catalog.prompt(name).ok_or_else(unknown)?, "prompt"),
+        _ => return Err(unknown()),
+    };
+    let original = match kind {
+        "tool" => entry.item["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    };
+    let placeholders = entry.item["arguments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["required"] == true)
+        .filter_map(|a| a["name"].as_str().map(str::to_string))
+        .collect();
+    Ok(Target {
+        kind: kind.into(),
+        name: name.into(),
+        original,
+        placeholders,
+    })
+}
+
+/// `GET /api/v1/prompts/{id}`: versions, the production version and every label move.
+pub async fn show(
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = target(&gateway, &id)?;
+    let (kind, name) = (t.kind.clone(), t.name.clone());
+    let (versions, moves, production) = store(&gateway, move |conn| {
+        Ok((
+            prompts::versions(conn, &kind, &name)?,
+            prompts::moves(conn, &kind, &name)?,
+            prompts::label(conn, &kind, &name, "production")?,
+        ))
+    })
+    .await?;
+    Ok(
+        HttpResponse::Ok().json(json!({"target_kind": t.kind, "target": t.name,
+        "production": production, "versions": versions, "label_moves": moves})),
+    )
+}
+
+/// A new version's body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    text: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/prompts/{id}/versions`: a candidate version; 201, or 422 when it fails the
+/// safety checks. The backend's own text is kept as version 1 the first time.
+pub async fn add(
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+    body: web::Json<NewVersion>,
+) -> Result<HttpResponse, ApiError> {
+    let t = target(&gateway, &id)?;
+    let body = body.into_inner();
+    safety::check(&t.original, &body.text, &t.placeholders)
+        .map_err(|problem| ApiError::Invalid([("text".to_string(), problem)].into()))?;
+    let now = crate::connector::now_ms();
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "added through the API".into());
+    let version = store(&gateway, move |conn| {
+        if prompts::versions(conn, &t.kind, &t.name)?.is_empty() {
+            let first = prompts::add_version(
+                conn,
+                &t.kind,
+                &t.name,
+                &t.original,
+                "original",
+                "the backend's own text",
+                now,
+            )?;
+            prompts::move_label(conn, &t.kind, &t.name, "production", first, "baseline", now)?;
+        }
+        let version =
+            prompts::add_version(conn, &t.kind, &t.name, &body.text, "manual", &reason, now)?;
+        prompts::move_label(conn, &t.kind, &t.name, "candidate", version, &reason, now)?;
+        Ok(version)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({ "version": version, "label": "candidate" })))
+}
+
+/// A deploy's body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    version: i64,
+}
+
+/// `POST /api/v1/prompts/{id}/deploy`: serves `version` from now on.
+pub async fn deploy(
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+    body: web::Json<Deploy>,
+) -> Result<HttpResponse, ApiError> {
+    let t = target(&gateway, &id)?;
+    let version = body.version;
+    let now = crate::connector::now_ms();
+    let (kind, name) = (t.kind.clone(), t.name.clone());
+    let known = store(&gateway, move |conn| {
+        let known = prompts::versions(conn, &kind, &name)?
+            .iter()
+            .any(|v| v.version == version);
+        if known {
+            prompts::move_label(
+                conn,
+                &kind,
+                &name,
+                "production",
+                version,
+                "deployed through the API",
+                now,
+            )?;
+        }
+        Ok(known)
+    })
+    .await?;
+    if !known {
+        return Err(ApiError::NotFound(format!(
+            "`{id}` has no version {version}"
+        )));
+    }
+    reload(&gateway).await?;
+    Ok(HttpResponse::Ok().json(json!({ "production": version })))
+}
+
+/// `POST /api/v1/prompts/{id}/rollback`: production goes back to the version it had before its
+/// last move; 409 when there is none.
+pub async fn rollback(
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = target(&gateway, &id)?;
+    let now = crate::connector::now_ms();
+    let (kind, name) = (t.kind.clone(), t.name.clone());
+    let restored = store(&gateway, move |conn| {
+        let previous = prompts::moves(conn, &kind, &name)?
+            .into_iter()
+            .rev()
+            .find(|m| m.label == "production")
+            .and_then(|m| m.from_version);
+        if let Some(previous) = previous {
+            prompts::move_label(conn, &kind, &name, "production", previous, "rollback", now)?;
+        }
+        Ok(previous)
+    })
+    .await?;
+    let Some(restored) = restored else {
+        return Err(ApiError::Conflict(format!(
+            "`{id}` has no earlier production version"
+        )));
+    };
+    reload(&gateway).await?;
+    Ok(HttpResponse::Ok().json(json!({ "production": restored })))
+}
+
+async fn reload(gateway: &Gateway) -> Result<(), ApiError> {
+    let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
+    web::block(move || served.reload(&pool))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)
+}

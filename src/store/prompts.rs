@@ -1,0 +1,188 @@
+//! Prompt versions, their labels, and the history of every label move.
+//!
+//! A target is a tool (its description) or a prompt (its template). Versions are numbered from 1
+//! per target and never changed; a label (`production`, `candidate`, …) points at one version,
+//! and each move of a label is kept so that a rollback knows where to go back to.
+
+use diesel::prelude::*;
+
+use super::schema::{prompt_label_moves, prompt_labels, prompt_versions};
+use super::AnyConnection;
+
+/// A stored version.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = prompt_versions)]
+pub struct Version {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// `tool` or `prompt`.
+    pub target_kind: String,
+    /// The target's name as clients see it.
+    pub target: String,
+    /// 1, 2, …
+    pub version: i64,
+    /// The text served.
+    pub text: String,
+    /// How it was made (`original`, `manual`, `few-shot`, …).
+    pub approach: String,
+    /// Why.
+    pub reason: String,
+    /// When, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// A label move.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = prompt_label_moves)]
+pub struct LabelMove {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// `tool` or `prompt`.
+    #[serde(skip)]
+    pub target_kind: String,
+    /// The target.
+    #[serde(skip)]
+    pub target: String,
+    /// The label.
+    pub label: String,
+    /// Where it pointed before.
+    pub from_version: Option<i64>,
+    /// Where it points now.
+    pub to_version: i64,
+    /// Why it moved.
+    pub reason: String,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// Adds the next version of a target; returns its number.
+pub fn add_version(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    text: &str,
+    approach: &str,
+    reason: &str,
+    now_ms: i64,
+) -> QueryResult<i64> {
+    conn.transaction(|conn| {
+        let last: Option<i64> = prompt_versions::table
+            .filter(prompt_versions::target_kind.eq(kind))
+            .filter(prompt_versions::target.eq(target))
+            .select(diesel::dsl::max(prompt_versions::version))
+            .first(conn)?;
+        let version = last.unwrap_or(0) + 1;
+        diesel::insert_into(prompt_versions::table)
+            .values((
+                prompt_versions::target_kind.eq(kind),
+                prompt_versions::target.eq(target),
+                prompt_versions::version.eq(version),
+                prompt_versions::text.eq(text),
+                prompt_versions::approach.eq(approach),
+                prompt_versions::reason.eq(reason),
+                prompt_versions::created_at_ms.eq(now_ms),
+            ))
+            .execute(conn)?;
+        Ok(version)
+    })
+}
+
+/// Every version of a target, oldest first.
+pub fn versions(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult<Vec<Version>> {
+    prompt_versions::table
+        .filter(prompt_versions::target_kind.eq(kind))
+        .filter(prompt_versions::target.eq(target))
+        .order(prompt_versions::version.asc())
+        .select(Version::as_select())
+        .load(conn)
+}
+
+/// The version a label points at.
+pub fn label(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    label: &str,
+) -> QueryResult<Option<i64>> {
+    prompt_labels::table
+        .filter(prompt_labels::target_kind.eq(kind))
+        .filter(prompt_labels::target.eq(target))
+        .filter(prompt_labels::label.eq(label))
+        .select(prompt_labels::version)
+        .first(conn)
+        .optional()
+}
+
+/// Points `label` at `version` and keeps the move.
+pub fn move_label(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    name: &str,
+    version: i64,
+    reason: &str,
+    now_ms: i64,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let from = label(conn, kind, target, name)?;
+        let key = (
+            prompt_labels::target_kind.eq(kind),
+            prompt_labels::target.eq(target),
+            prompt_labels::label.eq(name),
+        );
+        diesel::delete(
+            prompt_labels::table
+                .filter(key.0)
+                .filter(key.1)
+                .filter(key.2),
+        )
+        .execute(conn)?;
+        diesel::insert_into(prompt_labels::table)
+            .values((
+                prompt_labels::target_kind.eq(kind),
+                prompt_labels::target.eq(target),
+                prompt_labels::label.eq(name),
+                prompt_labels::version.eq(version),
+                prompt_labels::updated_at_ms.eq(now_ms),
+            ))
+            .execute(conn)?;
+        diesel::insert_into(prompt_label_moves::table)
+            .values((
+                prompt_label_moves::target_kind.eq(kind),
+                prompt_label_moves::target.eq(target),
+                prompt_label_moves::label.eq(name),
+                prompt_label_moves::from_version.eq(from),
+                prompt_label_moves::to_version.eq(version),
+                prompt_label_moves::reason.eq(reason),
+                prompt_label_moves::at_ms.eq(now_ms),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Every move of a target's labels, oldest first.
+pub fn moves(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult<Vec<LabelMove>> {
+    prompt_label_moves::table
+        .filter(prompt_label_moves::target_kind.eq(kind))
+        .filter(prompt_label_moves::target.eq(target))
+        .order(prompt_label_moves::id.asc())
+        .select(LabelMove::as_select())
+        .load(conn)
+}
+
+/// Every target's production version and text.
+pub fn production(conn: &mut AnyConnection) -> QueryResult<Vec<Version>> {
+    prompt_versions::table
+        .inner_join(
+            prompt_labels::table.on(prompt_labels::target_kind
+                .eq(prompt_versions::target_kind)
+                .and(prompt_labels::target.eq(prompt_versions::target))
+                .and(prompt_labels::version.eq(prompt_versions::version))),
+        )
+        .filter(prompt_labels::label.eq("production"))
+        .select(Version::as_select())
+        .load(conn)
+}
