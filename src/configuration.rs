@@ -27,6 +27,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Feedback collection.
     pub feedback: FeedbackSettings,
+    /// Prompt training.
+    pub trainer: TrainerSettings,
     /// The backends, usually from `connectors.yaml`.
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
@@ -72,6 +74,46 @@ pub struct FeedbackSettings {
     pub tool_name: String,
     /// How far back the trainer's live figures look.
     pub window_ms: u64,
+}
+
+/// Prompt training.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrainerSettings {
+    /// Whether triggers start runs on their own (the API can always start one).
+    pub enabled: bool,
+    /// How often triggers and deployed versions are checked.
+    pub check_interval_ms: u64,
+    /// Uses in the window before a target's figures count.
+    pub min_volume: usize,
+    /// An error rate at or over this triggers a run.
+    pub error_rate_threshold: f64,
+    /// A mean rating (0-1) under this triggers a run, once `min_ratings` ratings are in.
+    pub rating_threshold: f64,
+    /// Ratings needed before the mean rating counts.
+    pub min_ratings: usize,
+    /// No new run for a target this long after its last one.
+    pub cooldown_ms: u64,
+    /// The improvement's lower confidence bound must be above this to deploy.
+    pub margin: f64,
+    /// A deployed version whose live error rate passes its predecessor's by this is rolled back.
+    pub rollback_margin: f64,
+    /// The optimizer LLM (any OpenAI-compatible chat-completions endpoint).
+    pub llm: LlmSettings,
+}
+
+/// The optimizer LLM.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSettings {
+    /// `https://…/v1`; empty: no LLM (the meta-prompt approach is disabled).
+    pub base_url: String,
+    /// The model.
+    pub model: String,
+    /// The environment variable holding the API key; empty: none sent.
+    pub api_key_env: String,
+    /// Deadline of one call.
+    pub timeout_ms: u64,
+    /// Calls allowed per training run.
+    pub max_calls_per_run: u32,
 }
 
 /// The ops API under `/api/v1`.

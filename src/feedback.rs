@@ -41,7 +41,15 @@ pub struct FeedbackSink {
 impl FeedbackSink {
     /// Hands one piece of feedback on; never waits.
     pub fn record(&self, feedback: NewFeedback) {
-        self.trainer.do_send(RecordFeedback(feedback.clone()));
+        self.record_call(feedback, None);
+    }
+
+    /// Hands on a tool call's signal with its arguments (kept by the trainer, never stored).
+    pub fn record_call(&self, feedback: NewFeedback, arguments: Option<serde_json::Value>) {
+        self.trainer.do_send(RecordFeedback {
+            feedback: feedback.clone(),
+            arguments,
+        });
         self.recorder.record(feedback);
     }
 }

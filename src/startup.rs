@@ -20,7 +20,7 @@ use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Sourc
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::trainer::served::ServedVersions;
-use crate::trainer::Trainer;
+use crate::trainer::{Trainer, TrainerDeps};
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for buffered call records to be written.
@@ -145,6 +145,14 @@ pub async fn build_gateway(
             .await
             .context("registry stopped")??;
     }
+    let served = Arc::new(ServedVersions::default());
+    let deps = TrainerDeps {
+        pool: pool.clone(),
+        catalog: catalog.clone(),
+        served: served.clone(),
+    };
+    let window = Duration::from_millis(settings.feedback.window_ms);
+    let trainer = Trainer::new(settings.trainer.clone(), window, deps).start();
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,
@@ -159,10 +167,10 @@ pub async fn build_gateway(
         servers: VirtualServers::new(&settings.servers),
         feedback: FeedbackSink {
             recorder: feedback_recorder,
-            trainer: Trainer::new(Duration::from_millis(settings.feedback.window_ms)).start(),
+            trainer,
         },
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
-        served: Arc::new(ServedVersions::default()),
+        served,
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {

@@ -48,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/prompts/{id}/versions", web::post().to(prompts::add))
                 .route("/prompts/{id}/deploy", web::post().to(prompts::deploy))
                 .route("/prompts/{id}/rollback", web::post().to(prompts::rollback))
+                .route("/prompts/{id}/train", web::post().to(prompts::train))
+                .route("/training-runs", web::get().to(prompts::runs))
                 .route("/servers", web::get().to(servers::list))
                 .route("/servers", web::post().to(servers::create))
                 .route("/servers/{name}", web::get().to(servers::show))

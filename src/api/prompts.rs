@@ -201,3 +201,43 @@ async fn reload(gateway: &Gateway) -> Result<(), ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::Internal)
 }
+
+/// `POST /api/v1/prompts/{id}/train`: a training run now; answers how it ended.
+pub async fn train(
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = target(&gateway, &id)?;
+    let request = crate::trainer::TrainNow {
+        kind: t.kind,
+        target: t.name,
+    };
+    let outcome = gateway
+        .feedback
+        .trainer
+        .send(request)
+        .await?
+        .map_err(ApiError::Conflict)?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// `GET /api/v1/training-runs`: the newest 100 runs with approach, reason, evaluation, outcome.
+pub async fn runs(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
+    let runs = store(&gateway, |conn| {
+        crate::store::training_runs::recent(conn, 100)
+    })
+    .await?;
+    let runs: Vec<serde_json::Value> = runs
+        .into_iter()
+        .map(|run| {
+            let evaluation = run
+                .evaluation
+                .as_deref()
+                .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok());
+            let mut value = serde_json::to_value(&run).unwrap_or_default();
+            value["evaluation"] = evaluation.unwrap_or(serde_json::Value::Null);
+            value
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "runs": runs })))
+}

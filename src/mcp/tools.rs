@@ -81,6 +81,7 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let (_abandon_on_drop, abandoned) = tokio::sync::oneshot::channel();
+    let recorded_arguments = arguments.clone();
     let message = CallTool {
         tool: entry.original.clone(),
         arguments,
@@ -132,7 +133,14 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     };
     let mut signal = signal_of(ctx, "tool", &name, signal, Some(elapsed));
     signal.version = ctx.served.get("tool", &name).map(|s| s.version);
-    ctx.feedback.record(signal);
+    signal.error = match &result {
+        Ok(value) if outcome == Outcome::ToolError => value["content"][0]["text"]
+            .as_str()
+            .map(|t| t.chars().take(500).collect()),
+        Err(err) => Some(err.to_string()),
+        Ok(_) => None,
+    };
+    ctx.feedback.record_call(signal, Some(recorded_arguments));
     Ok(result?)
 }
 

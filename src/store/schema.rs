@@ -85,3 +85,18 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(prompt_versions, prompt_labels);
+
+diesel::table! {
+    training_runs (id) {
+        id -> BigInt,
+        target_kind -> Text,
+        target -> Text,
+        trigger -> Text,
+        approach -> Text,
+        reason -> Text,
+        outcome -> Text,
+        candidate_version -> Nullable<BigInt>,
+        evaluation -> Nullable<Text>,
+        started_at_ms -> BigInt,
+    }
+}

@@ -1,30 +1,79 @@
 //! The `Trainer` actor: learns from feedback on the tools and prompts the gateway serves.
 //!
-//! Owns the live view of every target's feedback: ratings, suggestions, tool-call outcomes and
-//! prompt fetches over a sliding window, fed by [`RecordFeedback`] messages (never on a request's
-//! time). This is what its triggers (error rate, mean rating, volume) read. It does not store
-//! feedback (the feedback recorder does) and does not serve anything.
+//! Owns the live view of every target's feedback (ratings, suggestions, tool-call outcomes with
+//! their arguments, prompt fetches) over a sliding window, fed by [`RecordFeedback`] messages
+//! that never hold up a request; the triggers that read it (error rate, mean rating, volume,
+//! cooldown); the training runs it starts ([`run`]); and the watch over each version it
+//! deployed, rolled back by itself when live results breach their threshold. It does not store
+//! feedback (the feedback recorder does) and serves nothing (the served versions do).
 
+pub mod approaches;
+pub mod evaluate;
+pub mod llm;
+pub mod run;
 pub mod safety;
 pub mod served;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
+use serde_json::Value;
 
+use crate::configuration::TrainerSettings;
+use crate::registry::CatalogHandle;
 use crate::store::feedback::NewFeedback;
+use crate::store::Pool;
+use approaches::Example;
+use llm::Llm;
+use served::ServedVersions;
 
-/// One piece of feedback or one automatic signal.
+/// Recorded uses kept per target for examples and evaluation.
+const MAX_EXAMPLES: usize = 200;
+/// Suggestions kept per target.
+const MAX_SUGGESTIONS: usize = 50;
+
+/// One piece of feedback or one automatic signal, with the call's arguments when it is one.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordFeedback(pub NewFeedback);
+pub struct RecordFeedback {
+    /// The feedback.
+    pub feedback: NewFeedback,
+    /// The tool call's arguments (kept in memory for examples, never stored).
+    pub arguments: Option<Value>,
+}
 
 /// Every target with its live figures, in kind and name order.
 #[derive(Message)]
 #[rtype(result = "Vec<TargetView>")]
 pub struct ListTargets;
+
+/// Starts a training run for one target now, whatever the triggers say; answers how it ended.
+#[derive(Message)]
+#[rtype(result = "Result<TrainingOutcome, String>")]
+pub struct TrainNow {
+    /// `tool` or `prompt`.
+    pub kind: String,
+    /// The target's name.
+    pub target: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingOutcome {
+    /// The approach.
+    pub approach: String,
+    /// Why.
+    pub reason: String,
+    /// `deployed`, `rejected` or `skipped`.
+    pub outcome: String,
+    /// The version deployed, if any.
+    pub version: Option<i64>,
+    /// The evaluation, if one ran.
+    pub evaluation: Option<Value>,
+}
 
 /// A target's live figures over the trainer's window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,72 +102,313 @@ struct Seen {
     at: Instant,
     signal: String,
     rating: Option<f64>,
+    version: Option<i64>,
+}
+
+/// A version the trainer deployed, watched against the one it replaced.
+#[derive(Debug, Clone)]
+struct Watch {
+    version: i64,
+    previous: i64,
+    /// The error rate of the replaced version when it was replaced.
+    baseline: f64,
+}
+
+/// What the trainer needs besides feedback.
+pub struct TrainerDeps {
+    /// The store (versions, runs).
+    pub pool: Pool,
+    /// The catalog (original texts, schemas).
+    pub catalog: CatalogHandle,
+    /// The served versions (reloaded after deploys and rollbacks).
+    pub served: Arc<ServedVersions>,
 }
 
 /// The trainer actor.
 pub struct Trainer {
+    settings: TrainerSettings,
     /// How far back the live figures look.
     window: Duration,
+    deps: TrainerDeps,
+    llm: Option<Llm>,
     /// Signals per (kind, target), oldest first.
     seen: BTreeMap<(String, String), VecDeque<Seen>>,
+    /// Recorded uses per (kind, target), oldest first.
+    examples: HashMap<(String, String), VecDeque<Example>>,
+    /// Suggestions per (kind, target), oldest first.
+    suggestions: HashMap<(String, String), VecDeque<String>>,
+    /// Targets with a run under way.
+    running: HashSet<(String, String)>,
+    /// When each target's last run started.
+    last_run: HashMap<(String, String), Instant>,
+    /// Versions deployed by the trainer, watched.
+    watched: HashMap<(String, String), Watch>,
 }
 
 impl Trainer {
     /// A trainer whose live figures cover `window`.
-    pub fn new(window: Duration) -> Self {
+    pub fn new(settings: TrainerSettings, window: Duration, deps: TrainerDeps) -> Self {
+        let llm = (!settings.llm.base_url.is_empty()).then(|| Llm {
+            base_url: settings.llm.base_url.clone(),
+            model: settings.llm.model.clone(),
+            api_key: std::env::var(&settings.llm.api_key_env)
+                .ok()
+                .filter(|_| !settings.llm.api_key_env.is_empty())
+                .map(Into::into),
+            timeout: Duration::from_millis(settings.llm.timeout_ms),
+        });
         Trainer {
+            settings,
             window,
+            deps,
+            llm,
             seen: BTreeMap::new(),
+            examples: HashMap::new(),
+            suggestions: HashMap::new(),
+            running: HashSet::new(),
+            last_run: HashMap::new(),
+            watched: HashMap::new(),
         }
     }
 
     fn view(kind: &str, target: &str, seen: &VecDeque<Seen>) -> TargetView {
-        let ratings: Vec<f64> = seen.iter().filter_map(|s| s.rating).collect();
-        let is_use = |s: &&Seen| {
+        view_of(kind, target, seen.iter())
+    }
+
+    /// What a run for `key` needs, or why it cannot run.
+    fn job(&self, key: &(String, String), trigger: &str) -> Result<run::Job, String> {
+        let snapshot = self.deps.catalog.load();
+        let (kind, target) = key;
+        let entry = match kind.as_str() {
+            "tool" => snapshot.catalog.tool(target),
+            "prompt" => snapshot.catalog.prompt(target),
+            _ => None,
+        }
+        .ok_or_else(|| format!("no {kind} is named `{target}`"))?;
+        let original = match kind.as_str() {
+            "tool" => entry.item["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        let current = self
+            .deps
+            .served
+            .get(kind, target)
+            .map_or_else(|| original.clone(), |s| s.text);
+        let placeholders = entry.item["arguments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["required"] == true)
+            .filter_map(|a| a["name"].as_str().map(str::to_string))
+            .collect();
+        Ok(run::Job {
+            kind: kind.clone(),
+            target: target.clone(),
+            trigger: trigger.into(),
+            current,
+            original,
+            schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
+            examples: self
+                .examples
+                .get(key)
+                .map(|e| e.iter().cloned().collect())
+                .unwrap_or_default(),
+            suggestions: self
+                .suggestions
+                .get(key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            llm: self.llm.clone(),
+            llm_budget: self.settings.llm.max_calls_per_run,
+            margin: self.settings.margin,
+            placeholders,
+        })
+    }
+
+    /// Starts a run for `key`; `reply` hears how it ended.
+    fn start_run(
+        &mut self,
+        key: (String, String),
+        trigger: &str,
+        reply: Option<tokio::sync::oneshot::Sender<Result<TrainingOutcome, String>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let job = match self.job(&key, trigger) {
+            Ok(job) => job,
+            Err(err) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(err));
+                }
+                return;
+            }
+        };
+        let baseline = self
+            .seen
+            .get(&key)
+            .map_or(0.0, |s| Self::view(&key.0, &key.1, s).error_rate);
+        self.running.insert(key.clone());
+        self.last_run.insert(key.clone(), Instant::now());
+        let work = run::train(job, self.deps.pool.clone(), self.deps.served.clone());
+        ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
+            act.running.remove(&key);
+            if let Some((version, previous)) = finished.deployed {
+                act.watched.insert(
+                    key.clone(),
+                    Watch {
+                        version,
+                        previous,
+                        baseline,
+                    },
+                );
+            }
+            if let Some(reply) = reply {
+                let run = finished.run;
+                let _ = reply.send(Ok(TrainingOutcome {
+                    approach: run.approach,
+                    reason: run.reason,
+                    outcome: run.outcome,
+                    version: run.candidate_version,
+                    evaluation: run.evaluation.and_then(|e| serde_json::from_str(&e).ok()),
+                }));
+            }
+        }));
+    }
+
+    /// Starts runs whose triggers fire, and rolls back watched versions that do worse.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let cooldown = Duration::from_millis(self.settings.cooldown_ms);
+        let mut due = Vec::new();
+        let mut rollbacks = Vec::new();
+        for (key, seen) in &self.seen {
+            let view = Self::view(&key.0, &key.1, seen);
+            if let Some(watch) = self.watched.get(key) {
+                let live = view_of(
+                    &key.0,
+                    &key.1,
+                    seen.iter().filter(|s| s.version == Some(watch.version)),
+                );
+                if live.uses >= self.settings.min_volume.max(2) / 2
+                    && live.error_rate > watch.baseline + self.settings.rollback_margin
+                {
+                    rollbacks.push((key.clone(), watch.clone(), live.error_rate));
+                }
+                continue;
+            }
+            if !self.settings.enabled || self.running.contains(key) {
+                continue;
+            }
+            if self
+                .last_run
+                .get(key)
+                .is_some_and(|at| at.elapsed() < cooldown)
+            {
+                continue;
+            }
+            let errors = view.uses >= self.settings.min_volume
+                && view.error_rate >= self.settings.error_rate_threshold;
+            let ratings = view.ratings >= self.settings.min_ratings
+                && view
+                    .mean_rating
+                    .is_some_and(|m| m < self.settings.rating_threshold);
+            if errors {
+                due.push((key.clone(), "error_rate"));
+            } else if ratings {
+                due.push((key.clone(), "low_rating"));
+            }
+        }
+        for (key, watch, live) in rollbacks {
+            self.watched.remove(&key);
+            let reason = format!(
+                "version {} had a live error rate of {live:.2}, over {:.2} before it",
+                watch.version, watch.baseline
+            );
+            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+            let undo = run::roll_back(pool, served, key.0, key.1, watch.previous, reason);
+            ctx.spawn(undo.into_actor(self));
+        }
+        for (key, trigger) in due {
+            self.start_run(key, trigger, None, ctx);
+        }
+    }
+}
+
+/// The figures of a run of signals.
+fn view_of<'a>(kind: &str, target: &str, seen: impl Iterator<Item = &'a Seen>) -> TargetView {
+    let seen: Vec<&Seen> = seen.collect();
+    let ratings: Vec<f64> = seen.iter().filter_map(|s| s.rating).collect();
+    let uses = seen
+        .iter()
+        .filter(|s| {
             matches!(
                 s.signal.as_str(),
                 "success" | "tool_error" | "protocol_error" | "served"
             )
-        };
-        let uses = seen.iter().filter(is_use).count();
-        let errors = seen
-            .iter()
-            .filter(|s| matches!(s.signal.as_str(), "tool_error" | "protocol_error" | "error"))
-            .count();
-        TargetView {
-            kind: kind.to_string(),
-            target: target.to_string(),
-            ratings: ratings.len(),
-            mean_rating: (!ratings.is_empty())
-                .then(|| ratings.iter().sum::<f64>() / ratings.len() as f64),
-            suggestions: seen.iter().filter(|s| s.signal == "suggestion").count(),
-            uses,
-            errors,
-            error_rate: if uses == 0 {
-                0.0
-            } else {
-                errors as f64 / uses as f64
-            },
-        }
+        })
+        .count();
+    let errors = seen
+        .iter()
+        .filter(|s| matches!(s.signal.as_str(), "tool_error" | "protocol_error" | "error"))
+        .count();
+    TargetView {
+        kind: kind.to_string(),
+        target: target.to_string(),
+        ratings: ratings.len(),
+        mean_rating: (!ratings.is_empty())
+            .then(|| ratings.iter().sum::<f64>() / ratings.len() as f64),
+        suggestions: seen.iter().filter(|s| s.signal == "suggestion").count(),
+        uses,
+        errors,
+        error_rate: if uses == 0 {
+            0.0
+        } else {
+            errors as f64 / uses as f64
+        },
     }
 }
 
 impl Actor for Trainer {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = Duration::from_millis(self.settings.check_interval_ms.max(10));
+        ctx.run_interval(every, |act, ctx| act.tick(ctx));
+    }
 }
 
 impl Handler<RecordFeedback> for Trainer {
     type Result = ();
 
     fn handle(&mut self, msg: RecordFeedback, _ctx: &mut Self::Context) {
-        let feedback = msg.0;
+        let feedback = msg.feedback;
         let now = Instant::now();
-        let key = (feedback.target_kind, feedback.target);
+        let key = (feedback.target_kind.clone(), feedback.target.clone());
+        if let Some(arguments) = msg.arguments {
+            let examples = self.examples.entry(key.clone()).or_default();
+            examples.push_back(Example {
+                arguments,
+                ok: feedback.signal == "success",
+                error: feedback.error.clone(),
+            });
+            if examples.len() > MAX_EXAMPLES {
+                examples.pop_front();
+            }
+        }
+        if let Some(suggestion) = &feedback.suggestion {
+            let suggestions = self.suggestions.entry(key.clone()).or_default();
+            suggestions.push_back(suggestion.clone());
+            if suggestions.len() > MAX_SUGGESTIONS {
+                suggestions.pop_front();
+            }
+        }
         let seen = self.seen.entry(key).or_default();
         seen.push_back(Seen {
             at: now,
             signal: feedback.signal,
             rating: feedback.rating,
+            version: feedback.version,
         });
         while seen
             .front()
@@ -126,6 +416,24 @@ impl Handler<RecordFeedback> for Trainer {
         {
             seen.pop_front();
         }
+    }
+}
+
+impl Handler<TrainNow> for Trainer {
+    type Result = ResponseFuture<Result<TrainingOutcome, String>>;
+
+    fn handle(&mut self, msg: TrainNow, ctx: &mut Self::Context) -> Self::Result {
+        let key = (msg.kind, msg.target);
+        if self.running.contains(&key) {
+            return Box::pin(async { Err("a run for this target is under way".to_string()) });
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.start_run(key, "manual", Some(reply), ctx);
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err("the run was dropped".into()))
+        })
     }
 }
 
@@ -151,6 +459,7 @@ mod tests {
             at: Instant::now(),
             signal: signal.into(),
             rating,
+            version: None,
         }
     }
 

@@ -211,6 +211,9 @@ async fn execute(
     }
     match name.as_str() {
         "fail" => HttpResponse::InternalServerError().json(json!({"error": "the tool broke"})),
+        "strict" if body.0["arguments"].get("repo").is_none() => {
+            HttpResponse::BadRequest().json(json!({"error": "missing repo"}))
+        }
         _ => {
             let text = body.0["arguments"]["text"]
                 .as_str()

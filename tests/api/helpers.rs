@@ -119,6 +119,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.pool_size = 2;
     settings.recorder.flush_interval_ms = 50;
     settings.feedback.tool_name = String::new();
+    settings.trainer.enabled = false;
+    settings.trainer.check_interval_ms = 100;
     settings.recorder.max_retry_interval_ms = 200;
     settings
 }

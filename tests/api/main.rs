@@ -17,3 +17,4 @@ mod prompts;
 mod servers;
 mod store;
 mod streamable;
+mod trainer;

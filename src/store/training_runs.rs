@@ -1,0 +1,72 @@
+//! The `training_runs` table: each run's trigger, approach, reason, evaluation and outcome.
+
+use diesel::prelude::*;
+
+use super::schema::training_runs;
+use super::AnyConnection;
+
+/// A run to store.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = training_runs)]
+pub struct NewRun {
+    /// `tool` or `prompt`.
+    pub target_kind: String,
+    /// The target's name.
+    pub target: String,
+    /// What started it (`error_rate`, `low_rating`, `manual`).
+    pub trigger: String,
+    /// `few-shot`, `adversarial`, `meta-prompt`, or `none`.
+    pub approach: String,
+    /// Why that approach, or why nothing was done.
+    pub reason: String,
+    /// `deployed`, `rejected`, `skipped`, `rolled_back`.
+    pub outcome: String,
+    /// The version it produced, if any.
+    pub candidate_version: Option<i64>,
+    /// The evaluation as JSON, if one ran.
+    pub evaluation: Option<String>,
+    /// When it started, milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = training_runs)]
+pub struct Run {
+    /// Row id.
+    pub id: i64,
+    /// `tool` or `prompt`.
+    pub target_kind: String,
+    /// The target's name.
+    pub target: String,
+    /// What started it.
+    pub trigger: String,
+    /// The approach.
+    pub approach: String,
+    /// Why.
+    pub reason: String,
+    /// How it ended.
+    pub outcome: String,
+    /// The version it produced.
+    pub candidate_version: Option<i64>,
+    /// The evaluation as JSON text.
+    pub evaluation: Option<String>,
+    /// When it started.
+    pub started_at_ms: i64,
+}
+
+/// Stores a run.
+pub fn insert(conn: &mut AnyConnection, run: &NewRun) -> QueryResult<usize> {
+    diesel::insert_into(training_runs::table)
+        .values(run)
+        .execute(conn)
+}
+
+/// The newest `limit` runs, newest first.
+pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<Run>> {
+    training_runs::table
+        .order(training_runs::id.desc())
+        .limit(limit)
+        .select(Run::as_select())
+        .load(conn)
+}

@@ -1,0 +1,279 @@
+//! One training run: choose an approach from the feedback pattern (or nothing, and say why),
+//! make a candidate, check its safety, evaluate it against the deployed text, and deploy it only
+//! when it is better by the margin. Every run is recorded, whatever its outcome.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use serde_json::{json, Value};
+
+use super::approaches::{self, Example};
+use super::evaluate;
+use super::llm::Llm;
+use super::safety;
+use super::served::ServedVersions;
+use crate::store::training_runs::NewRun;
+use crate::store::{prompts, training_runs, Pool};
+
+/// What a run needs to know, gathered by the trainer.
+pub struct Job {
+    /// `tool` or `prompt`.
+    pub kind: String,
+    /// The target's name.
+    pub target: String,
+    /// What started it.
+    pub trigger: String,
+    /// The text served now.
+    pub current: String,
+    /// The backend's own text (version 1).
+    pub original: String,
+    /// The tool's input schema (tools only).
+    pub schema: Value,
+    /// Recorded uses, newest last.
+    pub examples: Vec<Example>,
+    /// Suggestions received (data).
+    pub suggestions: Vec<String>,
+    /// The optimizer LLM, if one is set.
+    pub llm: Option<Llm>,
+    /// LLM calls allowed in this run.
+    pub llm_budget: u32,
+    /// The improvement's lower bound must beat this.
+    pub margin: f64,
+    /// Placeholders a prompt template must keep.
+    pub placeholders: Vec<String>,
+}
+
+/// How a run ended, for the trainer's bookkeeping.
+pub struct Finished {
+    /// The recorded run.
+    pub run: NewRun,
+    /// The version deployed and the one it replaced, if the run deployed.
+    pub deployed: Option<(i64, i64)>,
+}
+
+/// Runs `job` to the end and records it.
+pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finished {
+    let now = crate::connector::now_ms();
+    let mut run = NewRun {
+        target_kind: job.kind.clone(),
+        target: job.target.clone(),
+        trigger: job.trigger.clone(),
+        approach: "none".into(),
+        reason: String::new(),
+        outcome: "skipped".into(),
+        candidate_version: None,
+        evaluation: None,
+        started_at_ms: now,
+    };
+    let (approach, reason, candidate) = propose(&job).await;
+    run.approach = approach.into();
+    run.reason = reason;
+    let mut deployed = None;
+    if let Some(candidate) = candidate {
+        match safety::check(&job.original, &candidate, &job.placeholders) {
+            Err(problem) => {
+                run.outcome = "rejected".into();
+                run.reason = format!(
+                    "{}; the candidate failed a safety check: {problem}",
+                    run.reason
+                );
+            }
+            Ok(()) => {
+                let parameters: Vec<String> = job.schema["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default();
+                let result = evaluate::compare(
+                    &job.current,
+                    &candidate,
+                    &job.examples,
+                    &parameters,
+                    job.margin,
+                );
+                run.evaluation = serde_json::to_string(&result).ok();
+                if result.better {
+                    match deploy(&pool, &job, &candidate, approach, now).await {
+                        Ok((version, previous)) => {
+                            run.outcome = "deployed".into();
+                            run.candidate_version = Some(version);
+                            deployed = Some((version, previous));
+                            let (s, p) = (served.clone(), pool.clone());
+                            let _ = web::block(move || s.reload(&p)).await;
+                        }
+                        Err(err) => {
+                            run.outcome = "rejected".into();
+                            run.reason =
+                                format!("{}; storing the version failed: {err}", run.reason);
+                        }
+                    }
+                } else {
+                    run.outcome = "rejected".into();
+                    run.reason = format!(
+                        "{}; not better: improvement {:.3}, lower bound {:.3}, margin {:.3}",
+                        run.reason, result.improvement, result.lower_bound, result.margin
+                    );
+                }
+            }
+        }
+    }
+    let stored = run.clone();
+    let _ = web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        training_runs::insert(&mut conn, &stored).map_err(|e| e.to_string())
+    })
+    .await;
+    log::info!(
+        "training run for {} `{}`: {} ({}) — {}",
+        run.target_kind,
+        run.target,
+        run.outcome,
+        run.approach,
+        run.reason
+    );
+    Finished { run, deployed }
+}
+
+/// Picks the approach from the feedback pattern and makes a candidate.
+async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
+    let failures: Vec<&Example> = job.examples.iter().filter(|e| !e.ok).collect();
+    let successes = job.examples.len() - failures.len();
+    if !job.suggestions.is_empty() || failures.len() * 2 > job.examples.len().max(1) {
+        if let (Some(llm), true) = (&job.llm, job.llm_budget > 0) {
+            let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
+            let request = approaches::meta_prompt_request(&job.current, &errors, &job.suggestions);
+            return match llm.complete(&request).await {
+                Ok(text) => (
+                    "meta-prompt",
+                    "suggestions or failures, and an LLM is set".into(),
+                    Some(text),
+                ),
+                Err(err) => ("meta-prompt", format!("the LLM failed: {err}"), None),
+            };
+        }
+    }
+    if !failures.is_empty() && job.kind == "tool" {
+        if let Some(text) = approaches::harden(&job.current, &job.schema, &job.examples) {
+            let reason = format!(
+                "{} failing calls name parameters the text does not document",
+                failures.len()
+            );
+            return ("adversarial", reason, Some(text));
+        }
+    }
+    if successes >= 2 && job.kind == "tool" {
+        if let Some(text) = approaches::few_shot(&job.current, &job.examples) {
+            let reason = format!("{successes} successful calls give examples");
+            return ("few-shot", reason, Some(text));
+        }
+    }
+    let reason = match (&job.llm, job.suggestions.is_empty()) {
+        (None, false) => "suggestions need the meta-prompt, which is disabled without an LLM",
+        _ => "not enough recorded interactions to learn from",
+    };
+    ("none", reason.into(), None)
+}
+
+/// Stores the candidate as a new version and makes it production; returns it and the version
+/// it replaced.
+async fn deploy(
+    pool: &Pool,
+    job: &Job,
+    candidate: &str,
+    approach: &str,
+    now: i64,
+) -> Result<(i64, i64), String> {
+    let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
+    let (original, candidate, approach) = (
+        job.original.clone(),
+        candidate.to_string(),
+        approach.to_string(),
+    );
+    web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let conn = &mut conn;
+        let run = |e: diesel::result::Error| e.to_string();
+        if prompts::versions(conn, &kind, &target)
+            .map_err(run)?
+            .is_empty()
+        {
+            let first = prompts::add_version(
+                conn,
+                &kind,
+                &target,
+                &original,
+                "original",
+                "the backend's own text",
+                now,
+            )
+            .map_err(run)?;
+            prompts::move_label(conn, &kind, &target, "production", first, "baseline", now)
+                .map_err(run)?;
+        }
+        let previous = prompts::label(conn, &kind, &target, "production")
+            .map_err(run)?
+            .unwrap_or(1);
+        let reason = format!("trained ({approach})");
+        let version =
+            prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)
+                .map_err(run)?;
+        prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)
+            .map_err(run)?;
+        prompts::move_label(
+            conn,
+            &kind,
+            &target,
+            "production",
+            version,
+            "better than production",
+            now,
+        )
+        .map_err(run)?;
+        Ok((version, previous))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Returns production to `previous` because live results breached their thresholds.
+pub async fn roll_back(
+    pool: Pool,
+    served: Arc<ServedVersions>,
+    kind: String,
+    target: String,
+    previous: i64,
+    reason: String,
+) {
+    let now = crate::connector::now_ms();
+    let run = NewRun {
+        target_kind: kind.clone(),
+        target: target.clone(),
+        trigger: "live_results".into(),
+        approach: "none".into(),
+        reason: reason.clone(),
+        outcome: "rolled_back".into(),
+        candidate_version: Some(previous),
+        evaluation: Some(json!({"restored": previous}).to_string()),
+        started_at_ms: now,
+    };
+    let result = web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        prompts::move_label(
+            &mut conn,
+            &kind,
+            &target,
+            "production",
+            previous,
+            &reason,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        served.reload(&pool)
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => log::warn!("rolled back to version {previous}: live results breached"),
+        Ok(Err(err)) => log::error!("rollback to version {previous} failed: {err}"),
+        Err(err) => log::error!("rollback to version {previous} failed: {err}"),
+    }
+}
