@@ -9,9 +9,11 @@
 
 mod backend;
 mod breaker;
+mod checks;
 mod error;
 mod health;
 mod http;
+mod passthrough;
 mod rate_limit;
 mod replicas;
 mod settings;
@@ -34,13 +36,13 @@ pub use rate_limit::RateLimitSettings;
 pub use replicas::ReplicaView;
 pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};
 
-use crate::catalog::{ConnectorCatalog, Item};
+use crate::catalog::Item;
 use crate::metrics::Metrics;
 use crate::registry::ConnectorReport;
 use crate::session::ClientLink;
 use crate::upstream::{McpClient, StdioSpec, Target, UpstreamEvent};
 use backend::{Backend, McpBackend};
-use http::{Due, HttpBackend, Lists};
+use http::HttpBackend;
 use rate_limit::TokenBucket;
 use replicas::Replicas;
 
@@ -305,171 +307,6 @@ impl Connector {
                 connector: self.settings.name.clone(),
             })
     }
-
-    /// Which lists the next check loads: the tool list always (it is part of the check), the
-    /// others when older than their cache lifetime.
-    fn due(&self) -> Due {
-        let expired = |list: &Option<Cached<Vec<Item>>>, ttl_ms: u64| {
-            self.reload_all
-                || list
-                    .as_ref()
-                    .is_none_or(|c| c.at.elapsed() >= Duration::from_millis(ttl_ms))
-        };
-        Due {
-            tools: true,
-            resources: expired(&self.lists.resources, self.settings.cache.resources_ttl_ms),
-            prompts: expired(&self.lists.prompts, self.settings.cache.prompts_ttl_ms),
-        }
-    }
-
-    /// Probes every replica and reloads the due lists.
-    fn check(&mut self, ctx: &mut Context<Self>) {
-        if self.checking || self.removed {
-            return;
-        }
-        let Ok(replicas) = self.replicas() else {
-            return;
-        };
-        if self.idle() && self.lists.tools.is_some() {
-            return;
-        }
-        self.checking = true;
-        let due = self.due();
-        let timeout = Duration::from_millis(self.settings.health_check_timeout_ms);
-        let connector = self.settings.name.clone();
-        let work = async move {
-            let probes = replicas.probe(timeout).await;
-            let lists = if probes.iter().any(|p| matches!(p, Some(Ok(_)))) {
-                let load = |backend: Backend| async move { backend.load_lists(due).await };
-                replicas.call(true, |_| true, load).await
-            } else {
-                Err(ConnectorError::Unreachable {
-                    connector,
-                    reason: "no replica answers its health probe".into(),
-                })
-            };
-            (probes, lists)
-        };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(|(probes, lists), act, ctx| act.checked(&probes, lists, ctx)),
-        );
-    }
-
-    fn checked(
-        &mut self,
-        probes: &[Option<Result<Value, ConnectorError>>],
-        lists: Result<Lists, ConnectorError>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.checking = false;
-        let (health, reason) = health::assess(probes, lists.as_ref().map(|_| ()));
-        let info_ttl = Duration::from_millis(self.settings.cache.info_ttl_ms);
-        let info = probes.iter().flatten().find_map(|p| p.as_ref().ok());
-        if let Some(info) = info {
-            if self
-                .lists
-                .info
-                .as_ref()
-                .is_none_or(|c| c.at.elapsed() >= info_ttl)
-            {
-                self.lists.info = Some(Cached {
-                    value: info.clone(),
-                    at: Instant::now(),
-                });
-            }
-        }
-        let changed = match lists {
-            Ok(lists) => {
-                self.reload_all = false;
-                self.store(lists)
-            }
-            Err(_) => false,
-        };
-        self.failed_checks = match health {
-            Health::Unhealthy => self.failed_checks + 1,
-            _ => 0,
-        };
-        self.status.set_health(health, reason);
-        self.report(changed);
-        let limit = self.settings.restart_after_failed_checks;
-        if limit > 0 && self.failed_checks >= limit {
-            log::warn!(
-                "connector `{}` failed {limit} health checks in a row; restarting it",
-                self.settings.name
-            );
-            self.failed_checks = 0;
-            ctx.stop();
-        }
-    }
-
-    /// Keeps the lists that were loaded; returns whether any differs from before.
-    fn store(&mut self, lists: Lists) -> bool {
-        let now = Instant::now();
-        let mut changed = false;
-        for (new, old) in [
-            (lists.tools, &mut self.lists.tools),
-            (lists.resources, &mut self.lists.resources),
-            (lists.resource_templates, &mut self.lists.resource_templates),
-            (lists.prompts, &mut self.lists.prompts),
-        ] {
-            if let Some(value) = new {
-                changed |= old.as_ref().is_none_or(|c| c.value != value);
-                *old = Some(Cached { value, at: now });
-            }
-        }
-        if changed {
-            let tools = self.lists.tools.as_ref().map_or(&[][..], |c| &c.value[..]);
-            self.retryable_tools = Rc::new(
-                tools
-                    .iter()
-                    .filter(|t| is_safe_to_retry(t))
-                    .filter_map(|t| Some(t.get("name")?.as_str()?.to_string()))
-                    .collect(),
-            );
-        }
-        changed
-    }
-
-    /// Tells the registry the status, and the lists when they changed.
-    fn report(&mut self, lists_changed: bool) {
-        let Some(replicas) = &self.replicas else {
-            return;
-        };
-        self.status.available = replicas.available();
-        self.status.replicas = replicas.views();
-        self.status.info = self.lists.info.as_ref().map(|c| c.value.clone());
-        let lists = match (&self.lists.tools, lists_changed) {
-            (Some(_), true) => Some(Arc::new(self.catalog())),
-            _ => None,
-        };
-        self.registry.do_send(ConnectorReport {
-            connector: self.settings.name.clone(),
-            status: self.status.clone(),
-            lists,
-        });
-    }
-
-    fn catalog(&self) -> ConnectorCatalog {
-        let list = |c: &Option<Cached<Vec<Item>>>| c.as_ref().map(|c| c.value.clone());
-        ConnectorCatalog {
-            tools: list(&self.lists.tools).unwrap_or_default(),
-            resources: list(&self.lists.resources).unwrap_or_default(),
-            resource_templates: list(&self.lists.resource_templates).unwrap_or_default(),
-            prompts: list(&self.lists.prompts).unwrap_or_default(),
-        }
-    }
-}
-
-/// Whether a tool declares that running it twice does no harm.
-fn is_safe_to_retry(tool: &Item) -> bool {
-    let hint = |name: &str| {
-        tool.get("annotations")
-            .and_then(|a| a.get(name))
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
-    hint("readOnlyHint") || hint("idempotentHint")
 }
 
 impl Actor for Connector {
@@ -611,104 +448,6 @@ impl Handler<GetPrompt> for Connector {
             replicas?.call(true, |_| true, run).await
         };
         Box::pin(work.into_actor(self))
-    }
-}
-
-impl Handler<Forward> for Connector {
-    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
-
-    fn handle(&mut self, msg: Forward, _ctx: &mut Self::Context) -> Self::Result {
-        let replicas = self.replicas();
-        Box::pin(forward(replicas, msg.method, msg.params, msg.client).into_actor(self))
-    }
-}
-
-impl Handler<SubscribeResource> for Connector {
-    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
-
-    fn handle(&mut self, msg: SubscribeResource, _ctx: &mut Self::Context) -> Self::Result {
-        let first = !self.subscriptions.contains_key(&msg.uri);
-        let session = msg.client.session_id.to_string();
-        self.subscriptions
-            .entry(msg.uri.clone())
-            .or_default()
-            .insert(session, msg.client);
-        if !first {
-            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
-        }
-        let params = serde_json::json!({ "uri": msg.uri });
-        let work = forward(self.replicas(), "resources/subscribe".into(), params, None);
-        Box::pin(work.into_actor(self))
-    }
-}
-
-impl Handler<UnsubscribeResource> for Connector {
-    type Result = ResponseActFuture<Self, Result<Value, ConnectorError>>;
-
-    fn handle(&mut self, msg: UnsubscribeResource, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(sessions) = self.subscriptions.get_mut(&msg.uri) else {
-            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
-        };
-        sessions.remove(&msg.session);
-        if !sessions.is_empty() {
-            return Box::pin(fut::ready(Ok(serde_json::json!({}))));
-        }
-        self.subscriptions.remove(&msg.uri);
-        let params = serde_json::json!({ "uri": msg.uri });
-        let work = forward(
-            self.replicas(),
-            "resources/unsubscribe".into(),
-            params,
-            None,
-        );
-        Box::pin(work.into_actor(self))
-    }
-}
-
-/// Sends `method` to a replica, retrying as for any safe request.
-async fn forward(
-    replicas: Result<Rc<Replicas>, ConnectorError>,
-    method: String,
-    params: Value,
-    client: Option<ClientLink>,
-) -> Result<Value, ConnectorError> {
-    let run = |backend: Backend| {
-        let (method, params, client) = (method.clone(), params.clone(), client.clone());
-        async move { backend.forward(&method, params, client).await }
-    };
-    replicas?.call(true, |_| true, run).await
-}
-
-impl Handler<Upstream> for Connector {
-    type Result = ();
-
-    fn handle(&mut self, msg: Upstream, ctx: &mut Self::Context) {
-        match msg.0 {
-            UpstreamEvent::ListChanged if !self.reload_pending => {
-                self.reload_pending = true;
-                ctx.run_later(LIST_CHANGED_DEBOUNCE, |act, ctx| {
-                    act.reload_pending = false;
-                    act.reload_all = true;
-                    act.check(ctx);
-                });
-            }
-            UpstreamEvent::ListChanged => {}
-            UpstreamEvent::ResourceUpdated(uri) => {
-                let params = serde_json::json!({ "uri": format!("{}:{uri}", self.settings.name) });
-                let note = crate::mcp::jsonrpc::notification(
-                    "notifications/resources/updated",
-                    Some(params),
-                );
-                for link in self
-                    .subscriptions
-                    .get(&uri)
-                    .into_iter()
-                    .flat_map(|s| s.values())
-                {
-                    link.notify(note.clone());
-                }
-            }
-        }
     }
 }
 

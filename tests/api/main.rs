@@ -13,6 +13,7 @@ mod interop;
 mod legacy_sse;
 mod methods;
 mod ops_api;
+mod outage;
 mod prompts;
 mod servers;
 mod store;
