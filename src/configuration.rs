@@ -97,6 +97,8 @@ pub struct TrainerSettings {
     pub margin: f64,
     /// A deployed version whose live error rate passes its predecessor's by this is rolled back.
     pub rollback_margin: f64,
+    /// Share of new sessions that take part in a live experiment (the rest get production).
+    pub canary_share: f64,
     /// The optimizer LLM (any OpenAI-compatible chat-completions endpoint).
     pub llm: LlmSettings,
 }

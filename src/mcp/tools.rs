@@ -44,7 +44,7 @@ fn served(ctx: &Context, tool: &Value) -> Value {
     }
     let name = tool["name"].as_str().unwrap_or_default();
     let mut tool = tool.clone();
-    if let Some(served) = ctx.served.get("tool", name) {
+    if let Some(served) = ctx.served.serve("tool", name, &ctx.session_id) {
         tool["description"] = Value::String(served.text);
     }
     tool
@@ -132,7 +132,10 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Outcome::Error => "protocol_error",
     };
     let mut signal = signal_of(ctx, "tool", &name, signal, Some(elapsed));
-    signal.version = ctx.served.get("tool", &name).map(|s| s.version);
+    signal.version = ctx
+        .served
+        .serve("tool", &name, &ctx.session_id)
+        .map(|s| s.version);
     signal.error = match &result {
         Ok(value) if outcome == Outcome::ToolError => value["content"][0]["text"]
             .as_str()

@@ -9,6 +9,7 @@
 
 pub mod approaches;
 pub mod evaluate;
+pub mod experiment;
 pub mod llm;
 pub mod run;
 pub mod safety;
@@ -225,6 +226,7 @@ impl Trainer {
             llm_budget: self.settings.llm.max_calls_per_run,
             margin: self.settings.margin,
             placeholders,
+            canary_share: self.settings.canary_share,
         })
     }
 
@@ -332,6 +334,34 @@ impl Trainer {
         for (key, trigger) in due {
             self.start_run(key, trigger, None, ctx);
         }
+        let needed = (self.settings.min_volume as u64 / 2).max(2);
+        for key in self.deps.served.experiments.targets() {
+            let arms = self
+                .deps
+                .served
+                .experiments
+                .arms(&key.0, &key.1)
+                .unwrap_or_default();
+            if arms.is_empty() || arms.iter().any(|a| a.uses() < needed) {
+                continue;
+            }
+            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+            let margin = self.settings.margin;
+            let done = run::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
+            ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
+                act.last_run.insert(key.clone(), Instant::now());
+                if let Some((version, previous, baseline)) = deployed {
+                    act.watched.insert(
+                        key,
+                        Watch {
+                            version,
+                            previous,
+                            baseline,
+                        },
+                    );
+                }
+            }));
+        }
     }
 }
 
@@ -385,6 +415,20 @@ impl Handler<RecordFeedback> for Trainer {
         let feedback = msg.feedback;
         let now = Instant::now();
         let key = (feedback.target_kind.clone(), feedback.target.clone());
+        if let Some(version) = feedback.version {
+            let outcome = match (feedback.signal.as_str(), feedback.rating) {
+                ("success", _) => Some(true),
+                ("tool_error" | "protocol_error" | "error", _) => Some(false),
+                (_, Some(rating)) => Some(rating >= 0.5),
+                _ => None,
+            };
+            if let Some(success) = outcome {
+                self.deps
+                    .served
+                    .experiments
+                    .record(&key.0, &key.1, version, success);
+            }
+        }
         if let Some(arguments) = msg.arguments {
             let examples = self.examples.entry(key.clone()).or_default();
             examples.push_back(Example {

@@ -11,7 +11,7 @@ use super::approaches::{self, Example};
 use super::evaluate;
 use super::llm::Llm;
 use super::safety;
-use super::served::ServedVersions;
+use super::served::{Served, ServedVersions};
 use crate::store::training_runs::NewRun;
 use crate::store::{prompts, training_runs, Pool};
 
@@ -41,6 +41,8 @@ pub struct Job {
     pub margin: f64,
     /// Placeholders a prompt template must keep.
     pub placeholders: Vec<String>,
+    /// Share of new sessions in a live experiment.
+    pub canary_share: f64,
 }
 
 /// How a run ended, for the trainer's bookkeeping.
@@ -104,6 +106,39 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
                             run.outcome = "rejected".into();
                             run.reason =
                                 format!("{}; storing the version failed: {err}", run.reason);
+                        }
+                    }
+                } else if job.examples.len() >= 4 && result.improvement >= 0.0 {
+                    match experiment(&pool, &job, &candidate, approach, now).await {
+                        Ok((production, variant)) => {
+                            let arms = vec![
+                                Served {
+                                    version: production,
+                                    text: job.current.clone(),
+                                },
+                                Served {
+                                    version: variant,
+                                    text: candidate.clone(),
+                                },
+                            ];
+                            served.experiments.start(
+                                &job.kind,
+                                &job.target,
+                                arms,
+                                job.canary_share,
+                            );
+                            run.approach = "reinforcement".into();
+                            run.outcome = "experiment".into();
+                            run.candidate_version = Some(variant);
+                            run.reason = format!(
+                                "{}; inconclusive offline (lower bound {:.3}): versions {production} and {variant} are served side by side",
+                                run.reason, result.lower_bound
+                            );
+                        }
+                        Err(err) => {
+                            run.outcome = "rejected".into();
+                            run.reason =
+                                format!("{}; storing the variant failed: {err}", run.reason);
                         }
                     }
                 } else {
@@ -232,6 +267,123 @@ async fn deploy(
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Stores the candidate as a `variant` version beside production; returns both numbers.
+async fn experiment(
+    pool: &Pool,
+    job: &Job,
+    candidate: &str,
+    approach: &str,
+    now: i64,
+) -> Result<(i64, i64), String> {
+    let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
+    let (original, candidate, approach) = (
+        job.original.clone(),
+        candidate.to_string(),
+        approach.to_string(),
+    );
+    web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let conn = &mut conn;
+        let err = |e: diesel::result::Error| e.to_string();
+        if prompts::versions(conn, &kind, &target)
+            .map_err(err)?
+            .is_empty()
+        {
+            let first = prompts::add_version(
+                conn,
+                &kind,
+                &target,
+                &original,
+                "original",
+                "the backend's own text",
+                now,
+            )
+            .map_err(err)?;
+            prompts::move_label(conn, &kind, &target, "production", first, "baseline", now)
+                .map_err(err)?;
+        }
+        let production = prompts::label(conn, &kind, &target, "production")
+            .map_err(err)?
+            .unwrap_or(1);
+        let reason = format!("live variant ({approach})");
+        let variant =
+            prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)
+                .map_err(err)?;
+        prompts::move_label(conn, &kind, &target, "variant", variant, &reason, now).map_err(err)?;
+        Ok((production, variant))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Ends a live experiment: the best arm becomes production when it beats production's success
+/// rate by `margin`; the run is recorded either way.
+pub async fn conclude(
+    pool: Pool,
+    served: Arc<ServedVersions>,
+    kind: String,
+    target: String,
+    margin: f64,
+) -> Option<(i64, i64, f64)> {
+    let arms = served.experiments.end(&kind, &target)?;
+    let production = arms.first()?.clone();
+    let best = arms
+        .iter()
+        .max_by(|a, b| a.mean().total_cmp(&b.mean()))?
+        .clone();
+    let figures: Vec<Value> = arms
+        .iter()
+        .map(|a| {
+            json!({"version": a.served.version, "successes": a.successes,
+            "failures": a.failures, "mean": a.mean()})
+        })
+        .collect();
+    let wins = best.served.version != production.served.version
+        && best.mean() - production.mean() > margin;
+    let now = crate::connector::now_ms();
+    let run = NewRun {
+        target_kind: kind.clone(),
+        target: target.clone(),
+        trigger: "experiment".into(),
+        approach: "reinforcement".into(),
+        reason: format!(
+            "live results: version {} {:.2} against production {} {:.2}",
+            best.served.version,
+            best.mean(),
+            production.served.version,
+            production.mean()
+        ),
+        outcome: if wins { "deployed" } else { "kept" }.into(),
+        candidate_version: Some(best.served.version),
+        evaluation: Some(json!({ "arms": figures, "margin": margin }).to_string()),
+        started_at_ms: now,
+    };
+    let (version, previous) = (best.served.version, production.served.version);
+    let baseline = production.failures as f64 / production.uses().max(1) as f64;
+    let stored = web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        if wins {
+            prompts::move_label(
+                &mut conn,
+                &kind,
+                &target,
+                "production",
+                version,
+                "won the live experiment",
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        served.reload(&pool)
+    })
+    .await;
+    if let Ok(Err(err)) = &stored {
+        log::error!("concluding the experiment failed: {err}");
+    }
+    wins.then_some((version, previous, baseline))
 }
 
 /// Returns production to `previous` because live results breached their thresholds.

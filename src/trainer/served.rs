@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::experiment::Experiments;
 use crate::store::prompts;
 use crate::store::Pool;
 
@@ -19,13 +20,22 @@ pub struct Served {
     pub text: String,
 }
 
-/// Production versions by (kind, target).
+/// Production versions by (kind, target), and the live experiments.
 #[derive(Default)]
 pub struct ServedVersions {
     inner: ArcSwap<HashMap<(String, String), Served>>,
+    /// Versions tried side by side (the reinforcement approach).
+    pub experiments: Experiments,
 }
 
 impl ServedVersions {
+    /// The version `session` is served: its experiment's, else production's.
+    pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
+        self.experiments
+            .serve(kind, target, session)
+            .or_else(|| self.get(kind, target))
+    }
+
     /// The production version of a target, if one was deployed.
     pub fn get(&self, kind: &str, target: &str) -> Option<Served> {
         self.inner
@@ -34,9 +44,9 @@ impl ServedVersions {
             .cloned()
     }
 
-    /// Whether any target has a deployed version (so lists need no rewriting otherwise).
+    /// Whether no target has a deployed version or an experiment (lists need no rewriting).
     pub fn is_empty(&self) -> bool {
-        self.inner.load().is_empty()
+        self.inner.load().is_empty() && self.experiments.is_empty()
     }
 
     /// Reloads every production version from the store (on a blocking thread's time).

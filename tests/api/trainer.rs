@@ -295,3 +295,62 @@ async fn a_deployed_version_that_does_worse_live_is_rolled_back_by_the_trainer()
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back");
     assert_eq!(description(&app, &session, "gh_search").await, "Search.");
 }
+
+#[actix_web::test]
+async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_production() {
+    let documented = json!({"name": "search", "description": "Search `repo` for `query`.",
+        "inputSchema": {"type": "object", "properties": {"repo": {"type": "string"}, "query": {"type": "string"}}}});
+    let backend = FakeConnector::with_tools(vec![documented]).await;
+    let app = app(&backend, |s| {
+        s.trainer.min_volume = 4;
+        s.trainer.canary_share = 1.0;
+    })
+    .await;
+    let session = app.initialize().await;
+    for (repo, query) in [("a/b", "x"), ("c/d", "y"), ("e/f", "z"), ("g/h", "w")] {
+        app.rpc(
+            &session,
+            "tools/call",
+            json!({"name": "gh_search", "arguments": {"repo": repo, "query": query}}),
+        )
+        .await;
+    }
+    seen(&app, "gh_search", 4).await;
+
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    assert_eq!(outcome["approach"], "reinforcement", "{outcome}");
+    assert_eq!(outcome["outcome"], "experiment");
+    let variant = outcome["version"].as_i64().unwrap();
+    for (version, rating) in [(variant, "up"), (1, "down")] {
+        for _ in 0..3 {
+            let (status, _) = app
+                .send_json(
+                    "POST",
+                    "/api/v1/feedback",
+                    &json!({"target_kind": "tool", "target": "gh_search",
+                    "version": version, "rating": rating}),
+                )
+                .await;
+            assert_eq!(status, 202);
+        }
+    }
+    let mut production = Value::Null;
+    for _ in 0..100 {
+        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        production = shown["production"].clone();
+        if production == variant {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(production, variant);
+    assert_eq!(runs["runs"][0]["approach"], "reinforcement");
+    assert_eq!(runs["runs"][0]["outcome"], "deployed");
+    assert!(description(&app, &app.initialize().await, "gh_search")
+        .await
+        .contains("Examples"));
+}

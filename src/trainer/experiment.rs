@@ -1,0 +1,247 @@
+//! Live experiments of the reinforcement approach: several versions of one target served side by
+//! side. Each client session is assigned one version and keeps it (sticky); a new session gets
+//! the version that wins a Thompson draw, each version's success rate sampled from its Beta
+//! posterior, so the better versions serve more traffic as evidence comes in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::served::Served;
+
+/// One version in an experiment and what it has earned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arm {
+    /// The version served.
+    pub served: Served,
+    /// Successful uses and good ratings.
+    pub successes: u64,
+    /// Failed uses and bad ratings.
+    pub failures: u64,
+}
+
+impl Arm {
+    /// The posterior mean success rate.
+    pub fn mean(&self) -> f64 {
+        (self.successes + 1) as f64 / (self.successes + self.failures + 2) as f64
+    }
+
+    /// Uses counted so far.
+    pub fn uses(&self) -> u64 {
+        self.successes + self.failures
+    }
+}
+
+/// Experiments by (kind, target), with their sticky assignments.
+#[derive(Default)]
+pub struct Experiments {
+    inner: Mutex<HashMap<(String, String), Experiment>>,
+}
+
+#[derive(Debug, Default)]
+struct Experiment {
+    arms: Vec<Arm>,
+    /// Share of new sessions that join the draw; the others get the first arm (production).
+    canary: f64,
+    /// Session id → index of its arm.
+    assigned: HashMap<String, usize>,
+}
+
+impl Experiments {
+    /// Starts (or replaces) an experiment over `versions`, the first being production; a
+    /// `canary` share of new sessions join the draw, the others get production.
+    pub fn start(&self, kind: &str, target: &str, versions: Vec<Served>, canary: f64) {
+        let arms = versions
+            .into_iter()
+            .map(|served| Arm {
+                served,
+                successes: 0,
+                failures: 0,
+            })
+            .collect();
+        if let Ok(mut map) = self.inner.lock() {
+            let experiment = Experiment {
+                arms,
+                canary,
+                assigned: HashMap::new(),
+            };
+            map.insert((kind.into(), target.into()), experiment);
+        }
+    }
+
+    /// Whether no experiment runs.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().map(|m| m.is_empty()).unwrap_or(true)
+    }
+
+    /// Targets with a running experiment.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        self.inner
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Ends an experiment; returns its arms.
+    pub fn end(&self, kind: &str, target: &str) -> Option<Vec<Arm>> {
+        let mut map = self.inner.lock().ok()?;
+        map.remove(&(kind.to_string(), target.to_string()))
+            .map(|e| e.arms)
+    }
+
+    /// The arms of a running experiment.
+    pub fn arms(&self, kind: &str, target: &str) -> Option<Vec<Arm>> {
+        let map = self.inner.lock().ok()?;
+        map.get(&(kind.to_string(), target.to_string()))
+            .map(|e| e.arms.clone())
+    }
+
+    /// The version `session` is served, assigning one by a Thompson draw the first time.
+    pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
+        let mut map = self.inner.lock().ok()?;
+        let experiment = map.get_mut(&(kind.to_string(), target.to_string()))?;
+        if let Some(&arm) = experiment.assigned.get(session) {
+            return Some(experiment.arms[arm].served.clone());
+        }
+        let arm = match fastrand::f64() < experiment.canary {
+            true => thompson(&experiment.arms)?,
+            false => 0,
+        };
+        experiment.assigned.insert(session.to_string(), arm);
+        Some(experiment.arms[arm].served.clone())
+    }
+
+    /// Counts an outcome for the arm serving `version`.
+    pub fn record(&self, kind: &str, target: &str, version: i64, success: bool) {
+        let Ok(mut map) = self.inner.lock() else {
+            return;
+        };
+        let Some(experiment) = map.get_mut(&(kind.to_string(), target.to_string())) else {
+            return;
+        };
+        if let Some(arm) = experiment
+            .arms
+            .iter_mut()
+            .find(|a| a.served.version == version)
+        {
+            if success {
+                arm.successes += 1;
+            } else {
+                arm.failures += 1;
+            }
+        }
+    }
+}
+
+/// The arm whose Beta(successes + 1, failures + 1) draw is highest.
+fn thompson(arms: &[Arm]) -> Option<usize> {
+    (0..arms.len())
+        .map(|i| {
+            let arm = &arms[i];
+            (
+                i,
+                beta(arm.successes as f64 + 1.0, arm.failures as f64 + 1.0),
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// A draw from Beta(a, b), as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
+fn beta(a: f64, b: f64) -> f64 {
+    let x = gamma(a);
+    let y = gamma(b);
+    x / (x + y)
+}
+
+/// A draw from Gamma(shape, 1) for shape >= 1 (Marsaglia and Tsang).
+fn gamma(shape: f64) -> f64 {
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal();
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u = fastrand::f64().max(f64::MIN_POSITIVE);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal() -> f64 {
+    let u1 = fastrand::f64().max(f64::MIN_POSITIVE);
+    let u2 = fastrand::f64();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(version: i64) -> Served {
+        Served {
+            version,
+            text: format!("v{version}"),
+        }
+    }
+
+    #[test]
+    fn a_session_keeps_its_version() {
+        let experiments = Experiments::default();
+        experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
+        let first = experiments.serve("tool", "t", "s").unwrap();
+        for _ in 0..20 {
+            assert_eq!(experiments.serve("tool", "t", "s").unwrap(), first);
+        }
+    }
+
+    #[test]
+    fn the_better_arm_wins_most_new_sessions() {
+        let experiments = Experiments::default();
+        experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
+        for _ in 0..40 {
+            experiments.record("tool", "t", 1, false);
+            experiments.record("tool", "t", 2, true);
+        }
+        let wins = (0..200)
+            .filter(|i| {
+                experiments
+                    .serve("tool", "t", &format!("s{i}"))
+                    .unwrap()
+                    .version
+                    == 2
+            })
+            .count();
+        assert!(wins > 190, "{wins}");
+    }
+
+    #[test]
+    fn outside_the_canary_share_new_sessions_get_production() {
+        let experiments = Experiments::default();
+        experiments.start("tool", "t", vec![served(1), served(2)], 0.0);
+        for _ in 0..40 {
+            experiments.record("tool", "t", 2, true);
+        }
+        let production = (0..50)
+            .filter(|i| {
+                experiments
+                    .serve("tool", "t", &format!("s{i}"))
+                    .unwrap()
+                    .version
+                    == 1
+            })
+            .count();
+        assert_eq!(production, 50);
+    }
+
+    #[test]
+    fn beta_draws_stay_in_the_unit_interval_around_the_mean() {
+        let draws: Vec<f64> = (0..2000).map(|_| beta(8.0, 2.0)).collect();
+        assert!(draws.iter().all(|d| (0.0..=1.0).contains(d)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((mean - 0.8).abs() < 0.03, "{mean}");
+    }
+}
