@@ -38,13 +38,7 @@ fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
             .to_string(),
         _ => String::new(),
     };
-    let placeholders = entry.item["arguments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["required"] == true)
-        .filter_map(|a| a["name"].as_str().map(str::to_string))
-        .collect();
+    let placeholders = crate::catalog::required_arguments(&entry.item);
     Ok(Target {
         kind: kind.into(),
         name: name.into(),
@@ -99,18 +93,7 @@ pub async fn add(
         .reason
         .unwrap_or_else(|| "added through the API".into());
     let version = store(&gateway, move |conn| {
-        if prompts::versions(conn, &t.kind, &t.name)?.is_empty() {
-            let first = prompts::add_version(
-                conn,
-                &t.kind,
-                &t.name,
-                &t.original,
-                "original",
-                "the backend's own text",
-                now,
-            )?;
-            prompts::move_label(conn, &t.kind, &t.name, "production", first, "baseline", now)?;
-        }
+        prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, now)?;
         let version =
             prompts::add_version(conn, &t.kind, &t.name, &body.text, "manual", &reason, now)?;
         prompts::move_label(conn, &t.kind, &t.name, "candidate", version, &reason, now)?;

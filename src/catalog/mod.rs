@@ -201,6 +201,17 @@ pub fn exposed_name(entry: &Entry) -> &str {
     entry.item["name"].as_str().unwrap_or_default()
 }
 
+/// The names of the arguments a prompt declares required.
+pub fn required_arguments(prompt: &Value) -> Vec<String> {
+    prompt["arguments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["required"] == true)
+        .filter_map(|a| a["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// `item` with its `field` prefixed by `connector:`, if that field is a string.
 fn prefixed(item: &Item, field: &str, connector: &str) -> Option<Value> {
     let value = item.get(field)?.as_str()?;

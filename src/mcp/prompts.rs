@@ -74,14 +74,10 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
 }
 
 /// The first argument that `prompt` declares required and `arguments` lacks.
-fn missing_argument<'a>(prompt: &'a Value, arguments: &Map<String, Value>) -> Option<&'a str> {
-    prompt
-        .get("arguments")?
-        .as_array()?
-        .iter()
-        .filter(|a| a.get("required") == Some(&Value::Bool(true)))
-        .filter_map(|a| a.get("name")?.as_str())
-        .find(|name| !arguments.contains_key(*name))
+fn missing_argument(prompt: &Value, arguments: &Map<String, Value>) -> Option<String> {
+    crate::catalog::required_arguments(prompt)
+        .into_iter()
+        .find(|name| !arguments.contains_key(name))
 }
 
 #[cfg(test)]
@@ -96,7 +92,7 @@ mod tests {
             {"name": "style"},
         ]});
         let given = json!({"style": "short"}).as_object().cloned().unwrap();
-        assert_eq!(missing_argument(&prompt, &given), Some("topic"));
+        assert_eq!(missing_argument(&prompt, &given).as_deref(), Some("topic"));
         let given = json!({"topic": "rust"}).as_object().cloned().unwrap();
         assert_eq!(missing_argument(&prompt, &given), None);
     }

@@ -186,3 +186,27 @@ pub fn production(conn: &mut AnyConnection) -> QueryResult<Vec<Version>> {
         .select(Version::as_select())
         .load(conn)
 }
+
+/// The production version of a target, keeping the backend's own text as version 1 (and
+/// production) the first time a target gets versions.
+pub fn ensure_baseline(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    original: &str,
+    now_ms: i64,
+) -> QueryResult<i64> {
+    if versions(conn, kind, target)?.is_empty() {
+        let first = add_version(
+            conn,
+            kind,
+            target,
+            original,
+            "original",
+            "the backend's own text",
+            now_ms,
+        )?;
+        move_label(conn, kind, target, "production", first, "baseline", now_ms)?;
+    }
+    Ok(label(conn, kind, target, "production")?.unwrap_or(1))
+}

@@ -198,13 +198,7 @@ impl Trainer {
             .served
             .get(kind, target)
             .map_or_else(|| original.clone(), |s| s.text);
-        let placeholders = entry.item["arguments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|a| a["required"] == true)
-            .filter_map(|a| a["name"].as_str().map(str::to_string))
-            .collect();
+        let placeholders = crate::catalog::required_arguments(&entry.item);
         Ok(run::Job {
             kind: kind.clone(),
             target: target.clone(),

@@ -94,7 +94,9 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
                 );
                 run.evaluation = serde_json::to_string(&result).ok();
                 if result.better {
-                    match deploy(&pool, &job, &candidate, approach, now).await {
+                    match store_candidate(&pool, &job, &candidate, approach, "production", now)
+                        .await
+                    {
                         Ok((version, previous)) => {
                             run.outcome = "deployed".into();
                             run.candidate_version = Some(version);
@@ -109,8 +111,8 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
                         }
                     }
                 } else if job.examples.len() >= 4 && result.improvement >= 0.0 {
-                    match experiment(&pool, &job, &candidate, approach, now).await {
-                        Ok((production, variant)) => {
+                    match store_candidate(&pool, &job, &candidate, approach, "variant", now).await {
+                        Ok((variant, production)) => {
                             let arms = vec![
                                 Served {
                                     version: production,
@@ -208,111 +210,35 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
     ("none", reason.into(), None)
 }
 
-/// Stores the candidate as a new version and makes it production; returns it and the version
-/// it replaced.
-async fn deploy(
+/// Stores the candidate as a new version labelled `label` (and `candidate`); when `label` is
+/// `production` it is deployed. Returns it and the production version it is measured against.
+async fn store_candidate(
     pool: &Pool,
     job: &Job,
     candidate: &str,
     approach: &str,
+    label: &'static str,
     now: i64,
 ) -> Result<(i64, i64), String> {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
-    let (original, candidate, approach) = (
-        job.original.clone(),
-        candidate.to_string(),
-        approach.to_string(),
-    );
-    web::block(move || {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let conn = &mut conn;
-        let run = |e: diesel::result::Error| e.to_string();
-        if prompts::versions(conn, &kind, &target)
-            .map_err(run)?
-            .is_empty()
-        {
-            let first = prompts::add_version(
-                conn,
-                &kind,
-                &target,
-                &original,
-                "original",
-                "the backend's own text",
-                now,
-            )
-            .map_err(run)?;
-            prompts::move_label(conn, &kind, &target, "production", first, "baseline", now)
-                .map_err(run)?;
-        }
-        let previous = prompts::label(conn, &kind, &target, "production")
-            .map_err(run)?
-            .unwrap_or(1);
-        let reason = format!("trained ({approach})");
-        let version =
-            prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)
-                .map_err(run)?;
-        prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)
-            .map_err(run)?;
-        prompts::move_label(
-            conn,
-            &kind,
-            &target,
-            "production",
-            version,
-            "better than production",
-            now,
-        )
-        .map_err(run)?;
-        Ok((version, previous))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Stores the candidate as a `variant` version beside production; returns both numbers.
-async fn experiment(
-    pool: &Pool,
-    job: &Job,
-    candidate: &str,
-    approach: &str,
-    now: i64,
-) -> Result<(i64, i64), String> {
-    let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
-    let (original, candidate, approach) = (
-        job.original.clone(),
-        candidate.to_string(),
-        approach.to_string(),
-    );
+    let (original, candidate) = (job.original.clone(), candidate.to_string());
+    let approach = approach.to_string();
+    let reason = format!("trained ({approach})");
     web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let conn = &mut conn;
         let err = |e: diesel::result::Error| e.to_string();
-        if prompts::versions(conn, &kind, &target)
-            .map_err(err)?
-            .is_empty()
-        {
-            let first = prompts::add_version(
-                conn,
-                &kind,
-                &target,
-                &original,
-                "original",
-                "the backend's own text",
-                now,
-            )
-            .map_err(err)?;
-            prompts::move_label(conn, &kind, &target, "production", first, "baseline", now)
-                .map_err(err)?;
-        }
-        let production = prompts::label(conn, &kind, &target, "production")
-            .map_err(err)?
-            .unwrap_or(1);
-        let reason = format!("live variant ({approach})");
-        let variant =
+        let production =
+            prompts::ensure_baseline(conn, &kind, &target, &original, now).map_err(err)?;
+        let version =
             prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)
                 .map_err(err)?;
-        prompts::move_label(conn, &kind, &target, "variant", variant, &reason, now).map_err(err)?;
-        Ok((production, variant))
+        prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)
+            .map_err(err)?;
+        if label != "candidate" {
+            prompts::move_label(conn, &kind, &target, label, version, &reason, now).map_err(err)?;
+        }
+        Ok((version, production))
     })
     .await
     .map_err(|e| e.to_string())?

@@ -338,12 +338,17 @@ fn free_port() -> u16 {
 
 /// server-everything over Streamable HTTP on `port` (loopback only), once it listens.
 fn start_everything_http(node: &str, everything: &str, port: u16) -> Child {
+    start_everything(node, everything, "streamableHttp", port, "listening")
+}
+
+/// server-everything in `mode` on `port` (loopback only), once stderr says `ready`.
+fn start_everything(node: &str, everything: &str, mode: &str, port: u16, ready: &str) -> Child {
     let mut server = Command::new(node)
         .args([
             "--require",
             "./tests/interop/loopback.cjs",
             everything,
-            "streamableHttp",
+            mode,
         ])
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
@@ -352,13 +357,15 @@ fn start_everything_http(node: &str, everything: &str, port: u16) -> Child {
         .unwrap();
     let mut line = String::new();
     let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    while !line.contains("listening") {
+    while !line.contains(ready) {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
-            "server-everything did not start"
+            "server-everything {mode} did not start"
         );
     }
+    // Keep reading stderr: a closed pipe would kill the server at its next log line.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     server
 }
 
@@ -424,27 +431,7 @@ async fn a_legacy_sse_server_is_reached_by_falling_back_from_streamable_http() {
         return;
     };
     let port = free_port();
-    let mut server = Command::new(&node)
-        .args([
-            "--require",
-            "./tests/interop/loopback.cjs",
-            &everything,
-            "sse",
-        ])
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    while !line.contains("running") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server-everything sse did not start"
-        );
-    }
+    let mut server = start_everything(&node, &everything, "sse", port, "running");
     let connector = serde_json::from_value(serde_json::json!({"name": "every", "kind": "mcp",
         "url": format!("http://127.0.0.1:{port}/sse"), "transport": "auto", "timeout_ms": 15000}))
     .unwrap();
