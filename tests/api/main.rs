@@ -1,6 +1,7 @@
 //! The integration test binary: the real gateway on port 0 in front of real HTTP connectors.
 
 mod backends;
+mod bench;
 mod cli;
 mod conformance;
 mod failures;

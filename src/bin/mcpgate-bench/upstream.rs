@@ -1,0 +1,71 @@
+//! The fast upstream: a minimal MCP server over Streamable HTTP (JSON answers) that also speaks
+//! the http connector contract, whose `tools/call` costs next to nothing, so that what a gateway
+//! adds is what gets measured.
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+const SESSION: &str = "bench-session";
+
+fn tools() -> Value {
+    json!({"tools": [{"name": "echo", "description": "Answers ok.",
+        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]})
+}
+
+async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let id = message.get("id").cloned();
+    let method = message["method"].as_str().unwrap_or("");
+    let Some(id) = id else {
+        return HttpResponse::Accepted().finish();
+    };
+    let result = match method {
+        "initialize" => json!({"protocolVersion": message["params"]["protocolVersion"],
+            "capabilities": {"tools": {}}, "serverInfo": {"name": "bench-upstream", "version": "1"}}),
+        "tools/list" => tools(),
+        "tools/call" => json!({"content": [{"type": "text", "text": "ok"}]}),
+        "ping" => json!({}),
+        _ => {
+            let error = json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32601, "message": "method not found"}});
+            return HttpResponse::Ok().json(error);
+        }
+    };
+    let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    let mut response = HttpResponse::Ok();
+    if method == "initialize" || req.headers().contains_key("mcp-session-id") {
+        response.insert_header(("mcp-session-id", SESSION));
+    }
+    response.json(answer)
+}
+
+/// Serves on 127.0.0.1:`port` with `workers` threads until killed.
+pub async fn serve(port: u16, workers: usize) -> std::io::Result<()> {
+    HttpServer::new(|| {
+        App::new()
+            .route("/mcp", web::post().to(mcp))
+            .route("/mcp", web::get().to(HttpResponse::MethodNotAllowed))
+            .route(
+                "/info",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"name": "bench"})) }),
+            )
+            .route(
+                "/tools",
+                web::get().to(|| async { HttpResponse::Ok().json(tools()) }),
+            )
+            .route(
+                "/tools/{name}/execute",
+                web::post().to(|_body: web::Bytes| async {
+                    HttpResponse::Ok().json(json!({"content": [{"type": "text", "text": "ok"}]}))
+                }),
+            )
+            .route("/resources", web::get().to(HttpResponse::NotFound))
+            .route("/prompts", web::get().to(HttpResponse::NotFound))
+    })
+    .workers(workers)
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
+}
