@@ -99,6 +99,8 @@ pub struct TrainerSettings {
     pub rollback_margin: f64,
     /// Share of new sessions that take part in a live experiment (the rest get production).
     pub canary_share: f64,
+    /// Whether few-shot examples quote argument values; otherwise only their shape.
+    pub example_values: bool,
     /// The optimizer LLM (any OpenAI-compatible chat-completions endpoint).
     pub llm: LlmSettings,
 }

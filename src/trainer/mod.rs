@@ -221,6 +221,7 @@ impl Trainer {
             margin: self.settings.margin,
             placeholders,
             canary_share: self.settings.canary_share,
+            example_values: self.settings.example_values,
         })
     }
 

@@ -43,6 +43,8 @@ pub struct Job {
     pub placeholders: Vec<String>,
     /// Share of new sessions in a live experiment.
     pub canary_share: f64,
+    /// Whether few-shot examples quote argument values (else only their shape).
+    pub example_values: bool,
 }
 
 /// How a run ended, for the trainer's bookkeeping.
@@ -198,7 +200,7 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
         }
     }
     if successes >= 2 && job.kind == "tool" {
-        if let Some(text) = approaches::few_shot(&job.current, &job.examples) {
+        if let Some(text) = approaches::few_shot(&job.current, &job.examples, job.example_values) {
             let reason = format!("{successes} successful calls give examples");
             return ("few-shot", reason, Some(text));
         }

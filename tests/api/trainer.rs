@@ -66,7 +66,7 @@ async fn seen(app: &TestApp, tool: &str, count: u64) {
 #[actix_web::test]
 async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_better() {
     let backend = FakeConnector::with_tools(tools()).await;
-    let app = app(&backend, |_| {}).await;
+    let app = app(&backend, |s| s.trainer.example_values = true).await;
     let session = app.initialize().await;
     for (repo, query) in [
         ("a/b", "bug"),
