@@ -274,11 +274,13 @@ impl Trainer {
         }));
     }
 
-    /// Starts runs whose triggers fire, and rolls back watched versions that do worse.
+    /// Starts runs whose triggers fire, rolls back watched versions that do worse, and stops
+    /// watching a version once it has twice the minimum volume without a breach.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let mut due = Vec::new();
         let mut rollbacks = Vec::new();
+        let mut proven = Vec::new();
         for (key, seen) in &self.seen {
             let view = Self::view(&key.0, &key.1, seen);
             if let Some(watch) = self.watched.get(key) {
@@ -287,10 +289,11 @@ impl Trainer {
                     &key.1,
                     seen.iter().filter(|s| s.version == Some(watch.version)),
                 );
-                if live.uses >= self.settings.min_volume.max(2) / 2
-                    && live.error_rate > watch.baseline + self.settings.rollback_margin
-                {
+                let breached = live.error_rate > watch.baseline + self.settings.rollback_margin;
+                if live.uses >= self.settings.min_volume.max(2) / 2 && breached {
                     rollbacks.push((key.clone(), watch.clone(), live.error_rate));
+                } else if live.uses >= self.settings.min_volume.max(2) * 2 && !breached {
+                    proven.push(key.clone());
                 }
                 continue;
             }
@@ -315,6 +318,9 @@ impl Trainer {
             } else if ratings {
                 due.push((key.clone(), "low_rating"));
             }
+        }
+        for key in proven {
+            self.watched.remove(&key);
         }
         for (key, watch, live) in rollbacks {
             self.watched.remove(&key);
