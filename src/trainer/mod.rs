@@ -14,6 +14,7 @@ pub mod llm;
 pub mod run;
 pub mod safety;
 pub mod served;
+mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use crate::store::Pool;
 use approaches::Example;
 use llm::Llm;
 use served::ServedVersions;
+pub use stats::TargetView;
+use stats::{view_of, Seen};
 
 /// Recorded uses kept per target for examples and evaluation.
 const MAX_EXAMPLES: usize = 200;
@@ -74,36 +77,6 @@ pub struct TrainingOutcome {
     pub version: Option<i64>,
     /// The evaluation, if one ran.
     pub evaluation: Option<Value>,
-}
-
-/// A target's live figures over the trainer's window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TargetView {
-    /// `tool` or `prompt`.
-    pub kind: String,
-    /// Its name as clients see it.
-    pub target: String,
-    /// Ratings received.
-    pub ratings: usize,
-    /// Their mean, 0–1, if any.
-    pub mean_rating: Option<f64>,
-    /// Suggestions received.
-    pub suggestions: usize,
-    /// Tool calls (or prompt fetches) seen.
-    pub uses: usize,
-    /// Of those, how many failed (tool error, protocol error, reported error).
-    pub errors: usize,
-    /// `errors / uses` (0 without uses).
-    pub error_rate: f64,
-}
-
-/// What the window keeps of one signal.
-#[derive(Debug, Clone)]
-struct Seen {
-    at: Instant,
-    signal: String,
-    rating: Option<f64>,
-    version: Option<i64>,
 }
 
 /// A version the trainer deployed, watched against the one it replaced.
@@ -366,40 +339,6 @@ impl Trainer {
     }
 }
 
-/// The figures of a run of signals.
-fn view_of<'a>(kind: &str, target: &str, seen: impl Iterator<Item = &'a Seen>) -> TargetView {
-    let seen: Vec<&Seen> = seen.collect();
-    let ratings: Vec<f64> = seen.iter().filter_map(|s| s.rating).collect();
-    let uses = seen
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.signal.as_str(),
-                "success" | "tool_error" | "protocol_error" | "served"
-            )
-        })
-        .count();
-    let errors = seen
-        .iter()
-        .filter(|s| matches!(s.signal.as_str(), "tool_error" | "protocol_error" | "error"))
-        .count();
-    TargetView {
-        kind: kind.to_string(),
-        target: target.to_string(),
-        ratings: ratings.len(),
-        mean_rating: (!ratings.is_empty())
-            .then(|| ratings.iter().sum::<f64>() / ratings.len() as f64),
-        suggestions: seen.iter().filter(|s| s.signal == "suggestion").count(),
-        uses,
-        errors,
-        error_rate: if uses == 0 {
-            0.0
-        } else {
-            errors as f64 / uses as f64
-        },
-    }
-}
-
 impl Actor for Trainer {
     type Context = Context<Self>;
 
@@ -492,38 +431,5 @@ impl Handler<ListTargets> for Trainer {
                 .map(|((kind, target), seen)| Trainer::view(kind, target, seen))
                 .collect(),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(signal: &str, rating: Option<f64>) -> Seen {
-        Seen {
-            at: Instant::now(),
-            signal: signal.into(),
-            rating,
-            version: None,
-        }
-    }
-
-    #[test]
-    fn a_view_counts_ratings_uses_and_errors() {
-        let window: VecDeque<Seen> = [
-            seen("success", None),
-            seen("tool_error", None),
-            seen("success", None),
-            seen("protocol_error", None),
-            seen("rating", Some(1.0)),
-            seen("rating", Some(0.5)),
-            seen("suggestion", None),
-        ]
-        .into();
-        let view = Trainer::view("tool", "t", &window);
-        assert_eq!((view.uses, view.errors, view.ratings), (4, 2, 2));
-        assert_eq!(view.error_rate, 0.5);
-        assert_eq!(view.mean_rating, Some(0.75));
-        assert_eq!(view.suggestions, 1);
     }
 }
