@@ -22,7 +22,10 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
 
     assert!(status.success());
     let text = std::fs::read_to_string(&report).unwrap();
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| B")).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| B1 |") || l.starts_with("| B2 |"))
+        .collect();
     assert_eq!(rows.len(), 8, "{text}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -31,4 +34,6 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
         assert_eq!(cells[7], "0", "no errors: {row}");
     }
     assert!(text.contains("Latency the gateway adds to p50"));
+    assert!(text.contains("## Against the targets"));
+    assert!(text.contains("## B3"));
 }

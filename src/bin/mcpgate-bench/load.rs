@@ -109,12 +109,12 @@ async fn connection(port: u16, request: &[u8], from: Instant, end: Instant) -> (
 }
 
 /// Reads one response with a Content-Length body; returns its status.
-async fn read_response(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<u16> {
+async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<u16> {
     read_full(stream, buffer).await.map(|(status, _, _)| status)
 }
 
 /// Reads one whole response: status, head, and where the body ends in `buffer`.
-async fn read_full(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<(u16, String, usize)> {
+async fn read_full(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<(u16, String, usize)> {
     let mut filled = 0;
     let head_end = loop {
         let n = stream.read(&mut buffer[filled..]).await.ok()?;
@@ -126,7 +126,7 @@ async fn read_full(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<(u16, St
             break end;
         }
         if filled == buffer.len() {
-            return None;
+            buffer.resize(buffer.len() * 2, 0);
         }
     };
     let head = std::str::from_utf8(&buffer[..head_end]).ok()?.to_string();
@@ -140,6 +140,9 @@ async fn read_full(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<(u16, St
         })
         .unwrap_or(0);
     let total = head_end + 4 + length;
+    if buffer.len() < total {
+        buffer.resize(total, 0);
+    }
     while filled < total {
         let n = stream.read(&mut buffer[filled..]).await.ok()?;
         if n == 0 {

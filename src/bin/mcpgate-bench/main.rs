@@ -4,8 +4,9 @@
 //!
 //! Measured so far: B1 (`tools/call` over Streamable HTTP through the gateway's `mcp` connector
 //! against the upstream directly), B2 (the same through an `http` connector against the REST
-//! call directly), and from B5 the start-up time to `/readyz`, the binary size and the RSS after
-//! B1. B3, B4, B6 and B7 are not built yet.
+//! call directly), B3 (`tools/list` of 100 connectors × 50 tools, cold and cached), and from B5
+//! the start-up time to `/readyz`, the binary size and the RSS after B1. B4, B6 and B7 are not
+//! built yet.
 
 mod load;
 mod report;
@@ -34,6 +35,9 @@ enum Mode {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Tools the REST side lists.
+        #[arg(long, default_value_t = 1)]
+        rest_tools: usize,
     },
     /// Run the benchmark and write the report.
     Run {
@@ -64,8 +68,13 @@ impl Drop for Guard {
 
 fn main() -> std::process::ExitCode {
     match Cli::parse().command {
-        Mode::Upstream { port, workers } => {
-            let served = actix_web::rt::System::new().block_on(upstream::serve(port, workers));
+        Mode::Upstream {
+            port,
+            workers,
+            rest_tools,
+        } => {
+            let served =
+                actix_web::rt::System::new().block_on(upstream::serve(port, workers, rest_tools));
             match served {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(err) => {
@@ -239,13 +248,104 @@ async fn run(
     drop(gateway_process);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let text = report::markdown(&rows, smoke, ready_after, rss_kb, binary_bytes);
+    let (connectors, per_connector) = if smoke { (10, 50) } else { (100, 50) };
+    let b3 = b3(
+        &exe,
+        &gateway,
+        config,
+        connectors,
+        per_connector,
+        warmup,
+        duration,
+    )
+    .await?;
+    eprintln!("B3: {b3:?}");
+
+    let mut text = report::markdown(&rows, smoke, ready_after, rss_kb, binary_bytes);
+    text.push_str(&report::b3(&b3));
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
     std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     eprintln!("report written to {}", out.display());
     Ok(())
+}
+
+/// B3: `tools/list` of `connectors` × `per_connector` tools, cold and from the cache.
+async fn b3(
+    exe: &Path,
+    gateway: &Path,
+    config: &Path,
+    connectors: usize,
+    per_connector: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<report::B3, String> {
+    let upstream_port = free_port()?;
+    let _upstream = Guard(
+        Command::new(exe)
+            .args(["upstream", "--port", &upstream_port.to_string()])
+            .args(["--rest-tools", &per_connector.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the upstream: {e}"))?,
+    );
+    wait_for(upstream_port, "/info", Duration::from_secs(10)).await?;
+    let dir = std::env::temp_dir().join(format!("mcpgate-bench-b3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::copy(config.join("default.yaml"), dir.join("default.yaml"))
+        .map_err(|e| e.to_string())?;
+    let mut yaml = String::from("connectors:\n");
+    for i in 0..connectors {
+        yaml.push_str(&format!(
+            "  - name: c{i:03}\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n"
+        ));
+    }
+    std::fs::write(dir.join("connectors.yaml"), yaml).map_err(|e| e.to_string())?;
+    let port = free_port()?;
+    let started = Instant::now();
+    let _gateway = Guard(
+        Command::new(gateway)
+            .arg("--config")
+            .arg(&dir)
+            .arg("serve")
+            .env("MCPGATE__SERVER__PORT", port.to_string())
+            .env(
+                "MCPGATE__DATABASE__URL",
+                format!("sqlite://{}", dir.join("b3.db").display()),
+            )
+            .env(
+                "MCPGATE__MCP__PAGE_SIZE",
+                (connectors * per_connector + 10).to_string(),
+            )
+            .env("MCPGATE__FEEDBACK__TOOL_NAME", "")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", gateway.display()))?,
+    );
+    let alive = wait_for(port, "/healthz", Duration::from_secs(30)).await?;
+    let alive = alive.max(started.elapsed());
+    let ready = wait_for(port, "/readyz", Duration::from_secs(30)).await? + alive;
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+    let (_, head) = load::exchange(port, &load::request("/mcp", port, init, None))
+        .await
+        .ok_or("the gateway did not answer initialize")?;
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id: ").map(str::to_string))
+        .ok_or("no session id")?;
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    let request = load::request("/mcp", port, list, Some(&session));
+    let measured = load::run(port, request, 1, warmup, duration).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report::B3 {
+        connectors,
+        tools: connectors * per_connector,
+        alive,
+        ready,
+        cached: measured,
+    })
 }
 
 /// Resident set size of a process, in KiB.

@@ -104,10 +104,116 @@ pub fn markdown(
         binary_bytes as f64 / 1_048_576.0,
         rss_kb as f64 / 1024.0
     );
+    let _ = writeln!(text, "{}", targets(rows, ready, rss_kb));
     let _ = writeln!(
         text,
-        "Not measured yet: B3 (`tools/list` of 100 connectors × 50 tools), B4 (10,000 idle \
-         sessions), B6 (stdio backend), B7 (peers), and the profile-driven changes."
+        "Not measured yet: B4 (10,000 idle sessions), B6 (stdio backend), B7 (peers). Profiles \
+         and what they say: docs/PERFORMANCE-profile.md."
     );
     text
+}
+
+/// The B1 and B5 targets against this run's figures.
+fn targets(rows: &[Row], ready: Duration, rss_kb: u64) -> String {
+    let find = |direct: bool, concurrency: usize| {
+        rows.iter().find(|r| {
+            r.bench == "B1" && r.concurrency == concurrency && r.what.contains("directly") == direct
+        })
+    };
+    let mut out = String::from(
+        "## Against the targets (this run)\n\n| target | figure | met |\n| --- | --- | --- |\n",
+    );
+    let mut line = |target: &str, figure: String, met: bool| {
+        let _ = writeln!(
+            out,
+            "| {target} | {figure} | {} |",
+            if met { "yes" } else { "no" }
+        );
+    };
+    let top = rows.iter().map(|r| r.concurrency).max().unwrap_or(1);
+    if let Some(d) = find(true, top) {
+        line(
+            &format!("upstream directly ≥ 50,000 `tools/call`/s at concurrency {top}"),
+            format!("{:.0}/s", d.measured.rps),
+            d.measured.rps >= 50_000.0,
+        );
+    }
+    if let (Some(d), Some(g)) = (find(true, 1), find(false, 1)) {
+        let added = g.measured.p50_ms - d.measured.p50_ms;
+        line(
+            "B1: adds ≤ 0.1 ms to p50 at concurrency 1",
+            format!("adds {added:.3} ms"),
+            added <= 0.1,
+        );
+    }
+    if let (Some(d), Some(g)) = (find(true, top), find(false, top)) {
+        let share = g.measured.rps / d.measured.rps.max(1.0);
+        line(
+            &format!("B1: ≥ 0.35× direct throughput at concurrency {top}"),
+            format!("{share:.2}×"),
+            share >= 0.35,
+        );
+        line(
+            &format!("B1: p99 ≤ 5 ms at concurrency {top}"),
+            format!("{:.3} ms", g.measured.p99_ms),
+            g.measured.p99_ms <= 5.0,
+        );
+    }
+    let ready_ms = ready.as_secs_f64() * 1000.0;
+    line(
+        "B5: ready in ≤ 100 ms",
+        format!("{ready_ms:.0} ms"),
+        ready_ms <= 100.0,
+    );
+    let rss_mb = rss_kb as f64 / 1024.0;
+    line(
+        "B5: RSS after B1 ≤ 40 MB",
+        format!("{rss_mb:.1} MiB"),
+        rss_mb <= 40.0,
+    );
+    out
+}
+
+/// B3's figures.
+#[derive(Debug)]
+pub struct B3 {
+    /// Connectors behind the gateway.
+    pub connectors: usize,
+    /// Tools in all.
+    pub tools: usize,
+    /// From spawning the gateway to its first `/healthz` answer.
+    pub alive: Duration,
+    /// From spawning it to `/readyz` (every connector's first load done).
+    pub ready: Duration,
+    /// `tools/list` of every tool in one page, from the cache, concurrency 1.
+    pub cached: Measured,
+}
+
+/// B3's section of the report.
+pub fn b3(b3: &B3) -> String {
+    format!(
+        "\n## B3: `tools/list` of {} connectors × {} tools ({} tools, one page)\n\n\
+         | measure | figure |\n| --- | --- |\n\
+         | cached `tools/list`, concurrency 1: requests/s | {:.0} |\n\
+         | cached `tools/list`: p50 / p99 | {:.3} ms / {:.3} ms |\n\
+         | cold: process answering `/healthz` after spawn | {:.0} ms |\n\
+         | cold: `/readyz` (all {} first loads done) after spawn | {:.0} ms |\n\
+         | cold fan-out (`/readyz` − `/healthz`) | {:.0} ms |\n\n\
+         Target: cached `tools/list` of 5,000 tools ≤ 2 ms p50 ({}).\n",
+        b3.connectors,
+        b3.tools / b3.connectors.max(1),
+        b3.tools,
+        b3.cached.rps,
+        b3.cached.p50_ms,
+        b3.cached.p99_ms,
+        b3.alive.as_secs_f64() * 1000.0,
+        b3.connectors,
+        b3.ready.as_secs_f64() * 1000.0,
+        (b3.ready.saturating_sub(b3.alive)).as_secs_f64() * 1000.0,
+        if b3.cached.p50_ms <= 2.0 {
+            "met"
+        } else {
+            "not met"
+        },
+    )
 }

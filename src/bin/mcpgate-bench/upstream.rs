@@ -7,9 +7,28 @@ use serde_json::{json, Value};
 
 const SESSION: &str = "bench-session";
 
+/// How many tools the REST side lists (`echo` plus `tool_1` … for B3).
+static REST_TOOLS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn tools() -> Value {
     json!({"tools": [{"name": "echo", "description": "Answers ok.",
         "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]})
+}
+
+fn rest_tools() -> Value {
+    let count = REST_TOOLS.get().copied().unwrap_or(1);
+    let tools: Vec<Value> = (0..count)
+        .map(|i| {
+            let name = if i == 0 {
+                "echo".to_string()
+            } else {
+                format!("tool_{i}")
+            };
+            json!({"name": name, "description": format!("Tool number {i}; answers ok."),
+                "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}})
+        })
+        .collect();
+    json!({ "tools": tools })
 }
 
 async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -42,7 +61,8 @@ async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 }
 
 /// Serves on 127.0.0.1:`port` with `workers` threads until killed.
-pub async fn serve(port: u16, workers: usize) -> std::io::Result<()> {
+pub async fn serve(port: u16, workers: usize, tool_count: usize) -> std::io::Result<()> {
+    let _ = REST_TOOLS.set(tool_count.max(1));
     HttpServer::new(|| {
         App::new()
             .route("/mcp", web::post().to(mcp))
@@ -53,7 +73,7 @@ pub async fn serve(port: u16, workers: usize) -> std::io::Result<()> {
             )
             .route(
                 "/tools",
-                web::get().to(|| async { HttpResponse::Ok().json(tools()) }),
+                web::get().to(|| async { HttpResponse::Ok().json(rest_tools()) }),
             )
             .route(
                 "/tools/{name}/execute",
