@@ -139,11 +139,10 @@ pub async fn build_gateway(
     let catalog = CatalogHandle::default();
     let separator = settings.mcp.name_separator.clone();
     let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
+    // Names are unique (validated), so registration cannot fail: queue them all at once rather
+    // than waiting for each, which with 100 connectors held start-up for seconds.
     for connector in connectors {
-        registry
-            .send(connector)
-            .await
-            .context("registry stopped")??;
+        registry.do_send(connector);
     }
     let served = Arc::new(ServedVersions::default());
     let deps = TrainerDeps {
