@@ -12,6 +12,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::store;
 use crate::connector::ConnectorSettings;
 use crate::gateway::Gateway;
 use crate::registry::{
@@ -233,30 +234,4 @@ fn invalid(field: &str, problem: &str) -> ApiError {
 
 fn to_json(settings: &ConnectorSettings) -> Result<String, ApiError> {
     serde_json::to_string(settings).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// Runs a store operation on a blocking thread; a store failure becomes a 500 logged once.
-pub(super) async fn store<T: Send + 'static>(
-    gateway: &Gateway,
-    op: impl FnOnce(&mut crate::store::AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    let pool = gateway.pool.clone();
-    let outcome = web::block(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| format!("no store connection: {e}"))?;
-        op(&mut conn).map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => "unique".to_string(),
-            other => other.to_string(),
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    outcome.map_err(|e| match e.as_str() {
-        "unique" => ApiError::Conflict("a connector with this name is already stored".into()),
-        _ => ApiError::Internal(format!("store: {e}")),
-    })
 }

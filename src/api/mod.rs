@@ -19,6 +19,7 @@ pub use error::ApiError;
 pub use servers::restore as restore_servers;
 
 use crate::gateway::Gateway;
+use crate::store::AnyConnection;
 use crate::transport::guard::{bearer_accepted, unauthorized};
 
 /// Mounts the probes, `/metrics` and `/api/v1`.
@@ -74,4 +75,30 @@ async fn admin_guard(
         let response: HttpResponse = unauthorized();
         Ok(req.into_response(response).map_into_right_body())
     }
+}
+
+/// Runs a store operation on a blocking thread; a store failure becomes a 500 logged once.
+async fn store<T: Send + 'static>(
+    gateway: &Gateway,
+    op: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = gateway.pool.clone();
+    let outcome = web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| format!("no store connection: {e}"))?;
+        op(&mut conn).map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => "unique".to_string(),
+            other => other.to_string(),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    outcome.map_err(|e| match e.as_str() {
+        "unique" => ApiError::Conflict("a connector with this name is already stored".into()),
+        _ => ApiError::Internal(format!("store: {e}")),
+    })
 }

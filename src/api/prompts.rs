@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::connectors::store;
 use super::error::ApiError;
+use super::store;
 use crate::gateway::Gateway;
 use crate::store::prompts;
 use crate::trainer::safety;

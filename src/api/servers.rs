@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::connectors::store;
 use super::error::ApiError;
+use super::store;
 use crate::gateway::Gateway;
 use crate::mcp::scope::VirtualServer;
 use crate::store::servers::{self as stored, StoredServer};

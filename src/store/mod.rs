@@ -52,14 +52,6 @@ impl Target {
             Target::Sqlite(url.strip_prefix("sqlite://").unwrap_or(url).to_string())
         }
     }
-
-    /// The backend's name for logs; never the URL, which may hold a password.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Target::Postgres(_) => "postgres",
-            Target::Sqlite(_) => "sqlite",
-        }
-    }
 }
 
 /// Opens connections of the backend that the URL names, and only that one.
