@@ -176,13 +176,7 @@ async fn identical_concurrent_reads_reach_the_backend_once() {
         );
     }
     assert_eq!(backend.reads(), 1);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"mcpgate_cache_lookups_total{cache="resource_read",result="hit"} 4"#),
         "{text}"
@@ -275,13 +269,7 @@ async fn an_over_limit_call_is_refused_with_when_to_retry_and_counted() {
         .unwrap()
         .contains("retry in"));
     assert_eq!(backend.executions(), 2);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"mcpgate_rate_limited_total{connector="c"} 1"#),
         "{text}"
@@ -311,13 +299,7 @@ async fn credentials_from_the_environment_reach_the_backend_and_nothing_else() {
         .rpc(&session, "tools/call", json!({"name": "c_echo"}))
         .await;
     let (_, listed) = app.get_json("/api/v1/connectors").await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = app.metrics_text().await;
 
     let (_, _, headers) = backend.state.last_execute.lock().unwrap().clone().unwrap();
     let sent = headers.iter().find(|(k, _)| k == "authorization").unwrap();

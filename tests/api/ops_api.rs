@@ -246,13 +246,7 @@ async fn prometheus_metrics_count_calls_breakers_and_sessions() {
     .await;
     app.rpc(&session, "tools/list", json!({})).await;
 
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
+    let text = app.metrics_text().await;
 
     for line in [
         r#"mcpgate_tool_calls_total{connector="c",outcome="ok",tool="echo"} 1"#,
