@@ -130,3 +130,26 @@ pub fn ping(pool: &Pool) -> bool {
         .map(|mut conn| conn.ping().is_ok())
         .unwrap_or(false)
 }
+
+/// Runs `f` in a transaction that reads and then writes. On SQLite it takes the write lock up
+/// front (`BEGIN IMMEDIATE`): a deferred transaction that read first fails with "database is
+/// locked" when another connection wrote in between, whatever the busy timeout.
+pub fn write<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    conn.batch_execute("BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            conn.batch_execute("COMMIT")?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            Err(err)
+        }
+    }
+}

@@ -67,7 +67,7 @@ pub fn add_version(
     reason: &str,
     now_ms: i64,
 ) -> QueryResult<i64> {
-    conn.transaction(|conn| {
+    super::write(conn, |conn| {
         let last: Option<i64> = prompt_versions::table
             .filter(prompt_versions::target_kind.eq(kind))
             .filter(prompt_versions::target.eq(target))
@@ -125,7 +125,7 @@ pub fn move_label(
     reason: &str,
     now_ms: i64,
 ) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    super::write(conn, |conn| {
         let from = label(conn, kind, target, name)?;
         let key = (
             prompt_labels::target_kind.eq(kind),

@@ -3,7 +3,7 @@
 //! `tools/list` and `prompts/get`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -24,6 +24,9 @@ pub struct Served {
 #[derive(Default)]
 pub struct ServedVersions {
     inner: ArcSwap<HashMap<(String, String), Served>>,
+    /// Held from reading the store to publishing what was read, so that of two reloads racing
+    /// the older read can never be published last.
+    reloading: Mutex<()>,
     /// Versions tried side by side (the reinforcement approach).
     pub experiments: Experiments,
 }
@@ -51,6 +54,7 @@ impl ServedVersions {
 
     /// Reloads every production version from the store (on a blocking thread's time).
     pub fn reload(&self, pool: &Pool) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let rows = prompts::production(&mut conn).map_err(|e| e.to_string())?;
         let map = rows
