@@ -38,6 +38,8 @@ pub struct Experiments {
     inner: Mutex<HashMap<(String, String), Experiment>>,
     /// How many experiments run: lets the hot path skip the lock when none does.
     running: AtomicUsize,
+    /// The draws' source (seeded at random unless [`Experiments::seed`] says otherwise).
+    rng: Mutex<fastrand::Rng>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,13 @@ struct Experiment {
 }
 
 impl Experiments {
+    /// Makes the draws repeatable from `seed` on.
+    pub fn seed(&self, seed: u64) {
+        if let Ok(mut rng) = self.rng.lock() {
+            rng.seed(seed);
+        }
+    }
+
     /// Starts (or replaces) an experiment over `versions`, the first being production; a
     /// `canary` share of new sessions join the draw, the others get production.
     pub fn start(&self, kind: &str, target: &str, versions: Vec<Served>, canary: f64) {
@@ -110,8 +119,9 @@ impl Experiments {
         if let Some(&arm) = experiment.assigned.get(session) {
             return Some(experiment.arms[arm].served.clone());
         }
-        let arm = match fastrand::f64() < experiment.canary {
-            true => thompson(&experiment.arms)?,
+        let mut rng = self.rng.lock().ok()?;
+        let arm = match rng.f64() < experiment.canary {
+            true => thompson(&experiment.arms, &mut rng)?,
             false => 0,
         };
         experiment.assigned.insert(session.to_string(), arm);
@@ -144,13 +154,13 @@ impl Experiments {
 }
 
 /// The arm whose Beta(successes + 1, failures + 1) draw is highest.
-fn thompson(arms: &[Arm]) -> Option<usize> {
+fn thompson(arms: &[Arm], rng: &mut fastrand::Rng) -> Option<usize> {
     (0..arms.len())
         .map(|i| {
             let arm = &arms[i];
             (
                 i,
-                beta(arm.successes as f64 + 1.0, arm.failures as f64 + 1.0),
+                beta(arm.successes as f64 + 1.0, arm.failures as f64 + 1.0, rng),
             )
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -158,23 +168,23 @@ fn thompson(arms: &[Arm]) -> Option<usize> {
 }
 
 /// A draw from Beta(a, b), as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
-fn beta(a: f64, b: f64) -> f64 {
-    let x = gamma(a);
-    let y = gamma(b);
+fn beta(a: f64, b: f64, rng: &mut fastrand::Rng) -> f64 {
+    let x = gamma(a, rng);
+    let y = gamma(b, rng);
     x / (x + y)
 }
 
 /// A draw from Gamma(shape, 1) for shape >= 1 (Marsaglia and Tsang).
-fn gamma(shape: f64) -> f64 {
+fn gamma(shape: f64, rng: &mut fastrand::Rng) -> f64 {
     let d = shape - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
     loop {
-        let x = normal();
+        let x = normal(rng);
         let v = (1.0 + c * x).powi(3);
         if v <= 0.0 {
             continue;
         }
-        let u = fastrand::f64().max(f64::MIN_POSITIVE);
+        let u = rng.f64().max(f64::MIN_POSITIVE);
         if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
             return d * v;
         }
@@ -182,9 +192,9 @@ fn gamma(shape: f64) -> f64 {
 }
 
 /// A standard normal draw (Box–Muller).
-fn normal() -> f64 {
-    let u1 = fastrand::f64().max(f64::MIN_POSITIVE);
-    let u2 = fastrand::f64();
+fn normal(rng: &mut fastrand::Rng) -> f64 {
+    let u1 = rng.f64().max(f64::MIN_POSITIVE);
+    let u2 = rng.f64();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
@@ -250,7 +260,8 @@ mod tests {
 
     #[test]
     fn beta_draws_stay_in_the_unit_interval_around_the_mean() {
-        let draws: Vec<f64> = (0..2000).map(|_| beta(8.0, 2.0)).collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let draws: Vec<f64> = (0..2000).map(|_| beta(8.0, 2.0, &mut rng)).collect();
         assert!(draws.iter().all(|d| (0.0..=1.0).contains(d)));
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         assert!((mean - 0.8).abs() < 0.03, "{mean}");
