@@ -118,6 +118,9 @@ pub struct LlmSettings {
     pub timeout_ms: u64,
     /// Calls allowed per training run.
     pub max_calls_per_run: u32,
+    /// Calls allowed in any 24 hours, all runs together (0: no limit); when spent, runs use
+    /// the approaches that need no LLM.
+    pub max_calls_per_day: u32,
 }
 
 /// The ops API under `/api/v1`.

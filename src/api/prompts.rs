@@ -120,30 +120,44 @@ pub async fn deploy(
     let version = body.version;
     let now = crate::connector::now_ms();
     let (kind, name) = (t.kind.clone(), t.name.clone());
+    let original = t.original.clone();
     let known = store(&gateway, move |conn| {
         let known = prompts::versions(conn, &kind, &name)?
             .iter()
             .any(|v| v.version == version);
-        if known {
-            prompts::move_label(
-                conn,
-                &kind,
-                &name,
-                "production",
-                version,
-                "deployed through the API",
-                now,
-            )?;
+        if !known {
+            return Ok(None);
         }
-        Ok(known)
+        let previous = prompts::ensure_baseline(conn, &kind, &name, &original, now)?;
+        prompts::move_label(
+            conn,
+            &kind,
+            &name,
+            "production",
+            version,
+            "deployed through the API",
+            now,
+        )?;
+        Ok(Some(previous))
     })
     .await?;
-    if !known {
+    let Some(previous) = known else {
         return Err(ApiError::NotFound(format!(
             "`{id}` has no version {version}"
         )));
-    }
+    };
     reload(&gateway).await?;
+    if previous != version {
+        gateway
+            .feedback
+            .trainer
+            .do_send(crate::trainer::WatchDeploy {
+                kind: t.kind,
+                target: t.name,
+                version,
+                previous,
+            });
+    }
     Ok(HttpResponse::Ok().json(json!({ "production": version })))
 }
 

@@ -8,13 +8,18 @@
 //! feedback (the feedback recorder does) and serves nothing (the served versions do).
 
 pub mod approaches;
+mod batch;
 pub mod evaluate;
 pub mod experiment;
+pub mod joint;
 pub mod llm;
+pub mod meta_prompt;
 pub mod run;
 pub mod safety;
 pub mod served;
 mod stats;
+mod watch;
+pub mod words;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -33,11 +38,16 @@ use llm::Llm;
 use served::ServedVersions;
 pub use stats::TargetView;
 use stats::{view_of, Seen};
+use watch::Watch;
 
 /// Recorded uses kept per target for examples and evaluation.
 const MAX_EXAMPLES: usize = 200;
 /// Suggestions kept per target.
 const MAX_SUGGESTIONS: usize = 50;
+/// Other tools of the same backend whose texts a candidate is evaluated against.
+const MAX_SIBLINGS: usize = 100;
+/// Recent recorded calls of each sibling a candidate is evaluated on.
+const SIBLING_CALLS: usize = 20;
 
 /// One piece of feedback or one automatic signal, with the call's arguments when it is one.
 #[derive(Message)]
@@ -64,6 +74,31 @@ pub struct TrainNow {
     pub target: String,
 }
 
+/// Checks every trigger and every watched version now, as the periodic check does.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckNow;
+
+/// How many runs, experiment conclusions and rollbacks are under way.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Pending;
+
+/// Watch a version deployed by hand like one the trainer deployed: roll it back to `previous`
+/// when its live results breach the threshold.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchDeploy {
+    /// `tool` or `prompt`.
+    pub kind: String,
+    /// The target's name.
+    pub target: String,
+    /// The version deployed.
+    pub version: i64,
+    /// The production version it replaced.
+    pub previous: i64,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainingOutcome {
@@ -77,15 +112,6 @@ pub struct TrainingOutcome {
     pub version: Option<i64>,
     /// The evaluation, if one ran.
     pub evaluation: Option<Value>,
-}
-
-/// A version the trainer deployed, watched against the one it replaced.
-#[derive(Debug, Clone)]
-struct Watch {
-    version: i64,
-    previous: i64,
-    /// The error rate of the replaced version when it was replaced.
-    baseline: f64,
 }
 
 /// What the trainer needs besides feedback.
@@ -117,6 +143,10 @@ pub struct Trainer {
     last_run: HashMap<(String, String), Instant>,
     /// Versions deployed by the trainer, watched.
     watched: HashMap<(String, String), Watch>,
+    /// Runs, conclusions and rollbacks under way.
+    pending: usize,
+    /// When each LLM call of the last 24 hours was made (or reserved by a run under way).
+    llm_calls: VecDeque<Instant>,
 }
 
 impl Trainer {
@@ -142,6 +172,8 @@ impl Trainer {
             running: HashSet::new(),
             last_run: HashMap::new(),
             watched: HashMap::new(),
+            pending: 0,
+            llm_calls: VecDeque::new(),
         }
     }
 
@@ -149,8 +181,19 @@ impl Trainer {
         view_of(kind, target, seen.iter())
     }
 
+    /// Whether the LLM's daily call budget is spent (forgetting calls older than a day).
+    fn llm_spent(&mut self) -> bool {
+        let day = Duration::from_secs(86_400);
+        while self.llm_calls.front().is_some_and(|at| at.elapsed() > day) {
+            self.llm_calls.pop_front();
+        }
+        let cap = self.settings.llm.max_calls_per_day as usize;
+        cap > 0 && self.llm_calls.len() >= cap
+    }
+
     /// What a run for `key` needs, or why it cannot run.
-    fn job(&self, key: &(String, String), trigger: &str) -> Result<run::Job, String> {
+    fn job(&mut self, key: &(String, String), trigger: &str) -> Result<run::Job, String> {
+        let spent = self.llm.is_some() && self.llm_spent();
         let snapshot = self.deps.catalog.load();
         let (kind, target) = key;
         let entry = match kind.as_str() {
@@ -172,13 +215,49 @@ impl Trainer {
             .get(kind, target)
             .map_or_else(|| original.clone(), |s| s.text);
         let placeholders = crate::catalog::required_arguments(&entry.item);
+        let mut context = evaluate::Context {
+            schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        if kind == "tool" {
+            let siblings =
+                snapshot.catalog.tools.iter().filter(|e| {
+                    e.connector == entry.connector && e.item["name"] != target.as_str()
+                });
+            for sibling in siblings.take(MAX_SIBLINGS) {
+                let name = sibling.item["name"].as_str().unwrap_or_default();
+                let text = self.deps.served.get(kind, name).map_or_else(
+                    || {
+                        sibling.item["description"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .into()
+                    },
+                    |s| s.text,
+                );
+                let calls = self.examples.get(&(kind.clone(), name.to_string()));
+                let calls = calls
+                    .into_iter()
+                    .flatten()
+                    .rev()
+                    .take(SIBLING_CALLS)
+                    .cloned();
+                context.siblings.push(evaluate::Sibling {
+                    name: name.to_string(),
+                    text,
+                    schema: sibling.item.get("inputSchema").cloned().unwrap_or_default(),
+                    calls: calls.collect(),
+                });
+            }
+        }
         Ok(run::Job {
             kind: kind.clone(),
             target: target.clone(),
             trigger: trigger.into(),
             current,
             original,
-            schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
+            schema: context.schema.clone(),
+            context,
             examples: self
                 .examples
                 .get(key)
@@ -189,7 +268,8 @@ impl Trainer {
                 .get(key)
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default(),
-            llm: self.llm.clone(),
+            llm: self.llm.clone().filter(|_| !spent),
+            llm_spent: spent,
             llm_budget: self.settings.llm.max_calls_per_run,
             margin: self.settings.margin,
             placeholders,
@@ -215,27 +295,14 @@ impl Trainer {
                 return;
             }
         };
-        let baseline = self
-            .seen
-            .get(&key)
-            .map_or(0.0, |s| Self::view(&key.0, &key.1, s).error_rate);
-        self.running.insert(key.clone());
-        self.last_run.insert(key.clone(), Instant::now());
+        self.begin_run(&key, job.llm.is_some());
+        let reserved = job.llm.is_some();
         let work = run::train(job, self.deps.pool.clone(), self.deps.served.clone());
+        self.pending += 1;
         ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
-            act.running.remove(&key);
-            if let Some((version, previous)) = finished.deployed {
-                act.watched.insert(
-                    key.clone(),
-                    Watch {
-                        version,
-                        previous,
-                        baseline,
-                    },
-                );
-            }
+            act.pending -= 1;
+            let run = act.end_run(key, reserved && !finished.asked_llm, finished);
             if let Some(reply) = reply {
-                let run = finished.run;
                 let _ = reply.send(Ok(TrainingOutcome {
                     approach: run.approach,
                     reason: run.reason,
@@ -247,27 +314,49 @@ impl Trainer {
         }));
     }
 
-    /// Starts runs whose triggers fire, rolls back watched versions that do worse, and stops
-    /// watching a version once it has twice the minimum volume without a breach.
+    /// Marks `key` as running; reserves an LLM call when the run may ask one.
+    fn begin_run(&mut self, key: &(String, String), reserve_llm: bool) {
+        self.running.insert(key.clone());
+        self.last_run.insert(key.clone(), Instant::now());
+        if reserve_llm {
+            self.llm_calls.push_back(Instant::now());
+        }
+    }
+
+    /// Bookkeeping after a run of `key`: no longer running, the unused LLM reservation given
+    /// back, a deployed version watched. Returns the recorded run.
+    fn end_run(
+        &mut self,
+        key: (String, String),
+        release_llm: bool,
+        finished: run::Finished,
+    ) -> crate::store::training_runs::NewRun {
+        self.running.remove(&key);
+        if release_llm {
+            self.llm_calls.pop_back();
+        }
+        if let Some((version, previous)) = finished.deployed {
+            self.watch(key, version, previous);
+        }
+        finished.run
+    }
+
+    /// Starts runs whose triggers fire, busiest targets first (they get the LLM's budget first);
+    /// rolls back watched versions that do worse, and stops watching a version once it has twice
+    /// the minimum volume without a breach. Triggers read only the signals that came after a
+    /// target's last run, so that a run needs new evidence.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let mut due = Vec::new();
-        let mut rollbacks = Vec::new();
-        let mut proven = Vec::new();
+        let snapshot = self.deps.catalog.load();
         for (key, seen) in &self.seen {
-            let view = Self::view(&key.0, &key.1, seen);
-            if let Some(watch) = self.watched.get(key) {
-                let live = view_of(
-                    &key.0,
-                    &key.1,
-                    seen.iter().filter(|s| s.version == Some(watch.version)),
-                );
-                let breached = live.error_rate > watch.baseline + self.settings.rollback_margin;
-                if live.uses >= self.settings.min_volume.max(2) / 2 && breached {
-                    rollbacks.push((key.clone(), watch.clone(), live.error_rate));
-                } else if live.uses >= self.settings.min_volume.max(2) * 2 && !breached {
-                    proven.push(key.clone());
-                }
+            let since = self.last_run.get(key);
+            let view = view_of(
+                &key.0,
+                &key.1,
+                seen.iter().filter(|s| since.is_none_or(|at| s.at >= *at)),
+            );
+            if self.watched.contains_key(key) {
                 continue;
             }
             if !self.settings.enabled || self.running.contains(key) {
@@ -286,27 +375,38 @@ impl Trainer {
                 && view
                     .mean_rating
                     .is_some_and(|m| m < self.settings.rating_threshold);
+            let thin = || {
+                let text = match self.deps.served.get(&key.0, &key.1) {
+                    Some(served) => served.text,
+                    None => snapshot.catalog.tool(&key.1).map_or_else(String::new, |e| {
+                        e.item["description"].as_str().unwrap_or_default().into()
+                    }),
+                };
+                approaches::is_thin(&text, &key.1)
+            };
             if errors {
-                due.push((key.clone(), "error_rate"));
+                due.push((key.clone(), "error_rate", view.uses));
             } else if ratings {
-                due.push((key.clone(), "low_rating"));
+                due.push((key.clone(), "low_rating", view.uses));
+            } else if key.0 == "tool"
+                && self.llm.is_some()
+                && view.uses >= self.settings.min_volume
+                && snapshot.catalog.tool(&key.1).is_some()
+                && thin()
+            {
+                due.push((key.clone(), "thin_description", view.uses));
             }
         }
-        for key in proven {
-            self.watched.remove(&key);
-        }
-        for (key, watch, live) in rollbacks {
-            self.watched.remove(&key);
-            let reason = format!(
-                "version {} had a live error rate of {live:.2}, over {:.2} before it",
-                watch.version, watch.baseline
-            );
-            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-            let undo = run::roll_back(pool, served, key.0, key.1, watch.previous, reason);
-            ctx.spawn(undo.into_actor(self));
-        }
-        for (key, trigger) in due {
-            self.start_run(key, trigger, None, ctx);
+        self.check_watches(ctx);
+        due.sort_by_key(|(_, _, uses)| std::cmp::Reverse(*uses));
+        for (key, trigger, _) in due {
+            if self.running.contains(&key) {
+                continue;
+            }
+            match trigger {
+                "thin_description" => self.start_batch(key, &snapshot, ctx),
+                _ => self.start_run(key, trigger, None, ctx),
+            }
         }
         let needed = (self.settings.min_volume as u64 / 2).max(2);
         for key in self.deps.served.experiments.targets() {
@@ -322,17 +422,12 @@ impl Trainer {
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
             let margin = self.settings.margin;
             let done = run::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
+            self.pending += 1;
             ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
+                act.pending -= 1;
                 act.last_run.insert(key.clone(), Instant::now());
-                if let Some((version, previous, baseline)) = deployed {
-                    act.watched.insert(
-                        key,
-                        Watch {
-                            version,
-                            previous,
-                            baseline,
-                        },
-                    );
+                if let Some((version, previous)) = deployed {
+                    act.watch(key, version, previous);
                 }
             }));
         }
@@ -392,7 +487,6 @@ impl Handler<RecordFeedback> for Trainer {
             at: now,
             signal: feedback.signal,
             rating: feedback.rating,
-            version: feedback.version,
         });
         while seen
             .front()
@@ -431,5 +525,29 @@ impl Handler<ListTargets> for Trainer {
                 .map(|((kind, target), seen)| Trainer::view(kind, target, seen))
                 .collect(),
         )
+    }
+}
+
+impl Handler<CheckNow> for Trainer {
+    type Result = ();
+
+    fn handle(&mut self, _msg: CheckNow, ctx: &mut Self::Context) {
+        self.tick(ctx);
+    }
+}
+
+impl Handler<Pending> for Trainer {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: Pending, _ctx: &mut Self::Context) -> usize {
+        self.pending
+    }
+}
+
+impl Handler<WatchDeploy> for Trainer {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchDeploy, _ctx: &mut Self::Context) {
+        self.watch((msg.kind, msg.target), msg.version, msg.previous);
     }
 }

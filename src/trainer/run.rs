@@ -12,6 +12,7 @@ use super::evaluate;
 use super::llm::Llm;
 use super::safety;
 use super::served::{Served, ServedVersions};
+use super::{joint, meta_prompt};
 use crate::store::training_runs::NewRun;
 use crate::store::{prompts, training_runs, Pool};
 
@@ -29,12 +30,16 @@ pub struct Job {
     pub original: String,
     /// The tool's input schema (tools only).
     pub schema: Value,
+    /// The siblings' texts and calls, and the schema, for the evaluation.
+    pub context: evaluate::Context,
     /// Recorded uses, newest last.
     pub examples: Vec<Example>,
     /// Suggestions received (data).
     pub suggestions: Vec<String>,
-    /// The optimizer LLM, if one is set.
+    /// The optimizer LLM, if one is set and its daily budget is not spent.
     pub llm: Option<Llm>,
+    /// Whether an LLM is set but its daily budget is spent.
+    pub llm_spent: bool,
     /// LLM calls allowed in this run.
     pub llm_budget: u32,
     /// The improvement's lower bound must beat this.
@@ -53,10 +58,134 @@ pub struct Finished {
     pub run: NewRun,
     /// The version deployed and the one it replaced, if the run deployed.
     pub deployed: Option<(i64, i64)>,
+    /// Whether the run asked the LLM.
+    pub asked_llm: bool,
 }
 
 /// Runs `job` to the end and records it.
 pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finished {
+    let (approach, reason, candidate) = propose(&job).await;
+    settle(&job, approach, reason, candidate, None, pool, served).await
+}
+
+/// Runs the jobs of several tools of one backend whose descriptions say little, with one LLM
+/// call that rewrites them all (the meta-prompt, batched); each candidate is then checked,
+/// evaluated, deployed or not, and recorded on its own. The first job's LLM is asked.
+pub async fn train_together(
+    jobs: Vec<Job>,
+    pool: Pool,
+    served: Arc<ServedVersions>,
+) -> Vec<Finished> {
+    let why = "the descriptions of this backend's tools say little beyond their names";
+    let asked = jobs.first().is_some_and(|j| j.llm.is_some());
+    let answer = match jobs.first().and_then(|j| j.llm.clone()) {
+        None if jobs.first().is_some_and(|j| j.llm_spent) => {
+            Err("the LLM's daily call budget is spent".to_string())
+        }
+        None => Err("no LLM is set".to_string()),
+        Some(llm) => {
+            let tools: Vec<(&str, &str, &Value)> = jobs
+                .iter()
+                .map(|j| (j.target.as_str(), j.current.as_str(), &j.schema))
+                .collect();
+            let request = meta_prompt::batch_request(&tools);
+            llm.complete(&request).await
+        }
+    };
+    let texts: Result<serde_json::Map<String, Value>, String> = answer.and_then(|a| {
+        meta_prompt::batch_answer(&a)
+            .ok_or_else(|| "the LLM's answer is not a JSON object of descriptions".into())
+    });
+    let mut candidates: Vec<(String, Option<String>)> = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        candidates.push(match &texts {
+            Err(err) => (format!("{why}; {err}"), None),
+            Ok(map) => match map.get(&job.target).and_then(Value::as_str) {
+                Some(text) => (
+                    format!(
+                        "{why}, and an LLM is set (one call for {} tools)",
+                        jobs.len()
+                    ),
+                    Some(text.trim().to_string()),
+                ),
+                None => (
+                    format!("{why}; the LLM's answer has no description for it"),
+                    None,
+                ),
+            },
+        });
+    }
+    let verdict = jobs
+        .first()
+        .map(|first| judge_together(first, &jobs, &candidates));
+    let mut finished = Vec::with_capacity(jobs.len());
+    for (i, (job, (reason, candidate))) in jobs.iter().zip(candidates).enumerate() {
+        let given = verdict.as_ref().map(|v| (v.evaluation.clone(), v.kept[i]));
+        let (pool, served) = (pool.clone(), served.clone());
+        let mut done = settle(job, "meta-prompt", reason, candidate, given, pool, served).await;
+        done.asked_llm = asked;
+        finished.push(done);
+    }
+    finished
+}
+
+/// The joint verdict on the safe candidates of `jobs`, whose first job's backend they all
+/// belong to; `kept` is indexed like `jobs`.
+fn judge_together(
+    first: &Job,
+    jobs: &[Job],
+    candidates: &[(String, Option<String>)],
+) -> joint::Verdict {
+    let safe = |i: usize| {
+        let text = candidates[i].1.as_deref()?;
+        let job = &jobs[i];
+        safety::check(&job.original, text, &job.placeholders)
+            .is_ok()
+            .then_some(text)
+    };
+    let in_batch = |name: &str| jobs.iter().position(|j| j.target == name);
+    let mut members = vec![joint::Member {
+        deployed: &first.current,
+        candidate: safe(0),
+        schema: &first.schema,
+        calls: &first.examples,
+    }];
+    let mut index = vec![Some(0)];
+    for sibling in &first.context.siblings {
+        let job = in_batch(&sibling.name);
+        members.push(joint::Member {
+            deployed: &sibling.text,
+            candidate: job.and_then(safe),
+            schema: &sibling.schema,
+            calls: &sibling.calls,
+        });
+        index.push(job);
+    }
+    let verdict = joint::compare_together(&members, first.margin);
+    let mut kept = vec![false; jobs.len()];
+    for (member, job) in index.iter().enumerate() {
+        if let Some(job) = job {
+            kept[*job] = verdict.kept[member];
+        }
+    }
+    joint::Verdict {
+        evaluation: verdict.evaluation,
+        kept,
+    }
+}
+
+/// Checks, evaluates, deploys (or tries live, or rejects) a run's candidate, and records the
+/// run. `given` is the evaluation of a candidate judged with others (and whether it was kept),
+/// which is then deployed or rejected, never tried live.
+async fn settle(
+    job: &Job,
+    approach: &'static str,
+    reason: String,
+    candidate: Option<String>,
+    given: Option<(evaluate::Evaluation, bool)>,
+    pool: Pool,
+    served: Arc<ServedVersions>,
+) -> Finished {
     let now = crate::connector::now_ms();
     let mut run = NewRun {
         target_kind: job.kind.clone(),
@@ -69,7 +198,7 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
         evaluation: None,
         started_at_ms: now,
     };
-    let (approach, reason, candidate) = propose(&job).await;
+    let asked_llm = approach == "meta-prompt";
     run.approach = approach.into();
     run.reason = reason;
     let mut deployed = None;
@@ -83,21 +212,28 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
                 );
             }
             Ok(()) => {
-                let parameters: Vec<String> = job.schema["properties"]
-                    .as_object()
-                    .map(|p| p.keys().cloned().collect())
-                    .unwrap_or_default();
-                let result = evaluate::compare(
-                    &job.current,
-                    &candidate,
-                    &job.examples,
-                    &parameters,
-                    job.margin,
-                );
+                let (result, kept) = match &given {
+                    Some((evaluation, kept)) => (evaluation.clone(), *kept),
+                    None => {
+                        let own = evaluate::compare(
+                            &job.current,
+                            &candidate,
+                            &job.examples,
+                            &job.context,
+                            job.margin,
+                        );
+                        (own, true)
+                    }
+                };
                 run.evaluation = serde_json::to_string(&result).ok();
-                if result.better {
-                    match store_candidate(&pool, &job, &candidate, approach, "production", now)
-                        .await
+                if !kept {
+                    run.outcome = "rejected".into();
+                    run.reason = format!(
+                        "{}; dropped from the backend's set: the set scores higher without it",
+                        run.reason
+                    );
+                } else if result.better {
+                    match store_candidate(&pool, job, &candidate, approach, "production", now).await
                     {
                         Ok((version, previous)) => {
                             run.outcome = "deployed".into();
@@ -112,8 +248,8 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
                                 format!("{}; storing the version failed: {err}", run.reason);
                         }
                     }
-                } else if job.examples.len() >= 4 && result.improvement >= 0.0 {
-                    match store_candidate(&pool, &job, &candidate, approach, "variant", now).await {
+                } else if given.is_none() && job.examples.len() >= 4 && result.improvement >= 0.0 {
+                    match store_candidate(&pool, job, &candidate, approach, "variant", now).await {
                         Ok((variant, production)) => {
                             let arms = vec![
                                 Served {
@@ -169,35 +305,59 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
         run.approach,
         run.reason
     );
-    Finished { run, deployed }
+    Finished {
+        run,
+        deployed,
+        asked_llm,
+    }
 }
 
 /// Picks the approach from the feedback pattern and makes a candidate.
 async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
     let failures: Vec<&Example> = job.examples.iter().filter(|e| !e.ok).collect();
     let successes = job.examples.len() - failures.len();
-    if !job.suggestions.is_empty() || failures.len() * 2 > job.examples.len().max(1) {
-        if let (Some(llm), true) = (&job.llm, job.llm_budget > 0) {
-            let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
-            let request = approaches::meta_prompt_request(&job.current, &errors, &job.suggestions);
-            return match llm.complete(&request).await {
-                Ok(text) => (
-                    "meta-prompt",
-                    "suggestions or failures, and an LLM is set".into(),
-                    Some(text),
-                ),
-                Err(err) => ("meta-prompt", format!("the LLM failed: {err}"), None),
-            };
-        }
+    let misrouted = failures
+        .iter()
+        .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
+        .count();
+    let hardened = (job.kind == "tool" && !failures.is_empty())
+        .then(|| approaches::harden(&job.current, &job.schema, &job.examples))
+        .flatten();
+    let thin = job.kind == "tool" && approaches::is_thin(&job.current, &job.target);
+    let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
+    let why = if thin {
+        Some("the description says little beyond the tool's name")
+    } else if mostly_failing && (hardened.is_none() || misrouted * 2 > failures.len()) {
+        Some("most calls fail, and the text does not say what the tool is for")
+    } else if !job.suggestions.is_empty() && hardened.is_none() {
+        Some("suggestions came in")
+    } else {
+        None
+    };
+    if let (Some(why), Some(llm), true) = (why, &job.llm, job.llm_budget > 0) {
+        let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
+        let request = meta_prompt::request(
+            &job.target,
+            &job.current,
+            &job.schema,
+            &errors,
+            &job.suggestions,
+        );
+        return match llm.complete(&request).await {
+            Ok(text) => (
+                "meta-prompt",
+                format!("{why}, and an LLM is set"),
+                Some(text),
+            ),
+            Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
+        };
     }
-    if !failures.is_empty() && job.kind == "tool" {
-        if let Some(text) = approaches::harden(&job.current, &job.schema, &job.examples) {
-            let reason = format!(
-                "{} failing calls name parameters the text does not document",
-                failures.len()
-            );
-            return ("adversarial", reason, Some(text));
-        }
+    if let Some(text) = hardened {
+        let reason = format!(
+            "{} failing calls name parameters the text does not document",
+            failures.len()
+        );
+        return ("adversarial", reason, Some(text));
     }
     if successes >= 2 && job.kind == "tool" {
         if let Some(text) = approaches::few_shot(&job.current, &job.examples, job.example_values) {
@@ -205,8 +365,11 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
             return ("few-shot", reason, Some(text));
         }
     }
-    let reason = match (&job.llm, job.suggestions.is_empty()) {
-        (None, false) => "suggestions need the meta-prompt, which is disabled without an LLM",
+    let reason = match (&job.llm, job.llm_spent, why) {
+        (None, true, Some(_)) => {
+            "the meta-prompt is needed, but the LLM's daily call budget is spent"
+        }
+        (None, false, Some(_)) => "the meta-prompt is needed, and it is disabled without an LLM",
         _ => "not enough recorded interactions to learn from",
     };
     ("none", reason.into(), None)
@@ -254,7 +417,7 @@ pub async fn conclude(
     kind: String,
     target: String,
     margin: f64,
-) -> Option<(i64, i64, f64)> {
+) -> Option<(i64, i64)> {
     let arms = served.experiments.end(&kind, &target)?;
     let production = arms.first()?.clone();
     let best = arms
@@ -289,7 +452,6 @@ pub async fn conclude(
         started_at_ms: now,
     };
     let (version, previous) = (best.served.version, production.served.version);
-    let baseline = production.failures as f64 / production.uses().max(1) as f64;
     let stored = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         if wins {
@@ -311,7 +473,7 @@ pub async fn conclude(
     if let Ok(Err(err)) = &stored {
         log::error!("concluding the experiment failed: {err}");
     }
-    wins.then_some((version, previous, baseline))
+    wins.then_some((version, previous))
 }
 
 /// Returns production to `previous` because live results breached their thresholds.

@@ -26,13 +26,23 @@ pub struct TargetView {
     pub error_rate: f64,
 }
 
+/// Whether `errors` out of `uses` show, at 95% confidence (one-sided binomial z-test), an error
+/// rate above `limit`.
+pub(super) fn above(errors: usize, uses: usize, limit: f64) -> bool {
+    if uses == 0 {
+        return false;
+    }
+    let p0 = limit.clamp(0.01, 0.99);
+    let rate = errors as f64 / uses as f64;
+    (rate - p0) / (p0 * (1.0 - p0) / uses as f64).sqrt() > 1.645
+}
+
 /// What the window keeps of one signal.
 #[derive(Debug, Clone)]
 pub(super) struct Seen {
     pub(super) at: Instant,
     pub(super) signal: String,
     pub(super) rating: Option<f64>,
-    pub(super) version: Option<i64>,
 }
 
 /// The figures of a run of signals.
@@ -82,7 +92,6 @@ mod tests {
             at: Instant::now(),
             signal: signal.into(),
             rating,
-            version: None,
         }
     }
 

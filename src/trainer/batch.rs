@@ -1,0 +1,86 @@
+//! Batched meta-prompt runs: when a tool's description says little beyond its name, the other
+//! tools of its backend whose descriptions are as thin are rewritten with it in one LLM call, so
+//! that a backend's tools improve together (a well-described tool beside bare siblings takes
+//! their requests) and the LLM budget goes further. Tools that never got traffic are reached
+//! this way too.
+
+use actix::prelude::*;
+
+use super::{approaches, run, Trainer};
+use crate::registry::Snapshot;
+
+/// Tools rewritten in one call at most.
+const MAX_BATCH: usize = 20;
+
+impl Trainer {
+    /// The thin tools of `key`'s backend that may join its batch: not running, not watched, and
+    /// never run before or with enough new uses since their last run.
+    fn thin_siblings(&self, key: &(String, String), snapshot: &Snapshot) -> Vec<(String, String)> {
+        let Some(entry) = snapshot.catalog.tool(&key.1) else {
+            return Vec::new();
+        };
+        snapshot
+            .catalog
+            .tools
+            .iter()
+            .filter(|e| e.connector == entry.connector)
+            .filter_map(|e| e.item["name"].as_str())
+            .filter(|name| *name != key.1)
+            .map(|name| ("tool".to_string(), name.to_string()))
+            .filter(|k| !self.running.contains(k) && !self.watched.contains_key(k))
+            .filter(|k| match self.last_run.get(k) {
+                None => true,
+                Some(at) => {
+                    let seen = self.seen.get(k).into_iter().flatten();
+                    let uses = super::stats::view_of(&k.0, &k.1, seen.filter(|s| s.at >= *at));
+                    uses.uses >= self.settings.min_volume
+                }
+            })
+            .filter(|k| {
+                let text = match self.deps.served.get(&k.0, &k.1) {
+                    Some(served) => served.text,
+                    None => snapshot.catalog.tool(&k.1).map_or_else(String::new, |e| {
+                        e.item["description"].as_str().unwrap_or_default().into()
+                    }),
+                };
+                approaches::is_thin(&text, &k.1)
+            })
+            .take(MAX_BATCH - 1)
+            .collect()
+    }
+
+    /// Starts one batched run for `key` and its thin siblings.
+    pub(super) fn start_batch(
+        &mut self,
+        key: (String, String),
+        snapshot: &Snapshot,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut keys = vec![key];
+        keys.extend(self.thin_siblings(&keys[0], snapshot));
+        let mut jobs = Vec::new();
+        let mut started = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let Ok(job) = self.job(&key, "thin_description") else {
+                continue;
+            };
+            self.begin_run(&key, i == 0 && job.llm.is_some());
+            started.push(key);
+            jobs.push(job);
+        }
+        let Some(reserved) = jobs.first().map(|j| j.llm.is_some()) else {
+            return;
+        };
+        let work = run::train_together(jobs, self.deps.pool.clone(), self.deps.served.clone());
+        self.pending += 1;
+        ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
+            act.pending -= 1;
+            let asked = finished.iter().any(|f| f.asked_llm);
+            let mut release = reserved && !asked;
+            for (key, done) in started.into_iter().zip(finished) {
+                act.end_run(key, release, done);
+                release = false;
+            }
+        }));
+    }
+}

@@ -1,0 +1,117 @@
+//! The watch over deployed versions: every version the trainer deploys (or an operator deploys
+//! through the API) is watched against the one it replaced, on the live results of its whole
+//! backend (the target and its sibling tools): a description that takes its siblings' requests
+//! shows as errors on the siblings, not on itself. A breach (an error rate above the baseline
+//! plus the rollback margin, at 95% confidence) rolls production back; twice the minimum volume
+//! without a breach ends the watch.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::stats::{above, view_of};
+use super::{run, Trainer};
+
+/// A deployed version under watch.
+#[derive(Debug, Clone)]
+pub(super) struct Watch {
+    pub(super) version: i64,
+    pub(super) previous: i64,
+    /// When it was deployed.
+    pub(super) since: Instant,
+    /// The target and its siblings, whose signals count.
+    pub(super) group: Vec<(String, String)>,
+    /// The group's error rate before the deploy.
+    pub(super) baseline: f64,
+}
+
+impl Trainer {
+    /// `key` and the other tools of its backend (a prompt alone).
+    fn group_of(&self, key: &(String, String)) -> Vec<(String, String)> {
+        let snapshot = self.deps.catalog.load();
+        let Some(entry) = snapshot.catalog.tool(&key.1).filter(|_| key.0 == "tool") else {
+            return vec![key.clone()];
+        };
+        let mut group = vec![key.clone()];
+        let siblings = snapshot
+            .catalog
+            .tools
+            .iter()
+            .filter(|e| e.connector == entry.connector);
+        for name in siblings.filter_map(|e| e.item["name"].as_str()) {
+            if name != key.1 {
+                group.push(("tool".to_string(), name.to_string()));
+            }
+        }
+        group
+    }
+
+    /// Uses and errors of `group` since `since` (all of the window when `None`), or before it.
+    fn group_figures(
+        &self,
+        group: &[(String, String)],
+        since: Instant,
+        after: bool,
+    ) -> (usize, usize) {
+        group.iter().fold((0, 0), |(uses, errors), key| {
+            let Some(seen) = self.seen.get(key) else {
+                return (uses, errors);
+            };
+            let view = view_of(
+                &key.0,
+                &key.1,
+                seen.iter().filter(|s| (s.at >= since) == after),
+            );
+            (uses + view.uses, errors + view.errors)
+        })
+    }
+
+    /// Watches `version` of `key`, deployed in place of `previous` just now.
+    pub(super) fn watch(&mut self, key: (String, String), version: i64, previous: i64) {
+        let group = self.group_of(&key);
+        let since = Instant::now();
+        let (uses, errors) = self.group_figures(&group, since, false);
+        let baseline = errors as f64 / uses.max(1) as f64;
+        let watch = Watch {
+            version,
+            previous,
+            since,
+            group,
+            baseline,
+        };
+        self.watched.insert(key, watch);
+    }
+
+    /// Rolls back every watched version whose backend's live results breach, and ends the watch
+    /// of those proven.
+    pub(super) fn check_watches(&mut self, ctx: &mut Context<Self>) {
+        let volume = self.settings.min_volume.max(2);
+        let mut rollbacks = Vec::new();
+        let mut proven = Vec::new();
+        for (key, watch) in &self.watched {
+            let (uses, errors) = self.group_figures(&watch.group, watch.since, true);
+            let limit = watch.baseline + self.settings.rollback_margin;
+            let breached = above(errors, uses, limit);
+            if uses >= volume / 2 && breached {
+                let rate = errors as f64 / uses as f64;
+                rollbacks.push((key.clone(), watch.clone(), rate));
+            } else if uses >= volume * 2 && !breached {
+                proven.push(key.clone());
+            }
+        }
+        for key in proven {
+            self.watched.remove(&key);
+        }
+        for (key, watch, live) in rollbacks {
+            self.watched.remove(&key);
+            let reason = format!(
+                "version {} had a live error rate of {live:.2} on its backend's tools, over {:.2} before it",
+                watch.version, watch.baseline
+            );
+            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+            let undo = run::roll_back(pool, served, key.0, key.1, watch.previous, reason);
+            self.pending += 1;
+            ctx.spawn(undo.into_actor(self).map(|(), act, _| act.pending -= 1));
+        }
+    }
+}
