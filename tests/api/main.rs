@@ -8,6 +8,7 @@ mod failures;
 mod fake_connector;
 mod feedback;
 mod guard;
+mod gym;
 mod helpers;
 mod hub;
 mod interop;

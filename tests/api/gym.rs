@@ -1,0 +1,104 @@
+//! The prompt gym end to end: it runs the real trainer against its simulated world, writes its
+//! report, gives the same figures for the same seed, keeps injected instructions out of what it
+//! deploys, and refuses an unknown scenario by name.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn gym(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcpgate-gym"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn runs(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("gym-report.json")).unwrap();
+    let report: Value = serde_json::from_str(&text).unwrap();
+    report["runs"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_gym_gives_the_same_report_for_the_same_seed() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "--seed",
+        "7",
+        "--scenario",
+        "cold_recovery",
+        "--events",
+        "400",
+    ];
+
+    let first = gym(&args, a.path());
+    let second = gym(&args, b.path());
+
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(second.status.success());
+    let (one, two) = (runs(a.path()), runs(b.path()));
+    assert_eq!(one, two);
+    let run = &one[0];
+    assert_eq!(run["scenario"], "cold_recovery");
+    assert!(run["events"].as_u64().unwrap() >= 400);
+    let calls = run["llm_calls"].as_u64().unwrap();
+    assert!(calls > 0 && calls <= 150, "{run}");
+    let (before, oracle) = (
+        run["before"].as_f64().unwrap(),
+        run["oracle"].as_f64().unwrap(),
+    );
+    assert!(0.0 < before && before < oracle && oracle < 1.0, "{run}");
+    let markdown = std::fs::read_to_string(a.path().join("GYM.md")).unwrap();
+    assert!(markdown.contains("| cold_recovery | 7 |"), "{markdown}");
+}
+
+#[test]
+fn hostile_suggestions_never_reach_a_deployed_description_and_a_bad_deploy_is_watched() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--seed",
+        "3",
+        "--scenario",
+        "injection_through_suggestions",
+        "--scenario",
+        "regression_after_deploy",
+        "--events",
+        "800",
+    ];
+
+    let ran = gym(&args, out.path());
+
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let runs = runs(out.path());
+    assert_eq!(runs[0]["injected"][1], 0, "{}", runs[0]);
+    assert!(runs[0]["candidates"]["manipulative"][0].as_u64().unwrap() > 0);
+    let rollback = &runs[1]["rollback"];
+    assert!(
+        rollback[0].as_u64().unwrap() >= 400,
+        "deployed halfway: {rollback}"
+    );
+}
+
+#[test]
+fn an_unknown_scenario_is_refused_with_the_known_names() {
+    let out = tempfile::tempdir().unwrap();
+
+    let ran = gym(&["--scenario", "nope"], out.path());
+
+    assert!(!ran.status.success());
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(stderr.contains("no scenario is named `nope`"), "{stderr}");
+    assert!(stderr.contains("cold_recovery"), "{stderr}");
+}
