@@ -453,20 +453,24 @@ pub async fn conclude(
     };
     let (version, previous) = (best.served.version, production.served.version);
     let stored = web::block(move || {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        if wins {
-            prompts::move_label(
-                &mut conn,
-                &kind,
-                &target,
-                "production",
-                version,
-                "won the live experiment",
-                now,
-            )
-            .map_err(|e| e.to_string())?;
+        {
+            // Given back before the reload takes one: holding two at once deadlocks the pool
+            // when several conclusions and rollbacks run together.
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            if wins {
+                prompts::move_label(
+                    &mut conn,
+                    &kind,
+                    &target,
+                    "production",
+                    version,
+                    "won the live experiment",
+                    now,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
         }
-        training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
         served.reload(&pool)
     })
     .await;
@@ -498,18 +502,20 @@ pub async fn roll_back(
         started_at_ms: now,
     };
     let result = web::block(move || {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        prompts::move_label(
-            &mut conn,
-            &kind,
-            &target,
-            "production",
-            previous,
-            &reason,
-            now,
-        )
-        .map_err(|e| e.to_string())?;
-        training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            prompts::move_label(
+                &mut conn,
+                &kind,
+                &target,
+                "production",
+                previous,
+                &reason,
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        }
         served.reload(&pool)
     })
     .await;

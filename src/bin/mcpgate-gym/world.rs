@@ -447,16 +447,21 @@ async fn deploy_bad(
     let (name, original) = (data.tools[t].name.clone(), original.to_string());
     let (p, s) = (pool.clone(), served.clone());
     let (version, previous) = web::block(move || {
-        let mut conn = p.get().map_err(|e| e.to_string())?;
-        let conn = &mut conn;
-        let err = |e: diesel::result::Error| e.to_string();
-        let previous = prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
-        let version = prompts::add_version(conn, "tool", &name, &text, "manual", "operator", 0)
-            .map_err(err)?;
-        let reason = "deployed through the API";
-        prompts::move_label(conn, "tool", &name, "production", version, reason, 0).map_err(err)?;
+        let deployed = {
+            let mut conn = p.get().map_err(|e| e.to_string())?;
+            let conn = &mut conn;
+            let err = |e: diesel::result::Error| e.to_string();
+            let previous =
+                prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
+            let version = prompts::add_version(conn, "tool", &name, &text, "manual", "operator", 0)
+                .map_err(err)?;
+            let reason = "deployed through the API";
+            prompts::move_label(conn, "tool", &name, "production", version, reason, 0)
+                .map_err(err)?;
+            (version, previous)
+        };
         s.reload(&p)?;
-        Ok::<_, String>((version, previous))
+        Ok::<_, String>(deployed)
     })
     .await
     .map_err(|e| e.to_string())??;
