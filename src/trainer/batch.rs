@@ -13,8 +13,8 @@ use crate::registry::Snapshot;
 const MAX_BATCH: usize = 20;
 
 impl Trainer {
-    /// The thin tools of `key`'s backend that may join its batch: not running, not watched, and
-    /// never run before or with enough new uses since their last run.
+    /// The thin tools of `key`'s backend that may join its batch: not running, not watched, not
+    /// in a live experiment, and never run before or with enough new uses since their last run.
     fn thin_siblings(&self, key: &(String, String), snapshot: &Snapshot) -> Vec<(String, String)> {
         let Some(entry) = snapshot.catalog.tool(&key.1) else {
             return Vec::new();
@@ -28,6 +28,7 @@ impl Trainer {
             .filter(|name| *name != key.1)
             .map(|name| ("tool".to_string(), name.to_string()))
             .filter(|k| !self.running.contains(k) && !self.watched.contains_key(k))
+            .filter(|k| !self.in_experiment(k))
             .filter(|k| match self.last_run.get(k) {
                 None => true,
                 Some(at) => {

@@ -314,6 +314,12 @@ impl Trainer {
         }));
     }
 
+    /// Whether `key` has a live experiment (a run must wait until it is concluded).
+    fn in_experiment(&self, key: &(String, String)) -> bool {
+        let experiments = &self.deps.served.experiments;
+        !experiments.is_empty() && experiments.arms(&key.0, &key.1).is_some()
+    }
+
     /// Marks `key` as running; reserves an LLM call when the run may ask one.
     fn begin_run(&mut self, key: &(String, String), reserve_llm: bool) {
         self.running.insert(key.clone());
@@ -356,7 +362,7 @@ impl Trainer {
                 &key.1,
                 seen.iter().filter(|s| since.is_none_or(|at| s.at >= *at)),
             );
-            if self.watched.contains_key(key) {
+            if self.watched.contains_key(key) || self.in_experiment(key) {
                 continue;
             }
             if !self.settings.enabled || self.running.contains(key) {
