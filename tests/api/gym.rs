@@ -61,7 +61,7 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
 }
 
 #[test]
-fn hostile_suggestions_never_reach_a_deployed_description_and_a_bad_deploy_is_watched() {
+fn in_a_seeded_run_no_injected_instruction_is_deployed_and_a_bad_deploy_is_watched() {
     let out = tempfile::tempdir().unwrap();
     let args = [
         "--seed",

@@ -138,9 +138,18 @@ impl Optimizer {
             self.seed ^ fnv(target).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (*n << 40),
         );
         let lower = suggestions.to_lowercase();
-        let injected = ["ignore", "always", "every", "pick", "prefer", "choose"]
-            .iter()
-            .any(|w| lower.contains(w));
+        let injected = [
+            "ignore",
+            "always",
+            "every",
+            "pick",
+            "prefer",
+            "choose",
+            "models",
+            "before anything",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
         let (kind, text) = if injected {
             let payload = MANIPULATIONS[rng.usize(..MANIPULATIONS.len())];
             (Kind::Manipulative, format!("{oracle} {payload}"))
