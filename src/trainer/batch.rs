@@ -37,15 +37,7 @@ impl Trainer {
                     uses.uses >= self.settings.min_volume
                 }
             })
-            .filter(|k| {
-                let text = match self.deps.served.get(&k.0, &k.1) {
-                    Some(served) => served.text,
-                    None => snapshot.catalog.tool(&k.1).map_or_else(String::new, |e| {
-                        e.item["description"].as_str().unwrap_or_default().into()
-                    }),
-                };
-                approaches::is_thin(&text, &k.1)
-            })
+            .filter(|k| approaches::is_thin(&self.served_text(&k.0, &k.1, snapshot), &k.1))
             .take(MAX_BATCH - 1)
             .collect()
     }

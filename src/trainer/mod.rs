@@ -2,9 +2,10 @@
 //!
 //! Owns the live view of every target's feedback (ratings, suggestions, tool-call outcomes with
 //! their arguments, prompt fetches) over a sliding window, fed by [`RecordFeedback`] messages
-//! that never hold up a request; the triggers that read it (error rate, mean rating, volume,
-//! cooldown); the training runs it starts ([`run`]); and the watch over each version it
-//! deployed, rolled back by itself when live results breach their threshold. It does not store
+//! that never hold up a request; the triggers that read it (error rate, mean rating, thin
+//! descriptions, volume, cooldown); the training runs it starts ([`run`], batched per backend in
+//! [`batch`]) within the LLM's budget; and the watch over each deployed version ([`watch`]),
+//! rolled back by itself when live results breach their threshold. It does not store
 //! feedback (the feedback recorder does) and serves nothing (the served versions do).
 
 pub mod approaches;
@@ -226,15 +227,7 @@ impl Trainer {
                 });
             for sibling in siblings.take(MAX_SIBLINGS) {
                 let name = sibling.item["name"].as_str().unwrap_or_default();
-                let text = self.deps.served.get(kind, name).map_or_else(
-                    || {
-                        sibling.item["description"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .into()
-                    },
-                    |s| s.text,
-                );
+                let text = self.served_text(kind, name, &snapshot);
                 let calls = self.examples.get(&(kind.clone(), name.to_string()));
                 let calls = calls
                     .into_iter()
@@ -314,6 +307,16 @@ impl Trainer {
         }));
     }
 
+    /// The text served for a tool (its production version, else the backend's description).
+    fn served_text(&self, kind: &str, name: &str, snapshot: &crate::registry::Snapshot) -> String {
+        match self.deps.served.get(kind, name) {
+            Some(served) => served.text,
+            None => snapshot.catalog.tool(name).map_or_else(String::new, |e| {
+                e.item["description"].as_str().unwrap_or_default().into()
+            }),
+        }
+    }
+
     /// Whether `key` has a live experiment (a run must wait until it is concluded).
     fn in_experiment(&self, key: &(String, String)) -> bool {
         let experiments = &self.deps.served.experiments;
@@ -381,15 +384,7 @@ impl Trainer {
                 && view
                     .mean_rating
                     .is_some_and(|m| m < self.settings.rating_threshold);
-            let thin = || {
-                let text = match self.deps.served.get(&key.0, &key.1) {
-                    Some(served) => served.text,
-                    None => snapshot.catalog.tool(&key.1).map_or_else(String::new, |e| {
-                        e.item["description"].as_str().unwrap_or_default().into()
-                    }),
-                };
-                approaches::is_thin(&text, &key.1)
-            };
+            let thin = || approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
             if errors {
                 due.push((key.clone(), "error_rate", view.uses));
             } else if ratings {
