@@ -1,9 +1,9 @@
 //! The watch over deployed versions: every version the trainer deploys (or an operator deploys
 //! through the API) is watched against the one it replaced, on the live results of its whole
 //! backend (the target and its sibling tools): a description that takes its siblings' requests
-//! shows as errors on the siblings, not on itself. A breach (an error rate above the baseline
-//! plus the rollback margin, at 95% confidence) rolls production back; twice the minimum volume
-//! without a breach ends the watch.
+//! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
+//! failures. A breach (a failure rate above the baseline plus the rollback margin, at 95%
+//! confidence) rolls production back; twice the minimum volume without a breach ends the watch.
 
 use std::time::Instant;
 
@@ -46,7 +46,8 @@ impl Trainer {
         group
     }
 
-    /// Uses and errors of `group` since `since` (all of the window when `None`), or before it.
+    /// Outcomes of `group` since `since`, or before it: uses and ratings, and of those the
+    /// failed uses and the bad ratings (under ½).
     fn group_figures(
         &self,
         group: &[(String, String)],
@@ -57,12 +58,10 @@ impl Trainer {
             let Some(seen) = self.seen.get(key) else {
                 return (uses, errors);
             };
-            let view = view_of(
-                &key.0,
-                &key.1,
-                seen.iter().filter(|s| (s.at >= since) == after),
-            );
-            (uses + view.uses, errors + view.errors)
+            let signals = seen.iter().filter(|s| (s.at >= since) == after);
+            let view = view_of(&key.0, &key.1, signals.clone());
+            let bad = signals.filter(|s| s.rating.is_some_and(|r| r < 0.5)).count();
+            (uses + view.uses + view.ratings, errors + view.errors + bad)
         })
     }
 
