@@ -60,7 +60,9 @@ impl Trainer {
             };
             let signals = seen.iter().filter(|s| (s.at >= since) == after);
             let view = view_of(&key.0, &key.1, signals.clone());
-            let bad = signals.filter(|s| s.rating.is_some_and(|r| r < 0.5)).count();
+            let bad = signals
+                .filter(|s| s.rating.is_some_and(|r| r < 0.5))
+                .count();
             (uses + view.uses + view.ratings, errors + view.errors + bad)
         })
     }

@@ -354,3 +354,59 @@ async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_producti
         .await
         .contains("Examples"));
 }
+
+#[actix_web::test]
+async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged_together() {
+    let schema = json!({"type": "object", "required": ["repo"], "properties": {
+        "repo": {"type": "string", "description": "owner/name of the repository"},
+        "query": {"type": "string", "description": "text to look for in issues"}}});
+    let thin = vec![
+        json!({"name": "search", "description": "Search.", "inputSchema": schema}),
+        json!({"name": "strict", "description": "Look up.", "inputSchema": schema}),
+    ];
+    let answer = json!({
+        "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
+        "gh_strict": "Returns one issue by its number."
+    });
+    let (llm, prompts) = fake_llm(&answer.to_string()).await;
+    let backend = FakeConnector::with_tools(thin).await;
+    let app = app(&backend, |s| {
+        s.trainer.enabled = true;
+        s.trainer.min_volume = 4;
+        s.trainer.check_interval_ms = 50;
+        s.trainer.llm.base_url = llm;
+    })
+    .await;
+    let session = app.initialize().await;
+    for query in ["crash on start", "slow query", "wrong issue text", "login fails"] {
+        let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": query}});
+        app.rpc(&session, "tools/call", call).await;
+    }
+
+    let mut served = String::new();
+    for _ in 0..100 {
+        served = description(&app, &session, "gh_search").await;
+        if served != "Search." {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(served, answer["gh_search"], "{runs}");
+    let sent = prompts.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one call for the backend: {sent:?}");
+    assert!(sent[0].contains(r#""tool":"gh_search""#) && sent[0].contains(r#""tool":"gh_strict""#));
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in runs {
+        assert_eq!(run["trigger"], "thin_description");
+        assert!(
+            run["reason"]
+                .as_str()
+                .unwrap()
+                .contains("one call for 2 tools"),
+            "{run}"
+        );
+    }
+}
