@@ -378,7 +378,12 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
     })
     .await;
     let session = app.initialize().await;
-    for query in ["crash on start", "slow query", "wrong issue text", "login fails"] {
+    for query in [
+        "crash on start",
+        "slow query",
+        "wrong issue text",
+        "login fails",
+    ] {
         let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": query}});
         app.rpc(&session, "tools/call", call).await;
     }
@@ -409,4 +414,50 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
             "{run}"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does_worse() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |s| {
+        s.trainer.min_volume = 4;
+        s.trainer.rollback_margin = 0.2;
+        s.trainer.check_interval_ms = 50;
+    })
+    .await;
+    let session = app.initialize().await;
+    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
+    for _ in 0..4 {
+        app.rpc(&session, "tools/call", call.clone()).await;
+    }
+    seen(&app, "gh_search", 4).await;
+    let text = json!({"text": "Search issues of a repository (owner/name) by text."});
+    let (status, added) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/versions", &text)
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let deploy = json!({"version": added["version"]});
+    let (status, _) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/deploy", &deploy)
+        .await;
+    assert_eq!(status, 200);
+
+    backend.set_behaviour(Behaviour::Fail);
+    for _ in 0..4 {
+        app.rpc(&session, "tools/call", call.clone()).await;
+    }
+    let mut production = Value::Null;
+    for _ in 0..100 {
+        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        production = shown["production"].clone();
+        if production == 1 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(production, 1);
+    assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
+    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
 }
