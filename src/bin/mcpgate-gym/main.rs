@@ -6,6 +6,8 @@
 
 mod client;
 mod data;
+mod measure;
+mod operator;
 mod optimizer;
 mod report;
 mod scenario;

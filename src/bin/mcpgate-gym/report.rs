@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::client::Client;
 use crate::data::Data;
+use crate::measure::{group_success, success};
 use crate::optimizer::Kind;
 use crate::scenario::Scenario;
-use crate::world::{group_success, success, Run};
+use crate::world::Run;
 
 /// The figures of one run.
 #[derive(Debug, Serialize)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::web;
 use arc_swap::ArcSwap;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use mcpgate::catalog::{Catalog, ConnectorCatalog};
 use mcpgate::configuration::{DatabaseSettings, LlmSettings, TrainerSettings};
@@ -18,10 +18,11 @@ use mcpgate::registry::Snapshot;
 use mcpgate::store::feedback::NewFeedback;
 use mcpgate::store::{self, prompts, training_runs, Pool};
 use mcpgate::trainer::served::ServedVersions;
-use mcpgate::trainer::{CheckNow, Pending, RecordFeedback, Trainer, TrainerDeps, WatchDeploy};
+use mcpgate::trainer::{CheckNow, Pending, RecordFeedback, Trainer, TrainerDeps};
 
 use crate::client::Client;
-use crate::data::{Data, Question};
+use crate::data::{Data, Tool};
+use crate::operator::{deploy_bad, worst_text};
 use crate::optimizer::{self, Answer, Knowledge, Optimizer};
 use crate::scenario::{Degrade, Scenario};
 
@@ -68,45 +69,6 @@ fn degraded(data: &Data, scenario: &Scenario) -> Vec<String> {
         .collect()
 }
 
-/// How well the client answers `q` when tools read `texts`: 0 for a wrong choice, else the
-/// chance that the call goes through (a required argument the text does not name is left out
-/// with chance `omit`).
-pub fn score(client: &Client, data: &Data, q: &Question, texts: &[String], omit: f64) -> f64 {
-    let group = &data.groups[q.group];
-    let offered: Vec<(&str, &str)> = group
-        .iter()
-        .map(|&t| (data.tools[t].name.as_str(), texts[t].as_str()))
-        .collect();
-    let chosen = client.choose(&q.text, &offered, None).map(|i| group[i]);
-    match (chosen == q.expected, chosen) {
-        (false, _) => 0.0,
-        (true, None) => 1.0,
-        (true, Some(t)) => {
-            let lower = texts[t].to_lowercase();
-            let required = data.tools[t].required();
-            match required.iter().any(|r| !lower.contains(&r.to_lowercase())) {
-                true => 1.0 - omit,
-                false => 1.0,
-            }
-        }
-    }
-}
-
-/// The mean score of `questions` when tools read `texts`.
-pub fn success(
-    client: &Client,
-    data: &Data,
-    questions: &[Question],
-    texts: &[String],
-    omit: f64,
-) -> f64 {
-    let total: f64 = questions
-        .iter()
-        .map(|q| score(client, data, q, texts, omit))
-        .sum();
-    total / questions.len().max(1) as f64
-}
-
 fn settings(llm: Option<String>) -> TrainerSettings {
     TrainerSettings {
         enabled: true,
@@ -145,6 +107,44 @@ fn feedback(target: &str, version: Option<i64>, session: &str, signal: &str) -> 
         source: "auto".into(),
         created_at_ms: 0,
     }
+}
+
+/// What the client sends when it calls `tool` for a question whose right call has `arguments`,
+/// reading `text`, and the error the backend answers, if any: an argument the tool does not
+/// have, a required argument the text does not name and the client left out (chance `omit`),
+/// or a required argument the question does not give.
+fn backend(
+    tool: &Tool,
+    arguments: &Value,
+    text: &str,
+    omit: f64,
+    rng: &mut fastrand::Rng,
+) -> (Value, Option<String>) {
+    let mut arguments = arguments.clone();
+    let parameters = tool.parameters();
+    let unknown = arguments.as_object().and_then(|a| {
+        a.keys()
+            .find(|k| !parameters.contains(&k.as_str()))
+            .cloned()
+    });
+    if let Some(name) = unknown {
+        return (arguments, Some(format!("unknown argument `{name}`")));
+    }
+    let lower = text.to_lowercase();
+    let required = tool.required();
+    let undocumented = required.iter().find(|r| !lower.contains(&r.to_lowercase()));
+    if let (Some(&left_out), true) = (undocumented, rng.f64() < omit) {
+        if let Some(map) = arguments.as_object_mut() {
+            map.remove(left_out);
+        }
+        return (
+            arguments,
+            Some(format!("missing required argument `{left_out}`")),
+        );
+    }
+    let missing = required.iter().find(|r| arguments.get(**r).is_none());
+    let error = missing.map(|m| format!("missing required argument `{m}`"));
+    (arguments, error)
 }
 
 /// Hostile suggestions users send; the last two are worded to get past the gateway's filter on
@@ -278,36 +278,11 @@ pub async fn run(
             }
         }
         let right = q.expected == Some(t);
-        let mut arguments = q.arguments.clone();
         let mut signal = feedback(&tool.name, *version, &session, "success");
-        let parameters = tool.parameters();
-        let unknown = arguments.as_object().and_then(|a| {
-            a.keys()
-                .find(|k| !parameters.contains(&k.as_str()))
-                .cloned()
-        });
-        let lower = text.to_lowercase();
-        let undocumented: Vec<&str> = tool
-            .required()
-            .into_iter()
-            .filter(|r| !lower.contains(&r.to_lowercase()))
-            .collect();
-        if let Some(name) = unknown {
+        let (arguments, error) = backend(tool, &q.arguments, text, scenario.omit, &mut rng);
+        if error.is_some() {
             signal.signal = "tool_error".into();
-            signal.error = Some(format!("unknown argument `{name}`"));
-        } else if let (Some(&left_out), true) = (undocumented.first(), rng.f64() < scenario.omit) {
-            if let Some(map) = arguments.as_object_mut() {
-                map.remove(left_out);
-            }
-            signal.signal = "tool_error".into();
-            signal.error = Some(format!("missing required argument `{left_out}`"));
-        } else if let Some(missing) = tool
-            .required()
-            .into_iter()
-            .find(|r| arguments.get(*r).is_none())
-        {
-            signal.signal = "tool_error".into();
-            signal.error = Some(format!("missing required argument `{missing}`"));
+            signal.error = error;
         }
         let happy = right && signal.signal == "success";
 
@@ -404,79 +379,6 @@ async fn check(trainer: &Addr<Trainer>) -> Result<(), String> {
     Err("the trainer did not finish its runs within a minute".into())
 }
 
-/// Of every other tool's original description, the one that does tool `t`'s group the most
-/// harm on the validation questions (the operator's mistake), with the harm done.
-fn worst_text(
-    client: &Client,
-    data: &Data,
-    texts: &[String],
-    t: usize,
-    omit: f64,
-) -> (f64, String) {
-    let group = data.tools[t].group;
-    let questions: Vec<Question> = data
-        .validation
-        .iter()
-        .filter(|q| q.group == group)
-        .cloned()
-        .collect();
-    let mut trial = texts.to_vec();
-    let base = success(client, data, &questions, &trial, omit);
-    let mut worst = (f64::INFINITY, String::new());
-    for (o, other) in data.tools.iter().enumerate() {
-        if o == t {
-            continue;
-        }
-        trial[t] = other.oracle.clone();
-        let score = success(client, data, &questions, &trial, omit);
-        if score < worst.0 {
-            worst = (score, other.oracle.clone());
-        }
-    }
-    (base - worst.0, worst.1)
-}
-
-/// Deploys `text` on tool `t` by hand, as an operator would through the API, and tells the
-/// trainer to watch it; returns the version.
-async fn deploy_bad(
-    data: &Data,
-    pool: &Pool,
-    served: &Arc<ServedVersions>,
-    trainer: &Addr<Trainer>,
-    t: usize,
-    original: &str,
-    text: String,
-) -> Result<i64, String> {
-    let (name, original) = (data.tools[t].name.clone(), original.to_string());
-    let (p, s) = (pool.clone(), served.clone());
-    let (version, previous) = web::block(move || {
-        let deployed = {
-            let mut conn = p.get().map_err(|e| e.to_string())?;
-            let conn = &mut conn;
-            let err = |e: diesel::result::Error| e.to_string();
-            let previous =
-                prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
-            let version = prompts::add_version(conn, "tool", &name, &text, "manual", "operator", 0)
-                .map_err(err)?;
-            let reason = "deployed through the API";
-            prompts::move_label(conn, "tool", &name, "production", version, reason, 0)
-                .map_err(err)?;
-            (version, previous)
-        };
-        s.reload(&p)?;
-        Ok::<_, String>(deployed)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    trainer.do_send(WatchDeploy {
-        kind: "tool".into(),
-        target: data.tools[t].name.clone(),
-        version,
-        previous,
-    });
-    Ok(version)
-}
-
 type History = (
     HashMap<String, Vec<(String, String, Option<String>)>>,
     Vec<(String, String)>,
@@ -518,26 +420,4 @@ fn history(pool: &Pool, names: &[String]) -> Result<History, String> {
         .map(|r| (r.approach, r.outcome))
         .collect();
     Ok((production, runs))
-}
-
-/// The score of the test questions of tool `t`'s group when it reads `text` and the others read
-/// `texts`.
-pub fn group_success(
-    client: &Client,
-    data: &Data,
-    texts: &[String],
-    t: usize,
-    text: &str,
-    omit: f64,
-) -> f64 {
-    let mut texts = texts.to_vec();
-    texts[t] = text.to_string();
-    let group = data.tools[t].group;
-    let questions: Vec<Question> = data
-        .test
-        .iter()
-        .filter(|q| q.group == group)
-        .cloned()
-        .collect();
-    success(client, data, &questions, &texts, omit)
 }
