@@ -13,6 +13,7 @@ mod batch;
 pub mod evaluate;
 pub mod experiment;
 pub mod joint;
+pub mod live;
 pub mod llm;
 pub mod meta_prompt;
 pub mod run;
@@ -422,7 +423,7 @@ impl Trainer {
             }
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
             let margin = self.settings.margin;
-            let done = run::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
+            let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
             self.pending += 1;
             ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
                 act.pending -= 1;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::stats::{above, view_of};
-use super::{run, Trainer};
+use super::{live, Trainer};
 
 /// A deployed version under watch.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl Trainer {
                 watch.version, watch.baseline
             );
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-            let undo = run::roll_back(pool, served, key.0, key.1, watch.previous, reason);
+            let undo = live::roll_back(pool, served, key.0, key.1, watch.previous, reason);
             self.pending += 1;
             ctx.spawn(undo.into_actor(self).map(|(), act, _| act.pending -= 1));
         }

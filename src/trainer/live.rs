@@ -1,0 +1,129 @@
+//! What live results decide: a live experiment concluded (its best arm becomes production when
+//! it beats production by the margin) and a deployed version rolled back when the watch finds a
+//! breach. Both are recorded as training runs.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use serde_json::{json, Value};
+
+use super::served::ServedVersions;
+use crate::store::training_runs::NewRun;
+use crate::store::{prompts, training_runs, Pool};
+
+/// Ends a live experiment: the best arm becomes production when it beats production's success
+/// rate by `margin`; the run is recorded either way.
+pub async fn conclude(
+    pool: Pool,
+    served: Arc<ServedVersions>,
+    kind: String,
+    target: String,
+    margin: f64,
+) -> Option<(i64, i64)> {
+    let arms = served.experiments.end(&kind, &target)?;
+    let production = arms.first()?.clone();
+    let best = arms
+        .iter()
+        .max_by(|a, b| a.mean().total_cmp(&b.mean()))?
+        .clone();
+    let figures: Vec<Value> = arms
+        .iter()
+        .map(|a| {
+            json!({"version": a.served.version, "successes": a.successes,
+            "failures": a.failures, "mean": a.mean()})
+        })
+        .collect();
+    let wins = best.served.version != production.served.version
+        && best.mean() - production.mean() > margin;
+    let now = crate::connector::now_ms();
+    let run = NewRun {
+        target_kind: kind.clone(),
+        target: target.clone(),
+        trigger: "experiment".into(),
+        approach: "reinforcement".into(),
+        reason: format!(
+            "live results: version {} {:.2} against production {} {:.2}",
+            best.served.version,
+            best.mean(),
+            production.served.version,
+            production.mean()
+        ),
+        outcome: if wins { "deployed" } else { "kept" }.into(),
+        candidate_version: Some(best.served.version),
+        evaluation: Some(json!({ "arms": figures, "margin": margin }).to_string()),
+        started_at_ms: now,
+    };
+    let (version, previous) = (best.served.version, production.served.version);
+    let stored = web::block(move || {
+        {
+            // Given back before the reload takes one: holding two at once deadlocks the pool
+            // when several conclusions and rollbacks run together.
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            if wins {
+                prompts::move_label(
+                    &mut conn,
+                    &kind,
+                    &target,
+                    "production",
+                    version,
+                    "won the live experiment",
+                    now,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        }
+        served.reload(&pool)
+    })
+    .await;
+    if let Ok(Err(err)) = &stored {
+        log::error!("concluding the experiment failed: {err}");
+    }
+    wins.then_some((version, previous))
+}
+
+/// Returns production to `previous` because live results breached their thresholds.
+pub async fn roll_back(
+    pool: Pool,
+    served: Arc<ServedVersions>,
+    kind: String,
+    target: String,
+    previous: i64,
+    reason: String,
+) {
+    let now = crate::connector::now_ms();
+    let run = NewRun {
+        target_kind: kind.clone(),
+        target: target.clone(),
+        trigger: "live_results".into(),
+        approach: "none".into(),
+        reason: reason.clone(),
+        outcome: "rolled_back".into(),
+        candidate_version: Some(previous),
+        evaluation: Some(json!({"restored": previous}).to_string()),
+        started_at_ms: now,
+    };
+    let result = web::block(move || {
+        {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            prompts::move_label(
+                &mut conn,
+                &kind,
+                &target,
+                "production",
+                previous,
+                &reason,
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+        }
+        served.reload(&pool)
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => log::warn!("rolled back to version {previous}: live results breached"),
+        Ok(Err(err)) => log::error!("rollback to version {previous} failed: {err}"),
+        Err(err) => log::error!("rollback to version {previous} failed: {err}"),
+    }
+}
