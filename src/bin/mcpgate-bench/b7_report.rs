@@ -18,11 +18,29 @@ pub fn section(fronts: &[Front], rows: &[Row]) -> String {
          Python SDK refuses a POST that does not accept both), so answers may come as event \
          streams. mcpgate is measured again here, in front of both upstreams, with these same \
          requests. The B1 and B6 tables above send `accept: application/json` only, which \
-         mcpgate answers with plain JSON. Logging is at errors or off for every front. \
+         mcpgate answers with plain JSON. Logging is turned down for every front (errors only; \
+         warnings for mcp-proxy, none for supergateway). \
          mcp-proxy and supergateway can only put a stdio server on HTTP, so they run \
          `mcpgate-bench upstream --stdio`; ContextForge federates the Streamable HTTP upstream \
          (`mcpgate-bench upstream`), with its SSRF guard told to allow loopback and its rate \
          limiter (100 MCP requests a minute by default) off.\n\n\
+         How each was started (PORT a free port, UP the upstream's):\n\n\
+         - mcp-proxy: `mcp-proxy --host 127.0.0.1 --port PORT --log-level WARNING \
+         --named-server bench 'mcpgate-bench upstream --stdio'`, calls on \
+         `/servers/bench/mcp`.\n\
+         - supergateway: `node dist/index.js --stdio 'mcpgate-bench upstream --stdio' \
+         --outputTransport streamableHttp --port PORT --logLevel none`, once with `--stateful` \
+         (one child process per session) and once without (its default: a child process per \
+         request), calls on `/mcp`.\n\
+         - ContextForge: `mcpgateway --host 127.0.0.1 --port PORT` with fresh `JWT_SECRET_KEY`, \
+         `AUTH_ENCRYPTION_SECRET`, admin and basic-auth passwords, \
+         `MCPGATEWAY_ADMIN_API_ENABLED=true`, a SQLite `DATABASE_URL`, `LOG_LEVEL=ERROR`, \
+         `SSRF_ALLOW_LOCALHOST=true`, `RATE_LIMITING_ENABLED=false`; a token from \
+         `python -m mcpgateway.utils.create_jwt_token --username admin@example.com --exp 10080 \
+         --secret …`; `POST /gateways` with `http://127.0.0.1:UP/mcp` (`STREAMABLEHTTP`), \
+         `POST /servers` with its echo tool; calls on `/servers/ID/mcp` with the token.\n\
+         - mcpgate: a fresh gateway with an `mcp` connector to the upstream and a `stdio` \
+         connector running `mcpgate-bench upstream --stdio`; calls on `/mcp`.\n\n\
          Ratios are mcpgate's requests/s over the front's at the same concurrency: (a) mcpgate \
          in front of the same upstream with the same requests (this table); (b) mcpgate's B6 \
          row (`stdio` connector, JSON requests); (c) mcpgate's B1 row (`mcp` connector, JSON \
