@@ -172,7 +172,10 @@ async fn run(
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let gateway_binary = gateway_binary.unwrap_or_else(|| exe.with_file_name("mcpgate"));
     let open_files = gateway::raise_open_files(2 * plan.sessions as u64 + 4096)?;
-    let (_upstream, upstream_port) = gateway::upstream(&exe, 1).await?;
+    let started = std::time::Instant::now();
+    let machine_before = gateway::machine_busy_seconds();
+    let own_before = gateway::own_tree_seconds();
+    let (upstream, upstream_port) = gateway::upstream(&exe, 1).await?;
 
     let connectors = format!(
         "connectors:\n  - name: up\n    kind: mcp\n    url: http://127.0.0.1:{upstream_port}/mcp\n    transport: streamable_http\n  - name: rest\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n  - name: st\n    kind: stdio\n    command: {}\n    args: [upstream, --stdio]\n",
@@ -288,6 +291,16 @@ async fn run(
     let mut targets = b4::targets(&b4);
     targets.extend(report::b6_targets(&rows));
     targets.extend(b7_report::targets(&b7, &rows));
+    drop(upstream);
+    let others = report::Others {
+        wall: started.elapsed(),
+        machine: gateway::machine_busy_seconds()
+            .zip(machine_before)
+            .map(|(a, b)| a - b),
+        own: gateway::own_tree_seconds()
+            .zip(own_before)
+            .map(|(a, b)| a - b),
+    };
     let mut text = report::markdown(
         &rows,
         plan.smoke,
@@ -297,6 +310,7 @@ async fn run(
             binary_bytes,
         },
         &targets,
+        &others,
     );
     text.push_str(&report::b3(&b3));
     text.push_str(&b4::section(&b4));

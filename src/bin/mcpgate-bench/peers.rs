@@ -278,10 +278,12 @@ pub async fn run(
     fronts.push(peer(PROXY, Upstream::Stdio, proxy));
 
     for stateful in [true, false] {
-        let name = match stateful {
-            true => "supergateway 4.0.0 (--stateful)",
-            false => "supergateway 4.0.0 (stateless, its default)",
+        let mode = match stateful {
+            true => "--stateful",
+            false => "stateless, its default",
         };
+        let name = format!("supergateway 4.0.0 ({mode}, Node {})", node_version());
+        let name = name.as_str();
         let outcome = match (
             locate(
                 "MCPGATE_PEER_SUPERGATEWAY",
@@ -342,6 +344,16 @@ fn peer(name: &str, upstream: Upstream, outcome: Result<Vec<(usize, Measured)>, 
         outcome,
         ours: false,
     }
+}
+
+/// `node --version` of the Node that runs supergateway, or `?`.
+fn node_version() -> String {
+    node()
+        .ok()
+        .and_then(|node| Command::new(node).arg("--version").output().ok())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The Node that runs supergateway.

@@ -45,8 +45,39 @@ pub struct B5 {
 /// no target is set, the figure is for information).
 pub type Target = (String, String, Option<bool>);
 
+/// CPU time spent on the machine during the run, to tell how much else was running.
+pub struct Others {
+    /// The run's wall time.
+    pub wall: Duration,
+    /// CPU seconds the machine was busy (all cores).
+    pub machine: Option<f64>,
+    /// CPU seconds of the benchmark's own process tree.
+    pub own: Option<f64>,
+}
+
+impl Others {
+    /// The sentence for the report.
+    fn sentence(&self) -> String {
+        let wall = self.wall.as_secs_f64();
+        match (self.machine, self.own) {
+            (Some(machine), Some(own)) => format!(
+                "Other load during this run: over its {wall:.0} s the machine's cores were busy \
+                 for {machine:.1} CPU-seconds (/proc/stat), of which the benchmark's own processes \
+                 (generator, upstreams, gateways, peers and the children they reaped; \
+                 /proc/self/stat) used {own:.1}; the difference, {:.1} CPU-seconds ({:.0}% of one \
+                 core on average), is what other processes used. The two counters are sampled \
+                 differently, so a few percent of the total either way is noise; the stdio \
+                 servers that peers run are killed with them, not reaped, and count as other.\n",
+                machine - own,
+                (machine - own) / wall.max(f64::MIN_POSITIVE) * 100.0
+            ),
+            _ => "Other load during this run: /proc could not be read.\n".to_string(),
+        }
+    }
+}
+
 /// The report: the B1/B2/B6 table, B5, and the targets (B1, B5, then `more`).
-pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target]) -> String {
+pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target], others: &Others) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# mcpgate performance\n");
     if smoke {
@@ -58,16 +89,18 @@ pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target]) -> String {
     let _ = writeln!(
         text,
         "Measured on this machine (2 cores shared by the load generator, the gateway and the \
-         upstream), all on loopback, side by side in one run of:\n\n```sh\n{}\n```\n\n(the benchmark's \
-         command line as it was run; `eval \"$(scripts/bench-peers-setup)\"` beforehand installs \
-         the B7 peers and tells the benchmark where they are). The load generator is `mcpgate-bench`'s own: \
-         keep-alive HTTP/1.1 connections on one thread, each sending its next request as soon as \
-         the answer is read. Its CPU column is its own CPU time over wall time (1.00 = one core), to \
-         show whether it is the bottleneck. The upstream is `mcpgate-bench upstream` (actix-web, one \
-         worker): MCP over Streamable HTTP with JSON answers, and the REST connector contract; \
-         `mcpgate-bench upstream --stdio` is the same MCP server on stdin/stdout (one thread), \
-         which B6 drives directly with its requests pipelined and matched by id.\n",
-        command_line()
+         upstream), all on loopback, side by side in one run of:\n\n```sh\n{}\n```\n\n(the \
+         benchmark's command line as it was run; `eval \"$(scripts/bench-peers-setup)\"` \
+         beforehand installs the B7 peers and tells the benchmark where they are). The load \
+         generator is `mcpgate-bench`'s own: keep-alive HTTP/1.1 connections on one thread, each \
+         sending its next request as soon as the answer is read, every request with its own \
+         JSON-RPC id. Its CPU column is its own CPU time over wall time (1.00 = one core), to \
+         show whether it is the bottleneck. The upstream is `mcpgate-bench upstream` (actix-web, \
+         one worker): MCP over Streamable HTTP with JSON answers, and the REST connector \
+         contract; `mcpgate-bench upstream --stdio` is the same MCP server on stdin/stdout (one \
+         thread), which B6 drives directly with its requests pipelined and matched by id.\n\n{}",
+        command_line(),
+        others.sentence()
     );
     let _ = writeln!(
         text,
