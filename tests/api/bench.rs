@@ -1,5 +1,6 @@
 //! A smoke run of the benchmark: it starts the upstream and the gateway, measures every
-//! scenario briefly and writes a report (whether it works, not how fast).
+//! scenario briefly (B4 with 200 sessions, B7 with the peers that happen to be installed) and
+//! writes a report (whether it works, not how fast).
 
 use std::process::Command;
 
@@ -24,9 +25,13 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
     let text = std::fs::read_to_string(&report).unwrap();
     let rows: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("| B1 |") || l.starts_with("| B2 |"))
+        .filter(|l| {
+            ["| B1 |", "| B2 |", "| B6 |"]
+                .iter()
+                .any(|b| l.starts_with(b))
+        })
         .collect();
-    assert_eq!(rows.len(), 8, "{text}");
+    assert_eq!(rows.len(), 12, "{text}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let rps: f64 = cells[4].parse().unwrap();
@@ -36,4 +41,30 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
     assert!(text.contains("Latency the gateway adds to p50"));
     assert!(text.contains("## Against the targets"));
     assert!(text.contains("## B3"));
+    assert!(text.contains("## B5"));
+    let b4: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| legacy SSE |") || l.starts_with("| Streamable HTTP |"))
+        .collect();
+    assert_eq!(b4.len(), 2, "one B4 row per transport: {text}");
+    for row in b4 {
+        assert!(
+            row.contains(" 200 of 200 "),
+            "every idle session opened: {row}"
+        );
+    }
+    // B7 measures mcpgate always, and the peers only where scripts/bench-peers-setup ran (how
+    // fast or reliable a peer is is not this test's business).
+    assert!(text.contains("## B7"));
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| mcpgate (`"))
+        .collect();
+    assert_eq!(ours.len(), 4, "mcpgate in front of both upstreams: {text}");
+    for row in ours {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let rps: f64 = cells[4].parse().unwrap();
+        assert!(rps > 0.0, "{row}");
+        assert_eq!(cells[7], "0", "no errors: {row}");
+    }
 }

@@ -1,22 +1,41 @@
 //! `mcpgate-bench`: the MCP-hop benchmark. `run` starts everything it needs on loopback (the
 //! fast upstream, then the release gateway in front of it), warms up, measures, and writes
-//! `docs/PERFORMANCE.md`; `upstream` is the fast upstream on its own.
+//! `docs/PERFORMANCE.md`; `upstream` is the fast upstream on its own (`--stdio` for its stdio
+//! mode).
 //!
-//! Measured so far: B1 (`tools/call` over Streamable HTTP through the gateway's `mcp` connector
-//! against the upstream directly), B2 (the same through an `http` connector against the REST
-//! call directly), B3 (`tools/list` of 100 connectors × 50 tools, cold and cached), and from B5
-//! the start-up time to `/readyz`, the binary size and the RSS after B1. B4, B6 and B7 are not
-//! built yet.
+//! What `run` measures, in order: B1 (`tools/call` over Streamable HTTP through the gateway's
+//! `mcp` connector against the upstream directly), B2 (the same through an `http` connector
+//! against the REST call directly), B6 (through a `stdio` connector against the stdio upstream
+//! driven directly), B5 (start-up to `/readyz`, binary size, RSS after B1, B2 and B6), B3
+//! (`tools/list` of 100 connectors × 50 tools, cold and cached), B4 (10,000 idle sessions per
+//! transport: RSS and idle CPU) and B7 (the peer gateways that `scripts/bench-peers-setup`
+//! installed, in front of the same upstream, with mcpgate measured again beside each).
+//!
+//! # Layout
+//! - `gateway`: starting the gateway and the upstream, ports, sessions, /proc readings.
+//! - `load`: the HTTP load generator. `b6`: the stdio driver.
+//! - `b3`, `b4`, `peers` (B7, with `contextforge` and `b7_report`): one benchmark each.
+//! - `report`: the Markdown of B1, B2, B5, B6 and the targets table.
+//! - `upstream`, `stdio_upstream`: the fast upstream over HTTP and over stdio.
 
+mod b3;
+mod b4;
+mod b6;
+mod b7_report;
+mod contextforge;
+mod gateway;
 mod load;
+mod peers;
 mod report;
+mod stdio_upstream;
 mod upstream;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use gateway::Gateway;
 
 /// The benchmark.
 #[derive(Parser)]
@@ -27,11 +46,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Mode {
-    /// Run the fast upstream on 127.0.0.1:PORT.
+    /// Run the fast upstream on 127.0.0.1:PORT, or on stdin/stdout with --stdio.
     Upstream {
         /// Port.
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "stdio")]
+        port: Option<u16>,
+        /// Serve MCP as newline-delimited JSON-RPC on stdin/stdout instead.
+        #[arg(long, conflicts_with = "port")]
+        stdio: bool,
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -53,154 +75,120 @@ enum Mode {
         /// Where the Markdown report goes.
         #[arg(long, default_value = "docs/PERFORMANCE.md")]
         out: PathBuf,
+        /// Idle sessions per transport for B4 (default: 10,000; 200 with --smoke).
+        #[arg(long)]
+        sessions: Option<usize>,
     },
 }
 
-/// A child process ended when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    match Cli::parse().command {
+    let outcome = match Cli::parse().command {
+        Mode::Upstream { stdio: true, .. } => stdio_upstream::serve().map_err(|e| e.to_string()),
         Mode::Upstream {
             port,
             workers,
             rest_tools,
+            ..
         } => {
-            let served =
-                actix_web::rt::System::new().block_on(upstream::serve(port, workers, rest_tools));
-            match served {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("upstream: {err}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            let port = port.unwrap_or(0);
+            actix_web::rt::System::new()
+                .block_on(upstream::serve(port, workers, rest_tools))
+                .map_err(|e| e.to_string())
         }
         Mode::Run {
             smoke,
             gateway,
             config,
             out,
-        } => match actix_web::rt::System::new().block_on(run(smoke, gateway, &config, &out)) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("bench: {err}");
-                std::process::ExitCode::FAILURE
-            }
-        },
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-async fn wait_for(port: u16, path: &str, deadline: Duration) -> Result<Duration, String> {
-    let start = Instant::now();
-    let request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n").into_bytes();
-    while start.elapsed() < deadline {
-        if let Some((200, _)) = load::exchange(port, &request).await {
-            return Ok(start.elapsed());
+            sessions,
+        } => {
+            let plan = Plan::new(smoke, sessions);
+            actix_web::rt::System::new().block_on(run(&plan, gateway, &config, &out))
         }
-        actix_rt::time::sleep(Duration::from_millis(2)).await;
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mcpgate-bench: {err}");
+            std::process::ExitCode::FAILURE
+        }
     }
-    Err(format!(
-        "nothing answered 200 on {path} at port {port} within {deadline:?}"
-    ))
+}
+
+/// How long and how much a run measures.
+pub struct Plan {
+    /// Short run.
+    pub smoke: bool,
+    /// Load before measuring, per scenario.
+    pub warmup: Duration,
+    /// Measured time, per scenario.
+    pub duration: Duration,
+    /// Concurrency levels.
+    pub levels: Vec<usize>,
+    /// B4 sessions per transport.
+    pub sessions: usize,
+    /// B4 idle window.
+    pub idle: Duration,
+}
+
+impl Plan {
+    fn new(smoke: bool, sessions: Option<usize>) -> Plan {
+        match smoke {
+            true => Plan {
+                smoke,
+                warmup: Duration::from_millis(200),
+                duration: Duration::from_millis(500),
+                levels: vec![1, 4],
+                sessions: sessions.unwrap_or(200),
+                idle: Duration::from_secs(2),
+            },
+            false => Plan {
+                smoke,
+                warmup: Duration::from_secs(2),
+                duration: Duration::from_secs(5),
+                levels: vec![1, 16, 64],
+                sessions: sessions.unwrap_or(10_000),
+                // Longer than the 15 s keep-alive interval, so one round of comments is in it.
+                idle: Duration::from_secs(20),
+            },
+        }
+    }
+}
+
+/// A `tools/call` of `tool`, whose id the load generator makes unique per request (see
+/// `load::ID_MARK`).
+pub fn call(tool: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1000000000,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hi"}}}}}}"#
+    )
 }
 
 async fn run(
-    smoke: bool,
-    gateway: Option<PathBuf>,
+    plan: &Plan,
+    gateway_binary: Option<PathBuf>,
     config: &Path,
     out: &Path,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let gateway = gateway.unwrap_or_else(|| exe.with_file_name("mcpgate"));
-    let (warmup, duration, levels) = match smoke {
-        true => (
-            Duration::from_millis(200),
-            Duration::from_millis(500),
-            vec![1, 4],
-        ),
-        false => (
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-            vec![1, 16, 64],
-        ),
-    };
+    let gateway_binary = gateway_binary.unwrap_or_else(|| exe.with_file_name("mcpgate"));
+    let open_files = gateway::raise_open_files(2 * plan.sessions as u64 + 4096)?;
+    let started = std::time::Instant::now();
+    let machine_before = gateway::machine_busy_seconds();
+    let own_before = gateway::own_tree_seconds();
+    let (upstream, upstream_port) = gateway::upstream(&exe, 1).await?;
 
-    let upstream_port = free_port()?;
-    let _upstream = Guard(
-        Command::new(&exe)
-            .args(["upstream", "--port", &upstream_port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the upstream: {e}"))?,
+    let connectors = format!(
+        "connectors:\n  - name: up\n    kind: mcp\n    url: http://127.0.0.1:{upstream_port}/mcp\n    transport: streamable_http\n  - name: rest\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n  - name: st\n    kind: stdio\n    command: {}\n    args: [upstream, --stdio]\n",
+        serde_json::Value::from(exe.display().to_string())
     );
-    wait_for(upstream_port, "/info", Duration::from_secs(10)).await?;
-
-    let dir = std::env::temp_dir().join(format!("mcpgate-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::copy(config.join("default.yaml"), dir.join("default.yaml"))
-        .map_err(|e| format!("cannot read {}: {e}", config.join("default.yaml").display()))?;
-    std::fs::write(
-        dir.join("connectors.yaml"),
-        format!(
-            "connectors:\n  - name: up\n    kind: mcp\n    url: http://127.0.0.1:{upstream_port}/mcp\n    transport: streamable_http\n  - name: rest\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n"
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let gateway_port = free_port()?;
-    let started = Instant::now();
-    let gateway_process = Guard(
-        Command::new(&gateway)
-            .arg("--config")
-            .arg(&dir)
-            .arg("serve")
-            .env("MCPGATE__SERVER__PORT", gateway_port.to_string())
-            .env(
-                "MCPGATE__DATABASE__URL",
-                format!("sqlite://{}", dir.join("bench.db").display()),
-            )
-            .env("MCPGATE__FEEDBACK__TOOL_NAME", "")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", gateway.display()))?,
-    );
-    wait_for(gateway_port, "/readyz", Duration::from_secs(30)).await?;
-    let ready_after = started.elapsed();
-
-    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
-    let (status, head) = load::exchange(
-        gateway_port,
-        &load::request("/mcp", gateway_port, init, None),
-    )
-    .await
-    .ok_or("the gateway did not answer initialize")?;
-    let session = head
-        .lines()
-        .find_map(|l| l.strip_prefix("mcp-session-id: ").map(str::to_string))
-        .ok_or(format!(
-            "no session id in the initialize answer (HTTP {status})"
-        ))?;
-    let call = |tool: &str| {
-        format!(
-            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hi"}}}}}}"#
-        )
-    };
+    let gateway = Gateway::spawn(&gateway_binary, config, "main", &connectors, &[])?;
+    let port = gateway.port;
+    gateway::wait_for(port, "/readyz", Duration::from_secs(30)).await?;
+    let ready_after = gateway.spawned.elapsed();
+    let session = gateway::session(port).await?;
 
     let mut rows = Vec::new();
-    let scenarios: [(&str, &str, u16, Vec<u8>); 4] = [
+    let scenarios: [(&str, &str, u16, Vec<u8>); 5] = [
         (
             "B1",
             "upstream directly (MCP, Streamable HTTP)",
@@ -210,8 +198,8 @@ async fn run(
         (
             "B1",
             "through mcpgate (`mcp` connector)",
-            gateway_port,
-            load::request("/mcp", gateway_port, &call("up_echo"), Some(&session)),
+            port,
+            load::request("/mcp", port, &call("up_echo"), Some(&session)),
         ),
         (
             "B2",
@@ -227,133 +215,110 @@ async fn run(
         (
             "B2",
             "through mcpgate (`http` connector)",
-            gateway_port,
-            load::request("/mcp", gateway_port, &call("rest_echo"), Some(&session)),
+            port,
+            load::request("/mcp", port, &call("rest_echo"), Some(&session)),
+        ),
+        (
+            "B6",
+            "through mcpgate (`stdio` connector)",
+            port,
+            load::request("/mcp", port, &call("st_echo"), Some(&session)),
         ),
     ];
     for (bench, what, port, request) in scenarios {
-        for &concurrency in &levels {
-            let measured = load::run(port, request.clone(), concurrency, warmup, duration).await;
-            eprintln!("{bench} {what} c={concurrency}: {measured:?}");
-            rows.push(report::Row {
-                bench,
-                what: what.to_string(),
+        if bench == "B6" {
+            for &concurrency in &plan.levels {
+                let measured = b6::direct(&exe, concurrency, plan.warmup, plan.duration).await?;
+                eprintln!("B6 stdio upstream directly c={concurrency}: {measured:?}");
+                rows.push(report::Row::new(
+                    "B6",
+                    "upstream directly over stdio (driven by the bench)",
+                    concurrency,
+                    measured,
+                ));
+            }
+        }
+        for &concurrency in &plan.levels {
+            let measured = load::run(
+                port,
+                request.clone(),
                 concurrency,
-                measured,
-            });
+                plan.warmup,
+                plan.duration,
+            )
+            .await;
+            eprintln!("{bench} {what} c={concurrency}: {measured:?}");
+            rows.push(report::Row::new(bench, what, concurrency, measured));
         }
     }
-    let rss_kb = rss_kb(gateway_process.0.id());
-    let binary_bytes = std::fs::metadata(&gateway).map(|m| m.len()).unwrap_or(0);
-    drop(gateway_process);
-    let _ = std::fs::remove_dir_all(&dir);
+    let rss_kb = gateway::rss_kb(gateway.pid());
+    let binary_bytes = std::fs::metadata(&gateway_binary)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    drop(gateway);
 
-    let (connectors, per_connector) = if smoke { (10, 50) } else { (100, 50) };
-    let b3 = b3(
+    let (connectors, per_connector) = if plan.smoke { (10, 50) } else { (100, 50) };
+    let b3 = b3::run(
         &exe,
-        &gateway,
+        &gateway_binary,
         config,
         connectors,
         per_connector,
-        warmup,
-        duration,
+        plan.warmup,
+        plan.duration,
     )
     .await?;
     eprintln!("B3: {b3:?}");
 
-    let mut text = report::markdown(&rows, smoke, ready_after, rss_kb, binary_bytes);
+    if open_files < plan.sessions as u64 + 1024 {
+        return Err(format!(
+            "B4 needs {} open files per process and only {open_files} are allowed (raise the \
+             hard limit, or pass a smaller --sessions)",
+            plan.sessions + 1024
+        ));
+    }
+    let b4 = b4::run(
+        &gateway_binary,
+        config,
+        upstream_port,
+        plan.sessions,
+        plan.idle,
+    )
+    .await?;
+
+    let b7 = peers::run(plan, &exe, &gateway_binary, config, upstream_port).await?;
+
+    let mut targets = b4::targets(&b4);
+    targets.extend(report::b6_targets(&rows));
+    targets.extend(b7_report::targets(&b7, &rows));
+    drop(upstream);
+    let others = report::Others {
+        wall: started.elapsed(),
+        machine: gateway::machine_busy_seconds()
+            .zip(machine_before)
+            .map(|(a, b)| a - b),
+        own: gateway::own_tree_seconds()
+            .zip(own_before)
+            .map(|(a, b)| a - b),
+    };
+    let mut text = report::markdown(
+        &rows,
+        plan.smoke,
+        &report::B5 {
+            ready: ready_after,
+            rss_kb,
+            binary_bytes,
+        },
+        &targets,
+        &others,
+    );
     text.push_str(&report::b3(&b3));
+    text.push_str(&b4::section(&b4));
+    text.push_str(&b7_report::section(&b7, &rows));
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
     std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     eprintln!("report written to {}", out.display());
     Ok(())
-}
-
-/// B3: `tools/list` of `connectors` × `per_connector` tools, cold and from the cache.
-async fn b3(
-    exe: &Path,
-    gateway: &Path,
-    config: &Path,
-    connectors: usize,
-    per_connector: usize,
-    warmup: Duration,
-    duration: Duration,
-) -> Result<report::B3, String> {
-    let upstream_port = free_port()?;
-    let _upstream = Guard(
-        Command::new(exe)
-            .args(["upstream", "--port", &upstream_port.to_string()])
-            .args(["--rest-tools", &per_connector.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the upstream: {e}"))?,
-    );
-    wait_for(upstream_port, "/info", Duration::from_secs(10)).await?;
-    let dir = std::env::temp_dir().join(format!("mcpgate-bench-b3-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::copy(config.join("default.yaml"), dir.join("default.yaml"))
-        .map_err(|e| e.to_string())?;
-    let mut yaml = String::from("connectors:\n");
-    for i in 0..connectors {
-        yaml.push_str(&format!(
-            "  - name: c{i:03}\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n"
-        ));
-    }
-    std::fs::write(dir.join("connectors.yaml"), yaml).map_err(|e| e.to_string())?;
-    let port = free_port()?;
-    let started = Instant::now();
-    let _gateway = Guard(
-        Command::new(gateway)
-            .arg("--config")
-            .arg(&dir)
-            .arg("serve")
-            .env("MCPGATE__SERVER__PORT", port.to_string())
-            .env(
-                "MCPGATE__DATABASE__URL",
-                format!("sqlite://{}", dir.join("b3.db").display()),
-            )
-            .env(
-                "MCPGATE__MCP__PAGE_SIZE",
-                (connectors * per_connector + 10).to_string(),
-            )
-            .env("MCPGATE__FEEDBACK__TOOL_NAME", "")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", gateway.display()))?,
-    );
-    let alive = wait_for(port, "/healthz", Duration::from_secs(30)).await?;
-    let alive = alive.max(started.elapsed());
-    let ready = wait_for(port, "/readyz", Duration::from_secs(30)).await? + alive;
-    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
-    let (_, head) = load::exchange(port, &load::request("/mcp", port, init, None))
-        .await
-        .ok_or("the gateway did not answer initialize")?;
-    let session = head
-        .lines()
-        .find_map(|l| l.strip_prefix("mcp-session-id: ").map(str::to_string))
-        .ok_or("no session id")?;
-    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
-    let request = load::request("/mcp", port, list, Some(&session));
-    let measured = load::run(port, request, 1, warmup, duration).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(report::B3 {
-        connectors,
-        tools: connectors * per_connector,
-        alive,
-        ready,
-        cached: measured,
-    })
-}
-
-/// Resident set size of a process, in KiB.
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::load::Measured;
 
 /// One measurement.
+#[derive(Clone)]
 pub struct Row {
     /// `B1`, `B2`, …
     pub bench: &'static str,
@@ -18,14 +19,65 @@ pub struct Row {
     pub measured: Measured,
 }
 
-/// The report.
-pub fn markdown(
-    rows: &[Row],
-    smoke: bool,
-    ready: Duration,
-    rss_kb: u64,
-    binary_bytes: u64,
-) -> String {
+impl Row {
+    /// A row of `bench`.
+    pub fn new(bench: &'static str, what: &str, concurrency: usize, measured: Measured) -> Row {
+        Row {
+            bench,
+            what: what.to_string(),
+            concurrency,
+            measured,
+        }
+    }
+}
+
+/// B5's figures.
+pub struct B5 {
+    /// From spawning the gateway to its first 200 on `/readyz`.
+    pub ready: Duration,
+    /// Its RSS after B1, B2 and B6, KiB.
+    pub rss_kb: u64,
+    /// Size of the gateway binary.
+    pub binary_bytes: u64,
+}
+
+/// A line of the targets table: the target, this run's figure, and whether it is met (`None`:
+/// no target is set, the figure is for information).
+pub type Target = (String, String, Option<bool>);
+
+/// CPU time spent on the machine during the run, to tell how much else was running.
+pub struct Others {
+    /// The run's wall time.
+    pub wall: Duration,
+    /// CPU seconds the machine was busy (all cores).
+    pub machine: Option<f64>,
+    /// CPU seconds of the benchmark's own process tree.
+    pub own: Option<f64>,
+}
+
+impl Others {
+    /// The sentence for the report.
+    fn sentence(&self) -> String {
+        let wall = self.wall.as_secs_f64();
+        match (self.machine, self.own) {
+            (Some(machine), Some(own)) => format!(
+                "Other load during this run: over its {wall:.0} s the machine's cores were busy \
+                 for {machine:.1} CPU-seconds (/proc/stat), of which the benchmark's own processes \
+                 (generator, upstreams, gateways, peers and the children they reaped; \
+                 /proc/self/stat) used {own:.1}; the difference, {:.1} CPU-seconds ({:.0}% of one \
+                 core on average), is what other processes used. The two counters are sampled \
+                 differently, so a few percent of the total either way is noise; the stdio \
+                 servers that peers run are killed with them, not reaped, and count as other.\n",
+                machine - own,
+                (machine - own) / wall.max(f64::MIN_POSITIVE) * 100.0
+            ),
+            _ => "Other load during this run: /proc could not be read.\n".to_string(),
+        }
+    }
+}
+
+/// The report: the B1/B2/B6 table, B5, and the targets (B1, B5, then `more`).
+pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target], others: &Others) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# mcpgate performance\n");
     if smoke {
@@ -37,12 +89,18 @@ pub fn markdown(
     let _ = writeln!(
         text,
         "Measured on this machine (2 cores shared by the load generator, the gateway and the \
-         upstream), all on loopback, side by side in one run of:\n\n```sh\ncargo build --release \
-         && target/release/mcpgate-bench run\n```\n\nThe load generator is `mcpgate-bench`'s own: \
-         keep-alive HTTP/1.1 connections on one thread, each sending its next request as soon as \
-         the answer is read. Its CPU column is its own CPU time over wall time (1.00 = one core), to \
-         show whether it is the bottleneck. The upstream is `mcpgate-bench upstream` (actix-web, one \
-         worker): MCP over Streamable HTTP with JSON answers, and the REST connector contract.\n"
+         upstream), all on loopback, side by side in one run of:\n\n```sh\n{}\n```\n\n(the \
+         benchmark's command line as it was run; `eval \"$(scripts/bench-peers-setup)\"` \
+         beforehand installs the B7 peers and tells the benchmark where they are). The load \
+         generator is `mcpgate-bench`'s own: keep-alive HTTP/1.1 connections on one thread, each \
+         sending its next request as soon as the answer is read, every request with its own \
+         JSON-RPC id. Its CPU column is its own CPU time over wall time (1.00 = one core), to \
+         show whether it is the bottleneck. The upstream is `mcpgate-bench upstream` (actix-web, \
+         one worker): MCP over Streamable HTTP with JSON answers, and the REST connector \
+         contract; `mcpgate-bench upstream --stdio` is the same MCP server on stdin/stdout (one \
+         thread), which B6 drives directly with its requests pipelined and matched by id.\n\n{}",
+        command_line(),
+        others.sentence()
     );
     let _ = writeln!(
         text,
@@ -92,29 +150,74 @@ pub fn markdown(
     };
     let _ = writeln!(
         text,
-        "\nLatency the gateway adds to p50 at concurrency 1: B1 {}, B2 {}.\n",
+        "\nLatency the gateway adds to p50 at concurrency 1: B1 {}, B2 {}, B6 {}.\n",
         added("B1"),
-        added("B2")
+        added("B2"),
+        added("B6")
     );
     let _ = writeln!(
         text,
-        "B5 (partial): start-up to `/readyz` with the SQLite default {:.0} ms (process spawn \
-         included); release binary {:.1} MiB; gateway RSS after B1 and B2 {:.1} MiB.\n",
-        ready.as_secs_f64() * 1000.0,
-        binary_bytes as f64 / 1_048_576.0,
-        rss_kb as f64 / 1024.0
+        "## B5\n\n| measure | figure |\n| --- | --- |\n\
+         | start-up to `/readyz`, SQLite default, connectors `up` (mcp), `rest` (http) and `st` \
+         (stdio), process spawn included | {:.0} ms |\n\
+         | release binary size | {} bytes ({:.1} MiB) |\n\
+         | gateway RSS after B1, B2 and B6 | {} KiB ({:.1} MiB) |\n",
+        b5.ready.as_secs_f64() * 1000.0,
+        b5.binary_bytes,
+        b5.binary_bytes as f64 / 1_048_576.0,
+        b5.rss_kb,
+        b5.rss_kb as f64 / 1024.0
     );
-    let _ = writeln!(text, "{}", targets(rows, ready, rss_kb));
+    let _ = writeln!(text, "{}", targets(rows, b5, more));
     let _ = writeln!(
         text,
-        "Not measured yet: B4 (10,000 idle sessions), B6 (stdio backend), B7 (peers). Profiles \
-         and what they say: docs/PERFORMANCE-profile.md."
+        "Profiles and what they say: docs/PERFORMANCE-profile.md."
     );
     text
 }
 
-/// The B1 and B5 targets against this run's figures.
-fn targets(rows: &[Row], ready: Duration, rss_kb: u64) -> String {
+/// This process's command line, as it was run.
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, arg)| match i {
+            0 => arg
+                .rsplit_once("/target/")
+                .map_or(arg.clone(), |(_, tail)| format!("target/{tail}")),
+            _ => arg,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// B6's lines of the targets table: issue 6 sets no B6 target, so they are for information.
+pub fn b6_targets(rows: &[Row]) -> Vec<Target> {
+    let find = |direct: bool, concurrency: usize| {
+        rows.iter().find(|r| {
+            r.bench == "B6" && r.concurrency == concurrency && r.what.contains("directly") == direct
+        })
+    };
+    let mut lines = Vec::new();
+    if let (Some(d), Some(g)) = (find(true, 1), find(false, 1)) {
+        lines.push((
+            "B6 (no target set): p50 added at concurrency 1".to_string(),
+            format!("{:.3} ms", g.measured.p50_ms - d.measured.p50_ms),
+            None,
+        ));
+    }
+    let top = rows.iter().map(|r| r.concurrency).max().unwrap_or(1);
+    if let (Some(d), Some(g)) = (find(true, top), find(false, top)) {
+        lines.push((
+            format!("B6 (no target set): share of direct throughput at concurrency {top}"),
+            format!("{:.2}×", g.measured.rps / d.measured.rps.max(1.0)),
+            None,
+        ));
+    }
+    lines
+}
+
+/// The B1 and B5 targets against this run's figures, then `more`.
+fn targets(rows: &[Row], b5: &B5, more: &[Target]) -> String {
     let find = |direct: bool, concurrency: usize| {
         rows.iter().find(|r| {
             r.bench == "B1" && r.concurrency == concurrency && r.what.contains("directly") == direct
@@ -123,19 +226,20 @@ fn targets(rows: &[Row], ready: Duration, rss_kb: u64) -> String {
     let mut out = String::from(
         "## Against the targets (this run)\n\n| target | figure | met |\n| --- | --- | --- |\n",
     );
-    let mut line = |target: &str, figure: String, met: bool| {
-        let _ = writeln!(
-            out,
-            "| {target} | {figure} | {} |",
-            if met { "yes" } else { "no" }
-        );
+    let mut line = |target: &str, figure: String, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "—",
+        };
+        let _ = writeln!(out, "| {target} | {figure} | {met} |");
     };
     let top = rows.iter().map(|r| r.concurrency).max().unwrap_or(1);
     if let Some(d) = find(true, top) {
         line(
             &format!("upstream directly ≥ 50,000 `tools/call`/s at concurrency {top}"),
             format!("{:.0}/s", d.measured.rps),
-            d.measured.rps >= 50_000.0,
+            Some(d.measured.rps >= 50_000.0),
         );
     }
     if let (Some(d), Some(g)) = (find(true, 1), find(false, 1)) {
@@ -143,7 +247,7 @@ fn targets(rows: &[Row], ready: Duration, rss_kb: u64) -> String {
         line(
             "B1: adds ≤ 0.1 ms to p50 at concurrency 1",
             format!("adds {added:.3} ms"),
-            added <= 0.1,
+            Some(added <= 0.1),
         );
     }
     if let (Some(d), Some(g)) = (find(true, top), find(false, top)) {
@@ -151,26 +255,32 @@ fn targets(rows: &[Row], ready: Duration, rss_kb: u64) -> String {
         line(
             &format!("B1: ≥ 0.35× direct throughput at concurrency {top}"),
             format!("{share:.2}×"),
-            share >= 0.35,
+            Some(share >= 0.35),
         );
         line(
             &format!("B1: p99 ≤ 5 ms at concurrency {top}"),
             format!("{:.3} ms", g.measured.p99_ms),
-            g.measured.p99_ms <= 5.0,
+            Some(g.measured.p99_ms <= 5.0),
         );
     }
-    let ready_ms = ready.as_secs_f64() * 1000.0;
+    let ready_ms = b5.ready.as_secs_f64() * 1000.0;
     line(
         "B5: ready in ≤ 100 ms",
         format!("{ready_ms:.0} ms"),
-        ready_ms <= 100.0,
+        Some(ready_ms <= 100.0),
     );
-    let rss_mb = rss_kb as f64 / 1024.0;
     line(
-        "B5: RSS after B1 ≤ 40 MB",
-        format!("{rss_mb:.1} MiB"),
-        rss_mb <= 40.0,
+        "B5: RSS after B1 ≤ 40 MB (40,000,000 bytes)",
+        format!(
+            "{:.1} MiB ({} bytes)",
+            b5.rss_kb as f64 / 1024.0,
+            b5.rss_kb * 1024
+        ),
+        Some(b5.rss_kb * 1024 <= 40_000_000),
     );
+    for (target, figure, met) in more {
+        line(target, figure.clone(), *met);
+    }
     out
 }
 

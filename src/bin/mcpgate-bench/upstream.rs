@@ -1,6 +1,7 @@
 //! The fast upstream: a minimal MCP server over Streamable HTTP (JSON answers) that also speaks
 //! the http connector contract, whose `tools/call` costs next to nothing, so that what a gateway
-//! adds is what gets measured.
+//! adds is what gets measured. Its stdio mode (same answers, newline-delimited JSON-RPC on
+//! stdin/stdout) is in `stdio_upstream`.
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
@@ -31,15 +32,10 @@ fn rest_tools() -> Value {
     json!({ "tools": tools })
 }
 
-async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-        return HttpResponse::BadRequest().finish();
-    };
-    let id = message.get("id").cloned();
+/// The answer to one MCP message, or `None` for a notification. Shared with the stdio mode.
+pub fn answer(message: &Value) -> Option<Value> {
+    let id = message.get("id")?.clone();
     let method = message["method"].as_str().unwrap_or("");
-    let Some(id) = id else {
-        return HttpResponse::Accepted().finish();
-    };
     let result = match method {
         "initialize" => json!({"protocolVersion": message["params"]["protocolVersion"],
             "capabilities": {"tools": {}}, "serverInfo": {"name": "bench-upstream", "version": "1"}}),
@@ -47,14 +43,22 @@ async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         "tools/call" => json!({"content": [{"type": "text", "text": "ok"}]}),
         "ping" => json!({}),
         _ => {
-            let error = json!({"jsonrpc": "2.0", "id": id,
-                "error": {"code": -32601, "message": "method not found"}});
-            return HttpResponse::Ok().json(error);
+            return Some(json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32601, "message": "method not found"}}));
         }
     };
-    let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    Some(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+}
+
+async fn mcp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let Some(answer) = answer(&message) else {
+        return HttpResponse::Accepted().finish();
+    };
     let mut response = HttpResponse::Ok();
-    if method == "initialize" || req.headers().contains_key("mcp-session-id") {
+    if message["method"] == "initialize" || req.headers().contains_key("mcp-session-id") {
         response.insert_header(("mcp-session-id", SESSION));
     }
     response.json(answer)
