@@ -57,6 +57,13 @@ impl Application {
                 .configure(api::configure)
                 .configure(transport::configure)
         })
+        // Answers streamed as SSE go out in pieces (headers, then each event); without
+        // TCP_NODELAY a piece after the first waits for the client's delayed ACK (~40 ms).
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
