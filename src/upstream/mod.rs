@@ -220,7 +220,12 @@ impl McpClient {
         let guard = CallGuard { client: self, id };
         let message = jsonrpc::request(json!(id), method, Some(params));
         let exchange = async {
-            match connection.send(self, message, Some(id)).await {
+            let sent = connection.send(self, message, Some(id)).await;
+            if !matches!(sent, Sent::Ok) {
+                // Never delivered: nothing for the server to cancel.
+                self.inner.pending.borrow_mut().remove(&id);
+            }
+            match sent {
                 Sent::Ok => {}
                 Sent::SessionGone => {
                     self.drop_connection("the server ended the session");
@@ -429,11 +434,16 @@ impl Drop for CallGuard<'_> {
         let inner = &self.client.inner;
         inner.calls.borrow_mut().remove(&self.id);
         let waiting = inner.pending.borrow_mut().remove(&self.id).is_some();
-        if waiting {
+        // Only over the connection that carried the request: a new one would not know it, and
+        // connecting to cancel would loop while the server is down (each failed connect drops
+        // an `initialize` that would be cancelled in turn).
+        let connection = inner.connection.borrow().clone();
+        if let (true, Some(connection)) = (waiting, connection) {
             let client = self.client.clone();
             let params = json!({"requestId": self.id, "reason": "cancelled by the gateway"});
+            let message = jsonrpc::notification("notifications/cancelled", Some(params));
             actix_rt::spawn(async move {
-                let _ = client.notify("notifications/cancelled", Some(params)).await;
+                let _ = connection.send(&client, message, None).await;
             });
         }
     }

@@ -340,3 +340,82 @@ async fn a_cancelled_request_is_cancelled_upstream_with_the_upstream_id() {
         "the backend's id, not the client's: {ids:?}"
     );
 }
+
+/// A Streamable HTTP MCP server with one `echo` tool that answers HTTP 500 to everything once
+/// `broken` is set; `posts` counts the POSTs it got.
+async fn breakable_server(
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    posts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let (broken, posts) = (broken.clone(), posts.clone());
+        App::new().route(
+            "/mcp",
+            web::post().to(move |body: web::Json<Value>| {
+                let (broken, posts) = (broken.clone(), posts.clone());
+                async move {
+                    posts.fetch_add(1, Ordering::SeqCst);
+                    if broken.load(Ordering::SeqCst) {
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    let result = match body["method"].as_str().unwrap_or("") {
+                        "initialize" => json!({"protocolVersion": "2025-06-18",
+                            "capabilities": {"tools": {}}, "serverInfo": {"name": "b", "version": "0"}}),
+                        "tools/list" => json!({"tools": [{"name": "echo", "description": "Echo.",
+                            "inputSchema": {"type": "object"}}]}),
+                        "tools/call" => json!({"content": [{"type": "text", "text": "ok"}]}),
+                        _ if body.get("id").is_none() => return HttpResponse::Accepted().finish(),
+                        _ => json!({}),
+                    };
+                    HttpResponse::Ok()
+                        .insert_header(("mcp-session-id", "s1"))
+                        .json(json!({"jsonrpc": "2.0", "id": body["id"], "result": result}))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_rt::spawn(server);
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+#[actix_web::test]
+async fn a_failed_call_to_a_broken_mcp_server_does_not_make_the_gateway_hammer_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (broken, posts) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let url = breakable_server(broken.clone(), posts.clone()).await;
+    let up: ConnectorSettings = serde_json::from_value(json!({
+        "name": "up", "kind": "mcp", "url": url, "transport": "streamable_http",
+        "timeout_ms": 2000, "health_check_interval_ms": 60000}))
+    .unwrap();
+    let app = spawn_app(vec![up]).await;
+    let session = app.initialize().await;
+    let call = json!({"name": "up_echo", "arguments": {}});
+    let ok = app.rpc(&session, "tools/call", call.clone()).await;
+    assert_eq!(ok["result"]["content"][0]["text"], "ok", "{ok}");
+
+    broken.store(true, Ordering::SeqCst);
+    let failed = app.rpc(&session, "tools/call", call).await;
+    let after_failure = posts.load(Ordering::SeqCst);
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let later = posts.load(Ordering::SeqCst);
+
+    assert!(failed["error"].is_object(), "{failed}");
+    assert!(
+        later - after_failure <= 2,
+        "the gateway kept posting to a broken server: {} POSTs in 500 ms",
+        later - after_failure
+    );
+}
