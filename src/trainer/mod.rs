@@ -46,6 +46,9 @@ use watch::Watch;
 const MAX_EXAMPLES: usize = 200;
 /// Suggestions kept per target.
 const MAX_SUGGESTIONS: usize = 50;
+/// Signals kept per target in the window: the newest, whatever the window's length, so that
+/// memory does not grow with the call rate (an hour of 10,000 calls/s would be 36 million).
+const MAX_SEEN: usize = 10_000;
 /// Other tools of the same backend whose texts a candidate is evaluated against.
 const MAX_SIBLINGS: usize = 100;
 /// Recent recorded calls of each sibling a candidate is evaluated on.
@@ -490,9 +493,10 @@ impl Handler<RecordFeedback> for Trainer {
             signal: feedback.signal,
             rating: feedback.rating,
         });
-        while seen
-            .front()
-            .is_some_and(|s| now.duration_since(s.at) > self.window)
+        while seen.len() > MAX_SEEN
+            || seen
+                .front()
+                .is_some_and(|s| now.duration_since(s.at) > self.window)
         {
             seen.pop_front();
         }
@@ -551,5 +555,48 @@ impl Handler<WatchDeploy> for Trainer {
 
     fn handle(&mut self, msg: WatchDeploy, _ctx: &mut Self::Context) {
         self.watch((msg.kind, msg.target), msg.version, msg.previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn the_window_keeps_at_most_max_seen_signals_per_target() {
+        let settings = crate::configuration::Settings::load(std::path::Path::new("config"))
+            .expect("the default settings load");
+        let mut database = settings.database.clone();
+        database.url = "sqlite://:memory:".into();
+        let deps = TrainerDeps {
+            pool: crate::store::pool(&database),
+            catalog: Default::default(),
+            served: Default::default(),
+        };
+        let window = Duration::from_secs(3600);
+        let trainer = Trainer::new(settings.trainer.clone(), window, deps).start();
+        for _ in 0..MAX_SEEN + 50 {
+            trainer.do_send(RecordFeedback {
+                feedback: NewFeedback {
+                    target_kind: "tool".into(),
+                    target: "t".into(),
+                    version: None,
+                    session_id: None,
+                    signal: "success".into(),
+                    rating: None,
+                    suggestion: None,
+                    error: None,
+                    latency_ms: None,
+                    source: "auto".into(),
+                    created_at_ms: 0,
+                },
+                arguments: None,
+            });
+        }
+
+        let targets = trainer.send(ListTargets).await.unwrap();
+
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].uses, MAX_SEEN);
     }
 }
