@@ -190,7 +190,7 @@ fn command_line() -> String {
         .join(" ")
 }
 
-/// B6's lines of the targets table: issue 6 sets no B6 target, so they are for information.
+/// B6's lines of the targets table: no target is set for B6, so they are for information.
 pub fn b6_targets(rows: &[Row]) -> Vec<Target> {
     let find = |direct: bool, concurrency: usize| {
         rows.iter().find(|r| {
