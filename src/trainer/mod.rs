@@ -12,6 +12,7 @@ pub mod approaches;
 mod batch;
 pub mod evaluate;
 pub mod experiment;
+mod job;
 pub mod joint;
 pub mod live;
 pub mod llm;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod safety;
 pub mod served;
 mod stats;
+mod triggers;
 mod watch;
 pub mod words;
 
@@ -186,95 +188,6 @@ impl Trainer {
         view_of(kind, target, seen.iter())
     }
 
-    /// Whether the LLM's daily call budget is spent (forgetting calls older than a day).
-    fn llm_spent(&mut self) -> bool {
-        let day = Duration::from_secs(86_400);
-        while self.llm_calls.front().is_some_and(|at| at.elapsed() > day) {
-            self.llm_calls.pop_front();
-        }
-        let cap = self.settings.llm.max_calls_per_day as usize;
-        cap > 0 && self.llm_calls.len() >= cap
-    }
-
-    /// What a run for `key` needs, or why it cannot run.
-    fn job(&mut self, key: &(String, String), trigger: &str) -> Result<run::Job, String> {
-        let spent = self.llm.is_some() && self.llm_spent();
-        let snapshot = self.deps.catalog.load();
-        let (kind, target) = key;
-        let entry = match kind.as_str() {
-            "tool" => snapshot.catalog.tool(target),
-            "prompt" => snapshot.catalog.prompt(target),
-            _ => None,
-        }
-        .ok_or_else(|| format!("no {kind} is named `{target}`"))?;
-        let original = match kind.as_str() {
-            "tool" => entry.item["description"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            _ => String::new(),
-        };
-        let current = self
-            .deps
-            .served
-            .get(kind, target)
-            .map_or_else(|| original.clone(), |s| s.text);
-        let placeholders = crate::catalog::required_arguments(&entry.item);
-        let mut context = evaluate::Context {
-            schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
-            ..Default::default()
-        };
-        if kind == "tool" {
-            let siblings =
-                snapshot.catalog.tools.iter().filter(|e| {
-                    e.connector == entry.connector && e.item["name"] != target.as_str()
-                });
-            for sibling in siblings.take(MAX_SIBLINGS) {
-                let name = sibling.item["name"].as_str().unwrap_or_default();
-                let text = self.served_text(kind, name, &snapshot);
-                let calls = self.examples.get(&(kind.clone(), name.to_string()));
-                let calls = calls
-                    .into_iter()
-                    .flatten()
-                    .rev()
-                    .take(SIBLING_CALLS)
-                    .cloned();
-                context.siblings.push(evaluate::Sibling {
-                    name: name.to_string(),
-                    text,
-                    schema: sibling.item.get("inputSchema").cloned().unwrap_or_default(),
-                    calls: calls.collect(),
-                });
-            }
-        }
-        Ok(run::Job {
-            kind: kind.clone(),
-            target: target.clone(),
-            trigger: trigger.into(),
-            current,
-            original,
-            schema: context.schema.clone(),
-            context,
-            examples: self
-                .examples
-                .get(key)
-                .map(|e| e.iter().cloned().collect())
-                .unwrap_or_default(),
-            suggestions: self
-                .suggestions
-                .get(key)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
-            llm: self.llm.clone().filter(|_| !spent),
-            llm_spent: spent,
-            llm_budget: self.settings.llm.max_calls_per_run,
-            margin: self.settings.margin,
-            placeholders,
-            canary_share: self.settings.canary_share,
-            example_values: self.settings.example_values,
-        })
-    }
-
     /// Starts a run for `key`; `reply` hears how it ended.
     fn start_run(
         &mut self,
@@ -311,22 +224,6 @@ impl Trainer {
         }));
     }
 
-    /// The text served for a tool (its production version, else the backend's description).
-    fn served_text(&self, kind: &str, name: &str, snapshot: &crate::registry::Snapshot) -> String {
-        match self.deps.served.get(kind, name) {
-            Some(served) => served.text,
-            None => snapshot.catalog.tool(name).map_or_else(String::new, |e| {
-                e.item["description"].as_str().unwrap_or_default().into()
-            }),
-        }
-    }
-
-    /// Whether `key` has a live experiment (a run must wait until it is concluded).
-    fn in_experiment(&self, key: &(String, String)) -> bool {
-        let experiments = &self.deps.served.experiments;
-        !experiments.is_empty() && experiments.arms(&key.0, &key.1).is_some()
-    }
-
     /// Marks `key` as running; reserves an LLM call when the run may ask one.
     fn begin_run(&mut self, key: &(String, String), reserve_llm: bool) {
         self.running.insert(key.clone());
@@ -352,90 +249,6 @@ impl Trainer {
             self.watch(key, version, previous);
         }
         finished.run
-    }
-
-    /// Starts runs whose triggers fire, busiest targets first (they get the LLM's budget first);
-    /// rolls back watched versions that do worse, and stops watching a version once it has twice
-    /// the minimum volume without a breach. Triggers read only the signals that came after a
-    /// target's last run, so that a run needs new evidence.
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        let cooldown = Duration::from_millis(self.settings.cooldown_ms);
-        let mut due = Vec::new();
-        let snapshot = self.deps.catalog.load();
-        for (key, seen) in &self.seen {
-            let since = self.last_run.get(key);
-            let view = view_of(
-                &key.0,
-                &key.1,
-                seen.iter().filter(|s| since.is_none_or(|at| s.at >= *at)),
-            );
-            if self.watched.contains_key(key) || self.in_experiment(key) {
-                continue;
-            }
-            if !self.settings.enabled || self.running.contains(key) {
-                continue;
-            }
-            if self
-                .last_run
-                .get(key)
-                .is_some_and(|at| at.elapsed() < cooldown)
-            {
-                continue;
-            }
-            let errors = view.uses >= self.settings.min_volume
-                && view.error_rate >= self.settings.error_rate_threshold;
-            let ratings = view.ratings >= self.settings.min_ratings
-                && view
-                    .mean_rating
-                    .is_some_and(|m| m < self.settings.rating_threshold);
-            let thin = || approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
-            if errors {
-                due.push((key.clone(), "error_rate", view.uses));
-            } else if ratings {
-                due.push((key.clone(), "low_rating", view.uses));
-            } else if key.0 == "tool"
-                && self.llm.is_some()
-                && view.uses >= self.settings.min_volume
-                && snapshot.catalog.tool(&key.1).is_some()
-                && thin()
-            {
-                due.push((key.clone(), "thin_description", view.uses));
-            }
-        }
-        self.check_watches(ctx);
-        due.sort_by_key(|(_, _, uses)| std::cmp::Reverse(*uses));
-        for (key, trigger, _) in due {
-            if self.running.contains(&key) {
-                continue;
-            }
-            match trigger {
-                "thin_description" => self.start_batch(key, &snapshot, ctx),
-                _ => self.start_run(key, trigger, None, ctx),
-            }
-        }
-        let needed = (self.settings.min_volume as u64 / 2).max(2);
-        for key in self.deps.served.experiments.targets() {
-            let arms = self
-                .deps
-                .served
-                .experiments
-                .arms(&key.0, &key.1)
-                .unwrap_or_default();
-            if arms.is_empty() || arms.iter().any(|a| a.uses() < needed) {
-                continue;
-            }
-            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-            let margin = self.settings.margin;
-            let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
-            self.pending += 1;
-            ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
-                act.pending -= 1;
-                act.last_run.insert(key.clone(), Instant::now());
-                if let Some((version, previous)) = deployed {
-                    act.watch(key, version, previous);
-                }
-            }));
-        }
     }
 }
 

@@ -28,9 +28,8 @@ pub struct Job {
     pub current: String,
     /// The backend's own text (version 1).
     pub original: String,
-    /// The tool's input schema (tools only).
-    pub schema: Value,
-    /// The siblings' texts and calls, and the schema, for the evaluation.
+    /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
+    /// the approaches and the evaluation.
     pub context: evaluate::Context,
     /// Recorded uses, newest last.
     pub examples: Vec<Example>,
@@ -86,7 +85,7 @@ pub async fn train_together(
         Some(llm) => {
             let tools: Vec<(&str, &str, &Value)> = jobs
                 .iter()
-                .map(|j| (j.target.as_str(), j.current.as_str(), &j.schema))
+                .map(|j| (j.target.as_str(), j.current.as_str(), &j.context.schema))
                 .collect();
             let request = meta_prompt::batch_request(&tools);
             llm.complete(&request).await
@@ -147,7 +146,7 @@ fn judge_together(
     let mut members = vec![joint::Member {
         deployed: &first.current,
         candidate: safe(0),
-        schema: &first.schema,
+        schema: &first.context.schema,
         calls: &first.examples,
     }];
     let mut index = vec![Some(0)];
@@ -321,7 +320,7 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
         .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
         .count();
     let hardened = (job.kind == "tool" && !failures.is_empty())
-        .then(|| approaches::harden(&job.current, &job.schema, &job.examples))
+        .then(|| approaches::harden(&job.current, &job.context.schema, &job.examples))
         .flatten();
     let thin = job.kind == "tool" && approaches::is_thin(&job.current, &job.target);
     let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
@@ -339,7 +338,7 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
         let request = meta_prompt::request(
             &job.target,
             &job.current,
-            &job.schema,
+            &job.context.schema,
             &errors,
             &job.suggestions,
         );

@@ -1,0 +1,112 @@
+//! What a training run is given: the target's current and original texts, its schema, its
+//! recorded uses and suggestions, its siblings' texts and calls for the evaluation, and the LLM
+//! if one is set and the day's budget of calls is not spent.
+
+use std::time::Duration;
+
+use super::{evaluate, run, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
+use crate::registry::Snapshot;
+
+impl Trainer {
+    /// Whether the LLM's daily call budget is spent (forgetting calls older than a day).
+    pub(super) fn llm_spent(&mut self) -> bool {
+        let day = Duration::from_secs(86_400);
+        while self.llm_calls.front().is_some_and(|at| at.elapsed() > day) {
+            self.llm_calls.pop_front();
+        }
+        let cap = self.settings.llm.max_calls_per_day as usize;
+        cap > 0 && self.llm_calls.len() >= cap
+    }
+
+    /// What a run for `key` needs, or why it cannot run.
+    pub(super) fn job(
+        &mut self,
+        key: &(String, String),
+        trigger: &str,
+    ) -> Result<run::Job, String> {
+        let spent = self.llm.is_some() && self.llm_spent();
+        let snapshot = self.deps.catalog.load();
+        let (kind, target) = key;
+        let entry = match kind.as_str() {
+            "tool" => snapshot.catalog.tool(target),
+            "prompt" => snapshot.catalog.prompt(target),
+            _ => None,
+        }
+        .ok_or_else(|| format!("no {kind} is named `{target}`"))?;
+        let original = match kind.as_str() {
+            "tool" => entry.item["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        let current = self
+            .deps
+            .served
+            .get(kind, target)
+            .map_or_else(|| original.clone(), |s| s.text);
+        let placeholders = crate::catalog::required_arguments(&entry.item);
+        let mut context = evaluate::Context {
+            schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        if kind == "tool" {
+            let siblings =
+                snapshot.catalog.tools.iter().filter(|e| {
+                    e.connector == entry.connector && e.item["name"] != target.as_str()
+                });
+            for sibling in siblings.take(MAX_SIBLINGS) {
+                let name = sibling.item["name"].as_str().unwrap_or_default();
+                let text = self.served_text(kind, name, &snapshot);
+                let calls = self.examples.get(&(kind.clone(), name.to_string()));
+                let calls = calls
+                    .into_iter()
+                    .flatten()
+                    .rev()
+                    .take(SIBLING_CALLS)
+                    .cloned();
+                context.siblings.push(evaluate::Sibling {
+                    name: name.to_string(),
+                    text,
+                    schema: sibling.item.get("inputSchema").cloned().unwrap_or_default(),
+                    calls: calls.collect(),
+                });
+            }
+        }
+        Ok(run::Job {
+            kind: kind.clone(),
+            target: target.clone(),
+            trigger: trigger.into(),
+            current,
+            original,
+            context,
+            examples: self
+                .examples
+                .get(key)
+                .map(|e| e.iter().cloned().collect())
+                .unwrap_or_default(),
+            suggestions: self
+                .suggestions
+                .get(key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            llm: self.llm.clone().filter(|_| !spent),
+            llm_spent: spent,
+            llm_budget: self.settings.llm.max_calls_per_run,
+            margin: self.settings.margin,
+            placeholders,
+            canary_share: self.settings.canary_share,
+            example_values: self.settings.example_values,
+        })
+    }
+
+    /// The text served for a tool (its production version, else the backend's description).
+    pub(super) fn served_text(&self, kind: &str, name: &str, snapshot: &Snapshot) -> String {
+        match self.deps.served.get(kind, name) {
+            Some(served) => served.text,
+            None => snapshot.catalog.tool(name).map_or_else(String::new, |e| {
+                e.item["description"].as_str().unwrap_or_default().into()
+            }),
+        }
+    }
+}
