@@ -347,13 +347,11 @@ async fn breakable_server(
     broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
     posts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> String {
-    use actix_web::{web, App, HttpResponse, HttpServer};
+    use actix_web::{web, HttpResponse};
     use std::sync::atomic::Ordering;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(move || {
+    let port = crate::helpers::serve_local(move |cfg| {
         let (broken, posts) = (broken.clone(), posts.clone());
-        App::new().route(
+        cfg.route(
             "/mcp",
             web::post().to(move |body: web::Json<Value>| {
                 let (broken, posts) = (broken.clone(), posts.clone());
@@ -376,14 +374,8 @@ async fn breakable_server(
                         .json(json!({"jsonrpc": "2.0", "id": body["id"], "result": result}))
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_rt::spawn(server);
+        );
+    });
     format!("http://127.0.0.1:{port}/mcp")
 }
 

@@ -320,3 +320,19 @@ impl TestApp {
         mcpgate::store::tool_calls::count(&mut conn).expect("count")
     }
 }
+
+/// Starts a one-worker HTTP server on a free loopback port with the routes `configure` adds
+/// (a test double of a system the gateway talks to); returns the port.
+pub fn serve_local(configure: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .expect("listen")
+            .run();
+    actix_rt::spawn(server);
+    port
+}

@@ -2,14 +2,13 @@
 //! manipulative rewrites, deploy-if-better, and rollback when live results get worse. The
 //! optimizer LLM is a test double behind the real OpenAI-compatible HTTP path.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::fake_connector::{Behaviour, FakeConnector};
-use crate::helpers::{connector, spawn_app_with, StoreKind, TestApp};
+use crate::helpers::{connector, serve_local, spawn_app_with, StoreKind, TestApp};
 
 fn tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"],
@@ -165,6 +164,43 @@ async fn without_data_or_an_llm_the_trainer_does_nothing_and_says_why() {
     );
 }
 
+/// A session that called `gh_search` four times, successfully, as the trainer has seen; and the
+/// call.
+async fn four_good_searches(app: &TestApp) -> (String, Value) {
+    let session = app.initialize().await;
+    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
+    for _ in 0..4 {
+        app.rpc(&session, "tools/call", call.clone()).await;
+    }
+    seen(app, "gh_search", 4).await;
+    (session, call)
+}
+
+/// Makes the backend fail, calls four times, and waits until production of `gh_search` is back
+/// at version 1 (or gives up); returns production and the training runs.
+async fn fail_until_rolled_back(
+    app: &TestApp,
+    backend: &FakeConnector,
+    session: &str,
+    call: &Value,
+) -> (Value, Value) {
+    backend.set_behaviour(Behaviour::Fail);
+    for _ in 0..4 {
+        app.rpc(session, "tools/call", call.clone()).await;
+    }
+    let mut production = Value::Null;
+    for _ in 0..100 {
+        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        production = shown["production"].clone();
+        if production == 1 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    (production, runs)
+}
+
 async fn seen_feedback(app: &TestApp) {
     for _ in 0..100 {
         let (_, body) = app.get_json("/api/v1/targets").await;
@@ -179,11 +215,9 @@ async fn seen_feedback(app: &TestApp) {
 async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
     let prompts = Arc::new(Mutex::new(Vec::new()));
     let (seen, answer) = (prompts.clone(), answer.to_string());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(move || {
+    let port = serve_local(move |cfg| {
         let (seen, answer) = (seen.clone(), answer.clone());
-        App::new().route(
+        cfg.route(
             "/v1/chat/completions",
             web::post().to(move |body: web::Json<Value>| {
                 let (seen, answer) = (seen.clone(), answer.clone());
@@ -198,14 +232,8 @@ async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
                     )
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_rt::spawn(server);
+        );
+    });
     (format!("http://127.0.0.1:{port}/v1"), prompts)
 }
 
@@ -265,31 +293,13 @@ async fn a_deployed_version_that_does_worse_live_is_rolled_back_by_the_trainer()
         s.trainer.rollback_margin = 0.2;
     })
     .await;
-    let session = app.initialize().await;
-    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    seen(&app, "gh_search", 4).await;
+    let (session, call) = four_good_searches(&app).await;
     let (_, outcome) = app
         .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
         .await;
     assert_eq!(outcome["outcome"], "deployed", "{outcome}");
 
-    backend.set_behaviour(Behaviour::Fail);
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    let mut production = Value::Null;
-    for _ in 0..100 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-        production = shown["production"].clone();
-        if production == 1 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    let (production, runs) = fail_until_rolled_back(&app, &backend, &session, &call).await;
 
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back");
@@ -425,12 +435,7 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
         s.trainer.check_interval_ms = 50;
     })
     .await;
-    let session = app.initialize().await;
-    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    seen(&app, "gh_search", 4).await;
+    let (session, call) = four_good_searches(&app).await;
     let text = json!({"text": "Search issues of a repository (owner/name) by text."});
     let (status, added) = app
         .send_json("POST", "/api/v1/prompts/tool:gh_search/versions", &text)
@@ -442,20 +447,7 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
         .await;
     assert_eq!(status, 200);
 
-    backend.set_behaviour(Behaviour::Fail);
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    let mut production = Value::Null;
-    for _ in 0..100 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-        production = shown["production"].clone();
-        if production == 1 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    let (production, runs) = fail_until_rolled_back(&app, &backend, &session, &call).await;
 
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
