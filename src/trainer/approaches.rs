@@ -20,6 +20,7 @@ pub struct Example {
     pub error: Option<String>,
 }
 
+#[cfg(test)]
 impl Example {
     /// A successful call with `arguments`.
     pub fn succeeded(arguments: Value) -> Self {
