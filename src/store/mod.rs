@@ -133,12 +133,18 @@ pub fn ping(pool: &Pool) -> bool {
 
 /// Runs `f` in a transaction that reads and then writes. On SQLite it takes the write lock up
 /// front (`BEGIN IMMEDIATE`): a deferred transaction that read first fails with "database is
-/// locked" when another connection wrote in between, whatever the busy timeout.
+/// locked" when another connection wrote in between, whatever the busy timeout. Inside a
+/// transaction already under way it is a nested one (a savepoint), as `transaction` is.
 pub fn write<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
 ) -> diesel::QueryResult<T> {
-    if !matches!(conn, AnyConnection::Sqlite(_)) {
+    use diesel::connection::TransactionManager;
+    type Manager = <AnyConnection as Connection>::TransactionManager;
+    let nested = Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .is_ok_and(|depth| depth.is_some());
+    if nested || !matches!(conn, AnyConnection::Sqlite(_)) {
         return conn.transaction(f);
     }
     conn.batch_execute("BEGIN IMMEDIATE")?;
@@ -151,5 +157,52 @@ pub fn write<T>(
             let _ = conn.batch_execute("ROLLBACK");
             Err(err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite() -> AnyConnection {
+        let mut conn = AnyConnection::Sqlite(SqliteConnection::establish(":memory:").unwrap());
+        conn.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+        conn
+    }
+
+    fn count(conn: &mut AnyConnection) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<Count>(conn)
+            .unwrap()
+            .n
+    }
+
+    #[test]
+    fn a_write_commits_and_a_failed_one_leaves_nothing() {
+        let mut conn = sqlite();
+        write(&mut conn, |c| c.batch_execute("INSERT INTO t VALUES (1)")).unwrap();
+        let failed = write(&mut conn, |c| {
+            c.batch_execute("INSERT INTO t VALUES (2)")?;
+            c.batch_execute("INSERT INTO nowhere VALUES (3)")
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(&mut conn), 1);
+    }
+
+    #[test]
+    fn a_write_inside_a_transaction_is_a_nested_one() {
+        let mut conn = sqlite();
+        let outcome = conn.transaction(|c| {
+            write(c, |c| c.batch_execute("INSERT INTO t VALUES (1)"))?;
+            write(c, |c| c.batch_execute("INSERT INTO t VALUES (2)"))
+        });
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(count(&mut conn), 2);
     }
 }
