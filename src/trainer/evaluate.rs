@@ -66,6 +66,8 @@ pub struct Sibling {
 /// What a candidate is evaluated on besides the target's own recorded calls.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
+    /// The target's name.
+    pub name: String,
     /// The tool's input schema (`null` for a prompt).
     pub schema: Value,
     /// The other tools of the same backend.
@@ -365,6 +367,7 @@ mod tests {
         let context = Context {
             schema,
             siblings: vec![sibling("ChaFod", Vec::new())],
+            ..Default::default()
         };
         assert!(compare(name_only, right, &cases, &context, 0.05).better);
         let worse = compare(name_only, wrong, &cases, &context, 0.05);
@@ -394,6 +397,7 @@ mod tests {
         let context = Context {
             schema: Value::Null,
             siblings: vec![sibling("SearchOnewayFlight", calls)],
+            ..Default::default()
         };
         let greedy = "Search flights from an origin on a departure date, and a return date.";
         let result = compare("SearchRoundtripFlights", greedy, &own, &context, 0.02);

@@ -47,6 +47,7 @@ impl Trainer {
             .map_or_else(|| original.clone(), |s| s.text);
         let placeholders = crate::catalog::required_arguments(&entry.item);
         let mut context = evaluate::Context {
+            name: target.clone(),
             schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
             ..Default::default()
         };

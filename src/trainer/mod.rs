@@ -21,6 +21,7 @@ pub mod run;
 pub mod safety;
 pub mod served;
 mod stats;
+pub mod topic;
 mod triggers;
 mod watch;
 pub mod words;

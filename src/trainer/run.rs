@@ -12,7 +12,7 @@ use super::evaluate;
 use super::llm::Llm;
 use super::safety;
 use super::served::{Served, ServedVersions};
-use super::{joint, meta_prompt};
+use super::{joint, meta_prompt, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{prompts, training_runs, Pool};
 
@@ -100,13 +100,14 @@ pub async fn train_together(
         candidates.push(match &texts {
             Err(err) => (format!("{why}; {err}"), None),
             Ok(map) => match map.get(&job.target).and_then(Value::as_str) {
-                Some(text) => (
-                    format!(
-                        "{why}, and an LLM is set (one call for {} tools)",
+                Some(text) => {
+                    let (text, note) = ground(text, job);
+                    let reason = format!(
+                        "{why}, and an LLM is set (one call for {} tools){note}",
                         jobs.len()
-                    ),
-                    Some(text.trim().to_string()),
-                ),
+                    );
+                    (reason, Some(text))
+                }
                 None => (
                     format!("{why}; the LLM's answer has no description for it"),
                     None,
@@ -138,9 +139,7 @@ fn judge_together(
     let safe = |i: usize| {
         let text = candidates[i].1.as_deref()?;
         let job = &jobs[i];
-        safety::check(&job.original, text, &job.placeholders)
-            .is_ok()
-            .then_some(text)
+        vet(job, text).is_ok().then_some(text)
     };
     let in_batch = |name: &str| jobs.iter().position(|j| j.target == name);
     let mut members = vec![joint::Member {
@@ -173,6 +172,27 @@ fn judge_together(
     }
 }
 
+/// An LLM's text without its sentences that say nothing of the tool (see [`topic::grounded`]),
+/// and what the run's reason says of them.
+fn ground(text: &str, job: &Job) -> (String, String) {
+    let (text, dropped) = topic::grounded(text.trim(), &job.context);
+    let note = match dropped {
+        0 => String::new(),
+        n => format!("; {n} of its sentences said nothing of the tool and were left out"),
+    };
+    (text, note)
+}
+
+/// The checks a candidate passes before it is evaluated: the safety checks, and that it does
+/// is about its own tool (see [`topic::off_topic`]).
+fn vet(job: &Job, candidate: &str) -> Result<(), String> {
+    safety::check(&job.original, candidate, &job.placeholders)?;
+    match topic::off_topic(candidate, &job.context) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
 /// Checks, evaluates, deploys (or tries live, or rejects) a run's candidate, and records the
 /// run. `given` is the evaluation of a candidate judged with others (and whether it was kept),
 /// which is then deployed or rejected, never tried live.
@@ -202,7 +222,7 @@ async fn settle(
     run.reason = reason;
     let mut deployed = None;
     if let Some(candidate) = candidate {
-        match safety::check(&job.original, &candidate, &job.placeholders) {
+        match vet(job, &candidate) {
             Err(problem) => {
                 run.outcome = "rejected".into();
                 run.reason = format!(
@@ -343,11 +363,11 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
             &job.suggestions,
         );
         return match llm.complete(&request).await {
-            Ok(text) => (
-                "meta-prompt",
-                format!("{why}, and an LLM is set"),
-                Some(text),
-            ),
+            Ok(text) => {
+                let (text, note) = ground(&text, job);
+                let reason = format!("{why}, and an LLM is set{note}");
+                ("meta-prompt", reason, Some(text))
+            }
             Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
         };
     }
