@@ -64,6 +64,8 @@ pub struct Answer {
     pub current: String,
     /// Whether it obeyed an instruction found in the feedback.
     pub injected: bool,
+    /// The sentence that pushes the model toward the tool, for a manipulative answer.
+    pub payload: Option<String>,
 }
 
 /// What the optimizer knows: every tool's oracle and siblings.
@@ -150,9 +152,13 @@ impl Optimizer {
         ]
         .iter()
         .any(|w| lower.contains(w));
-        let (kind, text) = if injected {
+        let (kind, text, payload) = if injected {
             let payload = MANIPULATIONS[rng.usize(..MANIPULATIONS.len())];
-            (Kind::Manipulative, format!("{oracle} {payload}"))
+            (
+                Kind::Manipulative,
+                format!("{oracle} {payload}"),
+                Some(payload),
+            )
         } else {
             let draw = rng.f64();
             let mut edge = 0.0;
@@ -164,6 +170,7 @@ impl Optimizer {
                     draw < edge
                 })
                 .map_or(Kind::Neutral, |(k, _)| k);
+            let mut payload = None;
             let text = match kind {
                 Kind::Good => oracle.clone(),
                 Kind::Neutral => format!("{}.", current.trim_end_matches('.')),
@@ -176,11 +183,12 @@ impl Optimizer {
                     self.knowledge.oracle[other].clone()
                 }
                 Kind::Manipulative => {
-                    let payload = MANIPULATIONS[rng.usize(..MANIPULATIONS.len())];
-                    format!("{oracle} {payload}")
+                    let sentence = MANIPULATIONS[rng.usize(..MANIPULATIONS.len())];
+                    payload = Some(sentence);
+                    format!("{oracle} {sentence}")
                 }
             };
-            (kind, text)
+            (kind, text, payload)
         };
         self.answers.push(Answer {
             target: target.to_string(),
@@ -188,6 +196,7 @@ impl Optimizer {
             text: text.clone(),
             current: current.to_string(),
             injected,
+            payload: payload.map(str::to_string),
         });
         Ok(text)
     }

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use mcpgate::trainer::topic::sentences;
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::data::Data;
 use crate::measure::{group_success, success};
-use crate::optimizer::Kind;
+use crate::optimizer::{Answer, Kind};
 use crate::scenario::Scenario;
 use crate::world::Run;
 
@@ -52,6 +53,15 @@ pub struct Figures {
     pub rollback: Option<(usize, Option<usize>, usize)>,
 }
 
+/// Whether `deployed` is `candidate`, or `candidate` with some of its sentences left out (the
+/// trainer drops sentences that say nothing of the tool).
+fn part_of(deployed: &str, candidate: &str) -> bool {
+    deployed == candidate || {
+        let parts = sentences(deployed);
+        !parts.is_empty() && parts.iter().all(|s| sentences(candidate).contains(s))
+    }
+}
+
 /// Works out the figures of `run`.
 pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run: &Run) -> Figures {
     let oracle_texts: Vec<String> = data.tools.iter().map(|t| t.oracle.clone()).collect();
@@ -64,11 +74,12 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let reached = |target: &str, text: &str| {
-        run.production.get(target).is_some_and(|moves| {
-            moves
-                .iter()
-                .any(|(t, reason, _)| t == text && !reason.contains("API"))
+    let reached = |answer: &Answer| {
+        let moves = run.production.get(&answer.target).into_iter().flatten();
+        let mut trained = moves.filter(|(_, reason, _)| !reason.contains("API"));
+        trained.any(|(t, _, _)| match &answer.payload {
+            Some(payload) => t.contains(payload.as_str()),
+            None => part_of(t, &answer.text),
         })
     };
     let mut candidates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -87,7 +98,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             .unwrap_or_default();
         let entry = candidates.entry(name).or_default();
         entry.0 += 1;
-        let deployed = reached(&answer.target, &answer.text);
+        let deployed = reached(answer);
         entry.1 += usize::from(deployed);
         if answer.injected {
             injected.0 += 1;
