@@ -42,7 +42,8 @@ pub fn off_topic(candidate: &str, context: &Context) -> Option<String> {
 }
 
 /// `candidate` without its sentences that share no word with the tool's name and parameters,
-/// and how many were dropped; unchanged for a text without an input schema.
+/// and how many were dropped; unchanged for a text without an input schema, or when none of its
+/// sentences would be left (such a text is [`off_topic`]).
 pub fn grounded(candidate: &str, context: &Context) -> (String, usize) {
     if !context.schema.is_object() {
         return (candidate.to_string(), 0);
@@ -54,6 +55,9 @@ pub fn grounded(candidate: &str, context: &Context) -> (String, usize) {
         .copied()
         .filter(|s| !word_set(s).is_disjoint(&known))
         .collect();
+    if kept.is_empty() {
+        return (candidate.to_string(), 0);
+    }
     (kept.join(" "), all.len() - kept.len())
 }
 
