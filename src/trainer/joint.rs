@@ -6,9 +6,10 @@
 //! that failed because they were meant for another tool (queries it should not win). A
 //! configuration (each tool's deployed text, or its candidate) scores each case by the pull of
 //! the tool's text on it (see [`super::evaluate`]), or 1 minus it for a query it should not
-//! win. A candidate must earn its place: candidates are dropped one at a time, worst first,
-//! while dropping one does not lower the mean score; the rest are compared with the deployed
-//! texts, paired per case, as one candidate is.
+//! win. Candidates are dropped one at a time, worst first, while dropping one raises the mean
+//! score; the rest are compared with the deployed texts, paired per case, as one candidate is.
+//! A candidate the cases say nothing about stays: the set is only rewritten because its texts
+//! say little beyond their names, and a description that is not worse beats none.
 
 use std::collections::HashSet;
 
@@ -124,7 +125,7 @@ pub fn compare_together(members: &[Member], margin: f64) -> Verdict {
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         match best_drop {
-            Some((i, score)) if score >= current => {
+            Some((i, score)) if score > current => {
                 kept[i] = false;
                 current = score;
             }
