@@ -13,8 +13,9 @@ use crate::registry::Snapshot;
 const MAX_BATCH: usize = 20;
 
 impl Trainer {
-    /// The thin tools of `key`'s backend that may join its batch: not running, not watched, not
-    /// in a live experiment, and never run before or with enough new uses since their last run.
+    /// The thin tools of `key`'s backend that may join its batch: not running, not watched and
+    /// not in a live experiment. One that ran before joins again without new evidence: in the
+    /// same call, another rewrite costs the budget nothing.
     fn thin_siblings(&self, key: &(String, String), snapshot: &Snapshot) -> Vec<(String, String)> {
         let Some(entry) = snapshot.catalog.tool(&key.1) else {
             return Vec::new();
@@ -29,23 +30,16 @@ impl Trainer {
             .map(|name| ("tool".to_string(), name.to_string()))
             .filter(|k| !self.running.contains(k) && !self.watched.contains_key(k))
             .filter(|k| !self.in_experiment(k))
-            .filter(|k| match self.last_run.get(k) {
-                None => true,
-                Some(at) => {
-                    let seen = self.seen.get(k).into_iter().flatten();
-                    let uses = super::stats::view_of(&k.0, &k.1, seen.filter(|s| s.at >= *at));
-                    uses.uses >= self.settings.min_volume
-                }
-            })
             .filter(|k| approaches::is_thin(&self.served_text(&k.0, &k.1, snapshot), &k.1))
             .take(MAX_BATCH - 1)
             .collect()
     }
 
-    /// Starts one batched run for `key` and its thin siblings.
+    /// Starts one batched run for `key`, whose `trigger` fired, and its thin siblings.
     pub(super) fn start_batch(
         &mut self,
         key: (String, String),
+        trigger: &str,
         snapshot: &Snapshot,
         ctx: &mut Context<Self>,
     ) {
@@ -54,7 +48,8 @@ impl Trainer {
         let mut jobs = Vec::new();
         let mut started = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let Ok(job) = self.job(&key, "thin_description") else {
+            let trigger = if i == 0 { trigger } else { "thin_description" };
+            let Ok(job) = self.job(&key, trigger) else {
                 continue;
             };
             self.begin_run(&key, i == 0 && job.llm.is_some());

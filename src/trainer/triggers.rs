@@ -57,7 +57,12 @@ impl Trainer {
                 due.push((key.clone(), "low_rating", view.uses));
             } else if key.0 == "tool"
                 && self.llm.is_some()
-                && view.uses >= self.settings.min_volume
+                && view.uses
+                    >= if since.is_none() {
+                        1
+                    } else {
+                        self.settings.min_volume
+                    }
                 && snapshot.catalog.tool(&key.1).is_some()
                 && thin()
             {
@@ -70,9 +75,13 @@ impl Trainer {
             if self.running.contains(&key) {
                 continue;
             }
-            match trigger {
-                "thin_description" => self.start_batch(key, &snapshot, ctx),
-                _ => self.start_run(key, trigger, None, ctx),
+            let thin = key.0 == "tool"
+                && self.llm.is_some()
+                && !self.llm_spent()
+                && approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
+            match thin {
+                true => self.start_batch(key, trigger, &snapshot, ctx),
+                false => self.start_run(key, trigger, None, ctx),
             }
         }
         let needed = (self.settings.min_volume as u64 / 2).max(2);
