@@ -97,6 +97,9 @@ pub struct TrainerSettings {
     pub margin: f64,
     /// A deployed version whose live error rate passes its predecessor's by this is rolled back.
     pub rollback_margin: f64,
+    /// Whether a deploy through the API is evaluated like a candidate against the version it
+    /// replaced, and rolled back when it fails a check or tests worse.
+    pub check_manual_deploys: bool,
     /// Share of new sessions that take part in a live experiment (the rest get production).
     pub canary_share: f64,
     /// Whether few-shot examples quote argument values; otherwise only their shape.

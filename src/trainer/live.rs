@@ -82,20 +82,21 @@ pub async fn conclude(
     wins.then_some((version, previous))
 }
 
-/// Returns production to `previous` because live results breached their thresholds.
+/// Returns production from `from` to `previous`, unless `from` is no longer production, and
+/// records why as a run started by `trigger`.
 pub async fn roll_back(
     pool: Pool,
     served: Arc<ServedVersions>,
-    kind: String,
-    target: String,
-    previous: i64,
+    (kind, target): (String, String),
+    (from, previous): (i64, i64),
+    trigger: &'static str,
     reason: String,
 ) {
     let now = crate::connector::now_ms();
     let run = NewRun {
         target_kind: kind.clone(),
         target: target.clone(),
-        trigger: "live_results".into(),
+        trigger: trigger.into(),
         approach: "none".into(),
         reason: reason.clone(),
         outcome: "rolled_back".into(),
@@ -106,23 +107,30 @@ pub async fn roll_back(
     let result = web::block(move || {
         {
             let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let now_serving = prompts::label(&mut conn, &kind, &target, "production");
+            if now_serving.map_err(|e| e.to_string())? != Some(from) {
+                return Ok(false);
+            }
             prompts::move_label(
                 &mut conn,
                 &kind,
                 &target,
                 "production",
                 previous,
-                &reason,
+                &run.reason,
                 now,
             )
             .map_err(|e| e.to_string())?;
             training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
         }
-        served.reload(&pool)
+        served.reload(&pool).map(|()| true)
     })
     .await;
     match result {
-        Ok(Ok(())) => log::warn!("rolled back to version {previous}: live results breached"),
+        Ok(Ok(true)) => {
+            log::warn!("rolled back from version {from} to {previous} ({trigger}): {reason}")
+        }
+        Ok(Ok(false)) => log::info!("version {from} is no longer production; no rollback"),
         Ok(Err(err)) => log::error!("rollback to version {previous} failed: {err}"),
         Err(err) => log::error!("rollback to version {previous} failed: {err}"),
     }

@@ -367,8 +367,12 @@ impl Handler<Pending> for Trainer {
 impl Handler<WatchDeploy> for Trainer {
     type Result = ();
 
-    fn handle(&mut self, msg: WatchDeploy, _ctx: &mut Self::Context) {
-        self.watch((msg.kind, msg.target), msg.version, msg.previous);
+    fn handle(&mut self, msg: WatchDeploy, ctx: &mut Self::Context) {
+        let key = (msg.kind, msg.target);
+        self.watch(key.clone(), msg.version, msg.previous);
+        if self.settings.check_manual_deploys {
+            self.check_deploy(key, (msg.version, msg.previous), ctx);
+        }
     }
 }
 

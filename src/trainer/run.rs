@@ -185,7 +185,7 @@ fn ground(text: &str, job: &Job) -> (String, String) {
 
 /// The checks a candidate passes before it is evaluated: the safety checks, and that it does
 /// is about its own tool (see [`topic::off_topic`]).
-fn vet(job: &Job, candidate: &str) -> Result<(), String> {
+pub(super) fn vet(job: &Job, candidate: &str) -> Result<(), String> {
     safety::check(&job.original, candidate, &job.placeholders)?;
     match topic::off_topic(candidate, &job.context) {
         Some(problem) => Err(problem),

@@ -8,9 +8,11 @@
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix_web::web;
 
 use super::stats::{above, view_of};
-use super::{live, Trainer};
+use super::{evaluate, live, run, Trainer};
+use crate::store::prompts;
 
 /// A deployed version under watch.
 #[derive(Debug, Clone)]
@@ -83,6 +85,60 @@ impl Trainer {
         self.watched.insert(key, watch);
     }
 
+    /// Checks `version` of `key`, deployed through the API in place of `previous`, as a
+    /// candidate is checked: it is rolled back at once when it fails a check (safety, about its
+    /// own tool) or when `previous` tests better than it on the recorded calls by the margin.
+    pub(super) fn check_deploy(
+        &mut self,
+        key: (String, String),
+        (version, previous): (i64, i64),
+        ctx: &mut Context<Self>,
+    ) {
+        let Ok(job) = self.job(&key, "manual_deploy") else {
+            return;
+        };
+        let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+        let work = async move {
+            let (k, t) = (key.0.clone(), key.1.clone());
+            let store = pool.clone();
+            let texts = web::block(move || {
+                let mut conn = store.get().map_err(|e| e.to_string())?;
+                prompts::versions(&mut conn, &k, &t).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string());
+            let versions = match texts.and_then(|r| r) {
+                Ok(versions) => versions,
+                Err(err) => {
+                    log::error!("checking the deploy of version {version} failed: {err}");
+                    return;
+                }
+            };
+            let text = |v: i64| versions.iter().find(|x| x.version == v).map(|x| &x.text);
+            let (Some(new), Some(old)) = (text(version), text(previous)) else {
+                return;
+            };
+            let problem = match run::vet(&job, new) {
+                Err(problem) => Some(format!("version {version} fails a check: {problem}")),
+                Ok(()) => {
+                    let back = evaluate::compare(new, old, &job.examples, &job.context, job.margin);
+                    back.better.then(|| {
+                        format!(
+                            "version {previous}, which it replaced, tests better on the recorded calls (lower bound of its advantage {:.3})",
+                            back.lower_bound
+                        )
+                    })
+                }
+            };
+            if let Some(reason) = problem {
+                let versions = (version, previous);
+                live::roll_back(pool, served, key, versions, "manual_deploy", reason).await;
+            }
+        };
+        self.pending += 1;
+        ctx.spawn(work.into_actor(self).map(|(), act, _| act.pending -= 1));
+    }
+
     /// Rolls back every watched version whose backend's live results breach, and ends the watch
     /// of those proven.
     pub(super) fn check_watches(&mut self, ctx: &mut Context<Self>) {
@@ -110,7 +166,8 @@ impl Trainer {
                 watch.version, watch.baseline
             );
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-            let undo = live::roll_back(pool, served, key.0, key.1, watch.previous, reason);
+            let versions = (watch.version, watch.previous);
+            let undo = live::roll_back(pool, served, key, versions, "live_results", reason);
             self.pending += 1;
             ctx.spawn(undo.into_actor(self).map(|(), act, _| act.pending -= 1));
         }

@@ -80,6 +80,7 @@ fn settings(llm: Option<String>) -> TrainerSettings {
         cooldown_ms: 0,
         margin: 0.02,
         rollback_margin: 0.15,
+        check_manual_deploys: true,
         canary_share: 0.2,
         example_values: true,
         llm: LlmSettings {
