@@ -274,7 +274,7 @@ pub async fn run(
         let tool = &data.tools[t];
         *uses.entry(t).or_default() += 1;
         if let Some(r) = regression.as_mut() {
-            if data.tools[r.0].group == tool.group {
+            if data.tools[r.0].group == tool.group && r.3.is_none() {
                 r.4 += 1;
             }
         }
