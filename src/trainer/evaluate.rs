@@ -48,6 +48,9 @@ pub struct Evaluation {
     pub margin: f64,
     /// Whether the candidate may be deployed.
     pub better: bool,
+    /// The test it had to pass: `better` (the lower bound above the margin), or `not_worse`
+    /// (above minus the margin, for texts that replace ones saying little beyond their names).
+    pub test: &'static str,
 }
 
 /// Another tool of the same backend, as the evaluation sees it.
@@ -147,6 +150,7 @@ pub(super) fn paired(pairs: &[(f64, f64)], margin: f64) -> Evaluation {
         lower_bound,
         margin,
         better: lower_bound > margin,
+        test: "better",
     }
 }
 

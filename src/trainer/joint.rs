@@ -99,13 +99,21 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// Judges the members' candidates together.
+/// Judges the members' candidates together; a candidate with the same words as its deployed
+/// text changes nothing and is left out. The set replaces texts that say little beyond
+/// their names (the only ones rewritten together), so it may be deployed when it is not worse:
+/// a mean improvement not below 0, and its lower bound above minus the margin. A description
+/// the evidence does not show worse beats a bare name.
 pub fn compare_together(members: &[Member], margin: f64) -> Verdict {
     let cases = cases(members);
     let deployed: Vec<HashSet<String>> = members.iter().map(|m| word_set(m.deployed)).collect();
     let proposed: Vec<Option<HashSet<String>>> =
         members.iter().map(|m| m.candidate.map(word_set)).collect();
-    let mut kept: Vec<bool> = proposed.iter().map(Option::is_some).collect();
+    let mut kept: Vec<bool> = proposed
+        .iter()
+        .zip(&deployed)
+        .map(|(p, d)| p.as_ref().is_some_and(|words| words != d))
+        .collect();
     let texts_of = |kept: &[bool]| -> Vec<HashSet<String>> {
         (0..members.len())
             .map(|i| match (&proposed[i], kept[i]) {
@@ -135,10 +143,12 @@ pub fn compare_together(members: &[Member], margin: f64) -> Verdict {
     let before = scores(&cases, &deployed);
     let after = scores(&cases, &texts_of(&kept));
     let pairs: Vec<(f64, f64)> = before.into_iter().zip(after).collect();
-    Verdict {
-        evaluation: paired(&pairs, margin),
-        kept,
+    let mut evaluation = paired(&pairs, margin);
+    if kept.contains(&true) && evaluation.improvement >= 0.0 {
+        evaluation.test = "not_worse";
+        evaluation.better = evaluation.lower_bound > -margin;
     }
+    Verdict { evaluation, kept }
 }
 
 #[cfg(test)]
@@ -205,5 +215,56 @@ mod tests {
             calls: &calls,
         }];
         assert!(!compare_together(&members, 0.05).evaluation.better);
+    }
+
+    #[test]
+    fn descriptions_the_cases_say_nothing_about_replace_bare_names_but_a_rewording_does_not() {
+        let calls = [
+            Example::succeeded(json!({"q": "a"})),
+            Example::succeeded(json!({"q": "b"})),
+        ];
+        let null = Value::Null;
+        let members = [
+            Member {
+                deployed: "lookup",
+                candidate: Some("Looks a word up in the dictionary."),
+                schema: &null,
+                calls: &calls,
+            },
+            Member {
+                deployed: "define",
+                candidate: Some("Define."),
+                schema: &null,
+                calls: &[],
+            },
+        ];
+        let verdict = compare_together(&members, 0.05);
+        assert_eq!(verdict.kept, [true, false], "{verdict:?}");
+        assert_eq!(verdict.evaluation.test, "not_worse");
+        assert!(verdict.evaluation.better, "{verdict:?}");
+    }
+
+    #[test]
+    fn candidates_that_take_each_others_calls_are_not_deployed() {
+        let own: Vec<Example> = (0..6)
+            .map(|i| Example::succeeded(json!({"city": format!("x{i}"), "rooms": "2"})))
+            .collect();
+        let null = Value::Null;
+        let members = [
+            Member {
+                deployed: "Books hotel rooms in a city.",
+                candidate: Some("Books flights."),
+                schema: &null,
+                calls: &own,
+            },
+            Member {
+                deployed: "flights",
+                candidate: Some("Hotel rooms in a city, booked."),
+                schema: &null,
+                calls: &[],
+            },
+        ];
+        let verdict = compare_together(&members, 0.05);
+        assert!(!verdict.evaluation.better, "{verdict:?}");
     }
 }
