@@ -156,6 +156,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    static NO_SCHEMA: Value = Value::Null;
+
+    fn member<'a>(deployed: &'a str, candidate: &'a str, calls: &'a [Example]) -> Member<'a> {
+        Member {
+            deployed,
+            candidate: Some(candidate),
+            schema: &NO_SCHEMA,
+            calls,
+        }
+    }
+
     #[test]
     fn good_rewrites_of_siblings_are_kept_together_and_a_harmful_one_is_dropped() {
         let oneway: Vec<Example> = (0..6)
@@ -175,26 +186,22 @@ mod tests {
         let hotel: Vec<Example> = (0..6)
             .map(|i| Example::succeeded(json!({"city": format!("x{i}"), "rooms": "2"})))
             .collect();
-        let null = Value::Null;
         let members = [
-            Member {
-                deployed: "SearchOneway",
-                candidate: Some("One way flights from an origin on a departure date."),
-                schema: &null,
-                calls: &oneway,
-            },
-            Member {
-                deployed: "SearchRound",
-                candidate: Some("Round trip flights with a return date."),
-                schema: &null,
-                calls: &round,
-            },
-            Member {
-                deployed: "Books hotel rooms in a city.",
-                candidate: Some("One way flights from an origin."),
-                schema: &null,
-                calls: &hotel,
-            },
+            member(
+                "SearchOneway",
+                "One way flights from an origin on a departure date.",
+                &oneway,
+            ),
+            member(
+                "SearchRound",
+                "Round trip flights with a return date.",
+                &round,
+            ),
+            member(
+                "Books hotel rooms in a city.",
+                "One way flights from an origin.",
+                &hotel,
+            ),
         ];
         let verdict = compare_together(&members, 0.05);
         assert_eq!(verdict.kept, [true, true, false], "{verdict:?}");
@@ -207,13 +214,7 @@ mod tests {
             Example::succeeded(json!({"q": "a"})),
             Example::succeeded(json!({"q": "b"})),
         ];
-        let null = Value::Null;
-        let members = [Member {
-            deployed: "Finds q.",
-            candidate: Some("Finds q!"),
-            schema: &null,
-            calls: &calls,
-        }];
+        let members = [member("Finds q.", "Finds q!", &calls)];
         assert!(!compare_together(&members, 0.05).evaluation.better);
     }
 
@@ -223,20 +224,9 @@ mod tests {
             Example::succeeded(json!({"q": "a"})),
             Example::succeeded(json!({"q": "b"})),
         ];
-        let null = Value::Null;
         let members = [
-            Member {
-                deployed: "lookup",
-                candidate: Some("Looks a word up in the dictionary."),
-                schema: &null,
-                calls: &calls,
-            },
-            Member {
-                deployed: "define",
-                candidate: Some("Define."),
-                schema: &null,
-                calls: &[],
-            },
+            member("lookup", "Looks a word up in the dictionary.", &calls),
+            member("define", "Define.", &[]),
         ];
         let verdict = compare_together(&members, 0.05);
         assert_eq!(verdict.kept, [true, false], "{verdict:?}");
@@ -249,20 +239,9 @@ mod tests {
         let own: Vec<Example> = (0..6)
             .map(|i| Example::succeeded(json!({"city": format!("x{i}"), "rooms": "2"})))
             .collect();
-        let null = Value::Null;
         let members = [
-            Member {
-                deployed: "Books hotel rooms in a city.",
-                candidate: Some("Books flights."),
-                schema: &null,
-                calls: &own,
-            },
-            Member {
-                deployed: "flights",
-                candidate: Some("Hotel rooms in a city, booked."),
-                schema: &null,
-                calls: &[],
-            },
+            member("Books hotel rooms in a city.", "Books flights.", &own),
+            member("flights", "Hotel rooms in a city, booked.", &[]),
         ];
         let verdict = compare_together(&members, 0.05);
         assert!(!verdict.evaluation.better, "{verdict:?}");
