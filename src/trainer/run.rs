@@ -139,7 +139,7 @@ fn judge_together(
     let safe = |i: usize| {
         let text = candidates[i].1.as_deref()?;
         let job = &jobs[i];
-        vet(job, text).is_ok().then_some(text)
+        vet(job, text, true).is_ok().then_some(text)
     };
     let in_batch = |name: &str| jobs.iter().position(|j| j.target == name);
     let mut members = vec![joint::Member {
@@ -183,11 +183,13 @@ fn ground(text: &str, job: &Job) -> (String, String) {
     (text, note)
 }
 
-/// The checks a candidate passes before it is evaluated: the safety checks, and that it does
-/// is about its own tool (see [`topic::off_topic`]).
-pub(super) fn vet(job: &Job, candidate: &str) -> Result<(), String> {
+/// The checks a candidate passes before it is evaluated: the safety checks, and, for a text
+/// written anew (by an LLM, or by hand), that it is about its own tool (see
+/// [`topic::off_topic`]). Few-shot and hardened texts keep the current text and add the tool's
+/// own facts.
+pub(super) fn vet(job: &Job, candidate: &str, written_anew: bool) -> Result<(), String> {
     safety::check(&job.original, candidate, &job.placeholders)?;
-    match topic::off_topic(candidate, &job.context) {
+    match topic::off_topic(candidate, &job.context).filter(|_| written_anew) {
         Some(problem) => Err(problem),
         None => Ok(()),
     }
@@ -222,7 +224,7 @@ async fn settle(
     run.reason = reason;
     let mut deployed = None;
     if let Some(candidate) = candidate {
-        match vet(job, &candidate) {
+        match vet(job, &candidate, approach == "meta-prompt") {
             Err(problem) => {
                 run.outcome = "rejected".into();
                 run.reason = format!(

@@ -14,8 +14,13 @@ use super::words::{coverage, word_set};
 /// text is taken to describe the sibling.
 const SLACK: f64 = 1.25;
 
-/// Why `candidate` is not about its own tool, for a tool with an input schema: it shares no
-/// word with the tool's name and parameters, or a sibling's name and schema match its words
+/// Distinct words a text about a tool shares with the tool's name and parameters, at least. On
+/// the gym's BFCL tools, 295 of 298 original descriptions share two or more; 71 of 298 other
+/// tools' descriptions do.
+const MIN_SHARED: usize = 2;
+
+/// Why `candidate` is not about its own tool, for a tool with an input schema: it shares fewer
+/// than [`MIN_SHARED`] words with the tool's name and parameters, or a sibling's name and schema match its words
 /// clearly better than the tool's own (by more than [`SLACK`] times), so it describes that
 /// sibling, whatever it scores. `None` for a text about its own tool.
 pub fn off_topic(candidate: &str, context: &Context) -> Option<String> {
@@ -23,10 +28,14 @@ pub fn off_topic(candidate: &str, context: &Context) -> Option<String> {
         return None;
     }
     let words = word_set(candidate);
-    let own = coverage(&words, &schema_words(&context.name, &context.schema));
-    if own == 0.0 {
-        return Some("the text shares no word with the tool's name or parameters".into());
+    let known = schema_words(&context.name, &context.schema);
+    let shared = words.intersection(&known).count();
+    if shared < MIN_SHARED.min(known.len()) {
+        return Some(format!(
+            "the text shares {shared} word(s) with the tool's name and parameters; a text about the tool shares at least {MIN_SHARED}"
+        ));
     }
+    let own = coverage(&words, &known);
     context
         .siblings
         .iter()
@@ -132,11 +141,14 @@ mod tests {
         let context = hotels();
         let own = "Searches accommodation in a city, by star rating and number of rooms.";
         assert_eq!(off_topic(own, &context), None);
-        let sibling = "Reserve a hotel by name for a check-in date and a length of stay.";
+        let sibling =
+            "Reserve a hotel in a city by name, for a check-in date and a length of stay.";
         let why = off_topic(sibling, &context).expect("a sibling's description is off topic");
         assert!(why.contains("Hotels_ReserveHotel"), "{why}");
         let nothing = off_topic("Plays music on a speaker.", &context);
-        assert!(nothing.is_some_and(|w| w.contains("shares no word")));
+        assert!(nothing.is_some_and(|w| w.contains("shares 0 word(s)")));
+        let barely = off_topic("Plays music in a city.", &context);
+        assert!(barely.is_some_and(|w| w.contains("shares 1 word(s)")));
         let prompt = Context::default();
         assert_eq!(off_topic("Plays music.", &prompt), None);
     }

@@ -118,7 +118,7 @@ impl Trainer {
             let (Some(new), Some(old)) = (text(version), text(previous)) else {
                 return;
             };
-            let problem = match run::vet(&job, new) {
+            let problem = match run::vet(&job, new, true) {
                 Err(problem) => Some(format!("version {version} fails a check: {problem}")),
                 Ok(()) => {
                     let back = evaluate::compare(new, old, &job.examples, &job.context, job.margin);
