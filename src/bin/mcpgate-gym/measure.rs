@@ -44,24 +44,18 @@ pub fn success(
     total / questions.len().max(1) as f64
 }
 
-/// The score of the test questions of tool `t`'s group when it reads `text` and the others read
-/// `texts`.
+/// The score of `split`'s questions of tool `t`'s group (the test or the validation questions)
+/// when it reads `text` and the others read `texts`.
 pub fn group_success(
     client: &Client,
     data: &Data,
-    texts: &[String],
-    t: usize,
-    text: &str,
+    split: &[Question],
+    (texts, t, text): (&[String], usize, &str),
     omit: f64,
 ) -> f64 {
     let mut texts = texts.to_vec();
     texts[t] = text.to_string();
     let group = data.tools[t].group;
-    let questions: Vec<Question> = data
-        .test
-        .iter()
-        .filter(|q| q.group == group)
-        .cloned()
-        .collect();
+    let questions: Vec<Question> = split.iter().filter(|q| q.group == group).cloned().collect();
     success(client, data, &questions, &texts, omit)
 }

@@ -46,6 +46,13 @@ pub struct Figures {
     pub regressions_deployed: usize,
     /// Trainer deploys in all.
     pub deploys: usize,
+    /// Of the regressions deployed, those whose text is the tool's original description (or
+    /// part of it).
+    pub regressions_original: usize,
+    /// Good candidates kept out of production whose text, in place of the tool's final one
+    /// (the other tools at theirs), would raise, leave unchanged or lower its backend's score
+    /// on the validation questions.
+    pub good_blocked_effect: [usize; 3],
     /// Training runs by approach and outcome.
     pub runs: BTreeMap<String, usize>,
     /// The operator's bad deploy: events when deployed, when rolled back, and the calls of
@@ -84,6 +91,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
     };
     let mut candidates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut injected = (0, 0);
+    let mut good_blocked_effect = [0; 3];
     for answer in &run.answers {
         let Some(&t) = index.get(answer.target.as_str()) else {
             continue;
@@ -100,6 +108,19 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         entry.0 += 1;
         let deployed = reached(answer);
         entry.1 += usize::from(deployed);
+        if kind == Kind::Good && !deployed {
+            let on_validation = |text: &str| {
+                let texts = (run.deployed.as_slice(), t, text);
+                group_success(client, data, &data.validation, texts, scenario.omit)
+            };
+            let effect = on_validation(&answer.text) - on_validation(&run.deployed[t]);
+            let slot = match effect {
+                e if e > 0.0 => 0,
+                e if e < 0.0 => 2,
+                _ => 1,
+            };
+            good_blocked_effect[slot] += 1;
+        }
         if answer.injected {
             injected.0 += 1;
             injected.1 += usize::from(deployed);
@@ -113,6 +134,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         (given > 0).then(|| (given - deployed) as f64 / given as f64)
     };
     let mut regressions_deployed = 0;
+    let mut regressions_original = 0;
     let mut deploys = 0;
     for (target, moves) in &run.production {
         let t = index[target.as_str()];
@@ -122,9 +144,14 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             }
             deploys += 1;
             let old = old.clone().unwrap_or_else(|| run.degraded[t].clone());
-            let new_score = group_success(client, data, &run.deployed, t, text, scenario.omit);
-            let old_score = group_success(client, data, &run.deployed, t, &old, scenario.omit);
-            regressions_deployed += usize::from(new_score < old_score);
+            let on_test = |text: &str| {
+                let texts = (run.deployed.as_slice(), t, text);
+                group_success(client, data, &data.test, texts, scenario.omit)
+            };
+            if on_test(text) < on_test(&old) {
+                regressions_deployed += 1;
+                regressions_original += usize::from(part_of(text, &data.tools[t].oracle));
+            }
         }
     }
     let mut runs = BTreeMap::new();
@@ -150,6 +177,8 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         injected,
         regressions_deployed,
         deploys,
+        regressions_original,
+        good_blocked_effect,
         runs,
         rollback: run.regression,
     }
@@ -250,6 +279,27 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
     let _ = writeln!(md, "\n## Scenarios\n");
     for s in scenarios {
         let _ = writeln!(md, "- `{}`: {}.", s.name, s.about);
+    }
+    let _ = writeln!(
+        md,
+        "\n## What the blocked good candidates and the regressions were\n"
+    );
+    let _ = writeln!(
+        md,
+        "A good candidate is the tool's original description. Put in place of the tool's final \
+         text (the other tools at theirs), a blocked one would raise, leave unchanged or lower its \
+         backend's score on the validation questions; a regression deployed may be the original \
+         description itself.\n"
+    );
+    let _ = writeln!(md, "| scenario | seed | good blocked: raise / unchanged / lower | regressions deployed that are the original description |");
+    let _ = writeln!(md, "| --- | ---: | --- | ---: |");
+    for f in all {
+        let [up, same, down] = f.good_blocked_effect;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {up} / {same} / {down} | {} of {} |",
+            f.scenario, f.seed, f.regressions_original, f.regressions_deployed
+        );
     }
     let _ = writeln!(md, "\n## Candidates and runs\n");
     let _ = writeln!(md, "| scenario | seed | candidates given / deployed by kind | training runs (approach outcome: count) |");
