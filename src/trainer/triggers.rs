@@ -56,7 +56,6 @@ impl Trainer {
             } else if ratings {
                 due.push((key.clone(), "low_rating", view.uses));
             } else if key.0 == "tool"
-                && self.llm.is_some()
                 && view.uses
                     >= if since.is_none() {
                         1
