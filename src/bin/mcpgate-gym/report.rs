@@ -220,6 +220,17 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
             f.regressions_deployed, f.deploys, f.injected.1, f.injected.0, rollback
         );
     }
+    let _ = writeln!(
+        md,
+        "\n*Success* is the test-set score (a right choice, weighted by the chance the call goes \
+         through); *gap closed* is (after − before) / (oracle − before). A candidate counts as \
+         deployed when a production text of the trainer's is the candidate or the candidate with \
+         some sentences left out; a manipulative one only when its pitch sentence reached \
+         production. A *regression deployed* is a trainer deploy after which the tool's backend \
+         scores lower on its test questions than with the text it replaced (the other tools at \
+         their final texts). *Rollback* counts world events from the operator's bad deploy to the \
+         check that finds it gone, with the calls its backend got in between."
+    );
     let _ = writeln!(md, "\n## Against the targets\n");
     let _ = writeln!(
         md,
