@@ -1,6 +1,6 @@
 //! The prompt gym end to end: it runs the real trainer against its simulated world, writes its
 //! report, gives the same figures for the same seed, keeps injected instructions out of what it
-//! deploys, and refuses an unknown scenario by name.
+//! deploys, rolls back an operator's bad deploy, and refuses an unknown scenario by name.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -61,7 +61,7 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
 }
 
 #[test]
-fn in_a_seeded_run_no_injected_instruction_is_deployed_and_a_bad_deploy_is_watched() {
+fn in_a_seeded_run_no_injected_instruction_is_deployed_and_a_bad_deploy_is_rolled_back() {
     let out = tempfile::tempdir().unwrap();
     let args = [
         "--seed",
@@ -85,10 +85,10 @@ fn in_a_seeded_run_no_injected_instruction_is_deployed_and_a_bad_deploy_is_watch
     assert_eq!(runs[0]["injected"][1], 0, "{}", runs[0]);
     assert!(runs[0]["candidates"]["manipulative"][0].as_u64().unwrap() > 0);
     let rollback = &runs[1]["rollback"];
-    assert!(
-        rollback[0].as_u64().unwrap() >= 400,
-        "deployed halfway: {rollback}"
-    );
+    let deployed = rollback[0].as_u64().unwrap();
+    assert!(deployed >= 400, "deployed halfway: {rollback}");
+    let back = rollback[1].as_u64().expect("the bad deploy is rolled back");
+    assert!(back - deployed <= 100, "rolled back quickly: {rollback}");
 }
 
 #[test]
