@@ -228,8 +228,9 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
          some sentences left out; a manipulative one only when its pitch sentence reached \
          production. A *regression deployed* is a trainer deploy after which the tool's backend \
          scores lower on its test questions than with the text it replaced (the other tools at \
-         their final texts). *Rollback* counts world events from the operator's bad deploy to the \
-         check that finds it gone, with the calls its backend got in between."
+         their final texts). *Rollback* counts world events from the operator's bad deploy until the \
+         world finds it gone (it looks once the trainer is done with the deploy, and at every \
+         check), with the calls its backend got in between."
     );
     let _ = writeln!(md, "\n## Against the targets\n");
     let _ = writeln!(

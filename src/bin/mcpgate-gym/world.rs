@@ -330,7 +330,10 @@ pub async fn run(
                 .ok_or("no tool was used")?;
             let version =
                 deploy_bad(data, &pool, &served, &trainer, victim, &start[victim], bad).await?;
-            regression = Some((victim, events, version, None, 0));
+            idle(&trainer).await?;
+            let now = served.get("tool", &data.tools[victim].name);
+            let back = (now.map(|s| s.version) != Some(version)).then_some(events);
+            regression = Some((victim, events, version, back, 0));
         }
     }
     check(&trainer).await?;
@@ -371,6 +374,12 @@ fn production_texts(data: &Data, served: &ServedVersions, start: &[String]) -> V
 /// Asks the trainer to check its triggers and waits until what it started is done.
 async fn check(trainer: &Addr<Trainer>) -> Result<(), String> {
     trainer.send(CheckNow).await.map_err(|e| e.to_string())?;
+    idle(trainer).await
+}
+
+/// Waits until what the trainer started (runs, checks of a deploy, rollbacks) is done, so that
+/// what it serves changes only between two of the world's events, at the same ones every time.
+async fn idle(trainer: &Addr<Trainer>) -> Result<(), String> {
     for _ in 0..60_000 {
         if trainer.send(Pending).await.map_err(|e| e.to_string())? == 0 {
             return Ok(());
