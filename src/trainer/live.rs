@@ -83,7 +83,7 @@ pub async fn conclude(
 }
 
 /// Returns production from `from` to `previous`, unless `from` is no longer production, and
-/// records why as a run started by `trigger`.
+/// records why as a run started by `trigger`; says whether it rolled back.
 pub async fn roll_back(
     pool: Pool,
     served: Arc<ServedVersions>,
@@ -91,7 +91,7 @@ pub async fn roll_back(
     (from, previous): (i64, i64),
     trigger: &'static str,
     reason: String,
-) {
+) -> bool {
     let now = crate::connector::now_ms();
     let run = NewRun {
         target_kind: kind.clone(),
@@ -128,10 +128,12 @@ pub async fn roll_back(
     .await;
     match result {
         Ok(Ok(true)) => {
-            log::warn!("rolled back from version {from} to {previous} ({trigger}): {reason}")
+            log::warn!("rolled back from version {from} to {previous} ({trigger}): {reason}");
+            return true;
         }
         Ok(Ok(false)) => log::info!("version {from} is no longer production; no rollback"),
         Ok(Err(err)) => log::error!("rollback to version {previous} failed: {err}"),
         Err(err) => log::error!("rollback to version {previous} failed: {err}"),
     }
+    false
 }

@@ -98,6 +98,7 @@ impl Trainer {
             return;
         };
         let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+        let watched = key.clone();
         let work = async move {
             let (k, t) = (key.0.clone(), key.1.clone());
             let store = pool.clone();
@@ -111,12 +112,12 @@ impl Trainer {
                 Ok(versions) => versions,
                 Err(err) => {
                     log::error!("checking the deploy of version {version} failed: {err}");
-                    return;
+                    return false;
                 }
             };
             let text = |v: i64| versions.iter().find(|x| x.version == v).map(|x| &x.text);
             let (Some(new), Some(old)) = (text(version), text(previous)) else {
-                return;
+                return false;
             };
             let problem = match run::vet(&job, new, true) {
                 Err(problem) => Some(format!("version {version} fails a check: {problem}")),
@@ -130,13 +131,23 @@ impl Trainer {
                     })
                 }
             };
-            if let Some(reason) = problem {
-                let versions = (version, previous);
-                live::roll_back(pool, served, key, versions, "manual_deploy", reason).await;
-            }
+            let Some(reason) = problem else {
+                return false;
+            };
+            let versions = (version, previous);
+            live::roll_back(pool, served, key, versions, "manual_deploy", reason).await
         };
         self.pending += 1;
-        ctx.spawn(work.into_actor(self).map(|(), act, _| act.pending -= 1));
+        ctx.spawn(work.into_actor(self).map(move |rolled_back, act, _| {
+            act.pending -= 1;
+            let ours = act
+                .watched
+                .get(&watched)
+                .is_some_and(|w| w.version == version);
+            if rolled_back && ours {
+                act.watched.remove(&watched);
+            }
+        }));
     }
 
     /// Rolls back every watched version whose backend's live results breach, and ends the watch
@@ -169,7 +180,7 @@ impl Trainer {
             let versions = (watch.version, watch.previous);
             let undo = live::roll_back(pool, served, key, versions, "live_results", reason);
             self.pending += 1;
-            ctx.spawn(undo.into_actor(self).map(|(), act, _| act.pending -= 1));
+            ctx.spawn(undo.into_actor(self).map(|_, act, _| act.pending -= 1));
         }
     }
 }
