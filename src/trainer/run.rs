@@ -139,7 +139,7 @@ fn judge_together(
     let safe = |i: usize| {
         let text = candidates[i].1.as_deref()?;
         let job = &jobs[i];
-        vet(job, text, true).is_ok().then_some(text)
+        vet(job, text, Writer::Llm).is_ok().then_some(text)
     };
     let in_batch = |name: &str| jobs.iter().position(|j| j.target == name);
     let mut members = vec![joint::Member {
@@ -183,13 +183,28 @@ fn ground(text: &str, job: &Job) -> (String, String) {
     (text, note)
 }
 
-/// The checks a candidate passes before it is evaluated: the safety checks, and, for a text
-/// written anew (by an LLM, or by hand), that it is about its own tool (see
-/// [`topic::off_topic`]). Few-shot and hardened texts keep the current text and add the tool's
-/// own facts.
-pub(super) fn vet(job: &Job, candidate: &str, written_anew: bool) -> Result<(), String> {
+/// Who wrote a candidate, for the checks it must pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Writer {
+    /// The LLM: held to every check of [`topic::off_topic`].
+    Llm,
+    /// An operator, through the API: a text that describes a sibling fails, but the
+    /// shared-words rule, made for LLM text, does not apply.
+    Operator,
+    /// The trainer's few-shot or hardening: the current text with the tool's own facts added.
+    Trainer,
+}
+
+/// The checks a candidate passes before it is evaluated: the safety checks, and that a text
+/// written anew is about its own tool (see [`topic::off_topic`]).
+pub(super) fn vet(job: &Job, candidate: &str, writer: Writer) -> Result<(), String> {
     safety::check(&job.original, candidate, &job.placeholders)?;
-    match topic::off_topic(candidate, &job.context).filter(|_| written_anew) {
+    let problem = match writer {
+        Writer::Llm => topic::off_topic(candidate, &job.context, true),
+        Writer::Operator => topic::off_topic(candidate, &job.context, false),
+        Writer::Trainer => None,
+    };
+    match problem {
         Some(problem) => Err(problem),
         None => Ok(()),
     }
@@ -224,7 +239,11 @@ async fn settle(
     run.reason = reason;
     let mut deployed = None;
     if let Some(candidate) = candidate {
-        match vet(job, &candidate, approach == "meta-prompt") {
+        let writer = match approach {
+            "meta-prompt" => Writer::Llm,
+            _ => Writer::Trainer,
+        };
+        match vet(job, &candidate, writer) {
             Err(problem) => {
                 run.outcome = "rejected".into();
                 run.reason = format!(

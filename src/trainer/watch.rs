@@ -119,7 +119,7 @@ impl Trainer {
             let (Some(new), Some(old)) = (text(version), text(previous)) else {
                 return false;
             };
-            let problem = match run::vet(&job, new, true) {
+            let problem = match run::vet(&job, new, run::Writer::Operator) {
                 Err(problem) => Some(format!("version {version} fails a check: {problem}")),
                 Ok(()) => {
                     let back = evaluate::compare(new, old, &job.examples, &job.context, job.margin);

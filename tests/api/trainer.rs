@@ -485,7 +485,7 @@ async fn a_deploy_through_the_api_that_fails_a_check_or_tests_worse_is_rolled_ba
     let (session, _) = four_good_searches(&app).await;
 
     let documented = deploy_by_hand(&app, "Search `repo` (owner/name) for `query`.").await;
-    deploy_by_hand(&app, "Plays music on a speaker.").await;
+    deploy_by_hand(&app, "Strict lookup.").await;
     assert_eq!(production_becomes(&app, &documented).await, documented);
     deploy_by_hand(&app, "Search for a query.").await;
     assert_eq!(production_becomes(&app, &documented).await, documented);
@@ -503,7 +503,7 @@ async fn a_deploy_through_the_api_that_fails_a_check_or_tests_worse_is_rolled_ba
         .map(|r| r["reason"].as_str().unwrap())
         .collect();
     assert!(
-        reasons.iter().any(|r| r.contains("shares 0 word(s)")),
+        reasons.iter().any(|r| r.contains("of `gh_strict` better")),
         "{reasons:?}"
     );
     assert!(
