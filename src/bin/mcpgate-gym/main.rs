@@ -21,7 +21,7 @@ use clap::Parser;
 #[derive(Parser)]
 struct Cli {
     /// Seeds to run each scenario with.
-    #[arg(long = "seed", default_values_t = [1, 2, 3])]
+    #[arg(long = "seed", default_values_t = [1, 2, 3, 4, 5, 6, 7, 8])]
     seeds: Vec<u64>,
     /// Scenarios to run (all when left out).
     #[arg(long = "scenario")]
