@@ -202,7 +202,7 @@ fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
         server.display()
     ));
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let child = mcpgate(
+    let mut child = mcpgate(
         dir.path(),
         &["serve"],
         &[
@@ -227,6 +227,9 @@ fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
     let started = std::time::Instant::now();
     while count() < 2 && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if count() < 2 {
+        let _ = child.kill();
     }
     assert_eq!(count(), 2, "the backend and its grandchild run");
 
