@@ -314,6 +314,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The description of `tool`, as a session lists it (`null` when it is not listed).
+    pub async fn tool_description(&self, session: &str, tool: &str) -> Value {
+        let list = self.rpc(session, "tools/list", json!({})).await;
+        list["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["name"] == tool)
+            .map(|t| t["description"].clone())
+            .unwrap_or(Value::Null)
+    }
+
     /// The number of stored tool call records.
     pub fn stored_calls(&self) -> i64 {
         let mut conn = self.gateway.pool.get().expect("store connection");

@@ -1,21 +1,10 @@
 //! Prompt versions: added (safety-checked), deployed, served in place of the backend's text,
 //! rolled back, and kept across restarts.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app, spawn_app_sharing};
-
-async fn description(app: &crate::helpers::TestApp, session: &str, tool: &str) -> Value {
-    let list = app.rpc(session, "tools/list", json!({})).await;
-    list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == tool)
-        .map(|t| t["description"].clone())
-        .unwrap_or(Value::Null)
-}
 
 #[actix_web::test]
 async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
@@ -31,7 +20,7 @@ async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
             &json!({"text": better, "reason": "clearer"}),
         )
         .await;
-    let before = description(&app, &session, "c_echo").await;
+    let before = app.tool_description(&session, "c_echo").await;
     let (deployed, _) = app
         .send_json(
             "POST",
@@ -39,7 +28,7 @@ async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
             &json!({"version": 2}),
         )
         .await;
-    let during = description(&app, &session, "c_echo").await;
+    let during = app.tool_description(&session, "c_echo").await;
     app.rpc(
         &session,
         "tools/call",
@@ -49,7 +38,7 @@ async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
     let (rolled, rollback) = app
         .send_json("POST", "/api/v1/prompts/tool:c_echo/rollback", &json!({}))
         .await;
-    let after = description(&app, &session, "c_echo").await;
+    let after = app.tool_description(&session, "c_echo").await;
     let (_, shown) = app.get_json("/api/v1/prompts/tool:c_echo").await;
 
     assert_eq!((created, body["version"].clone()), (201, json!(2)));

@@ -1,0 +1,78 @@
+//! The trainer: runs started by hand or by triggers, each approach, safety checks against
+//! manipulative rewrites, deploy-if-better, and rollback when live results get worse or a deploy
+//! by hand tests worse. The optimizer LLM is a test double behind the real OpenAI-compatible
+//! HTTP path. Helpers shared by both files are here.
+
+mod rollback;
+mod runs;
+
+use serde_json::{json, Value};
+
+use crate::fake_connector::FakeConnector;
+use crate::helpers::{connector, spawn_app_with, StoreKind, TestApp};
+
+pub(super) fn tools() -> Vec<Value> {
+    let schema = json!({"type": "object", "required": ["repo"],
+        "properties": {"repo": {"type": "string"}, "query": {"type": "string"}}});
+    vec![
+        json!({"name": "search", "description": "Search.", "inputSchema": schema}),
+        json!({"name": "strict", "description": "Look up.", "inputSchema": schema}),
+    ]
+}
+
+pub(super) async fn app(
+    backend: &FakeConnector,
+    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
+) -> TestApp {
+    let url = backend.url.clone();
+    spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![connector("gh", &url)];
+        tweak(s);
+    })
+    .await
+}
+
+/// The description of `tool` a session is served, as text (empty when it is not listed).
+pub(super) async fn description(app: &TestApp, session: &str, tool: &str) -> String {
+    let text = app.tool_description(session, tool).await;
+    text.as_str().unwrap_or_default().to_string()
+}
+
+/// Waits until the trainer has seen `count` uses of `tool`.
+async fn seen(app: &TestApp, tool: &str, count: u64) {
+    for _ in 0..200 {
+        let (_, body) = app.get_json("/api/v1/targets").await;
+        let uses = body["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == tool)
+            .and_then(|t| t["uses"].as_u64())
+            .unwrap_or(0);
+        if uses >= count {
+            return;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the trainer never saw {count} uses of {tool}");
+}
+
+/// Calls `gh_search` once per (repo, query) in `session`, and waits until the trainer has seen
+/// them all.
+pub(super) async fn searches(app: &TestApp, session: &str, calls: &[(&str, &str)]) {
+    for (repo, query) in calls {
+        let arguments = json!({"repo": repo, "query": query});
+        let call = json!({"name": "gh_search", "arguments": arguments});
+        app.rpc(session, "tools/call", call).await;
+    }
+    seen(app, "gh_search", calls.len() as u64).await;
+}
+
+/// A session that called `gh_search` four times, successfully, as the trainer has seen; and the
+/// call.
+pub(super) async fn four_good_searches(app: &TestApp) -> (String, Value) {
+    let session = app.initialize().await;
+    searches(app, &session, &[("a/b", "q"); 4]).await;
+    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
+    (session, call)
+}

@@ -1,0 +1,157 @@
+//! Rollback: a deployed version whose backend does worse live is rolled back, and a deploy
+//! through the API is checked at once like a candidate.
+
+use serde_json::{json, Value};
+
+use super::{app, description, four_good_searches, tools};
+use crate::fake_connector::{Behaviour, FakeConnector};
+use crate::helpers::TestApp;
+
+/// Settings under which four calls make a watch's verdict, and a rise of 0.2 in the failure
+/// rate a breach.
+fn watching(s: &mut mcpgate::configuration::Settings) {
+    s.trainer.min_volume = 4;
+    s.trainer.rollback_margin = 0.2;
+}
+
+/// Makes the backend fail, calls four times, and waits until production of `gh_search` is back
+/// at version 1 (or gives up); returns production and the training runs.
+async fn fail_until_rolled_back(
+    app: &TestApp,
+    backend: &FakeConnector,
+    session: &str,
+    call: &Value,
+) -> (Value, Value) {
+    backend.set_behaviour(Behaviour::Fail);
+    for _ in 0..4 {
+        app.rpc(session, "tools/call", call.clone()).await;
+    }
+    let mut production = Value::Null;
+    for _ in 0..100 {
+        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        production = shown["production"].clone();
+        if production == 1 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    (production, runs)
+}
+
+#[actix_web::test]
+async fn a_deployed_version_that_does_worse_live_is_rolled_back_by_the_trainer() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, watching).await;
+    let (session, call) = four_good_searches(&app).await;
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    assert_eq!(outcome["outcome"], "deployed", "{outcome}");
+
+    let (production, runs) = fail_until_rolled_back(&app, &backend, &session, &call).await;
+
+    assert_eq!(production, 1);
+    assert_eq!(runs["runs"][0]["outcome"], "rolled_back");
+    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
+}
+
+#[actix_web::test]
+async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does_worse() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |s| {
+        watching(s);
+        s.trainer.check_interval_ms = 50;
+    })
+    .await;
+    let (session, call) = four_good_searches(&app).await;
+    deploy_by_hand(&app, "Search issues of a repository (owner/name) by text.").await;
+
+    let (production, runs) = fail_until_rolled_back(&app, &backend, &session, &call).await;
+
+    assert_eq!(production, 1);
+    assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
+    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
+}
+
+/// Adds `text` as a version of `gh_search` and deploys it through the API; returns the version.
+async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
+    let (status, added) = app
+        .send_json(
+            "POST",
+            "/api/v1/prompts/tool:gh_search/versions",
+            &json!({ "text": text }),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let deploy = json!({"version": added["version"]});
+    let (status, body) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/deploy", &deploy)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    added["version"].clone()
+}
+
+/// Waits until production of `gh_search` is `version` (or gives up); returns production.
+async fn production_becomes(app: &TestApp, version: &Value) -> Value {
+    let mut production = Value::Null;
+    for _ in 0..100 {
+        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        production = shown["production"].clone();
+        if production == *version {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    production
+}
+
+#[actix_web::test]
+async fn a_deploy_through_the_api_that_fails_a_check_or_tests_worse_is_rolled_back_at_once() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |s| s.trainer.min_volume = 4).await;
+    let (session, _) = four_good_searches(&app).await;
+
+    let documented = deploy_by_hand(&app, "Search `repo` (owner/name) for `query`.").await;
+    deploy_by_hand(&app, "Strict lookup.").await;
+    assert_eq!(production_becomes(&app, &documented).await, documented);
+    deploy_by_hand(&app, "Search for a query.").await;
+    assert_eq!(production_becomes(&app, &documented).await, documented);
+    actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    let runs = runs["runs"].as_array().unwrap().clone();
+    let rollbacks: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["trigger"] == "manual_deploy")
+        .collect();
+    assert_eq!(rollbacks.len(), 2, "{runs:?}");
+    let reasons: Vec<&str> = rollbacks
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("of `gh_strict` better")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("tests better")),
+        "{reasons:?}"
+    );
+    assert!(rollbacks.iter().all(|r| r["outcome"] == "rolled_back"));
+    let served = description(&app, &session, "gh_search").await;
+    assert_eq!(served, "Search `repo` (owner/name) for `query`.");
+}
+
+#[actix_web::test]
+async fn a_deploy_through_the_api_stays_when_the_check_is_off() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |s| s.trainer.check_manual_deploys = false).await;
+    four_good_searches(&app).await;
+
+    let version = deploy_by_hand(&app, "Plays music on a speaker.").await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+    assert_eq!(shown["production"], version);
+}
