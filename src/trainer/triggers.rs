@@ -25,60 +25,53 @@ impl Trainer {
         let mut due = Vec::new();
         let snapshot = self.deps.catalog.load();
         for (key, seen) in &self.seen {
-            let since = self.last_run.get(key);
-            let view = view_of(
-                &key.0,
-                &key.1,
-                seen.iter().filter(|s| since.is_none_or(|at| s.at >= *at)),
-            );
             if self.watched.contains_key(key) || self.in_experiment(key) {
                 continue;
             }
             if !self.settings.enabled || self.running.contains(key) {
                 continue;
             }
-            if self
-                .last_run
-                .get(key)
-                .is_some_and(|at| at.elapsed() < cooldown)
-            {
+            let since = self.last_run.get(key);
+            if since.is_some_and(|at| at.elapsed() < cooldown) {
                 continue;
             }
+            let view = view_of(
+                &key.0,
+                &key.1,
+                seen.iter().filter(|s| since.is_none_or(|at| s.at >= *at)),
+            );
             let errors = view.uses >= self.settings.min_volume
                 && view.error_rate >= self.settings.error_rate_threshold;
             let ratings = view.ratings >= self.settings.min_ratings
                 && view
                     .mean_rating
                     .is_some_and(|m| m < self.settings.rating_threshold);
-            let thin = || approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
-            if errors {
-                due.push((key.clone(), "error_rate", view.uses));
-            } else if ratings {
-                due.push((key.clone(), "low_rating", view.uses));
-            } else if key.0 == "tool"
-                && view.uses
-                    >= if since.is_none() {
-                        1
-                    } else {
-                        self.settings.min_volume
-                    }
+            let thin = key.0 == "tool"
                 && snapshot.catalog.tool(&key.1).is_some()
-                && thin()
-            {
-                due.push((key.clone(), "thin_description", view.uses));
-            }
+                && approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
+            // A thin description's first run needs one use; later ones need new evidence.
+            let thin_volume = match since {
+                None => 1,
+                Some(_) => self.settings.min_volume,
+            };
+            let trigger = if errors {
+                "error_rate"
+            } else if ratings {
+                "low_rating"
+            } else if thin && view.uses >= thin_volume {
+                "thin_description"
+            } else {
+                continue;
+            };
+            due.push((key.clone(), trigger, view.uses, thin));
         }
         self.check_watches(ctx);
-        due.sort_by_key(|(_, _, uses)| std::cmp::Reverse(*uses));
-        for (key, trigger, _) in due {
+        due.sort_by_key(|(_, _, uses, _)| std::cmp::Reverse(*uses));
+        for (key, trigger, _, thin) in due {
             if self.running.contains(&key) {
                 continue;
             }
-            let thin = key.0 == "tool"
-                && self.llm.is_some()
-                && !self.llm_spent()
-                && approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
-            match thin {
+            match thin && self.llm.is_some() && !self.llm_spent() {
                 true => self.start_batch(key, trigger, &snapshot, ctx),
                 false => self.start_run(key, trigger, None, ctx),
             }
