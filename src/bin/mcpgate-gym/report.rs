@@ -64,8 +64,8 @@ pub struct Figures {
 /// trainer drops sentences that say nothing of the tool).
 fn part_of(deployed: &str, candidate: &str) -> bool {
     deployed == candidate || {
-        let parts = sentences(deployed);
-        !parts.is_empty() && parts.iter().all(|s| sentences(candidate).contains(s))
+        let (parts, whole) = (sentences(deployed), sentences(candidate));
+        !parts.is_empty() && parts.iter().all(|s| whole.contains(s))
     }
 }
 
