@@ -134,27 +134,30 @@ pub fn ping(pool: &Pool) -> bool {
 /// Runs `f` in a transaction that reads and then writes. On SQLite it takes the write lock up
 /// front (`BEGIN IMMEDIATE`): a deferred transaction that read first fails with "database is
 /// locked" when another connection wrote in between, whatever the busy timeout. Inside a
-/// transaction already under way it is a nested one (a savepoint), as `transaction` is.
+/// transaction already under way (a `transaction` or another `write`) it is a nested one (a
+/// savepoint), so a failed inner one leaves the outer one going.
 pub fn write<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
 ) -> diesel::QueryResult<T> {
-    use diesel::connection::TransactionManager;
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <AnyConnection as Connection>::TransactionManager;
     let nested = Manager::transaction_manager_status_mut(conn)
         .transaction_depth()
         .is_ok_and(|depth| depth.is_some());
-    if nested || !matches!(conn, AnyConnection::Sqlite(_)) {
+    let AnyConnection::Sqlite(sqlite) = &mut *conn else {
+        return conn.transaction(f);
+    };
+    if nested {
         return conn.transaction(f);
     }
-    conn.batch_execute("BEGIN IMMEDIATE")?;
+    // Begun through diesel's own transaction manager, so that a `transaction` or a `write`
+    // inside `f` knows it is nested and takes a savepoint instead of failing to begin.
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     match f(conn) {
-        Ok(value) => {
-            conn.batch_execute("COMMIT")?;
-            Ok(value)
-        }
+        Ok(value) => Manager::commit_transaction(conn).map(|()| value),
         Err(err) => {
-            let _ = conn.batch_execute("ROLLBACK");
+            let _ = Manager::rollback_transaction(conn);
             Err(err)
         }
     }
@@ -192,6 +195,35 @@ mod tests {
             c.batch_execute("INSERT INTO nowhere VALUES (3)")
         });
         assert!(failed.is_err());
+        assert_eq!(count(&mut conn), 1);
+    }
+
+    #[test]
+    fn a_write_inside_a_write_is_a_nested_one_and_fails_alone() {
+        let mut conn = sqlite();
+        let outcome = write(&mut conn, |c| {
+            write(c, |c| c.batch_execute("INSERT INTO t VALUES (1)"))?;
+            let inner = write(c, |c| {
+                c.batch_execute("INSERT INTO t VALUES (2)")?;
+                c.batch_execute("INSERT INTO nowhere VALUES (3)")
+            });
+            assert!(inner.is_err());
+            c.batch_execute("INSERT INTO t VALUES (4)")
+        });
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(count(&mut conn), 2);
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back_what_its_nested_writes_did() {
+        let mut conn = sqlite();
+        let outcome = write(&mut conn, |c| {
+            write(c, |c| c.batch_execute("INSERT INTO t VALUES (1)"))?;
+            c.batch_execute("INSERT INTO nowhere VALUES (2)")
+        });
+        assert!(outcome.is_err());
+        assert_eq!(count(&mut conn), 0);
+        write(&mut conn, |c| c.batch_execute("INSERT INTO t VALUES (3)")).unwrap();
         assert_eq!(count(&mut conn), 1);
     }
 
