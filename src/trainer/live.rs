@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::served::ServedVersions;
 use crate::store::training_runs::NewRun;
-use crate::store::{prompts, training_runs, Pool};
+use crate::store::{self, prompts, training_runs, Pool};
 
 /// Ends a live experiment: the best arm becomes production when it beats production's success
 /// rate by `margin`; the run is recorded either way.
@@ -55,31 +55,48 @@ pub async fn conclude(
     };
     let (version, previous) = (best.served.version, production.served.version);
     let stored = web::block(move || {
-        {
-            // Given back before the reload takes one: holding two at once deadlocks the pool
-            // when several conclusions and rollbacks run together.
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            if wins {
+        // Given back before the reload takes one: holding two at once deadlocks the pool when
+        // several conclusions and rollbacks run together.
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        // One transaction: production moves only from the version the experiment ran
+        // against, and the run is kept with the move.
+        let moved = store::write(&mut conn, |conn| {
+            let unchanged = prompts::label(conn, &kind, &target, "production")? == Some(previous);
+            let mut run = run;
+            if wins && !unchanged {
+                run.outcome = "kept".into();
+                run.reason += "; production changed during the experiment, so it stays";
+            }
+            if wins && unchanged {
                 prompts::move_label(
-                    &mut conn,
+                    conn,
                     &kind,
                     &target,
                     "production",
                     version,
                     "won the live experiment",
                     now,
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
             }
-            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
-        }
-        served.reload(&pool)
+            training_runs::insert(conn, &run)?;
+            Ok(wins && unchanged)
+        });
+        drop(conn);
+        let moved = moved.map_err(|e| e.to_string())?;
+        served.reload(&pool).map(|()| moved)
     })
     .await;
-    if let Ok(Err(err)) = &stored {
-        log::error!("concluding the experiment failed: {err}");
+    match stored {
+        Ok(Ok(moved)) => moved.then_some((version, previous)),
+        Ok(Err(err)) => {
+            log::error!("concluding the experiment failed: {err}");
+            None
+        }
+        Err(err) => {
+            log::error!("concluding the experiment failed: {err}");
+            None
+        }
     }
-    wins.then_some((version, previous))
 }
 
 /// Returns production from `from` to `previous`, unless `from` is no longer production, and
@@ -105,23 +122,28 @@ pub async fn roll_back(
         started_at_ms: now,
     };
     let result = web::block(move || {
-        {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            let now_serving = prompts::label(&mut conn, &kind, &target, "production");
-            if now_serving.map_err(|e| e.to_string())? != Some(from) {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        // One transaction: a deploy or another rollback between the check and the move
+        // must not be undone by this one.
+        let moved = store::write(&mut conn, |conn| {
+            if prompts::label(conn, &kind, &target, "production")? != Some(from) {
                 return Ok(false);
             }
             prompts::move_label(
-                &mut conn,
+                conn,
                 &kind,
                 &target,
                 "production",
                 previous,
                 &run.reason,
                 now,
-            )
-            .map_err(|e| e.to_string())?;
-            training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())?;
+            )?;
+            training_runs::insert(conn, &run)?;
+            Ok(true)
+        });
+        drop(conn);
+        if !moved.map_err(|e| e.to_string())? {
+            return Ok(false);
         }
         served.reload(&pool).map(|()| true)
     })

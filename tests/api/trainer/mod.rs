@@ -76,3 +76,21 @@ pub(super) async fn four_good_searches(app: &TestApp) -> (String, Value) {
     let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
     (session, call)
 }
+
+/// Adds `text` as a version of `gh_search` and deploys it through the API; returns the version.
+pub(super) async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
+    let (status, added) = app
+        .send_json(
+            "POST",
+            "/api/v1/prompts/tool:gh_search/versions",
+            &json!({ "text": text }),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let deploy = json!({"version": added["version"]});
+    let (status, body) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/deploy", &deploy)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    added["version"].clone()
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{app, description, four_good_searches, tools};
+use super::{app, deploy_by_hand, description, four_good_searches, tools};
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
 
@@ -72,24 +72,6 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
     assert_eq!(description(&app, &session, "gh_search").await, "Search.");
-}
-
-/// Adds `text` as a version of `gh_search` and deploys it through the API; returns the version.
-async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
-    let (status, added) = app
-        .send_json(
-            "POST",
-            "/api/v1/prompts/tool:gh_search/versions",
-            &json!({ "text": text }),
-        )
-        .await;
-    assert_eq!(status, 201, "{added}");
-    let deploy = json!({"version": added["version"]});
-    let (status, body) = app
-        .send_json("POST", "/api/v1/prompts/tool:gh_search/deploy", &deploy)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    added["version"].clone()
 }
 
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{app, description, searches, tools};
+use super::{app, deploy_by_hand, description, searches, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{serve_local, TestApp};
 
@@ -190,26 +190,35 @@ async fn an_injected_suggestion_never_reaches_a_deployed_version() {
     );
 }
 
-#[actix_web::test]
-async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_production() {
+/// A backend whose one tool is documented, and an app that has seen four calls of it and runs a
+/// live experiment of a variant with examples (its version given back) against version 1 on
+/// every session.
+async fn experiment(
+    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
+) -> (FakeConnector, TestApp, i64) {
     let documented = json!({"name": "search", "description": "Search `repo` for `query`.",
         "inputSchema": {"type": "object", "properties": {"repo": {"type": "string"}, "query": {"type": "string"}}}});
     let backend = FakeConnector::with_tools(vec![documented]).await;
     let app = app(&backend, |s| {
         s.trainer.min_volume = 4;
         s.trainer.canary_share = 1.0;
+        tweak(s);
     })
     .await;
     let session = app.initialize().await;
     let calls = [("a/b", "x"), ("c/d", "y"), ("e/f", "z"), ("g/h", "w")];
     searches(&app, &session, &calls).await;
-
     let (_, outcome) = app
         .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
         .await;
     assert_eq!(outcome["approach"], "reinforcement", "{outcome}");
     assert_eq!(outcome["outcome"], "experiment");
-    let variant = outcome["version"].as_i64().unwrap();
+    (backend, app, outcome["version"].as_i64().unwrap())
+}
+
+#[actix_web::test]
+async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_production() {
+    let (_backend, app, variant) = experiment(|_| {}).await;
     for (version, rating) in [(variant, "up"), (1, "down")] {
         for _ in 0..3 {
             let (status, _) = app
@@ -240,6 +249,42 @@ async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_producti
     assert!(description(&app, &app.initialize().await, "gh_search")
         .await
         .contains("Examples"));
+}
+
+#[actix_web::test]
+async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_production() {
+    let (_backend, app, variant) = experiment(|s| s.trainer.check_manual_deploys = false).await;
+    let rate = |version: i64, rating: &'static str| json!({"target_kind": "tool", "target": "gh_search", "version": version, "rating": rating});
+    let send = |rating: Value| {
+        let app = &app;
+        async move {
+            let (status, _) = app.send_json("POST", "/api/v1/feedback", &rating).await;
+            assert_eq!(status, 202);
+        }
+    };
+    for _ in 0..3 {
+        send(rate(1, "down")).await;
+    }
+    let by_hand = deploy_by_hand(&app, "Search `repo` (owner/name) for `query` in code.").await;
+    for _ in 0..3 {
+        send(rate(variant, "up")).await;
+    }
+    let mut concluded = Value::Null;
+    for _ in 0..100 {
+        let (_, runs) = app.get_json("/api/v1/training-runs").await;
+        concluded = runs["runs"][0].clone();
+        if concluded["trigger"] == "experiment" {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+
+    assert_eq!(concluded["trigger"], "experiment", "{concluded}");
+    assert_eq!(concluded["outcome"], "kept", "{concluded}");
+    let reason = concluded["reason"].as_str().unwrap();
+    assert!(reason.contains("production changed"), "{reason}");
+    assert_eq!(shown["production"], by_hand);
 }
 
 #[actix_web::test]
