@@ -9,7 +9,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
-use crate::store::prompts;
+use crate::store::{prompts, AnyConnection};
 use crate::trainer::safety;
 
 /// What the path names: a kind and a target that the catalog knows.
@@ -92,7 +92,7 @@ pub async fn add(
     let reason = body
         .reason
         .unwrap_or_else(|| "added through the API".into());
-    let version = store(&gateway, move |conn| {
+    let version = write(&gateway, move |conn| {
         prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, now)?;
         let version =
             prompts::add_version(conn, &t.kind, &t.name, &body.text, "manual", &reason, now)?;
@@ -121,7 +121,7 @@ pub async fn deploy(
     let now = crate::connector::now_ms();
     let (kind, name) = (t.kind.clone(), t.name.clone());
     let original = t.original.clone();
-    let known = store(&gateway, move |conn| {
+    let known = write(&gateway, move |conn| {
         let known = prompts::versions(conn, &kind, &name)?
             .iter()
             .any(|v| v.version == version);
@@ -170,7 +170,7 @@ pub async fn rollback(
     let t = target(&gateway, &id)?;
     let now = crate::connector::now_ms();
     let (kind, name) = (t.kind.clone(), t.name.clone());
-    let restored = store(&gateway, move |conn| {
+    let restored = write(&gateway, move |conn| {
         let previous = prompts::moves(conn, &kind, &name)?
             .into_iter()
             .rev()
@@ -189,6 +189,15 @@ pub async fn rollback(
     };
     reload(&gateway).await?;
     Ok(HttpResponse::Ok().json(json!({ "production": restored })))
+}
+
+/// Runs `op` on the store as one transaction: the reads that decide a label move and the move
+/// itself, so that two concurrent changes of a target cannot interleave.
+async fn write<T: Send + 'static>(
+    gateway: &Gateway,
+    op: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    store(gateway, move |conn| crate::store::write(conn, op)).await
 }
 
 async fn reload(gateway: &Gateway) -> Result<(), ApiError> {
