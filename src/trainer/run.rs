@@ -14,7 +14,7 @@ use super::safety;
 use super::served::{Served, ServedVersions};
 use super::{joint, meta_prompt, topic};
 use crate::store::training_runs::NewRun;
-use crate::store::{prompts, training_runs, Pool};
+use crate::store::{self, prompts, training_runs, Pool};
 
 /// What a run needs to know, gathered by the trainer.
 pub struct Job {
@@ -64,7 +64,30 @@ pub struct Finished {
 /// Runs `job` to the end and records it.
 pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finished {
     let (approach, reason, candidate) = propose(&job).await;
-    settle(&job, approach, reason, candidate, None, pool, served).await
+    let done = settle(
+        &job,
+        approach,
+        reason,
+        candidate,
+        None,
+        pool.clone(),
+        served.clone(),
+    )
+    .await;
+    serve_deployed(&[&done], pool, served).await;
+    done
+}
+
+/// Serves what `finished` deployed, once their runs are kept: who sees a new text sees why.
+async fn serve_deployed(finished: &[&Finished], pool: Pool, served: Arc<ServedVersions>) {
+    if finished.iter().all(|f| f.deployed.is_none()) {
+        return;
+    }
+    match web::block(move || served.reload(&pool)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => log::error!("serving the deployed versions failed: {err}"),
+        Err(err) => log::error!("serving the deployed versions failed: {err}"),
+    }
 }
 
 /// Runs the jobs of several tools of one backend whose descriptions say little, with one LLM
@@ -126,6 +149,8 @@ pub async fn train_together(
         done.asked_llm = asked;
         finished.push(done);
     }
+    // The set is served at once, after all its runs are kept.
+    serve_deployed(&finished.iter().collect::<Vec<_>>(), pool, served).await;
     finished
 }
 
@@ -211,8 +236,9 @@ pub(super) fn vet(job: &Job, candidate: &str, writer: Writer) -> Result<(), Stri
 }
 
 /// Checks, evaluates, deploys (or tries live, or rejects) a run's candidate, and records the
-/// run. `given` is the evaluation of a candidate judged with others (and whether it was kept),
-/// which is then deployed or rejected, never tried live.
+/// run; the caller serves what it deployed ([`serve_deployed`]). `given` is the evaluation of a
+/// candidate judged with others (and whether it was kept), which is then deployed or rejected,
+/// never tried live.
 async fn settle(
     job: &Job,
     approach: &'static str,
@@ -279,8 +305,6 @@ async fn settle(
                             run.outcome = "deployed".into();
                             run.candidate_version = Some(version);
                             deployed = Some((version, previous));
-                            let (s, p) = (served.clone(), pool.clone());
-                            let _ = web::block(move || s.reload(&p)).await;
                         }
                         Err(err) => {
                             run.outcome = "rejected".into();
@@ -431,19 +455,18 @@ async fn store_candidate(
     let reason = format!("trained ({approach})");
     web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let conn = &mut conn;
-        let err = |e: diesel::result::Error| e.to_string();
-        let production =
-            prompts::ensure_baseline(conn, &kind, &target, &original, now).map_err(err)?;
-        let version =
-            prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)
-                .map_err(err)?;
-        prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)
-            .map_err(err)?;
-        if label != "candidate" {
-            prompts::move_label(conn, &kind, &target, label, version, &reason, now).map_err(err)?;
-        }
-        Ok((version, production))
+        // One transaction: a version is never kept without its labels.
+        store::write(&mut conn, |conn| {
+            let production = prompts::ensure_baseline(conn, &kind, &target, &original, now)?;
+            let version =
+                prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)?;
+            prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)?;
+            if label != "candidate" {
+                prompts::move_label(conn, &kind, &target, label, version, &reason, now)?;
+            }
+            Ok((version, production))
+        })
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
