@@ -56,6 +56,11 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
         run["oracle"].as_f64().unwrap(),
     );
     assert!(0.0 < before && before < oracle && oracle < 1.0, "{run}");
+    let [lenient, strict] = [&run["train_rules"][0], &run["train_rules"][1]];
+    let blocked = |rule: &Value| rule["blocked"].as_f64().unwrap();
+    let regressions = |rule: &Value| rule["regressions"].as_u64().unwrap();
+    assert!(blocked(lenient) <= blocked(strict), "{run}");
+    assert!(regressions(strict) <= regressions(lenient), "{run}");
     let markdown = std::fs::read_to_string(a.path().join("GYM.md")).unwrap();
     assert!(markdown.contains("| cold_recovery | 7 |"), "{markdown}");
 }

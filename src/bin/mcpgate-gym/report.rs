@@ -53,11 +53,26 @@ pub struct Figures {
     /// (the other tools at theirs), would raise, leave unchanged or lower its backend's score
     /// on the validation questions.
     pub good_blocked_effect: [usize; 3],
+    /// What a trainer that knew the outcome of every train question would do with the good
+    /// candidates (each in place of the text it was asked to rewrite, the other tools at their
+    /// final texts): deploying those that do not lower the train score, then only those that
+    /// raise it, the share of good candidates each rule blocks and the deploys of each that
+    /// lower the test score.
+    pub train_rules: [TrainRule; 2],
     /// Training runs by approach and outcome.
     pub runs: BTreeMap<String, usize>,
     /// The operator's bad deploy: events when deployed, when rolled back, and the calls of
     /// its backend's tools in between.
     pub rollback: Option<(usize, Option<usize>, usize)>,
+}
+
+/// What one rule on the train score does with the good candidates.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct TrainRule {
+    /// Good candidates it keeps out, as a share.
+    pub blocked: Option<f64>,
+    /// Good candidates it deploys that lower the test score.
+    pub regressions: usize,
 }
 
 /// Whether `deployed` is `candidate`, or `candidate` with some of its sentences left out (the
@@ -92,6 +107,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
     let mut candidates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut injected = (0, 0);
     let mut good_blocked_effect = [0; 3];
+    let mut on_train: Vec<(f64, f64)> = Vec::new();
     for answer in &run.answers {
         let Some(&t) = index.get(answer.target.as_str()) else {
             continue;
@@ -108,6 +124,16 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         entry.0 += 1;
         let deployed = reached(answer);
         entry.1 += usize::from(deployed);
+        if kind == Kind::Good {
+            let delta = |split: &[crate::data::Question]| {
+                let with = |text: &str| {
+                    let texts = (run.deployed.as_slice(), t, text);
+                    group_success(client, data, split, texts, scenario.omit)
+                };
+                with(&answer.text) - with(&answer.current)
+            };
+            on_train.push((delta(&data.train), delta(&data.test)));
+        }
         if kind == Kind::Good && !deployed {
             let on_validation = |text: &str| {
                 let texts = (run.deployed.as_slice(), t, text);
@@ -154,6 +180,19 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             }
         }
     }
+    let rule = |deploys: fn(f64) -> bool| {
+        let kept = on_train.iter().filter(|(train, _)| deploys(*train));
+        let regressions = kept.filter(|(_, test)| *test < 0.0).count();
+        let blocked = on_train
+            .iter()
+            .filter(|(train, _)| !deploys(*train))
+            .count();
+        TrainRule {
+            blocked: (!on_train.is_empty()).then(|| blocked as f64 / on_train.len() as f64),
+            regressions,
+        }
+    };
+    let train_rules = [rule(|d| d >= 0.0), rule(|d| d > 0.0)];
     let mut runs = BTreeMap::new();
     for (approach, outcome) in &run.runs {
         *runs.entry(format!("{approach} {outcome}")).or_default() += 1;
@@ -179,6 +218,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         deploys,
         regressions_original,
         good_blocked_effect,
+        train_rules,
         runs,
         rollback: run.regression,
     }
@@ -311,6 +351,30 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
             md,
             "| {} | {} | {up} / {same} / {down} | {} of {} |",
             f.scenario, f.seed, f.regressions_original, f.regressions_deployed
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhat the train questions allow. A trainer that knew the outcome of every train \
+         question (the gateway sees only the feedback of those asked, and never their words) \
+         could deploy each good candidate that does not lower the train score, or only those \
+         that raise it (each in place of the text it was asked to rewrite, the other tools at \
+         their final texts). The share of good candidates each rule blocks, and how many of \
+         those it deploys lower the test score:\n"
+    );
+    let _ = writeln!(md, "| scenario | seed | not lower on train: good blocked, regressions | higher on train: good blocked, regressions |");
+    let _ = writeln!(md, "| --- | ---: | --- | --- |");
+    for f in all.iter().filter(|f| f.train_rules[0].blocked.is_some()) {
+        let [lenient, strict] = f.train_rules;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}, {} | {}, {} |",
+            f.scenario,
+            f.seed,
+            pct(lenient.blocked),
+            lenient.regressions,
+            pct(strict.blocked),
+            strict.regressions
         );
     }
     let _ = writeln!(md, "\n## Candidates and runs\n");
