@@ -18,6 +18,8 @@ pub struct Arm {
     pub successes: u64,
     /// Failed uses and bad ratings.
     pub failures: u64,
+    /// Sessions assigned to it.
+    pub sessions: u64,
 }
 
 impl Arm {
@@ -30,6 +32,37 @@ impl Arm {
     pub fn uses(&self) -> u64 {
         self.successes + self.failures
     }
+
+    /// Successes per session assigned: a text can raise its success rate by making models
+    /// call its tool less, even where the call was right; this rate then falls.
+    pub fn per_session(&self) -> f64 {
+        self.successes as f64 / self.sessions.max(1) as f64
+    }
+}
+
+/// How an experiment ends: whether its best arm replaces production, and why.
+pub fn verdict(arms: &[Arm], margin: f64) -> Option<(&Arm, bool, String)> {
+    let production = arms.first()?;
+    let best = arms.iter().max_by(|a, b| a.mean().total_cmp(&b.mean()))?;
+    let mut reason = format!(
+        "live results: version {} {:.2} against production {} {:.2}",
+        best.served.version,
+        best.mean(),
+        production.served.version,
+        production.mean()
+    );
+    let better = best.served.version != production.served.version
+        && best.mean() - production.mean() > margin;
+    let used_less = best.per_session() < production.per_session();
+    if better && used_less {
+        reason += &format!(
+            ", but {:.2} successful uses per session against {:.2}: it may do better only \
+             because models call it less",
+            best.per_session(),
+            production.per_session()
+        );
+    }
+    Some((best, better && !used_less, reason))
 }
 
 /// Experiments by (kind, target), with their sticky assignments.
@@ -68,6 +101,7 @@ impl Experiments {
                 served,
                 successes: 0,
                 failures: 0,
+                sessions: 0,
             })
             .collect();
         if let Ok(mut map) = self.inner.lock() {
@@ -125,6 +159,7 @@ impl Experiments {
             false => 0,
         };
         experiment.assigned.insert(session.to_string(), arm);
+        experiment.arms[arm].sessions += 1;
         Some(experiment.arms[arm].served.clone())
     }
 
@@ -217,6 +252,45 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(experiments.serve("tool", "t", "s").unwrap(), first);
         }
+    }
+
+    fn arm(version: i64, (successes, failures, sessions): (u64, u64, u64)) -> Arm {
+        Arm {
+            served: served(version),
+            successes,
+            failures,
+            sessions,
+        }
+    }
+
+    #[test]
+    fn sessions_are_counted_for_the_arm_they_are_assigned() {
+        let experiments = Experiments::default();
+        experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
+        for i in 0..30 {
+            experiments.serve("tool", "t", &format!("s{i}"));
+            experiments.serve("tool", "t", &format!("s{i}"));
+        }
+        let arms = experiments.arms("tool", "t").unwrap();
+        assert_eq!(arms.iter().map(|a| a.sessions).sum::<u64>(), 30);
+    }
+
+    #[test]
+    fn a_better_success_rate_wins_unless_the_version_is_used_less_per_session() {
+        let production = arm(1, (6, 4, 10));
+        let used_as_much = arm(2, (9, 1, 10));
+        let arms = [production.clone(), used_as_much];
+        let (best, wins, _) = verdict(&arms, 0.05).unwrap();
+        assert_eq!((best.served.version, wins), (2, true));
+
+        let called_less = arm(2, (3, 0, 10));
+        let arms = [production, called_less];
+        let (best, wins, reason) = verdict(&arms, 0.05).unwrap();
+        assert_eq!((best.served.version, wins), (2, false));
+        assert!(
+            reason.contains("0.30 successful uses per session against 0.60"),
+            "{reason}"
+        );
     }
 
     #[test]

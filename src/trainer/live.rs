@@ -7,12 +7,14 @@ use std::sync::Arc;
 use actix_web::web;
 use serde_json::{json, Value};
 
+use super::experiment::verdict;
 use super::served::ServedVersions;
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
 /// Ends a live experiment: the best arm becomes production when it beats production's success
-/// rate by `margin`; the run is recorded either way.
+/// rate by `margin` without fewer successful uses per session ([`verdict`]); the run is recorded
+/// either way.
 pub async fn conclude(
     pool: Pool,
     served: Arc<ServedVersions>,
@@ -22,32 +24,23 @@ pub async fn conclude(
 ) -> Option<(i64, i64)> {
     let arms = served.experiments.end(&kind, &target)?;
     let production = arms.first()?.clone();
-    let best = arms
-        .iter()
-        .max_by(|a, b| a.mean().total_cmp(&b.mean()))?
-        .clone();
+    let (best, wins, reason) = verdict(&arms, margin)?;
+    let best = best.clone();
     let figures: Vec<Value> = arms
         .iter()
         .map(|a| {
             json!({"version": a.served.version, "successes": a.successes,
-            "failures": a.failures, "mean": a.mean()})
+            "failures": a.failures, "mean": a.mean(), "sessions": a.sessions,
+            "successes_per_session": a.per_session()})
         })
         .collect();
-    let wins = best.served.version != production.served.version
-        && best.mean() - production.mean() > margin;
     let now = crate::connector::now_ms();
     let run = NewRun {
         target_kind: kind.clone(),
         target: target.clone(),
         trigger: "experiment".into(),
         approach: "reinforcement".into(),
-        reason: format!(
-            "live results: version {} {:.2} against production {} {:.2}",
-            best.served.version,
-            best.mean(),
-            production.served.version,
-            production.mean()
-        ),
+        reason,
         outcome: if wins { "deployed" } else { "kept" }.into(),
         candidate_version: Some(best.served.version),
         evaluation: Some(json!({ "arms": figures, "margin": margin }).to_string()),
