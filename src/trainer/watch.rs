@@ -87,7 +87,9 @@ impl Trainer {
 
     /// Checks `version` of `key`, deployed through the API in place of `previous`, as a
     /// candidate is checked: it is rolled back at once when it fails a check (safety, about its
-    /// own tool) or when `previous` tests better than it on the recorded calls by the margin.
+    /// own tool) or when `previous` tests better than it on the recorded calls (the lower
+    /// confidence bound of its advantage above zero; the margin is what a candidate must beat,
+    /// not what shields a worse deploy).
     pub(super) fn check_deploy(
         &mut self,
         key: (String, String),
@@ -122,7 +124,7 @@ impl Trainer {
             let problem = match run::vet(&job, new, run::Writer::Operator) {
                 Err(problem) => Some(format!("version {version} fails a check: {problem}")),
                 Ok(()) => {
-                    let back = evaluate::compare(new, old, &job.examples, &job.context, job.margin);
+                    let back = evaluate::compare(new, old, &job.examples, &job.context, 0.0);
                     back.better.then(|| {
                         format!(
                             "version {previous}, which it replaced, tests better on the recorded calls (lower bound of its advantage {:.3})",

@@ -126,6 +126,28 @@ async fn a_deploy_through_the_api_that_fails_a_check_or_tests_worse_is_rolled_ba
 }
 
 #[actix_web::test]
+async fn a_deploy_through_the_api_that_tests_worse_is_rolled_back_however_large_the_margin() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |s| {
+        s.trainer.min_volume = 4;
+        s.trainer.margin = 0.9;
+    })
+    .await;
+    let (session, _) = four_good_searches(&app).await;
+
+    let documented = deploy_by_hand(&app, "Search `repo` (owner/name) for `query`.").await;
+    assert_eq!(production_becomes(&app, &documented).await, documented);
+    let vague = deploy_by_hand(&app, "Search for a query.").await;
+    let production = production_becomes(&app, &documented).await;
+
+    assert_eq!(production, documented, "{vague} stayed");
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    assert_eq!(runs["runs"][0]["trigger"], "manual_deploy", "{runs}");
+    let served = description(&app, &session, "gh_search").await;
+    assert_eq!(served, "Search `repo` (owner/name) for `query`.");
+}
+
+#[actix_web::test]
 async fn a_deploy_through_the_api_stays_when_the_check_is_off() {
     let backend = FakeConnector::with_tools(tools()).await;
     let app = app(&backend, |s| s.trainer.check_manual_deploys = false).await;
