@@ -104,6 +104,9 @@ pub struct TrainerSettings {
     pub canary_share: f64,
     /// Whether few-shot examples quote argument values; otherwise only their shape.
     pub example_values: bool,
+    /// Whether thin descriptions of tools that never had a call are rewritten by the LLM when
+    /// no trigger fires and the budget allows.
+    pub rewrite_uncalled: bool,
     /// The optimizer LLM (any OpenAI-compatible chat-completions endpoint).
     pub llm: LlmSettings,
 }

@@ -16,6 +16,20 @@ impl Trainer {
         !experiments.is_empty() && experiments.arms(&key.0, &key.1).is_some()
     }
 
+    /// A tool with a thin description that never had a run (nor a call to start one): with
+    /// nothing else to do, its backend's thin tools are rewritten, so that a backend whose bare
+    /// names draw no calls is not left as it is for want of the calls it cannot draw.
+    fn uncalled(&self, snapshot: &crate::registry::Snapshot) -> Option<(String, String)> {
+        snapshot
+            .catalog
+            .tools
+            .iter()
+            .filter_map(|e| e.item["name"].as_str())
+            .map(|name| ("tool".to_string(), name.to_string()))
+            .filter(|k| !self.last_run.contains_key(k) && !self.running.contains(k))
+            .find(|k| approaches::is_thin(&self.served_text(&k.0, &k.1, snapshot), &k.1))
+    }
+
     /// Starts runs whose triggers fire, busiest targets first (they get the LLM's budget first);
     /// rolls back watched versions that do worse, and stops watching a version once it has twice
     /// the minimum volume without a breach. Triggers read only the signals that came after a
@@ -67,6 +81,7 @@ impl Trainer {
         }
         self.check_watches(ctx);
         due.sort_by_key(|(_, _, uses, _)| std::cmp::Reverse(*uses));
+        let idle = due.is_empty();
         for (key, trigger, _, thin) in due {
             if self.running.contains(&key) {
                 continue;
@@ -74,6 +89,12 @@ impl Trainer {
             match thin && self.llm.is_some() && !self.llm_spent() {
                 true => self.start_batch(key, trigger, &snapshot, ctx),
                 false => self.start_run(key, trigger, None, ctx),
+            }
+        }
+        let uncalled = self.settings.enabled && self.settings.rewrite_uncalled;
+        if idle && uncalled && self.llm.is_some() && !self.llm_spent() {
+            if let Some(key) = self.uncalled(&snapshot) {
+                self.start_batch(key, "thin_uncalled", &snapshot, ctx);
             }
         }
         let needed = (self.settings.min_volume as u64 / 2).max(2);

@@ -83,6 +83,7 @@ fn settings(llm: Option<String>) -> TrainerSettings {
         check_manual_deploys: true,
         canary_share: 0.2,
         example_values: true,
+        rewrite_uncalled: true,
         llm: LlmSettings {
             base_url: llm.unwrap_or_default(),
             model: "gym-optimizer".into(),

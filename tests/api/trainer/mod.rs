@@ -38,6 +38,25 @@ pub(super) async fn description(app: &TestApp, session: &str, tool: &str) -> Str
     text.as_str().unwrap_or_default().to_string()
 }
 
+/// Waits until the description of `tool` a session is served is no longer `from` (or gives
+/// up); returns it.
+pub(super) async fn description_changes(
+    app: &TestApp,
+    session: &str,
+    tool: &str,
+    from: &str,
+) -> String {
+    let mut served = String::new();
+    for _ in 0..100 {
+        served = description(app, session, tool).await;
+        if served != from {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    served
+}
+
 /// Waits until the trainer has seen `count` uses of `tool`.
 async fn seen(app: &TestApp, tool: &str, count: u64) {
     for _ in 0..200 {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand, description, searches, tools};
+use super::{app, deploy_by_hand, description, description_changes, searches, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{serve_local, TestApp};
 
@@ -63,14 +63,7 @@ async fn failing_calls_harden_the_description_and_triggers_start_runs_by_themsel
             .await;
         assert_eq!(failed["result"]["isError"], true);
     }
-    let mut served = String::new();
-    for _ in 0..100 {
-        served = description(&app, &session, "gh_strict").await;
-        if served != "Look up." {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let served = description_changes(&app, &session, "gh_strict", "Look up.").await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
 
     assert!(served.contains("`repo` (string, required)"), "{served}");
@@ -287,15 +280,20 @@ async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_pr
     assert_eq!(shown["production"], by_hand);
 }
 
-#[actix_web::test]
-async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged_together() {
+/// Two tools whose descriptions say little beyond their names, with documented parameters.
+fn thin_tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"], "properties": {
         "repo": {"type": "string", "description": "owner/name of the repository"},
         "query": {"type": "string", "description": "text to look for in issues"}}});
-    let thin = vec![
+    vec![
         json!({"name": "search", "description": "Search.", "inputSchema": schema}),
         json!({"name": "strict", "description": "Look up.", "inputSchema": schema}),
-    ];
+    ]
+}
+
+#[actix_web::test]
+async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged_together() {
+    let thin = thin_tools();
     let answer = json!({
         "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
         "gh_strict": "Returns one issue by its number."
@@ -306,6 +304,7 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
         s.trainer.enabled = true;
         s.trainer.min_volume = 4;
         s.trainer.check_interval_ms = 50;
+        s.trainer.rewrite_uncalled = false;
         s.trainer.llm.base_url = llm;
     })
     .await;
@@ -318,14 +317,7 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
     ];
     searches(&app, &session, &queries.map(|q| ("a/b", q))).await;
 
-    let mut served = String::new();
-    for _ in 0..100 {
-        served = description(&app, &session, "gh_search").await;
-        if served != "Search." {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let served = description_changes(&app, &session, "gh_search", "Search.").await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
 
     assert_eq!(served, answer["gh_search"], "{runs}");
@@ -344,4 +336,36 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
             "{run}"
         );
     }
+}
+
+#[actix_web::test]
+async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothing_else_to_do() {
+    let answer = json!({
+        "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
+        "gh_strict": "Returns one issue of a repository (owner/name) by its number."
+    });
+    let (llm, prompts) = fake_llm(&answer.to_string()).await;
+    let backend = FakeConnector::with_tools(thin_tools()).await;
+    let app = app(&backend, |s| {
+        s.trainer.enabled = true;
+        s.trainer.check_interval_ms = 50;
+        s.trainer.llm.base_url = llm;
+    })
+    .await;
+    let session = app.initialize().await;
+
+    let served = description_changes(&app, &session, "gh_search", "Search.").await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(served, answer["gh_search"], "{runs}");
+    assert_eq!(
+        prompts.lock().unwrap().len(),
+        1,
+        "one call, and none once rewritten"
+    );
+    let runs = runs["runs"].as_array().unwrap();
+    let search = runs.iter().find(|r| r["target"] == "gh_search").unwrap();
+    assert_eq!(search["trigger"], "thin_uncalled", "{runs:?}");
+    assert_eq!(search["outcome"], "deployed", "{runs:?}");
 }
