@@ -1,6 +1,7 @@
 //! The periodic check: which targets' triggers fire (error rate, mean rating, thin
-//! descriptions, each on the evidence since the target's last run), the watch over deployed
-//! versions, and the conclusion of live experiments with enough uses.
+//! descriptions, each on the evidence since the target's last run; with none firing, thin
+//! descriptions that never drew a call), the watch over deployed versions, and the conclusion
+//! of live experiments with enough uses.
 
 use std::time::{Duration, Instant};
 
