@@ -293,7 +293,9 @@ pub async fn run(
             arguments: Some(arguments),
         });
         events += 1;
-        if rng.f64() < scenario.rate {
+        // The rating that would follow the last event is not sent: a run gets its events,
+        // not one more.
+        if rng.f64() < scenario.rate && events < scenario.events {
             let flipped = rng.f64() < scenario.noise;
             let mut rating = feedback(&tool.name, *version, &session, "rating");
             rating.source = "api".into();
