@@ -4,12 +4,19 @@
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app, spawn_app_sharing};
+use crate::helpers::{connector, spawn_app, spawn_app_sharing, spawn_app_with, StoreKind};
 
 #[actix_web::test]
-async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
+async fn a_tool_description_is_versioned_deployed_served_and_rolled_back_on_both_stores() {
+    for store in [StoreKind::Postgres, StoreKind::Sqlite] {
+        versioned_deployed_served_and_rolled_back(store).await;
+    }
+}
+
+async fn versioned_deployed_served_and_rolled_back(store: StoreKind) {
     let backend = FakeConnector::start().await;
-    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(store, |s| s.connectors = vec![connector("c", &url)]).await;
     let session = app.initialize().await;
     let better = "Echoes `text` back unchanged; use it to check that the connector answers.";
 
@@ -41,7 +48,11 @@ async fn a_tool_description_is_versioned_deployed_served_and_rolled_back() {
     let after = app.tool_description(&session, "c_echo").await;
     let (_, shown) = app.get_json("/api/v1/prompts/tool:c_echo").await;
 
-    assert_eq!((created, body["version"].clone()), (201, json!(2)));
+    assert_eq!(
+        (created, body["version"].clone()),
+        (201, json!(2)),
+        "{store:?}"
+    );
     assert_eq!(before, "Echoes `text`.");
     assert_eq!(deployed, 200);
     assert_eq!(during, better);
