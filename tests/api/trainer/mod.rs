@@ -39,7 +39,7 @@ pub(super) async fn description(app: &TestApp, session: &str, tool: &str) -> Str
 }
 
 /// Waits until the description of `tool` a session is served is no longer `from` (or gives
-/// up); returns it.
+/// up after 10 s); returns it.
 pub(super) async fn description_changes(
     app: &TestApp,
     session: &str,
@@ -47,7 +47,7 @@ pub(super) async fn description_changes(
     from: &str,
 ) -> String {
     let mut served = String::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         served = description(app, session, tool).await;
         if served != from {
             break;

@@ -26,15 +26,7 @@ async fn fail_until_rolled_back(
     for _ in 0..4 {
         app.rpc(session, "tools/call", call.clone()).await;
     }
-    let mut production = Value::Null;
-    for _ in 0..100 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-        production = shown["production"].clone();
-        if production == 1 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let production = production_becomes(app, &Value::from(1)).await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
     (production, runs)
 }
@@ -77,7 +69,9 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.
 async fn production_becomes(app: &TestApp, version: &Value) -> Value {
     let mut production = Value::Null;
-    for _ in 0..100 {
+    // Up to 10 s: under load (a build beside the tests) a check and its rollback can take
+    // seconds.
+    for _ in 0..500 {
         let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
         production = shown["production"].clone();
         if production == *version {
