@@ -75,6 +75,9 @@ pub struct Context {
     pub schema: Value,
     /// The other tools of the same backend.
     pub siblings: Vec<Sibling>,
+    /// The texts served for the catalog's tools of other functions, by tool name: an LLM's
+    /// rewrite may be one of them.
+    pub elsewhere: Vec<(String, String)>,
 }
 
 /// Scores both texts on `cases`, on the cases generated from the schema and on the siblings'

@@ -52,6 +52,16 @@ impl Trainer {
             ..Default::default()
         };
         if kind == "tool" {
+            context.elsewhere = snapshot
+                .catalog
+                .tools
+                .iter()
+                .filter(|e| e.original != entry.original)
+                .filter_map(|e| {
+                    let name = e.item["name"].as_str()?;
+                    Some((name.to_string(), self.served_text(kind, name, &snapshot)))
+                })
+                .collect();
             let siblings =
                 snapshot.catalog.tools.iter().filter(|e| {
                     e.connector == entry.connector && e.item["name"] != target.as_str()

@@ -225,7 +225,12 @@ pub(super) enum Writer {
 pub(super) fn vet(job: &Job, candidate: &str, writer: Writer) -> Result<(), String> {
     safety::check(&job.original, candidate, &job.placeholders)?;
     let problem = match writer {
-        Writer::Llm => topic::off_topic(candidate, &job.context, true),
+        Writer::Llm => topic::off_topic(candidate, &job.context, true).or_else(|| {
+            let other = topic::copied(candidate, &job.context)?;
+            Some(format!(
+                "the text is the description of `{other}`, another tool"
+            ))
+        }),
         Writer::Operator => topic::off_topic(candidate, &job.context, false),
         Writer::Trainer => None,
     };

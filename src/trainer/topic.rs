@@ -1,7 +1,8 @@
 //! Whether a candidate text is about its own tool, judged by the words of the tool's name and
-//! input schema (its parameters' names and descriptions) against its siblings': an LLM's rewrite
-//! may describe another tool, or carry sentences that say nothing about the tool (a pitch to the
-//! model, an instruction that rode in on the data). Pure.
+//! input schema (its parameters' names and descriptions) against its siblings', and against the
+//! texts served for the catalog's other tools: an LLM's rewrite may describe another tool, be
+//! copied from one's description, or carry sentences that say nothing about the tool (a pitch
+//! to the model, an instruction that rode in on the data). Pure.
 
 use std::collections::HashSet;
 
@@ -49,6 +50,24 @@ pub fn off_topic(candidate: &str, context: &Context, strict: bool) -> Option<Str
                 s.name
             )
         })
+}
+
+/// The tool whose served text `candidate` is taken from: every sentence of it is one of that
+/// text's (an LLM that answers with another tool's description, whole or in part). `None` when
+/// it is no other tool's.
+pub fn copied<'a>(candidate: &str, context: &'a Context) -> Option<&'a str> {
+    let own = sentences(candidate);
+    if own.is_empty() {
+        return None;
+    }
+    context
+        .elsewhere
+        .iter()
+        .find(|(_, text)| {
+            let theirs = sentences(text);
+            own.iter().all(|s| theirs.contains(s))
+        })
+        .map(|(name, _)| name.as_str())
 }
 
 /// `candidate` without its sentences that share no word with the tool's name and parameters,
@@ -134,6 +153,10 @@ mod tests {
                 schema: reserve,
                 ..Default::default()
             }],
+            elsewhere: vec![(
+                "Flights_SearchFlight".into(),
+                "Searches flights between two cities. Filters by seating class.".into(),
+            )],
         }
     }
 
@@ -154,6 +177,18 @@ mod tests {
         assert_eq!(off_topic("Plays music in a city.", &context, false), None);
         let prompt = Context::default();
         assert_eq!(off_topic("Plays music.", &prompt, true), None);
+    }
+
+    #[test]
+    fn a_text_taken_from_another_tools_description_is_found_whole_or_in_part() {
+        let context = hotels();
+        let whole = "Searches flights between two cities. Filters by seating class.";
+        assert_eq!(copied(whole, &context), Some("Flights_SearchFlight"));
+        let part = "Searches flights between two cities.";
+        assert_eq!(copied(part, &context), Some("Flights_SearchFlight"));
+        let own = "Searches accommodation in a city. Filters by seating class.";
+        assert_eq!(copied(own, &context), None);
+        assert_eq!(copied("", &context), None);
     }
 
     #[test]

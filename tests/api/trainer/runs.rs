@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{app, deploy_by_hand, description, description_changes, searches, tools};
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{serve_local, TestApp};
+use crate::helpers::{connector, serve_local, TestApp};
 
 #[actix_web::test]
 async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_better() {
@@ -181,6 +181,36 @@ async fn an_injected_suggestion_never_reaches_a_deployed_version() {
         !sent[0].contains("ignore previous instructions"),
         "hostile suggestions are left out"
     );
+}
+
+#[actix_web::test]
+async fn an_llm_answer_that_is_another_tools_description_is_rejected() {
+    let borrowed = "Looks up a repo by its query string.";
+    let (llm, _) = fake_llm(borrowed).await;
+    let schema = json!({"type": "object", "properties": {"repo": {"type": "string"}}});
+    let lookup = json!({"name": "lookup", "description": borrowed, "inputSchema": schema});
+    let other = FakeConnector::with_tools(vec![lookup]).await;
+    let backend = FakeConnector::with_tools(tools()).await;
+    let other_url = other.url.clone();
+    let app = app(&backend, |s| {
+        s.connectors.push(connector("idx", &other_url));
+        s.trainer.llm.base_url = llm;
+    })
+    .await;
+    let session = app.initialize().await;
+
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+
+    assert_eq!(outcome["approach"], "meta-prompt", "{outcome}");
+    assert_eq!(outcome["outcome"], "rejected", "{outcome}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the description of `idx_lookup`"),
+        "{reason}"
+    );
+    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
 }
 
 /// A backend whose one tool is documented, and an app that has seen four calls of it and runs a
