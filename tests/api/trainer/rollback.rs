@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand, description, four_good_searches, tools};
+use super::{app, deploy_by_hand, description, description_changes, four_good_searches, tools};
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
 
@@ -137,7 +137,8 @@ async fn a_deploy_through_the_api_that_tests_worse_is_rolled_back_however_large_
     assert_eq!(production, documented, "{vague} stayed");
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
     assert_eq!(runs["runs"][0]["trigger"], "manual_deploy", "{runs}");
-    let served = description(&app, &session, "gh_search").await;
+    // The store moves first; what sessions are served follows once it is reloaded.
+    let served = description_changes(&app, &session, "gh_search", "Search for a query.").await;
     assert_eq!(served, "Search `repo` (owner/name) for `query`.");
 }
 
