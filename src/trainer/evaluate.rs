@@ -78,6 +78,9 @@ pub struct Context {
     /// The texts served for the catalog's tools of other functions, by tool name: an LLM's
     /// rewrite may be one of them.
     pub elsewhere: Vec<(String, String)>,
+    /// Words found in the names and parameters of many of the catalog's tools ("specified",
+    /// "type"): sharing them says little about which tool a text describes.
+    pub generic: std::sync::Arc<HashSet<String>>,
 }
 
 /// Scores both texts on `cases`, on the cases generated from the schema and on the siblings'

@@ -2,9 +2,11 @@
 //! recorded uses and suggestions, its siblings' texts and calls for the evaluation, and the LLM
 //! if one is set and the day's budget of calls is not spent.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{evaluate, run, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
+use super::{evaluate, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
 
 impl Trainer {
@@ -52,6 +54,7 @@ impl Trainer {
             ..Default::default()
         };
         if kind == "tool" {
+            context.generic = self.generic_words(&snapshot);
             context.elsewhere = snapshot
                 .catalog
                 .tools
@@ -109,6 +112,23 @@ impl Trainer {
             canary_share: self.settings.canary_share,
             example_values: self.settings.example_values,
         })
+    }
+
+    /// The words found in the names and parameters of many of the catalog's tools, counted once
+    /// per catalog snapshot.
+    fn generic_words(&mut self, snapshot: &Arc<Snapshot>) -> Arc<HashSet<String>> {
+        if let Some((counted, words)) = &self.generic {
+            if Arc::ptr_eq(counted, snapshot) {
+                return words.clone();
+            }
+        }
+        let tools = snapshot.catalog.tools.iter().filter_map(|e| {
+            let schema = e.item.get("inputSchema")?;
+            Some((e.item["name"].as_str()?, schema))
+        });
+        let words = Arc::new(topic::generic_words(tools));
+        self.generic = Some((snapshot.clone(), words.clone()));
+        words
     }
 
     /// The text served for a tool (its production version, else the backend's description).

@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::configuration::TrainerSettings;
-use crate::registry::CatalogHandle;
+use crate::registry::{CatalogHandle, Snapshot};
 use crate::store::feedback::NewFeedback;
 use crate::store::Pool;
 use approaches::Example;
@@ -155,6 +155,8 @@ pub struct Trainer {
     pending: usize,
     /// When each LLM call of the last 24 hours was made (or reserved by a run under way).
     llm_calls: VecDeque<Instant>,
+    /// The catalog's generic words, and the snapshot they were counted on.
+    generic: Option<(Arc<Snapshot>, Arc<HashSet<String>>)>,
 }
 
 impl Trainer {
@@ -182,6 +184,7 @@ impl Trainer {
             watched: HashMap::new(),
             pending: 0,
             llm_calls: VecDeque::new(),
+            generic: None,
         }
     }
 

@@ -17,21 +17,24 @@ const SLACK: f64 = 1.25;
 
 /// Distinct words a text about a tool shares with the tool's name and parameters, at least. On
 /// the gym's BFCL tools, 295 of 298 original descriptions share two or more; 71 of 298 other
-/// tools' descriptions do.
+/// tools' descriptions do (both counts with generic words included).
 const MIN_SHARED: usize = 2;
 
 /// Why `candidate` is not about its own tool, for a tool with an input schema: a sibling's name
 /// and schema match its words clearly better than the tool's own (by more than [`SLACK`] times),
 /// so it describes that sibling, whatever it scores; or, `strict`ly (for an LLM's text), it
-/// shares fewer than [`MIN_SHARED`] words with the tool's name and parameters. `None` for a text
-/// about its own tool.
+/// shares fewer than [`MIN_SHARED`] words with the tool's name and parameters, not counting the
+/// catalog's generic words (see [`generic_words`]). `None` for a text about its own tool.
 pub fn off_topic(candidate: &str, context: &Context, strict: bool) -> Option<String> {
     if !context.schema.is_object() {
         return None;
     }
     let words = word_set(candidate);
     let known = schema_words(&context.name, &context.schema);
-    let shared = words.intersection(&known).count();
+    let shared = words
+        .intersection(&known)
+        .filter(|w| !context.generic.contains(*w))
+        .count();
     if strict && shared < MIN_SHARED.min(known.len()) {
         return Some(format!(
             "the text shares {shared} word(s) with the tool's name and parameters; a text about the tool shares at least {MIN_SHARED}"
@@ -119,6 +122,27 @@ pub fn sentences(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The words found in the names and parameters of more than a tenth of `tools` (name and input
+/// schema each), when there are at least ten.
+pub fn generic_words<'a>(tools: impl Iterator<Item = (&'a str, &'a Value)>) -> HashSet<String> {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut n = 0;
+    for (name, schema) in tools {
+        n += 1;
+        for w in schema_words(name, schema) {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    if n < 10 {
+        return HashSet::new();
+    }
+    counts
+        .into_iter()
+        .filter(|(_, c)| *c * 10 > n)
+        .map(|(w, _)| w)
+        .collect()
+}
+
 /// The words of a tool's name, its parameters' names and their descriptions.
 fn schema_words(name: &str, schema: &Value) -> HashSet<String> {
     let mut words = word_set(name);
@@ -157,6 +181,7 @@ mod tests {
                 "Flights_SearchFlight".into(),
                 "Searches flights between two cities. Filters by seating class.".into(),
             )],
+            ..Default::default()
         }
     }
 
@@ -177,6 +202,33 @@ mod tests {
         assert_eq!(off_topic("Plays music in a city.", &context, false), None);
         let prompt = Context::default();
         assert_eq!(off_topic("Plays music.", &prompt, true), None);
+    }
+
+    #[test]
+    fn words_of_many_tools_are_generic_and_do_not_count_as_shared() {
+        let schema = json!({"type": "object", "properties": {
+            "city": {"type": "string", "description": "The specified city."}}});
+        let names: Vec<String> = (0..20).map(|i| format!("Tool{i}")).collect();
+        let mut tools: Vec<(&str, &Value)> = names.iter().map(|n| (n.as_str(), &schema)).collect();
+        let rare = json!({"type": "object", "properties": {
+            "star_rating": {"type": "string", "description": "Minimum star rating."}}});
+        tools.push(("Hotels_Search", &rare));
+        let generic = generic_words(tools.into_iter());
+        assert!(
+            generic.contains("specified") && generic.contains("city"),
+            "{generic:?}"
+        );
+        assert!(
+            !generic.contains("star") && !generic.contains("hotel"),
+            "{generic:?}"
+        );
+
+        let mut context = hotels();
+        let vague = "Reserves a car in the specified city for a given number of rooms.";
+        assert_eq!(off_topic(vague, &context, true), None);
+        context.generic = std::sync::Arc::new(["city", "room", "number"].map(String::from).into());
+        let why = off_topic(vague, &context, true).expect("only generic words are shared");
+        assert!(why.contains("shares 0 word(s)"), "{why}");
     }
 
     #[test]
