@@ -4,7 +4,7 @@
 //! copied from one's description, or carry sentences that say nothing about the tool (a pitch
 //! to the model, an instruction that rode in on the data). Pure.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -31,11 +31,11 @@ pub fn off_topic(candidate: &str, context: &Context, strict: bool) -> Option<Str
     }
     let words = word_set(candidate);
     let known = schema_words(&context.name, &context.schema);
-    let shared = words
-        .intersection(&known)
-        .filter(|w| !context.generic.contains(*w))
-        .count();
-    if strict && shared < MIN_SHARED.min(known.len()) {
+    let specific = |w: &&String| !context.generic.contains(*w);
+    let shared = words.intersection(&known).filter(specific).count();
+    // A tool whose own words are few (or all generic) cannot ask for more than it has.
+    let needed = MIN_SHARED.min(known.iter().filter(specific).count());
+    if strict && shared < needed {
         return Some(format!(
             "the text shares {shared} word(s) with the tool's name and parameters; a text about the tool shares at least {MIN_SHARED}"
         ));
@@ -125,7 +125,7 @@ pub fn sentences(text: &str) -> Vec<&str> {
 /// The words found in the names and parameters of more than a tenth of `tools` (name and input
 /// schema each), when there are at least ten.
 pub fn generic_words<'a>(tools: impl Iterator<Item = (&'a str, &'a Value)>) -> HashSet<String> {
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
     let mut n = 0;
     for (name, schema) in tools {
         n += 1;
@@ -229,6 +229,14 @@ mod tests {
         context.generic = std::sync::Arc::new(["city", "room", "number"].map(String::from).into());
         let why = off_topic(vague, &context, true).expect("only generic words are shared");
         assert!(why.contains("shares 0 word(s)"), "{why}");
+
+        let own = schema_words(&context.name, &context.schema);
+        context.generic = std::sync::Arc::new(own);
+        assert_eq!(
+            off_topic(vague, &context, true),
+            None,
+            "a tool whose own words are all generic asks for none"
+        );
     }
 
     #[test]
