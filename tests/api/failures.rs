@@ -88,7 +88,7 @@ async fn a_stopped_connector_is_unreachable_and_its_last_catalog_stays_listed() 
     let listed = app.rpc(&session, "tools/list", json!({})).await;
 
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(response["error"]["code"], -32000);
+    assert_eq!(response["error"]["code"], -32000, "{response}");
     assert_eq!(response["error"]["data"]["kind"], "unreachable");
     assert_eq!(listed["result"]["tools"][0]["name"], "gone_echo");
     app.wait_until(|app| app.stored_calls() == 1).await;

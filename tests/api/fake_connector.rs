@@ -47,6 +47,9 @@ pub struct FakeConnector {
     pub state: Arc<State>,
     handle: ServerHandle,
     port: u16,
+    /// After a stop, a socket bound to the port and not listening: connections are refused, and
+    /// another test's server cannot be given the port and answer in this one's place.
+    reserved: Mutex<Option<socket2::Socket>>,
 }
 
 impl FakeConnector {
@@ -79,11 +82,13 @@ impl FakeConnector {
             state,
             handle,
             port,
+            reserved: Mutex::new(None),
         }
     }
 
     /// Starts the server again on the same port after [`FakeConnector::stop`].
     pub async fn restart(&mut self) {
+        self.reserved.lock().unwrap().take();
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
         socket.set_reuse_address(true).expect("reuse");
@@ -142,9 +147,16 @@ impl FakeConnector {
         self.state.garbage_next.store(n, Ordering::SeqCst);
     }
 
-    /// Stops the server: its port refuses connections afterwards.
+    /// Stops the server: its port refuses connections afterwards, and stays this connector's.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_reuse_address(true).expect("reuse");
+        let address: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        if socket.bind(&address.into()).is_ok() {
+            *self.reserved.lock().unwrap() = Some(socket);
+        }
     }
 }
 
