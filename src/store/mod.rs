@@ -142,12 +142,12 @@ pub fn write<T>(
 ) -> diesel::QueryResult<T> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <AnyConnection as Connection>::TransactionManager;
-    let nested = Manager::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .is_ok_and(|depth| depth.is_some());
     let AnyConnection::Sqlite(sqlite) = &mut *conn else {
         return conn.transaction(f);
     };
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+        .transaction_depth()
+        .is_ok_and(|depth| depth.is_some());
     if nested {
         return conn.transaction(f);
     }

@@ -53,7 +53,9 @@ impl Trainer {
             schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),
             ..Default::default()
         };
-        if kind == "tool" {
+        // Only an LLM's text is checked against the catalog's other texts (see `run::vet`); a
+        // job whose budget is spent may still vet the answer of a batch it joined.
+        if kind == "tool" && self.llm.is_some() {
             context.generic = self.generic_words(&snapshot);
             context.elsewhere = snapshot
                 .catalog
@@ -65,6 +67,8 @@ impl Trainer {
                     Some((name.to_string(), self.served_text(kind, name, &snapshot)))
                 })
                 .collect();
+        }
+        if kind == "tool" {
             let siblings =
                 snapshot.catalog.tools.iter().filter(|e| {
                     e.connector == entry.connector && e.item["name"] != target.as_str()
