@@ -9,7 +9,7 @@ use mcpgate::trainer::topic::sentences;
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::data::Data;
+use crate::data::{Data, Question};
 use crate::measure::{group_success, success};
 use crate::optimizer::{Answer, Kind};
 use crate::scenario::Scenario;
@@ -104,6 +104,12 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             None => part_of(t, &answer.text),
         })
     };
+    // The score of `split`'s questions of tool `t`'s backend with `text` in place of its final
+    // one, the other tools at theirs.
+    let score = |split: &[Question], t: usize, text: &str| {
+        let texts = (run.deployed.as_slice(), t, text);
+        group_success(client, data, split, texts, scenario.omit)
+    };
     let mut candidates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut injected = (0, 0);
     let mut good_blocked_effect = [0; 3];
@@ -125,20 +131,13 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         let deployed = reached(answer);
         entry.1 += usize::from(deployed);
         if kind == Kind::Good {
-            let delta = |split: &[crate::data::Question]| {
-                let with = |text: &str| {
-                    let texts = (run.deployed.as_slice(), t, text);
-                    group_success(client, data, split, texts, scenario.omit)
-                };
-                with(&answer.text) - with(&answer.current)
+            let delta = |split: &[Question]| {
+                score(split, t, &answer.text) - score(split, t, &answer.current)
             };
             on_train.push((delta(&data.train), delta(&data.test)));
         }
         if kind == Kind::Good && !deployed {
-            let on_validation = |text: &str| {
-                let texts = (run.deployed.as_slice(), t, text);
-                group_success(client, data, &data.validation, texts, scenario.omit)
-            };
+            let on_validation = |text: &str| score(&data.validation, t, text);
             let effect = on_validation(&answer.text) - on_validation(&run.deployed[t]);
             let slot = match effect {
                 e if e > 0.0 => 0,
@@ -170,11 +169,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             }
             deploys += 1;
             let old = old.clone().unwrap_or_else(|| run.degraded[t].clone());
-            let on_test = |text: &str| {
-                let texts = (run.deployed.as_slice(), t, text);
-                group_success(client, data, &data.test, texts, scenario.omit)
-            };
-            if on_test(text) < on_test(&old) {
+            if score(&data.test, t, text) < score(&data.test, t, &old) {
                 regressions_deployed += 1;
                 regressions_original += usize::from(part_of(text, &data.tools[t].oracle));
             }
