@@ -64,7 +64,9 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         let first_text = result["messages"]
             .as_array_mut()
             .and_then(|messages| messages.iter_mut().find(|m| m["content"]["type"] == "text"));
-        if let Some(message) = first_text {
+        // A version with no text is the backend's own rendering (the baseline kept before the
+        // first version of a prompt was added): it is counted, but nothing is replaced.
+        if let Some(message) = first_text.filter(|_| !served.text.is_empty()) {
             let text = crate::trainer::safety::render(&served.text, &rendered_arguments);
             message["content"]["text"] = Value::String(text);
         }

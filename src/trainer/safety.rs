@@ -66,16 +66,22 @@ pub fn check(original: &str, candidate: &str, placeholders: &[String]) -> Result
     Ok(())
 }
 
-/// `template` with every `{{name}}` replaced by its argument.
+/// A `{{name}}` placeholder of a prompt template.
+pub(super) static PLACEHOLDER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{\{(\w+)\}\}").expect("a valid pattern"));
+
+/// `template` with every `{{name}}` replaced by its argument, in one pass: a value that holds a
+/// placeholder of its own stays as it was given. A placeholder without an argument stays.
 pub fn render(template: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut text = template.to_string();
-    for (name, value) in arguments {
-        let value = value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_string);
-        text = text.replace(&format!("{{{{{name}}}}}"), &value);
-    }
-    text
+    PLACEHOLDER
+        .replace_all(template, |found: &regex::Captures| {
+            match arguments.get(&found[1]) {
+                Some(serde_json::Value::String(value)) => value.clone(),
+                Some(value) => value.to_string(),
+                None => found[0].to_string(),
+            }
+        })
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -146,5 +152,17 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(render("About {{topic}}.", &args), "About rust.");
+    }
+
+    #[test]
+    fn a_value_holding_a_placeholder_is_not_rendered_again() {
+        let args = serde_json::json!({"a": "{{b}}", "b": "secret"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            render("{{a}} and {{b}}; {{c}}", &args),
+            "{{b}} and secret; {{c}}"
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! Prompt versions: added (safety-checked), deployed, served in place of the backend's text,
 //! rolled back, and kept across restarts.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app, spawn_app_sharing, spawn_app_with, StoreKind};
+use crate::helpers::{connector, spawn_app, spawn_app_sharing, spawn_app_with, StoreKind, TestApp};
 
 #[actix_web::test]
 async fn a_tool_description_is_versioned_deployed_served_and_rolled_back_on_both_stores() {
@@ -142,15 +142,13 @@ async fn unsafe_texts_and_unknown_targets_are_refused() {
     assert_eq!((unknown, nothing, missing), (404, 409, 404));
 }
 
-#[actix_web::test]
-async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
-    let backend = FakeConnector::start().await;
-    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+/// Adds `text` as version 2 of `c_summarize` and deploys it; returns both statuses.
+async fn deploy_summary(app: &TestApp, text: &str) -> (u16, u16) {
     let (created, _) = app
         .send_json(
             "POST",
             "/api/v1/prompts/prompt:c_summarize/versions",
-            &json!({"text": "Summarize what is known about {{topic}} in three sentences."}),
+            &json!({ "text": text }),
         )
         .await;
     let (deployed, _) = app
@@ -160,6 +158,18 @@ async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
             &json!({"version": 2}),
         )
         .await;
+    (created, deployed)
+}
+
+#[actix_web::test]
+async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let (created, deployed) = deploy_summary(
+        &app,
+        "Summarize what is known about {{topic}} in three sentences.",
+    )
+    .await;
 
     let restarted =
         spawn_app_sharing(&app, |s| s.connectors = vec![connector("c", &backend.url)]).await;
@@ -177,4 +187,36 @@ async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
         rendered["result"]["messages"][0]["content"]["text"],
         "Summarize what is known about rust in three sentences."
     );
+}
+
+#[actix_web::test]
+async fn a_prompt_rolled_back_to_its_first_version_is_its_backends_own_again() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let (created, deployed) =
+        deploy_summary(&app, "Summarize what is known about {{topic}}.").await;
+    let session = app.initialize().await;
+    let get = json!({"name": "c_summarize", "arguments": {"topic": "rust"}});
+    let before = app.rpc(&session, "prompts/get", get.clone()).await;
+
+    let (rolled_back, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/prompts/prompt:c_summarize/rollback",
+            &json!({}),
+        )
+        .await;
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        after = app.rpc(&session, "prompts/get", get.clone()).await;
+        if after != before {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    assert_eq!((created, deployed, rolled_back), (201, 200, 200));
+    let text = |got: &Value| got["result"]["messages"][0]["content"]["text"].clone();
+    assert_eq!(text(&before), "Summarize what is known about rust.");
+    assert_eq!(text(&after), "Summarize rust.", "{after}");
 }
