@@ -16,7 +16,7 @@ use crate::recorder::{Record, Recorder};
 use crate::registry::Snapshot;
 use crate::store::feedback::{self, NewFeedback};
 use crate::store::AnyConnection;
-use crate::trainer::{RecordFeedback, Trainer};
+use crate::trainer::{PromptRendered, RecordFeedback, Trainer};
 
 /// Longest suggestion or error text kept.
 const MAX_TEXT: usize = 2000;
@@ -51,6 +51,18 @@ impl FeedbackSink {
             arguments,
         });
         self.recorder.record(feedback);
+    }
+
+    /// Hands on a prompt fetch's signal with the backend's text as a template, if it had one
+    /// (kept by the trainer as the text to train from, never stored).
+    pub fn record_prompt(&self, feedback: NewFeedback, template: Option<String>) {
+        if let Some(template) = template {
+            self.trainer.do_send(PromptRendered {
+                target: feedback.target.clone(),
+                template,
+            });
+        }
+        self.record(feedback);
     }
 }
 

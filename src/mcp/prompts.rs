@@ -1,5 +1,7 @@
 //! `prompts/list` and `prompts/get`. Arguments are checked against the prompt's declared
-//! required arguments before the connector is asked.
+//! required arguments before the connector is asked; a deployed version (or a live
+//! experiment's, per session) takes the place of the backend's first text message, and the
+//! backend's own text goes to the trainer as a template to learn from.
 
 use serde_json::{Map, Value};
 
@@ -7,6 +9,7 @@ use super::dispatch::{list_result, object, send_to, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
+use crate::trainer::safety;
 
 /// One page of the aggregated prompts.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
@@ -59,19 +62,23 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     };
     let mut result = send_to(addr, &connector, message).await?;
     let mut signal = super::tools::signal_of(ctx, "prompt", &name, "served", None);
-    if let Some(served) = ctx.served.get("prompt", &name) {
+    let first_text = result["messages"]
+        .as_array_mut()
+        .and_then(|messages| messages.iter_mut().find(|m| m["content"]["type"] == "text"));
+    let own = first_text
+        .as_ref()
+        .and_then(|m| m["content"]["text"].as_str());
+    let template = own.map(|text| safety::template_of(text, &rendered_arguments));
+    // A version with no text is the backend's own rendering (the baseline kept before the
+    // first version of a prompt was added): it is counted, but nothing is replaced.
+    if let Some(served) = ctx.served.serve("prompt", &name, &ctx.session_id) {
         signal.version = Some(served.version);
-        let first_text = result["messages"]
-            .as_array_mut()
-            .and_then(|messages| messages.iter_mut().find(|m| m["content"]["type"] == "text"));
-        // A version with no text is the backend's own rendering (the baseline kept before the
-        // first version of a prompt was added): it is counted, but nothing is replaced.
         if let Some(message) = first_text.filter(|_| !served.text.is_empty()) {
-            let text = crate::trainer::safety::render(&served.text, &rendered_arguments);
+            let text = safety::render(&served.text, &rendered_arguments);
             message["content"]["text"] = Value::String(text);
         }
     }
-    ctx.feedback.record(signal);
+    ctx.feedback.record_prompt(signal, template);
     Ok(result)
 }
 

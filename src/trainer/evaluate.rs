@@ -48,8 +48,9 @@ pub struct Evaluation {
     pub margin: f64,
     /// Whether the candidate may be deployed.
     pub better: bool,
-    /// The test it had to pass: `better` (the lower bound above the margin), or `not_worse`
-    /// (above minus the margin, for texts that replace ones saying little beyond their names).
+    /// The test it had to pass: `better` (the lower bound above the margin), `not_worse`
+    /// (above minus the margin, for texts that replace ones saying little beyond their names),
+    /// or `live` (none offline: the live results decide).
     pub test: &'static str,
 }
 
@@ -81,6 +82,21 @@ pub struct Context {
     /// Words found in the names and parameters of many of the catalog's tools ("specified",
     /// "type"): sharing them says little about which tool a text describes.
     pub generic: std::sync::Arc<HashSet<String>>,
+}
+
+/// The evaluation of a candidate that no offline case can score (a prompt template): the test is
+/// `live`, left to the live experiment that serves it beside production.
+pub fn live_only(margin: f64) -> Evaluation {
+    Evaluation {
+        cases: 0,
+        deployed: 0.0,
+        candidate: 0.0,
+        improvement: 0.0,
+        lower_bound: f64::NEG_INFINITY,
+        margin,
+        better: false,
+        test: "live",
+    }
 }
 
 /// Scores both texts on `cases`, on the cases generated from the schema and on the siblings'

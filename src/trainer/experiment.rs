@@ -163,6 +163,17 @@ impl Experiments {
         Some(experiment.arms[arm].served.clone())
     }
 
+    /// The version `session` was assigned, if it was (assigns none).
+    pub fn assigned(&self, kind: &str, target: &str, session: &str) -> Option<i64> {
+        if self.is_empty() {
+            return None;
+        }
+        let map = self.inner.lock().ok()?;
+        let experiment = map.get(&(kind.to_string(), target.to_string()))?;
+        let arm = *experiment.assigned.get(session)?;
+        Some(experiment.arms[arm].served.version)
+    }
+
     /// Counts an outcome for the arm serving `version`.
     pub fn record(&self, kind: &str, target: &str, version: i64, success: bool) {
         if self.is_empty() {

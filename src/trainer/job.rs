@@ -1,12 +1,13 @@
-//! What a training run is given: the target's current and original texts, its schema, its
-//! recorded uses and suggestions, its siblings' texts and calls for the evaluation, and the LLM
-//! if one is set and the day's budget of calls is not spent.
+//! What a training run is given: the target's current and original texts (for a prompt, the
+//! template learnt from its fetches), its schema, its recorded uses and suggestions, its
+//! siblings' texts and calls for the evaluation, and the LLM if one is set and the day's budget
+//! of calls is not spent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{evaluate, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
+use super::{evaluate, prompt, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
 
 impl Trainer {
@@ -42,12 +43,24 @@ impl Trainer {
                 .to_string(),
             _ => String::new(),
         };
-        let current = self
-            .deps
-            .served
-            .get(kind, target)
-            .map_or_else(|| original.clone(), |s| s.text);
-        let placeholders = crate::catalog::required_arguments(&entry.item);
+        let served = self.deps.served.get(kind, target).map(|s| s.text);
+        // A prompt's baseline version has no text (its backend renders it): a run starts from
+        // the template learnt from its fetches.
+        let current = match kind.as_str() {
+            "prompt" => served
+                .filter(|text| !text.is_empty())
+                .or_else(|| self.templates.get(target).cloned())
+                .ok_or_else(|| {
+                    format!("the text of prompt `{target}` is not known yet: it is learnt from the prompt's first fetch")
+                })?,
+            _ => served.unwrap_or_else(|| original.clone()),
+        };
+        let mut placeholders = crate::catalog::required_arguments(&entry.item);
+        for name in prompt::placeholders(&current) {
+            if kind == "prompt" && !placeholders.contains(&name) {
+                placeholders.push(name);
+            }
+        }
         let mut context = evaluate::Context {
             name: target.clone(),
             schema: entry.item.get("inputSchema").cloned().unwrap_or_default(),

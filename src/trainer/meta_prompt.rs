@@ -36,7 +36,7 @@ fn parameters(schema: &Value) -> Vec<String> {
 }
 
 /// `items` without hostile ones, as JSON strings.
-fn quoted(items: &[String]) -> Vec<String> {
+pub(super) fn quoted(items: &[String]) -> Vec<String> {
     items
         .iter()
         .filter(|s| safety::check("", s, &[]).is_ok())

@@ -17,6 +17,7 @@ pub mod joint;
 pub mod live;
 pub mod llm;
 pub mod meta_prompt;
+pub mod prompt;
 pub mod run;
 pub mod safety;
 pub mod served;
@@ -65,6 +66,17 @@ pub struct RecordFeedback {
     pub feedback: NewFeedback,
     /// The tool call's arguments (kept in memory for examples, never stored).
     pub arguments: Option<Value>,
+}
+
+/// What a prompt's backend rendered on a fetch, as a template (its arguments' values put back as
+/// placeholders): the text a run for that prompt starts from.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PromptRendered {
+    /// The prompt's name.
+    pub target: String,
+    /// The template.
+    pub template: String,
 }
 
 /// Every target with its live figures, in kind and name order.
@@ -157,6 +169,8 @@ pub struct Trainer {
     llm_calls: VecDeque<Instant>,
     /// The catalog's generic words, and the snapshot they were counted on.
     generic: Option<(Arc<Snapshot>, Arc<HashSet<String>>)>,
+    /// Each prompt's text as its backend last rendered it, as a template.
+    templates: HashMap<String, String>,
 }
 
 impl Trainer {
@@ -185,6 +199,7 @@ impl Trainer {
             pending: 0,
             llm_calls: VecDeque::new(),
             generic: None,
+            templates: HashMap::new(),
         }
     }
 
@@ -272,7 +287,14 @@ impl Handler<RecordFeedback> for Trainer {
         let feedback = msg.feedback;
         let now = Instant::now();
         let key = (feedback.target_kind.clone(), feedback.target.clone());
-        if let Some(version) = feedback.version {
+        // Feedback that does not name the version it rates counts for the one its session
+        // was served in a live experiment.
+        let version = feedback.version.or_else(|| {
+            let session = feedback.session_id.as_deref()?;
+            let experiments = &self.deps.served.experiments;
+            experiments.assigned(&key.0, &key.1, session)
+        });
+        if let Some(version) = version {
             let outcome = match (feedback.signal.as_str(), feedback.rating) {
                 ("success", _) => Some(true),
                 ("tool_error" | "protocol_error" | "error", _) => Some(false),
@@ -317,6 +339,14 @@ impl Handler<RecordFeedback> for Trainer {
         {
             seen.pop_front();
         }
+    }
+}
+
+impl Handler<PromptRendered> for Trainer {
+    type Result = ();
+
+    fn handle(&mut self, msg: PromptRendered, _ctx: &mut Self::Context) {
+        self.templates.insert(msg.target, msg.template);
     }
 }
 

@@ -12,7 +12,7 @@ use super::evaluate;
 use super::llm::Llm;
 use super::safety;
 use super::served::{Served, ServedVersions};
-use super::{joint, meta_prompt, topic};
+use super::{joint, meta_prompt, prompt, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
@@ -63,7 +63,10 @@ pub struct Finished {
 
 /// Runs `job` to the end and records it.
 pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finished {
-    let (approach, reason, candidate) = propose(&job).await;
+    let (approach, reason, candidate) = match job.kind.as_str() {
+        "prompt" => prompt::propose(&job).await,
+        _ => propose(&job).await,
+    };
     let done = settle(
         &job,
         approach,
@@ -283,8 +286,11 @@ async fn settle(
                 );
             }
             Ok(()) => {
+                // A prompt's effect shows only in what models do with it: it is tried live.
+                let live = given.is_none() && (job.kind == "prompt" || job.examples.len() >= 4);
                 let (result, kept) = match &given {
                     Some((evaluation, kept)) => (evaluation.clone(), *kept),
+                    None if job.kind == "prompt" => (evaluate::live_only(job.margin), true),
                     None => {
                         let own = evaluate::compare(
                             &job.current,
@@ -317,13 +323,21 @@ async fn settle(
                                 format!("{}; storing the version failed: {err}", run.reason);
                         }
                     }
-                } else if given.is_none() && job.examples.len() >= 4 && result.improvement >= 0.0 {
+                } else if live && result.improvement >= 0.0 {
                     match store_candidate(&pool, job, &candidate, approach, "variant", now).await {
                         Ok((variant, production)) => {
+                            // A prompt's baseline has no text: the backend renders it.
+                            let text = match job.kind.as_str() {
+                                "prompt" => served
+                                    .get(&job.kind, &job.target)
+                                    .map(|s| s.text)
+                                    .unwrap_or_default(),
+                                _ => job.current.clone(),
+                            };
                             let arms = vec![
                                 Served {
                                     version: production,
-                                    text: job.current.clone(),
+                                    text,
                                 },
                                 Served {
                                     version: variant,
@@ -339,9 +353,16 @@ async fn settle(
                             run.approach = "reinforcement".into();
                             run.outcome = "experiment".into();
                             run.candidate_version = Some(variant);
+                            let why = match job.kind.as_str() {
+                                "prompt" => "only ratings show what a prompt is worth".into(),
+                                _ => format!(
+                                    "inconclusive offline (lower bound {:.3})",
+                                    result.lower_bound
+                                ),
+                            };
                             run.reason = format!(
-                                "{}; inconclusive offline (lower bound {:.3}): versions {production} and {variant} are served side by side",
-                                run.reason, result.lower_bound
+                                "{}; {why}: versions {production} and {variant} are served side by side",
+                                run.reason
                             );
                         }
                         Err(err) => {

@@ -84,6 +84,24 @@ pub fn render(template: &str, arguments: &serde_json::Map<String, serde_json::Va
         .into_owned()
 }
 
+/// The template behind `text`, a prompt its backend rendered with `arguments`: each argument's
+/// value put back as its `{{name}}` (longest values first, so that a value inside another is
+/// not taken for it). Values of fewer than two characters are left, as they would match
+/// anywhere. The inverse of [`render`] where the backend quotes its arguments as they were.
+pub fn template_of(text: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut values: Vec<(&str, &str)> = arguments
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
+        .filter(|(_, value)| value.trim().chars().count() >= 2)
+        .collect();
+    values.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
+    let mut template = text.to_string();
+    for (name, value) in values {
+        template = template.replace(value, &format!("{{{{{name}}}}}"));
+    }
+    template
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +181,22 @@ mod tests {
         assert_eq!(
             render("{{a}} and {{b}}; {{c}}", &args),
             "{{b}} and secret; {{c}}"
+        );
+    }
+
+    #[test]
+    fn a_rendered_prompt_gives_back_its_template() {
+        let args = serde_json::json!({"topic": "rust", "style": "rust in short", "n": "3"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let template = "Write {{style}} about {{topic}} in {{n}} points.";
+        let text = render(template, &args);
+
+        assert_eq!(text, "Write rust in short about rust in 3 points.");
+        assert_eq!(
+            template_of(&text, &args),
+            "Write {{style}} about {{topic}} in 3 points."
         );
     }
 }

@@ -174,8 +174,12 @@ impl Trainer {
         }
         for (key, watch, live) in rollbacks {
             self.watched.remove(&key);
+            let on = match key.0.as_str() {
+                "prompt" => "in its ratings",
+                _ => "on its backend's tools",
+            };
             let reason = format!(
-                "version {} had a live error rate of {live:.2} on its backend's tools, over {:.2} before it",
+                "version {} had a live error rate of {live:.2} {on}, over {:.2} before it",
                 watch.version, watch.baseline
             );
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());

@@ -1,15 +1,19 @@
 //! The trainer: runs started by hand or by triggers, each approach, safety checks against
 //! manipulative rewrites, deploy-if-better, and rollback when live results get worse or a deploy
 //! by hand tests worse. The optimizer LLM is a test double behind the real OpenAI-compatible
-//! HTTP path. Helpers shared by both files are here.
+//! HTTP path. Helpers shared by the files are here.
 
+mod prompts;
 mod rollback;
 mod runs;
 
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app_with, StoreKind, TestApp};
+use crate::helpers::{connector, serve_local, spawn_app_with, StoreKind, TestApp};
 
 pub(super) fn tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"],
@@ -112,4 +116,30 @@ pub(super) async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
         .await;
     assert_eq!(status, 200, "{body}");
     added["version"].clone()
+}
+
+/// An OpenAI-compatible endpoint answering with `answer`, keeping the prompts it got.
+pub(super) async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let prompts = Arc::new(Mutex::new(Vec::new()));
+    let (seen, answer) = (prompts.clone(), answer.to_string());
+    let port = serve_local(move |cfg| {
+        let (seen, answer) = (seen.clone(), answer.clone());
+        cfg.route(
+            "/v1/chat/completions",
+            web::post().to(move |body: web::Json<Value>| {
+                let (seen, answer) = (seen.clone(), answer.clone());
+                async move {
+                    let prompt = body["messages"][0]["content"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    seen.lock().unwrap().push(prompt);
+                    HttpResponse::Ok().json(
+                        json!({"choices": [{"message": {"role": "assistant", "content": answer}}]}),
+                    )
+                }
+            }),
+        );
+    });
+    (format!("http://127.0.0.1:{port}/v1"), prompts)
 }

@@ -1,14 +1,11 @@
 //! Training runs: each approach, what starts a run, and the safety checks that keep
 //! manipulative rewrites out.
 
-use std::sync::{Arc, Mutex};
-
-use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand, description, description_changes, searches, tools};
+use super::{app, deploy_by_hand, description, description_changes, fake_llm, searches, tools};
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, serve_local, TestApp};
+use crate::helpers::{connector, TestApp};
 
 #[actix_web::test]
 async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_better() {
@@ -106,32 +103,6 @@ async fn seen_feedback(app: &TestApp) {
         }
         actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-/// An OpenAI-compatible endpoint answering with `answer`, keeping the prompts it got.
-async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let prompts = Arc::new(Mutex::new(Vec::new()));
-    let (seen, answer) = (prompts.clone(), answer.to_string());
-    let port = serve_local(move |cfg| {
-        let (seen, answer) = (seen.clone(), answer.clone());
-        cfg.route(
-            "/v1/chat/completions",
-            web::post().to(move |body: web::Json<Value>| {
-                let (seen, answer) = (seen.clone(), answer.clone());
-                async move {
-                    let prompt = body["messages"][0]["content"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                    seen.lock().unwrap().push(prompt);
-                    HttpResponse::Ok().json(
-                        json!({"choices": [{"message": {"role": "assistant", "content": answer}}]}),
-                    )
-                }
-            }),
-        );
-    });
-    (format!("http://127.0.0.1:{port}/v1"), prompts)
 }
 
 #[actix_web::test]
