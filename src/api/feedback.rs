@@ -1,5 +1,5 @@
-//! `POST /api/v1/feedback` (a rating, suggestion or error about a tool or prompt; 202 once
-//! queued, 422 with field errors) and `GET /api/v1/targets` (each target's live figures).
+//! `POST /api/v1/feedback`: a rating, suggestion or error about a tool or prompt; 202 once
+//! queued, 422 with field errors.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -7,7 +7,6 @@ use serde_json::json;
 use super::error::ApiError;
 use crate::feedback::FeedbackInput;
 use crate::gateway::Gateway;
-use crate::trainer::ListTargets;
 
 /// `POST /api/v1/feedback`.
 pub async fn record(
@@ -31,10 +30,4 @@ pub async fn record(
         .map_err(ApiError::Invalid)?;
     gateway.feedback.record(feedback);
     Ok(HttpResponse::Accepted().json(json!({"accepted": true})))
-}
-
-/// `GET /api/v1/targets`.
-pub async fn targets(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
-    let targets = gateway.feedback.trainer.send(ListTargets).await?;
-    Ok(HttpResponse::Ok().json(json!({ "targets": targets })))
 }

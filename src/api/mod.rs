@@ -8,6 +8,7 @@ mod feedback;
 mod health;
 mod prompts;
 mod servers;
+mod targets;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -44,7 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(connectors::metrics),
                 )
                 .route("/feedback", web::post().to(feedback::record))
-                .route("/targets", web::get().to(feedback::targets))
+                .route("/targets", web::get().to(targets::list))
                 .route("/prompts/{id}", web::get().to(prompts::show))
                 .route("/prompts/{id}/versions", web::post().to(prompts::add))
                 .route("/prompts/{id}/deploy", web::post().to(prompts::deploy))

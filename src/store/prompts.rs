@@ -187,6 +187,55 @@ pub fn production(conn: &mut AnyConnection) -> QueryResult<Vec<Version>> {
         .load(conn)
 }
 
+/// A target with stored versions: how many, and where its labels point.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Versioned {
+    /// `tool` or `prompt`.
+    pub kind: String,
+    /// The target.
+    pub target: String,
+    /// Versions kept.
+    pub versions: i64,
+    /// Label → version, by label.
+    pub labels: std::collections::BTreeMap<String, i64>,
+}
+
+/// Every target with stored versions, in kind and name order.
+pub fn versioned(conn: &mut AnyConnection) -> QueryResult<Vec<Versioned>> {
+    let numbers: Vec<(String, String, i64)> = prompt_versions::table
+        .select((
+            prompt_versions::target_kind,
+            prompt_versions::target,
+            prompt_versions::version,
+        ))
+        .load(conn)?;
+    let labels: Vec<(String, String, String, i64)> = prompt_labels::table
+        .select((
+            prompt_labels::target_kind,
+            prompt_labels::target,
+            prompt_labels::label,
+            prompt_labels::version,
+        ))
+        .load(conn)?;
+    let mut targets = std::collections::BTreeMap::<(String, String), Versioned>::new();
+    for (kind, target, _) in numbers {
+        let key = (kind.clone(), target.clone());
+        let entry = targets.entry(key).or_insert_with(|| Versioned {
+            kind,
+            target,
+            versions: 0,
+            labels: Default::default(),
+        });
+        entry.versions += 1;
+    }
+    for (kind, target, label, version) in labels {
+        if let Some(entry) = targets.get_mut(&(kind, target)) {
+            entry.labels.insert(label, version);
+        }
+    }
+    Ok(targets.into_values().collect())
+}
+
 /// The production version of a target, keeping the backend's own text as version 1 (and
 /// production) the first time a target gets versions.
 pub fn ensure_baseline(

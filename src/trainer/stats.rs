@@ -26,6 +26,13 @@ pub struct TargetView {
     pub error_rate: f64,
 }
 
+impl TargetView {
+    /// The figures of a target with no signal in the window.
+    pub fn quiet(kind: &str, target: &str) -> Self {
+        view_of(kind, target, std::iter::empty())
+    }
+}
+
 /// Whether `errors` out of `uses` show, at 95% confidence (one-sided binomial z-test), an error
 /// rate above `limit`.
 pub(super) fn above(errors: usize, uses: usize, limit: f64) -> bool {

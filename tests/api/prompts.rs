@@ -220,3 +220,51 @@ async fn a_prompt_rolled_back_to_its_first_version_is_its_backends_own_again() {
     assert_eq!(text(&before), "Summarize what is known about rust.");
     assert_eq!(text(&after), "Summarize rust.", "{after}");
 }
+
+#[actix_web::test]
+async fn targets_are_listed_with_their_versions_labels_and_live_figures() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let text = json!({"text": "Echoes `text` back unchanged."});
+    let (added, _) = app
+        .send_json("POST", "/api/v1/prompts/tool:c_echo/versions", &text)
+        .await;
+    let rating = json!({"target_kind": "prompt", "target": "c_summarize", "rating": 2});
+    let (rated, _) = app.send_json("POST", "/api/v1/feedback", &rating).await;
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        let (_, body) = app.get_json("/api/v1/targets").await;
+        listed = body["targets"].as_array().cloned().unwrap_or_default();
+        if listed.len() == 2 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    assert_eq!((added, rated), (201, 202));
+    let names: Vec<&Value> = listed.iter().map(|t| &t["target"]).collect();
+    assert_eq!(
+        names,
+        ["c_summarize", "c_echo"],
+        "in kind and name order: {listed:?}"
+    );
+    let (prompt, tool) = (&listed[0], &listed[1]);
+    assert_eq!(
+        (
+            &prompt["ratings"],
+            &prompt["mean_rating"],
+            &prompt["versions"]
+        ),
+        (&json!(1), &json!(0.25), &json!(0))
+    );
+    assert_eq!(prompt["production"], Value::Null);
+    assert_eq!(
+        (&tool["versions"], &tool["production"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(tool["labels"], json!({"candidate": 2, "production": 1}));
+    assert_eq!(
+        (&tool["uses"], &tool["experiment"]),
+        (&json!(0), &Value::Null)
+    );
+}

@@ -76,6 +76,17 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_and_the_winner_is_served()
 
     let started = run_where(&app, |r| r["outcome"] == "experiment").await;
     let variant = started["candidate_version"].as_i64().unwrap();
+    let (_, listed) = app.get_json("/api/v1/targets").await;
+    let listed = listed["targets"].as_array().unwrap().clone();
+    let arms: Vec<Value> = listed
+        .iter()
+        .find(|t| t["kind"] == "prompt" && t["target"] == "gh_summarize")
+        .map(|t| t["experiment"].as_array().unwrap().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a["version"].clone())
+        .collect();
+    assert_eq!(arms, [json!(1), json!(variant)], "{listed:?}");
     // Sessions rate what they were served, without naming the version: the variant well,
     // production (the backend's own text) badly.
     let mut served = Vec::new();

@@ -1,0 +1,58 @@
+//! `GET /api/v1/targets`: every tool and prompt that has feedback or stored versions, with its
+//! versions and where its labels point, the arms of its live experiment if one runs, and its
+//! live figures over the trainer's window.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::store;
+use crate::gateway::Gateway;
+use crate::store::prompts;
+use crate::trainer::{ListTargets, TargetView};
+
+/// `GET /api/v1/targets`, in kind and name order.
+pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
+    let live = gateway.feedback.trainer.send(ListTargets).await?;
+    let versioned = store(&gateway, prompts::versioned).await?;
+    let mut targets: BTreeMap<(String, String), (TargetView, Option<prompts::Versioned>)> = live
+        .into_iter()
+        .map(|view| ((view.kind.clone(), view.target.clone()), (view, None)))
+        .collect();
+    for stored in versioned {
+        let key = (stored.kind.clone(), stored.target.clone());
+        let entry = targets
+            .entry(key)
+            .or_insert_with(|| (TargetView::quiet(&stored.kind, &stored.target), None));
+        entry.1 = Some(stored);
+    }
+    let experiments = &gateway.served.experiments;
+    let targets: Vec<Value> = targets
+        .into_values()
+        .map(|(view, stored)| {
+            let arms = experiments.arms(&view.kind, &view.target).map(|arms| {
+                arms.iter()
+                    .map(|a| {
+                        json!({"version": a.served.version, "successes": a.successes,
+                        "failures": a.failures, "sessions": a.sessions, "mean": a.mean()})
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let labels = stored
+                .as_ref()
+                .map(|s| s.labels.clone())
+                .unwrap_or_default();
+            let mut target = serde_json::to_value(&view).unwrap_or_default();
+            if let Some(fields) = target.as_object_mut() {
+                fields.insert("versions".into(), json!(stored.map_or(0, |s| s.versions)));
+                fields.insert("production".into(), json!(labels.get("production")));
+                fields.insert("labels".into(), json!(labels));
+                fields.insert("experiment".into(), json!(arms));
+            }
+            target
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "targets": targets })))
+}
