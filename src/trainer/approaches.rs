@@ -34,6 +34,8 @@ impl Example {
 
 /// Longest example argument text quoted into a description.
 const MAX_EXAMPLE: usize = 200;
+/// Allowed values of a parameter stated when a text is hardened.
+const MAX_ALLOWED: usize = 10;
 
 /// Few-shot: `text` followed by up to three successful examples, chosen to differ from each
 /// other (distinct argument key sets first, then distinct values). Without `values`, each
@@ -115,12 +117,68 @@ pub fn harden(text: &str, schema: &Value, examples: &[Example]) -> Option<String
         } else {
             "optional"
         };
-        notes.push(format!("`{name}` ({kind}, {need})"));
+        let allowed: Vec<String> = property
+            .get("enum")
+            .and_then(Value::as_array)
+            .map(|values| {
+                values
+                    .iter()
+                    .take(MAX_ALLOWED)
+                    .map(Value::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        match allowed.is_empty() {
+            true => notes.push(format!("`{name}` ({kind}, {need})")),
+            false => notes.push(format!(
+                "`{name}` ({kind}, {need}; one of {})",
+                allowed.join(", ")
+            )),
+        }
     }
     if notes.is_empty() {
         return None;
     }
     Some(format!("{text}\n\nParameters: {}.", notes.join("; ")))
+}
+
+/// Edge cases by rules, run against a candidate: for each required parameter of `schema`, a
+/// call that leaves it out; for each parameter with allowed values (`enum`), a call with a value
+/// outside them. Each fails with an error that names its parameter, so a text that does not
+/// document that parameter scores 0 on it (see [`super::evaluate`]) and [`harden`] states it.
+pub fn edge_cases(schema: &Value) -> Vec<Example> {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut cases = Vec::new();
+    for (name, property) in properties {
+        let others = properties
+            .iter()
+            .filter(|(other, _)| *other != name && required.contains(&other.as_str()))
+            .map(|(other, _)| (other.clone(), Value::String("<value>".into())));
+        if required.contains(&name.as_str()) {
+            cases.push(Example {
+                arguments: Value::Object(others.clone().collect()),
+                ok: false,
+                error: Some(format!("missing required argument `{name}`")),
+            });
+        }
+        if property.get("enum").is_some_and(Value::is_array) {
+            let mut arguments: serde_json::Map<String, Value> = others.collect();
+            arguments.insert(name.clone(), Value::String("<not allowed>".into()));
+            cases.push(Example {
+                arguments: Value::Object(arguments),
+                ok: false,
+                error: Some(format!("`{name}` is not one of its allowed values")),
+            });
+        }
+    }
+    cases
 }
 
 /// Whether `text` says little beyond the tool's `name`: fewer than three words of its own.
@@ -221,5 +279,56 @@ mod tests {
         let text = harden("Search issues.", &schema, &failures).unwrap();
         assert!(text.contains("`repo` (string, required)"), "{text}");
         assert!(!text.contains("`limit`"));
+    }
+
+    #[test]
+    fn edge_cases_leave_out_each_required_parameter_and_break_each_enum() {
+        let schema = json!({"type": "object", "required": ["repo", "unit"], "properties": {
+            "repo": {"type": "string"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+            "limit": {"type": "integer"}}});
+
+        let cases = edge_cases(&schema);
+
+        let errors: Vec<&str> = cases.iter().filter_map(|c| c.error.as_deref()).collect();
+        assert_eq!(
+            errors,
+            [
+                "missing required argument `repo`",
+                "missing required argument `unit`",
+                "`unit` is not one of its allowed values",
+            ]
+        );
+        assert!(cases.iter().all(|c| !c.ok));
+        assert_eq!(cases[0].arguments, json!({"unit": "<value>"}));
+        assert_eq!(
+            cases[2].arguments,
+            json!({"repo": "<value>", "unit": "<not allowed>"})
+        );
+        assert!(edge_cases(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn hardened_against_edge_cases_a_text_states_what_they_break_and_the_allowed_values() {
+        let schema = json!({"type": "object", "required": ["repo"], "properties": {
+            "repo": {"type": "string"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+            "limit": {"type": "integer"}}});
+        let failure = Example {
+            arguments: json!({"repo": "a/b", "limit": "x"}),
+            ok: false,
+            error: Some("`limit` must be an integer".into()),
+        };
+        let mut cases = vec![failure];
+        cases.extend(edge_cases(&schema));
+
+        let text = harden("Search issues.", &schema, &cases).unwrap();
+
+        assert_eq!(
+            text,
+            "Search issues.\n\nParameters: `limit` (integer, optional); `repo` (string, \
+             required); `unit` (string, optional; one of \"c\", \"f\")."
+        );
+        assert_eq!(safety::check("Search issues.", &text, &[]), Ok(()));
     }
 }

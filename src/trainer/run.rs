@@ -410,8 +410,13 @@ async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
         .iter()
         .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
         .count();
+    // Failing calls show that the text breaks; the edge cases of its schema show where else.
     let hardened = (job.kind == "tool" && !failures.is_empty())
-        .then(|| approaches::harden(&job.current, &job.context.schema, &job.examples))
+        .then(|| {
+            let mut cases = job.examples.clone();
+            cases.extend(approaches::edge_cases(&job.context.schema));
+            approaches::harden(&job.current, &job.context.schema, &cases)
+        })
         .flatten();
     let thin = job.kind == "tool" && approaches::is_thin(&job.current, &job.target);
     let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
