@@ -34,6 +34,8 @@ impl Example {
 
 /// Longest example argument text quoted into a description.
 const MAX_EXAMPLE: usize = 200;
+/// What comes between a text and the parameters stated after it.
+const PARAMETERS: &str = "\n\nParameters: ";
 /// Allowed values of a parameter stated when a text is hardened.
 const MAX_ALLOWED: usize = 10;
 
@@ -139,7 +141,7 @@ pub fn harden(text: &str, schema: &Value, examples: &[Example]) -> Option<String
     if notes.is_empty() {
         return None;
     }
-    Some(format!("{text}\n\nParameters: {}.", notes.join("; ")))
+    Some(format!("{text}{PARAMETERS}{}.", notes.join("; ")))
 }
 
 /// Edge cases by rules, run against a candidate: for each required parameter of `schema`, a
@@ -179,6 +181,21 @@ pub fn edge_cases(schema: &Value) -> Vec<Example> {
         }
     }
     cases
+}
+
+/// `text` with the parameters that the edge cases of `schema` break stated after it (see
+/// [`edge_cases`] and [`harden`]); `None` when they break none, or when the result would fail
+/// the safety checks against `original` (its length budget, `placeholders`).
+pub fn stated(
+    text: &str,
+    schema: &Value,
+    original: &str,
+    placeholders: &[String],
+) -> Option<String> {
+    let stated = harden(text, schema, &edge_cases(schema))?;
+    safety::check(original, &stated, placeholders)
+        .is_ok()
+        .then_some(stated)
 }
 
 /// Whether `text` says little beyond the tool's `name`: fewer than three words of its own.
@@ -330,5 +347,28 @@ mod tests {
              required); `unit` (string, optional; one of \"c\", \"f\")."
         );
         assert_eq!(safety::check("Search issues.", &text, &[]), Ok(()));
+    }
+
+    #[test]
+    fn a_text_gets_the_parameters_it_does_not_name_stated_within_its_budget() {
+        let schema = json!({"type": "object", "required": ["repo"], "properties": {
+            "repo": {"type": "string"}, "limit": {"type": "integer"}}});
+
+        let stated = stated("Finds issues.", &schema, "Search.", &[]);
+        let named = stated_for("Finds issues of `repo`.", &schema);
+        let long = "Finds issues. ".repeat(142);
+        let over_budget = stated_for(long.trim(), &schema);
+
+        assert_eq!(
+            stated.as_deref(),
+            Some("Finds issues.\n\nParameters: `repo` (string, required).")
+        );
+        assert_eq!(named, None, "nothing left to state");
+        assert!(long.trim().chars().count() <= 2000);
+        assert_eq!(over_budget, None, "over the length budget");
+    }
+
+    fn stated_for(text: &str, schema: &Value) -> Option<String> {
+        stated(text, schema, "Search.", &[])
     }
 }

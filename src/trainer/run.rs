@@ -243,6 +243,24 @@ pub(super) fn vet(job: &Job, candidate: &str, writer: Writer) -> Result<(), Stri
     }
 }
 
+/// What an LLM's text of a tool is deployed as, and whether it differs: the text with the
+/// parameters that the edge cases of the schema break stated after it (see
+/// [`approaches::stated`]), as the adversarial approach states them. The LLM's words alone are
+/// checked and evaluated: the statement, which the schema gives any text of the tool, would
+/// make every text look better than its words are.
+fn deployable(job: &Job, candidate: &str, writer: Writer) -> (String, bool) {
+    let stated = (writer == Writer::Llm && job.kind == "tool")
+        .then(|| {
+            let schema = &job.context.schema;
+            approaches::stated(candidate, schema, &job.original, &job.placeholders)
+        })
+        .flatten();
+    match stated {
+        Some(stated) => (stated, true),
+        None => (candidate.to_string(), false),
+    }
+}
+
 /// Checks, evaluates, deploys (or tries live, or rejects) a run's candidate, and records the
 /// run; the caller serves what it deployed ([`serve_deployed`]). `given` is the evaluation of a
 /// candidate judged with others (and whether it was kept), which is then deployed or rejected,
@@ -286,6 +304,10 @@ async fn settle(
                 );
             }
             Ok(()) => {
+                let (deployed_text, stated) = deployable(job, &candidate, writer);
+                if stated {
+                    run.reason += "; deployed with the parameters that edge cases of its schema break stated after it";
+                }
                 // A prompt's effect shows only in what models do with it: it is tried live.
                 let live = given.is_none() && (job.kind == "prompt" || job.examples.len() >= 4);
                 let (result, kept) = match &given {
@@ -310,7 +332,8 @@ async fn settle(
                         run.reason
                     );
                 } else if result.better {
-                    match store_candidate(&pool, job, &candidate, approach, "production", now).await
+                    match store_candidate(&pool, job, &deployed_text, approach, "production", now)
+                        .await
                     {
                         Ok((version, previous)) => {
                             run.outcome = "deployed".into();
@@ -324,7 +347,9 @@ async fn settle(
                         }
                     }
                 } else if live && result.improvement >= 0.0 {
-                    match store_candidate(&pool, job, &candidate, approach, "variant", now).await {
+                    match store_candidate(&pool, job, &deployed_text, approach, "variant", now)
+                        .await
+                    {
                         Ok((variant, production)) => {
                             // A prompt's baseline has no text: the backend renders it.
                             let text = match job.kind.as_str() {
@@ -341,7 +366,7 @@ async fn settle(
                                 },
                                 Served {
                                     version: variant,
-                                    text: candidate.clone(),
+                                    text: deployed_text.clone(),
                                 },
                             ];
                             served.experiments.start(

@@ -76,8 +76,13 @@ pub struct TrainRule {
 }
 
 /// Whether `deployed` is `candidate`, or `candidate` with some of its sentences left out (the
-/// trainer drops sentences that say nothing of the tool).
+/// trainer drops sentences that say nothing of the tool), either with the parameters the
+/// trainer states after it (see `approaches::harden`) or without.
 fn part_of(deployed: &str, candidate: &str) -> bool {
+    let deployed = deployed
+        .split("\n\nParameters: ")
+        .next()
+        .unwrap_or(deployed);
     deployed == candidate || {
         let (parts, whole) = (sentences(deployed), sentences(candidate));
         !parts.is_empty() && parts.iter().all(|s| whole.contains(s))
@@ -260,7 +265,8 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
         "\n*Success* is the test-set score (a right choice, weighted by the chance the call goes \
          through); *gap closed* is (after − before) / (oracle − before). A candidate counts as \
          deployed when a production text of the trainer's is the candidate or the candidate with \
-         some sentences left out; a manipulative one only when its pitch sentence reached \
+         some sentences left out, with or without the parameters the trainer states after it; a \
+         manipulative one only when its pitch sentence reached \
          production. A *regression deployed* is a trainer deploy after which the tool's backend \
          scores lower on its test questions than with the text it replaced (the other tools at \
          their final texts). *Rollback* counts world events from the operator's bad deploy until the \

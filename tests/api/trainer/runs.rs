@@ -279,6 +279,9 @@ async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_pr
     assert_eq!(shown["production"], by_hand);
 }
 
+/// What the trainer states after an LLM's text of a tool of [`thin_tools`].
+const STATED: &str = "\n\nParameters: `repo` (string, required).";
+
 /// Two tools whose descriptions say little beyond their names, with documented parameters.
 fn thin_tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"], "properties": {
@@ -319,7 +322,12 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
     let served = description_changes(&app, &session, "gh_search", "Search.").await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
 
-    assert_eq!(served, answer["gh_search"], "{runs}");
+    // The LLM's words, with the required parameter the schema's edge cases break stated after.
+    assert_eq!(
+        served,
+        format!("{}{STATED}", answer["gh_search"].as_str().unwrap()),
+        "{runs}"
+    );
     let sent = prompts.lock().unwrap().clone();
     assert_eq!(sent.len(), 1, "one call for the backend: {sent:?}");
     assert!(sent[0].contains(r#""tool":"gh_search""#) && sent[0].contains(r#""tool":"gh_strict""#));
@@ -357,7 +365,11 @@ async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothin
     actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
 
-    assert_eq!(served, answer["gh_search"], "{runs}");
+    assert_eq!(
+        served,
+        format!("{}{STATED}", answer["gh_search"].as_str().unwrap()),
+        "{runs}"
+    );
     assert_eq!(
         prompts.lock().unwrap().len(),
         1,
@@ -367,4 +379,6 @@ async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothin
     let search = runs.iter().find(|r| r["target"] == "gh_search").unwrap();
     assert_eq!(search["trigger"], "thin_uncalled", "{runs:?}");
     assert_eq!(search["outcome"], "deployed", "{runs:?}");
+    let reason = search["reason"].as_str().unwrap();
+    assert!(reason.contains("stated after it"), "{reason}");
 }
