@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{safety, words};
 
 /// One recorded use of a tool: its arguments and how it ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Example {
     /// The arguments the client passed.
     pub arguments: Value,
@@ -18,6 +18,10 @@ pub struct Example {
     pub ok: bool,
     /// The error text, for a failure.
     pub error: Option<String>,
+    /// The client session that made the call.
+    pub session: Option<String>,
+    /// The rating (0-1) that session last gave the tool, if it gave one.
+    pub rating: Option<f64>,
 }
 
 #[cfg(test)]
@@ -27,28 +31,33 @@ impl Example {
         Example {
             arguments,
             ok: true,
-            error: None,
+            ..Default::default()
         }
     }
 }
 
 /// Longest example argument text quoted into a description.
 const MAX_EXAMPLE: usize = 200;
+/// A rating at or over this marks a call's session as pleased with the tool.
+const WELL_RATED: f64 = 0.75;
 /// What comes between a text and the parameters stated after it.
 const PARAMETERS: &str = "\n\nParameters: ";
 /// Allowed values of a parameter stated when a text is hardened.
 const MAX_ALLOWED: usize = 10;
 
-/// Few-shot: `text` followed by up to three successful examples, chosen to differ from each
-/// other (distinct argument key sets first, then distinct values). Without `values`, each
-/// example shows only the shape of its arguments (`"<string>"`, `"<integer>"`, …), so that no
-/// client's data reaches another client's tool list.
+/// Few-shot: `text` followed by up to three successful examples, from sessions that did not
+/// rate the tool badly (under ½), chosen for relevance and then diversity: calls from sessions
+/// that rated it well first, then calls whose argument names are the most common among the
+/// successful calls, newest first; and among those, distinct argument key sets first, then
+/// distinct values. Without `values`, each example shows only the shape of its arguments
+/// (`"<string>"`, `"<integer>"`, …), so that no client's data reaches another client's tool list.
 pub fn few_shot(text: &str, examples: &[Example], values: bool) -> Option<String> {
     let mut chosen: Vec<String> = Vec::new();
     let mut key_sets: Vec<Vec<String>> = Vec::new();
-    let candidates: Vec<(Vec<String>, String)> = examples
+    let candidates: Vec<(bool, Vec<String>, String)> = examples
         .iter()
-        .filter(|e| e.ok)
+        .rev()
+        .filter(|e| e.ok && e.rating.is_none_or(|r| r >= 0.5))
         .filter_map(|e| {
             let quoted = match values {
                 true => e.arguments.to_string(),
@@ -57,11 +66,24 @@ pub fn few_shot(text: &str, examples: &[Example], values: bool) -> Option<String
             let clean =
                 quoted.chars().count() <= MAX_EXAMPLE && safety::check("", &quoted, &[]).is_ok();
             let keys = e.arguments.as_object()?.keys().cloned().collect();
-            clean.then_some((keys, quoted))
+            let liked = e.rating.is_some_and(|r| r >= WELL_RATED);
+            clean.then_some((liked, keys, quoted))
         })
         .collect();
+    let common = |keys: &Vec<String>| candidates.iter().filter(|c| &c.1 == keys).count();
+    let counts: Vec<usize> = candidates.iter().map(|c| common(&c.1)).collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    // Stable: the newest first among equals.
+    order.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(candidates[i].0),
+            std::cmp::Reverse(counts[i]),
+        )
+    });
+    let candidates: Vec<(bool, Vec<String>, String)> =
+        order.into_iter().map(|i| candidates[i].clone()).collect();
     for distinct_keys in [true, false] {
-        for (keys, quoted) in &candidates {
+        for (_, keys, quoted) in &candidates {
             if chosen.len() == 3 || chosen.contains(quoted) {
                 continue;
             }
@@ -166,8 +188,8 @@ pub fn edge_cases(schema: &Value) -> Vec<Example> {
         if required.contains(&name.as_str()) {
             cases.push(Example {
                 arguments: Value::Object(others.clone().collect()),
-                ok: false,
                 error: Some(format!("missing required argument `{name}`")),
+                ..Default::default()
             });
         }
         if property.get("enum").is_some_and(Value::is_array) {
@@ -175,8 +197,8 @@ pub fn edge_cases(schema: &Value) -> Vec<Example> {
             arguments.insert(name.clone(), Value::String("<not allowed>".into()));
             cases.push(Example {
                 arguments: Value::Object(arguments),
-                ok: false,
                 error: Some(format!("`{name}` is not one of its allowed values")),
+                ..Default::default()
             });
         }
     }
@@ -292,6 +314,7 @@ mod tests {
             arguments: json!({"limit": 3}),
             ok: false,
             error: Some("missing repo".into()),
+            ..Default::default()
         }];
         let text = harden("Search issues.", &schema, &failures).unwrap();
         assert!(text.contains("`repo` (string, required)"), "{text}");
@@ -335,6 +358,7 @@ mod tests {
             arguments: json!({"repo": "a/b", "limit": "x"}),
             ok: false,
             error: Some("`limit` must be an integer".into()),
+            ..Default::default()
         };
         let mut cases = vec![failure];
         cases.extend(edge_cases(&schema));
@@ -370,5 +394,33 @@ mod tests {
 
     fn stated_for(text: &str, schema: &Value) -> Option<String> {
         stated(text, schema, "Search.", &[])
+    }
+
+    #[test]
+    fn few_shot_leaves_out_badly_rated_sessions_and_puts_liked_and_common_calls_first() {
+        let rated = |arguments: Value, rating: Option<f64>| Example {
+            rating,
+            ..ok(arguments)
+        };
+        let examples = [
+            rated(json!({"q": "disliked"}), Some(0.0)),
+            rated(json!({"q": "common-old"}), None),
+            rated(json!({"q": "liked", "page": 2}), Some(1.0)),
+            rated(json!({"q": "common-new"}), Some(0.5)),
+            rated(json!({"q": "rare", "sort": "new"}), None),
+        ];
+
+        let text = few_shot("Search.", &examples, true).unwrap();
+
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("- ")).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"- {"page":2,"q":"liked"}"#,
+                r#"- {"q":"common-new"}"#,
+                r#"- {"q":"rare","sort":"new"}"#,
+            ],
+            "{text}"
+        );
     }
 }

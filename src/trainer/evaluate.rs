@@ -300,6 +300,7 @@ mod tests {
             arguments,
             ok,
             error: error.map(str::to_string),
+            ..Default::default()
         }
     }
 

@@ -314,9 +314,19 @@ impl Handler<RecordFeedback> for Trainer {
                 arguments,
                 ok: feedback.signal == "success",
                 error: feedback.error.clone(),
+                session: feedback.session_id.clone(),
+                rating: None,
             });
             if examples.len() > MAX_EXAMPLES {
                 examples.pop_front();
+            }
+        }
+        // A session's rating of the target marks the calls it made (few-shot takes its examples
+        // from sessions that did not rate the target badly).
+        if let (Some(rating), Some(session)) = (feedback.rating, &feedback.session_id) {
+            let examples = self.examples.get_mut(&key).into_iter().flatten();
+            for example in examples.filter(|e| e.session.as_ref() == Some(session)) {
+                example.rating = Some(rating);
             }
         }
         if let Some(suggestion) = &feedback.suggestion {
