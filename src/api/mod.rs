@@ -7,6 +7,7 @@ mod error;
 mod feedback;
 mod health;
 mod prompts;
+mod runs;
 mod servers;
 mod targets;
 
@@ -48,10 +49,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/targets", web::get().to(targets::list))
                 .route("/prompts/{id}", web::get().to(prompts::show))
                 .route("/prompts/{id}/versions", web::post().to(prompts::add))
+                .route(
+                    "/prompts/{id}/versions/{version}",
+                    web::get().to(runs::version),
+                )
                 .route("/prompts/{id}/deploy", web::post().to(prompts::deploy))
                 .route("/prompts/{id}/rollback", web::post().to(prompts::rollback))
                 .route("/prompts/{id}/train", web::post().to(prompts::train))
-                .route("/training-runs", web::get().to(prompts::runs))
+                .route("/training-runs", web::get().to(runs::list))
                 .route("/servers", web::get().to(servers::list))
                 .route("/servers", web::post().to(servers::create))
                 .route("/servers/{name}", web::get().to(servers::show))

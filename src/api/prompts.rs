@@ -13,16 +13,16 @@ use crate::store::{prompts, AnyConnection};
 use crate::trainer::safety;
 
 /// What the path names: a kind and a target that the catalog knows.
-struct Target {
-    kind: String,
-    name: String,
+pub(super) struct Target {
+    pub(super) kind: String,
+    pub(super) name: String,
     /// The backend's own text (tool description; empty for a prompt template).
     original: String,
     /// `{{name}}`s a prompt template must keep (its required arguments).
     placeholders: Vec<String>,
 }
 
-fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
+pub(super) fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
     let unknown = || ApiError::NotFound(format!("no tool or prompt is named `{id}`"));
     let (kind, name) = id.split_once(':').ok_or_else(unknown)?;
     let snapshot = gateway.catalog.load();
@@ -225,25 +225,4 @@ pub async fn train(
         .await?
         .map_err(ApiError::Conflict)?;
     Ok(HttpResponse::Ok().json(outcome))
-}
-
-/// `GET /api/v1/training-runs`: the newest 100 runs with approach, reason, evaluation, outcome.
-pub async fn runs(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
-    let runs = store(&gateway, |conn| {
-        crate::store::training_runs::recent(conn, 100)
-    })
-    .await?;
-    let runs: Vec<serde_json::Value> = runs
-        .into_iter()
-        .map(|run| {
-            let evaluation = run
-                .evaluation
-                .as_deref()
-                .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok());
-            let mut value = serde_json::to_value(&run).unwrap_or_default();
-            value["evaluation"] = evaluation.unwrap_or(serde_json::Value::Null);
-            value
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "runs": runs })))
 }

@@ -99,6 +99,22 @@ pub fn versions(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResu
         .load(conn)
 }
 
+/// The labels that point at `version` of a target, by name.
+pub fn labels_of(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    version: i64,
+) -> QueryResult<Vec<String>> {
+    prompt_labels::table
+        .filter(prompt_labels::target_kind.eq(kind))
+        .filter(prompt_labels::target.eq(target))
+        .filter(prompt_labels::version.eq(version))
+        .order(prompt_labels::label.asc())
+        .select(prompt_labels::label)
+        .load(conn)
+}
+
 /// The version a label points at.
 pub fn label(
     conn: &mut AnyConnection,

@@ -70,3 +70,20 @@ pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<Run>> {
         .select(Run::as_select())
         .load(conn)
 }
+
+/// The runs that name `version` of a target as their candidate (the run that made it, a live
+/// experiment's conclusion, a check of a deploy by hand), oldest first.
+pub fn naming(
+    conn: &mut AnyConnection,
+    kind: &str,
+    target: &str,
+    version: i64,
+) -> QueryResult<Vec<Run>> {
+    training_runs::table
+        .filter(training_runs::target_kind.eq(kind))
+        .filter(training_runs::target.eq(target))
+        .filter(training_runs::candidate_version.eq(version))
+        .order(training_runs::id.asc())
+        .select(Run::as_select())
+        .load(conn)
+}

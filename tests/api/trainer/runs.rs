@@ -39,6 +39,21 @@ async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_bet
     assert!(served.contains(r#""repo":"g/h""#), "{served}");
     assert!(!served.contains(r#""repo":"a/b""#), "{served}");
     assert_eq!(runs["runs"][0]["outcome"], "deployed");
+    let (status, shown) = app
+        .get_json("/api/v1/prompts/tool:gh_search/versions/2")
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["text"], served.as_str());
+    assert_eq!(shown["labels"], json!(["candidate", "production"]));
+    assert_eq!(shown["runs"][0]["approach"], "few-shot", "{shown}");
+    assert_eq!(shown["runs"][0]["evaluation"], outcome["evaluation"]);
+    for (version, expected) in [("9", 404), ("two", 400)] {
+        let path = format!("/api/v1/prompts/tool:gh_search/versions/{version}");
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(version), "{path}: {body}");
+    }
 }
 
 #[actix_web::test]
