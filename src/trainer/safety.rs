@@ -85,9 +85,10 @@ pub fn render(template: &str, arguments: &serde_json::Map<String, serde_json::Va
 }
 
 /// The template behind `text`, a prompt its backend rendered with `arguments`: each argument's
-/// value put back as its `{{name}}` (longest values first, so that a value inside another is
-/// not taken for it). Values of fewer than two characters are left, as they would match
-/// anywhere. The inverse of [`render`] where the backend quotes its arguments as they were.
+/// value put back as its `{{name}}`, in one pass (the longest value found at a place wins, and
+/// a placeholder put back is never read again), where the value stands as a word of its own
+/// (not inside a longer word). Values of fewer than two characters are left, as they would
+/// match anywhere. The inverse of [`render`] where the backend quotes its arguments as given.
 pub fn template_of(text: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> String {
     let mut values: Vec<(&str, &str)> = arguments
         .iter()
@@ -95,9 +96,25 @@ pub fn template_of(text: &str, arguments: &serde_json::Map<String, serde_json::V
         .filter(|(_, value)| value.trim().chars().count() >= 2)
         .collect();
     values.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-    let mut template = text.to_string();
-    for (name, value) in values {
-        template = template.replace(value, &format!("{{{{{name}}}}}"));
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut template = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(next) = text[at..].chars().next() {
+        let before = text[..at].chars().next_back();
+        let found = values.iter().find(|(_, value)| {
+            let end = at + value.len();
+            text[at..].starts_with(value) && !word(before) && !word(text[end..].chars().next())
+        });
+        match found {
+            Some((name, value)) => {
+                template.push_str(&format!("{{{{{name}}}}}"));
+                at += value.len();
+            }
+            None => {
+                template.push(next);
+                at += next.len_utf8();
+            }
+        }
     }
     template
 }
@@ -198,5 +215,24 @@ mod tests {
             template_of(&text, &args),
             "Write {{style}} about {{topic}} in 3 points."
         );
+    }
+
+    #[test]
+    fn a_value_inside_a_longer_word_or_a_placeholder_put_back_is_left() {
+        let args = serde_json::json!({"a": "he", "b": "style", "c": "Zürich"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let text = "Tell them, he said, in style: Zürich's weather.";
+
+        assert_eq!(
+            template_of(text, &args),
+            "Tell them, {{a}} said, in {{b}}: {{c}}'s weather."
+        );
+        let args = serde_json::json!({"style": "in style", "b": "style"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(template_of("write in style", &args), "write {{style}}");
     }
 }
