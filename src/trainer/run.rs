@@ -290,6 +290,7 @@ async fn settle(
     run.approach = approach.into();
     run.reason = reason;
     let mut deployed = None;
+    let mut stated = false;
     if let Some(candidate) = candidate {
         let writer = match approach {
             "meta-prompt" => Writer::Llm,
@@ -304,10 +305,8 @@ async fn settle(
                 );
             }
             Ok(()) => {
-                let (deployed_text, stated) = deployable(job, &candidate, writer);
-                if stated {
-                    run.reason += "; deployed with the parameters that edge cases of its schema break stated after it";
-                }
+                let deployed_text;
+                (deployed_text, stated) = deployable(job, &candidate, writer);
                 // A prompt's effect shows only in what models do with it: it is tried live.
                 let live = given.is_none() && (job.kind == "prompt" || job.examples.len() >= 4);
                 let (result, kept) = match &given {
@@ -405,6 +404,9 @@ async fn settle(
                 }
             }
         }
+    }
+    if stated && matches!(run.outcome.as_str(), "deployed" | "experiment") {
+        run.reason += "; the parameters that edge cases of its schema break are stated after it";
     }
     let stored = run.clone();
     let _ = web::block(move || {
