@@ -54,7 +54,8 @@ async fn badly_rated(backend: &FakeConnector, llm: Option<String>) -> TestApp {
     let app = app(backend, |s| {
         s.trainer.enabled = true;
         s.trainer.min_ratings = 3;
-        s.trainer.min_volume = 4;
+        // An experiment ends once each version has 4 uses.
+        s.trainer.min_volume = 8;
         s.trainer.canary_share = 1.0;
         s.feedback.tool_name = "mcpgate_feedback".into();
         s.trainer.llm.base_url = llm.unwrap_or_default();
@@ -87,10 +88,13 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_and_the_winner_is_served()
         .map(|a| a["version"].clone())
         .collect();
     assert_eq!(arms, [json!(1), json!(variant)], "{listed:?}");
+    for _ in 0..4 {
+        rate(&app, "down", Some(1)).await;
+    }
     // Sessions rate what they were served, without naming the version: the variant well,
     // production (the backend's own text) badly.
     let mut served = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..12 {
         let session = app.initialize().await;
         let text = summary(&app, &session, "go").await;
         let rating = match text.contains("bullet points") {
@@ -106,9 +110,6 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_and_the_winner_is_served()
             "{answer}"
         );
         served.push(text);
-    }
-    for _ in 0..2 {
-        rate(&app, "down", Some(1)).await;
     }
     let concluded = run_where(&app, |r| r["trigger"] == "experiment").await;
     let after = summary(&app, &app.initialize().await, "go").await;
