@@ -222,9 +222,16 @@ async fn a_prompt_rolled_back_to_its_first_version_is_its_backends_own_again() {
 }
 
 #[actix_web::test]
-async fn targets_are_listed_with_their_versions_labels_and_live_figures() {
+async fn targets_are_listed_with_their_versions_labels_and_live_figures_on_both_stores() {
+    for store in [StoreKind::Postgres, StoreKind::Sqlite] {
+        targets_are_listed(store).await;
+    }
+}
+
+async fn targets_are_listed(store: StoreKind) {
     let backend = FakeConnector::start().await;
-    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(store, |s| s.connectors = vec![connector("c", &url)]).await;
     let text = json!({"text": "Echoes `text` back unchanged."});
     let (added, _) = app
         .send_json("POST", "/api/v1/prompts/tool:c_echo/versions", &text)
@@ -266,5 +273,10 @@ async fn targets_are_listed_with_their_versions_labels_and_live_figures() {
     assert_eq!(
         (&tool["uses"], &tool["experiment"]),
         (&json!(0), &Value::Null)
+    );
+    let (_, first) = app.get_json("/api/v1/prompts/tool:c_echo/versions/1").await;
+    assert_eq!(
+        (&first["approach"], &first["labels"], &first["runs"]),
+        (&json!("original"), &json!(["production"]), &json!([]))
     );
 }
