@@ -163,7 +163,15 @@ pub fn harden(text: &str, schema: &Value, examples: &[Example]) -> Option<String
     if notes.is_empty() {
         return None;
     }
-    Some(format!("{text}{PARAMETERS}{}.", notes.join("; ")))
+    // Parameters stated before are stated again with the new ones, in one list.
+    match text.split_once(PARAMETERS) {
+        Some((base, stated)) => Some(format!(
+            "{base}{PARAMETERS}{}; {}.",
+            stated.trim_end().trim_end_matches('.'),
+            notes.join("; ")
+        )),
+        None => Some(format!("{text}{PARAMETERS}{}.", notes.join("; "))),
+    }
 }
 
 /// Edge cases by rules, run against a candidate: for each required parameter of `schema`, a
@@ -421,6 +429,20 @@ mod tests {
                 r#"- {"q":"rare","sort":"new"}"#,
             ],
             "{text}"
+        );
+    }
+
+    #[test]
+    fn parameters_stated_again_join_the_list_already_there() {
+        let schema = json!({"type": "object", "required": ["repo", "limit"], "properties": {
+            "repo": {"type": "string"}, "limit": {"type": "integer"}}});
+        let text = "Finds issues.\n\nParameters: `repo` (string, required).";
+
+        let stated = stated(text, &schema, "Search.", &[]);
+
+        assert_eq!(
+            stated.as_deref(),
+            Some("Finds issues.\n\nParameters: `repo` (string, required); `limit` (integer, required).")
         );
     }
 }
