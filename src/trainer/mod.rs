@@ -22,6 +22,7 @@ pub mod run;
 pub mod safety;
 pub mod served;
 mod stats;
+mod tool;
 pub mod topic;
 mod triggers;
 mod watch;

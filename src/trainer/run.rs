@@ -1,6 +1,8 @@
-//! One training run: choose an approach from the feedback pattern (or nothing, and say why),
-//! make a candidate, check its safety, evaluate it against the deployed text, and deploy it only
-//! when it is better by the margin. Every run is recorded, whatever its outcome.
+//! One training run: get a candidate (from [`super::tool`] or [`super::prompt`], which choose
+//! the approach from the feedback pattern, or nothing, and say why), check its safety, evaluate
+//! it against the deployed text, and deploy it only when it is better by the margin; or, for
+//! thin descriptions, one LLM call for a backend's tools, judged together. Every run is
+//! recorded, whatever its outcome.
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use super::evaluate;
 use super::llm::Llm;
 use super::safety;
 use super::served::{Served, ServedVersions};
-use super::{joint, meta_prompt, prompt, topic};
+use super::{joint, meta_prompt, prompt, tool, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
@@ -65,7 +67,7 @@ pub struct Finished {
 pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finished {
     let (approach, reason, candidate) = match job.kind.as_str() {
         "prompt" => prompt::propose(&job).await,
-        _ => propose(&job).await,
+        _ => tool::propose(&job).await,
     };
     let done = settle(
         &job,
@@ -202,7 +204,7 @@ fn judge_together(
 
 /// An LLM's text without its sentences that say nothing of the tool (see [`topic::grounded`]),
 /// and what the run's reason says of them.
-fn ground(text: &str, job: &Job) -> (String, String) {
+pub(super) fn ground(text: &str, job: &Job) -> (String, String) {
     let (text, dropped) = topic::grounded(text.trim(), &job.context);
     let note = match dropped {
         0 => String::new(),
@@ -427,74 +429,6 @@ async fn settle(
         deployed,
         asked_llm,
     }
-}
-
-/// Picks the approach from the feedback pattern and makes a candidate.
-async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
-    let failures: Vec<&Example> = job.examples.iter().filter(|e| !e.ok).collect();
-    let successes = job.examples.len() - failures.len();
-    let misrouted = failures
-        .iter()
-        .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
-        .count();
-    // Failing calls show that the text breaks; the edge cases of its schema show where else.
-    let hardened = (job.kind == "tool" && !failures.is_empty())
-        .then(|| {
-            let mut cases = job.examples.clone();
-            cases.extend(approaches::edge_cases(&job.context.schema));
-            approaches::harden(&job.current, &job.context.schema, &cases)
-        })
-        .flatten();
-    let thin = job.kind == "tool" && approaches::is_thin(&job.current, &job.target);
-    let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
-    let why = if thin {
-        Some("the description says little beyond the tool's name")
-    } else if mostly_failing && (hardened.is_none() || misrouted * 2 > failures.len()) {
-        Some("most calls fail, and the text does not say what the tool is for")
-    } else if !job.suggestions.is_empty() && hardened.is_none() {
-        Some("suggestions came in")
-    } else {
-        None
-    };
-    if let (Some(why), Some(llm), true) = (why, &job.llm, job.llm_budget > 0) {
-        let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
-        let request = meta_prompt::request(
-            &job.target,
-            &job.current,
-            &job.context.schema,
-            &errors,
-            &job.suggestions,
-        );
-        return match llm.complete(&request).await {
-            Ok(text) => {
-                let (text, note) = ground(&text, job);
-                let reason = format!("{why}, and an LLM is set{note}");
-                ("meta-prompt", reason, Some(text))
-            }
-            Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
-        };
-    }
-    if let Some(text) = hardened {
-        let reason = format!(
-            "{} failing calls name parameters the text does not document",
-            failures.len()
-        );
-        return ("adversarial", reason, Some(text));
-    }
-    if successes >= 2 && job.kind == "tool" {
-        if let Some(text) = approaches::few_shot(&job.current, &job.examples, job.example_values) {
-            let reason = format!("{successes} successful calls give examples");
-            return ("few-shot", reason, Some(text));
-        }
-    }
-    let reason = match (&job.llm, job.llm_spent, why) {
-        (None, true, Some(_)) => {
-            "the meta-prompt is needed, but the LLM's daily call budget is spent"
-        }
-        (None, false, Some(_)) => "the meta-prompt is needed, and it is disabled without an LLM",
-        _ => "not enough recorded interactions to learn from",
-    };
-    ("none", reason.into(), None)
 }
 
 /// Stores the candidate as a new version labelled `label` (and `candidate`); when `label` is

@@ -1,0 +1,77 @@
+//! Choosing the approach for a tool description's run and making its candidate: the
+//! meta-prompt when the description is thin, most calls fail for want of saying what the tool
+//! is for, or suggestions came in (and an LLM is set); else adversarial hardening against the
+//! failing calls and the schema's edge cases; else few-shot examples from successful calls; else
+//! nothing, and why. Prompt templates have their own in [`super::prompt`].
+
+use super::approaches::{self, Example};
+use super::run::{ground, Job};
+use super::{evaluate, meta_prompt};
+
+/// Picks the approach from the feedback pattern and makes a candidate.
+pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
+    let failures: Vec<&Example> = job.examples.iter().filter(|e| !e.ok).collect();
+    let successes = job.examples.len() - failures.len();
+    let misrouted = failures
+        .iter()
+        .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
+        .count();
+    // Failing calls show that the text breaks; the edge cases of its schema show where else.
+    let hardened = (!failures.is_empty())
+        .then(|| {
+            let mut cases = job.examples.clone();
+            cases.extend(approaches::edge_cases(&job.context.schema));
+            approaches::harden(&job.current, &job.context.schema, &cases)
+        })
+        .flatten();
+    let thin = approaches::is_thin(&job.current, &job.target);
+    let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
+    let why = if thin {
+        Some("the description says little beyond the tool's name")
+    } else if mostly_failing && (hardened.is_none() || misrouted * 2 > failures.len()) {
+        Some("most calls fail, and the text does not say what the tool is for")
+    } else if !job.suggestions.is_empty() && hardened.is_none() {
+        Some("suggestions came in")
+    } else {
+        None
+    };
+    if let (Some(why), Some(llm), true) = (why, &job.llm, job.llm_budget > 0) {
+        let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
+        let request = meta_prompt::request(
+            &job.target,
+            &job.current,
+            &job.context.schema,
+            &errors,
+            &job.suggestions,
+        );
+        return match llm.complete(&request).await {
+            Ok(text) => {
+                let (text, note) = ground(&text, job);
+                let reason = format!("{why}, and an LLM is set{note}");
+                ("meta-prompt", reason, Some(text))
+            }
+            Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
+        };
+    }
+    if let Some(text) = hardened {
+        let reason = format!(
+            "{} failing calls name parameters the text does not document",
+            failures.len()
+        );
+        return ("adversarial", reason, Some(text));
+    }
+    if successes >= 2 {
+        if let Some(text) = approaches::few_shot(&job.current, &job.examples, job.example_values) {
+            let reason = format!("{successes} successful calls give examples");
+            return ("few-shot", reason, Some(text));
+        }
+    }
+    let reason = match (&job.llm, job.llm_spent, why) {
+        (None, true, Some(_)) => {
+            "the meta-prompt is needed, but the LLM's daily call budget is spent"
+        }
+        (None, false, Some(_)) => "the meta-prompt is needed, and it is disabled without an LLM",
+        _ => "not enough recorded interactions to learn from",
+    };
+    ("none", reason.into(), None)
+}
