@@ -5,6 +5,9 @@
 //! manipulation cue is left out before it can reach a candidate. The meta-prompt's requests are
 //! in [`super::meta_prompt`].
 
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{safety, words};
@@ -54,7 +57,7 @@ const MAX_ALLOWED: usize = 10;
 pub fn few_shot(text: &str, examples: &[Example], values: bool) -> Option<String> {
     let mut chosen: Vec<String> = Vec::new();
     let mut key_sets: Vec<Vec<String>> = Vec::new();
-    let candidates: Vec<(bool, Vec<String>, String)> = examples
+    let mut candidates: Vec<(bool, Vec<String>, String)> = examples
         .iter()
         .rev()
         .filter(|e| e.ok && e.rating.is_none_or(|r| r >= 0.5))
@@ -70,18 +73,12 @@ pub fn few_shot(text: &str, examples: &[Example], values: bool) -> Option<String
             clean.then_some((liked, keys, quoted))
         })
         .collect();
-    let common = |keys: &Vec<String>| candidates.iter().filter(|c| &c.1 == keys).count();
-    let counts: Vec<usize> = candidates.iter().map(|c| common(&c.1)).collect();
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let mut common: HashMap<Vec<String>, usize> = HashMap::new();
+    for (_, keys, _) in &candidates {
+        *common.entry(keys.clone()).or_default() += 1;
+    }
     // Stable: the newest first among equals.
-    order.sort_by_key(|&i| {
-        (
-            std::cmp::Reverse(candidates[i].0),
-            std::cmp::Reverse(counts[i]),
-        )
-    });
-    let candidates: Vec<(bool, Vec<String>, String)> =
-        order.into_iter().map(|i| candidates[i].clone()).collect();
+    candidates.sort_by_key(|(liked, keys, _)| (Reverse(*liked), Reverse(common[keys])));
     for distinct_keys in [true, false] {
         for (_, keys, quoted) in &candidates {
             if chosen.len() == 3 || chosen.contains(quoted) {

@@ -56,9 +56,12 @@ impl Trainer {
             _ => served.unwrap_or_else(|| original.clone()),
         };
         let mut placeholders = crate::catalog::required_arguments(&entry.item);
-        for name in prompt::placeholders(&current) {
-            if kind == "prompt" && !placeholders.contains(&name) {
-                placeholders.push(name);
+        if kind == "prompt" {
+            // Every placeholder of the text a run starts from stays, required or not.
+            for name in prompt::placeholders(&current) {
+                if !placeholders.contains(&name) {
+                    placeholders.push(name);
+                }
             }
         }
         let mut context = evaluate::Context {
