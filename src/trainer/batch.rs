@@ -52,22 +52,24 @@ impl Trainer {
             let Ok(job) = self.job(&key, trigger) else {
                 continue;
             };
-            self.begin_run(&key, i == 0 && job.llm.is_some());
-            started.push(key);
+            // The batch's one call is the first job's.
+            let reserve = match (i, &job.llm) {
+                (0, Some(_)) => job.llm_budget,
+                _ => 0,
+            };
+            self.begin_run(&key, reserve);
+            started.push((key, reserve));
             jobs.push(job);
         }
-        let Some(reserved) = jobs.first().map(|j| j.llm.is_some()) else {
+        if jobs.is_empty() {
             return;
-        };
+        }
         let work = run::train_together(jobs, self.deps.pool.clone(), self.deps.served.clone());
         self.pending += 1;
         ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
             act.pending -= 1;
-            let asked = finished.iter().any(|f| f.asked_llm);
-            let mut release = reserved && !asked;
-            for (key, done) in started.into_iter().zip(finished) {
-                act.end_run(key, release, done);
-                release = false;
+            for ((key, reserved), done) in started.into_iter().zip(finished) {
+                act.end_run(key, reserved.saturating_sub(done.llm_calls), done);
             }
         }));
     }

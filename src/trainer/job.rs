@@ -4,21 +4,24 @@
 //! of calls is not spent.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::{evaluate, prompt, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
+use super::{evaluate, inputs, prompt, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
 
 impl Trainer {
-    /// Whether the LLM's daily call budget is spent (forgetting calls older than a day).
-    pub(super) fn llm_spent(&mut self) -> bool {
+    /// LLM calls left in the day's budget (forgetting calls older than a day).
+    pub(super) fn llm_left(&mut self) -> u32 {
         let day = Duration::from_secs(86_400);
         while self.llm_calls.front().is_some_and(|at| at.elapsed() > day) {
             self.llm_calls.pop_front();
         }
-        let cap = self.settings.llm.max_calls_per_day as usize;
-        cap > 0 && self.llm_calls.len() >= cap
+        match self.settings.llm.max_calls_per_day {
+            0 => u32::MAX,
+            cap => cap.saturating_sub(self.llm_calls.len() as u32),
+        }
     }
 
     /// What a run for `key` needs, or why it cannot run.
@@ -27,7 +30,8 @@ impl Trainer {
         key: &(String, String),
         trigger: &str,
     ) -> Result<run::Job, String> {
-        let spent = self.llm.is_some() && self.llm_spent();
+        let left = self.llm_left();
+        let spent = self.llm.is_some() && left == 0;
         let snapshot = self.deps.catalog.load();
         let (kind, target) = key;
         let entry = match kind.as_str() {
@@ -107,6 +111,12 @@ impl Trainer {
                 });
             }
         }
+        let basis = inputs::basis(kind, &context.schema, &placeholders);
+        let kept = self.inputs.get(key).filter(|(b, _)| *b == basis);
+        let given = OnceLock::new();
+        if let Some((_, kept)) = kept {
+            let _ = given.set(kept.clone());
+        }
         Ok(run::Job {
             kind: kind.clone(),
             target: target.clone(),
@@ -126,7 +136,10 @@ impl Trainer {
                 .unwrap_or_default(),
             llm: self.llm.clone().filter(|_| !spent),
             llm_spent: spent,
-            llm_budget: self.settings.llm.max_calls_per_run,
+            llm_budget: self.settings.llm.max_calls_per_run.min(left),
+            llm_used: AtomicU32::new(0),
+            inputs_kept: kept.is_some(),
+            inputs: given,
             margin: self.settings.margin,
             placeholders,
             canary_share: self.settings.canary_share,

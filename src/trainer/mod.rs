@@ -12,6 +12,7 @@ pub mod approaches;
 mod batch;
 pub mod evaluate;
 pub mod experiment;
+pub mod inputs;
 mod job;
 pub mod joint;
 pub mod live;
@@ -172,6 +173,9 @@ pub struct Trainer {
     generic: Option<(Arc<Snapshot>, Arc<HashSet<String>>)>,
     /// Each prompt's text as its backend last rendered it, as a template.
     templates: HashMap<String, String>,
+    /// The adversarial inputs the LLM wrote for each target, and what they were asked for
+    /// (see [`inputs::basis`]).
+    inputs: HashMap<(String, String), (String, Vec<Value>)>,
 }
 
 impl Trainer {
@@ -201,6 +205,7 @@ impl Trainer {
             llm_calls: VecDeque::new(),
             generic: None,
             templates: HashMap::new(),
+            inputs: HashMap::new(),
         }
     }
 
@@ -225,13 +230,18 @@ impl Trainer {
                 return;
             }
         };
-        self.begin_run(&key, job.llm.is_some());
-        let reserved = job.llm.is_some();
+        let reserved = job.llm.as_ref().map_or(0, |_| job.llm_budget);
+        let basis = inputs::basis(&job.kind, &job.context.schema, &job.placeholders);
+        self.begin_run(&key, reserved);
         let work = run::train(job, self.deps.pool.clone(), self.deps.served.clone());
         self.pending += 1;
         ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
             act.pending -= 1;
-            let run = act.end_run(key, reserved && !finished.asked_llm, finished);
+            let unused = reserved.saturating_sub(finished.llm_calls);
+            if let Some(inputs) = finished.inputs.clone() {
+                act.inputs.insert(key.clone(), (basis, inputs));
+            }
+            let run = act.end_run(key, unused, finished);
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(TrainingOutcome {
                     approach: run.approach,
@@ -244,25 +254,25 @@ impl Trainer {
         }));
     }
 
-    /// Marks `key` as running; reserves an LLM call when the run may ask one.
-    fn begin_run(&mut self, key: &(String, String), reserve_llm: bool) {
+    /// Marks `key` as running; reserves the LLM calls the run may make.
+    fn begin_run(&mut self, key: &(String, String), reserve_llm: u32) {
         self.running.insert(key.clone());
         self.last_run.insert(key.clone(), Instant::now());
-        if reserve_llm {
+        for _ in 0..reserve_llm {
             self.llm_calls.push_back(Instant::now());
         }
     }
 
-    /// Bookkeeping after a run of `key`: no longer running, the unused LLM reservation given
-    /// back, a deployed version watched. Returns the recorded run.
+    /// Bookkeeping after a run of `key`: no longer running, the `unused` LLM calls of its
+    /// reservation given back, a deployed version watched. Returns the recorded run.
     fn end_run(
         &mut self,
         key: (String, String),
-        release_llm: bool,
+        unused: u32,
         finished: run::Finished,
     ) -> crate::store::training_runs::NewRun {
         self.running.remove(&key);
-        if release_llm {
+        for _ in 0..unused {
             self.llm_calls.pop_back();
         }
         if let Some((version, previous)) = finished.deployed {

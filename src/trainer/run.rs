@@ -4,7 +4,8 @@
 //! thin descriptions, one LLM call for a backend's tools, judged together. Every run is
 //! recorded, whatever its outcome.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
 use serde_json::Value;
@@ -43,6 +44,13 @@ pub struct Job {
     pub llm_spent: bool,
     /// LLM calls allowed in this run.
     pub llm_budget: u32,
+    /// LLM calls made so far (see [`Job::ask`]).
+    pub llm_used: AtomicU32,
+    /// The adversarial inputs the LLM wrote for this target: kept from an earlier run, or
+    /// asked in this one (see [`super::inputs`]).
+    pub inputs: OnceLock<Vec<Value>>,
+    /// Whether [`Job::inputs`] were kept from an earlier run.
+    pub inputs_kept: bool,
     /// The improvement's lower bound must beat this.
     pub margin: f64,
     /// Placeholders a prompt template must keep.
@@ -59,8 +67,35 @@ pub struct Finished {
     pub run: NewRun,
     /// The version deployed and the one it replaced, if the run deployed.
     pub deployed: Option<(i64, i64)>,
-    /// Whether the run asked the LLM.
-    pub asked_llm: bool,
+    /// LLM calls the run made.
+    pub llm_calls: u32,
+    /// Adversarial inputs the LLM wrote in this run, for the trainer to keep.
+    pub inputs: Option<Vec<Value>>,
+}
+
+impl Job {
+    /// Whether the run may still ask the LLM.
+    pub fn can_ask(&self) -> bool {
+        self.llm.is_some() && self.llm_used.load(Ordering::Relaxed) < self.llm_budget
+    }
+
+    /// Asks the LLM for one completion of `request`, counting the call; `None` when no LLM is
+    /// set or the run's budget of calls is used.
+    pub async fn ask(&self, request: &str) -> Option<Result<String, String>> {
+        let llm = self.llm.as_ref()?;
+        let used = self.llm_used.fetch_add(1, Ordering::Relaxed);
+        if used >= self.llm_budget {
+            self.llm_used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(llm.complete(request).await)
+    }
+
+    /// LLM calls made, and the inputs it wrote in this run.
+    fn spent(&self) -> (u32, Option<Vec<Value>>) {
+        let fresh = (!self.inputs_kept).then(|| self.inputs.get().cloned());
+        (self.llm_used.load(Ordering::Relaxed), fresh.flatten())
+    }
 }
 
 /// Runs `job` to the end and records it.
@@ -69,7 +104,7 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
         "prompt" => prompt::propose(&job).await,
         _ => tool::propose(&job).await,
     };
-    let done = settle(
+    let mut done = settle(
         &job,
         approach,
         reason,
@@ -79,6 +114,7 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
         served.clone(),
     )
     .await;
+    (done.llm_calls, done.inputs) = job.spent();
     serve_deployed(&[&done], pool, served).await;
     done
 }
@@ -104,20 +140,21 @@ pub async fn train_together(
     served: Arc<ServedVersions>,
 ) -> Vec<Finished> {
     let why = "the descriptions of this backend's tools say little beyond their names";
-    let asked = jobs.first().is_some_and(|j| j.llm.is_some());
-    let answer = match jobs.first().and_then(|j| j.llm.clone()) {
+    let tools: Vec<(&str, &str, &Value)> = jobs
+        .iter()
+        .map(|j| (j.target.as_str(), j.current.as_str(), &j.context.schema))
+        .collect();
+    let request = meta_prompt::batch_request(&tools);
+    let asked = match jobs.first() {
+        Some(first) => first.ask(&request).await,
+        None => None,
+    };
+    let answer = match asked {
+        Some(answer) => answer,
         None if jobs.first().is_some_and(|j| j.llm_spent) => {
             Err("the LLM's daily call budget is spent".to_string())
         }
         None => Err("no LLM is set".to_string()),
-        Some(llm) => {
-            let tools: Vec<(&str, &str, &Value)> = jobs
-                .iter()
-                .map(|j| (j.target.as_str(), j.current.as_str(), &j.context.schema))
-                .collect();
-            let request = meta_prompt::batch_request(&tools);
-            llm.complete(&request).await
-        }
     };
     let texts: Result<serde_json::Map<String, Value>, String> = answer.and_then(|a| {
         meta_prompt::batch_answer(&a)
@@ -151,7 +188,7 @@ pub async fn train_together(
         let given = verdict.as_ref().map(|v| (v.evaluation.clone(), v.kept[i]));
         let (pool, served) = (pool.clone(), served.clone());
         let mut done = settle(job, "meta-prompt", reason, candidate, given, pool, served).await;
-        done.asked_llm = asked;
+        (done.llm_calls, done.inputs) = job.spent();
         finished.push(done);
     }
     // The set is served at once, after all its runs are kept.
@@ -288,7 +325,6 @@ async fn settle(
         evaluation: None,
         started_at_ms: now,
     };
-    let asked_llm = approach == "meta-prompt";
     run.approach = approach.into();
     run.reason = reason;
     let mut deployed = None;
@@ -427,7 +463,8 @@ async fn settle(
     Finished {
         run,
         deployed,
-        asked_llm,
+        llm_calls: 0,
+        inputs: None,
     }
 }
 

@@ -1,12 +1,13 @@
 //! Choosing the approach for a tool description's run and making its candidate: the
 //! meta-prompt when the description is thin, most calls fail for want of saying what the tool
 //! is for, or suggestions came in (and an LLM is set); else adversarial hardening against the
-//! failing calls and the schema's edge cases; else few-shot examples from successful calls; else
-//! nothing, and why. Prompt templates have their own in [`super::prompt`].
+//! failing calls and the edge cases of the schema (from the rules, and from the LLM when one is
+//! set); else few-shot examples from successful calls; else nothing, and why. Prompt templates
+//! have their own in [`super::prompt`].
 
 use super::approaches::{self, Example};
 use super::run::{ground, Job};
-use super::{evaluate, meta_prompt};
+use super::{evaluate, inputs, meta_prompt};
 
 /// Picks the approach from the feedback pattern and makes a candidate.
 pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
@@ -17,12 +18,11 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
         .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
         .count();
     // Failing calls show that the text breaks; the edge cases of its schema show where else.
+    let schema = &job.context.schema;
+    let mut cases = job.examples.clone();
+    cases.extend(approaches::edge_cases(schema));
     let hardened = (!failures.is_empty())
-        .then(|| {
-            let mut cases = job.examples.clone();
-            cases.extend(approaches::edge_cases(&job.context.schema));
-            approaches::harden(&job.current, &job.context.schema, &cases)
-        })
+        .then(|| approaches::harden(&job.current, schema, &cases))
         .flatten();
     let thin = approaches::is_thin(&job.current, &job.target);
     let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
@@ -35,16 +35,15 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
     } else {
         None
     };
-    if let (Some(why), Some(llm), true) = (why, &job.llm, job.llm_budget > 0) {
+    if let (Some(why), true) = (why, job.can_ask()) {
         let errors: Vec<String> = failures.iter().filter_map(|f| f.error.clone()).collect();
-        let request = meta_prompt::request(
-            &job.target,
-            &job.current,
-            &job.context.schema,
-            &errors,
-            &job.suggestions,
-        );
-        return match llm.complete(&request).await {
+        let request =
+            meta_prompt::request(&job.target, &job.current, schema, &errors, &job.suggestions);
+        return match job
+            .ask(&request)
+            .await
+            .unwrap_or(Err("no call is left".into()))
+        {
             Ok(text) => {
                 let (text, note) = ground(&text, job);
                 let reason = format!("{why}, and an LLM is set{note}");
@@ -53,9 +52,28 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
             Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
         };
     }
+    let mut hardened = hardened;
+    let mut tested = "; the rules' edge cases were run".to_string();
+    if !failures.is_empty() {
+        match inputs::generated(job).await {
+            None => {}
+            Some(Err(err)) => tested += &format!(" ({err})"),
+            Some(Ok(given)) => {
+                let broken = inputs::breaking(schema, &given);
+                tested += &format!(
+                    ", and {} of the LLM's {} inputs broke the schema",
+                    broken.len(),
+                    given.len()
+                );
+                cases.extend(broken);
+                hardened = approaches::harden(&job.current, schema, &cases);
+            }
+        }
+    }
     if let Some(text) = hardened {
         let reason = format!(
-            "{} failing calls name parameters the text does not document",
+            "{} calls failed, and the text does not document the parameters they or edge cases \
+             break{tested}",
             failures.len()
         );
         return ("adversarial", reason, Some(text));

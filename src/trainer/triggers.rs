@@ -87,13 +87,13 @@ impl Trainer {
             if self.running.contains(&key) {
                 continue;
             }
-            match thin && self.llm.is_some() && !self.llm_spent() {
+            match thin && self.llm.is_some() && self.llm_left() > 0 {
                 true => self.start_batch(key, trigger, &snapshot, ctx),
                 false => self.start_run(key, trigger, None, ctx),
             }
         }
         let uncalled = self.settings.enabled && self.settings.rewrite_uncalled;
-        if idle && uncalled && self.llm.is_some() && !self.llm_spent() {
+        if idle && uncalled && self.llm.is_some() && self.llm_left() > 0 {
             if let Some(key) = self.uncalled(&snapshot) {
                 self.start_batch(key, "thin_uncalled", &snapshot, ctx);
             }

@@ -335,6 +335,12 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
     }
     let _ = writeln!(
         md,
+        "\nWhere an optimizer is set, it also answers the trainer's requests for inputs that test \
+         a description: the schema's edge cases and one hostile value. Those calls count among \
+         the LLM calls."
+    );
+    let _ = writeln!(
+        md,
         "\n## What the blocked good candidates and the regressions were\n"
     );
     let _ = writeln!(

@@ -62,7 +62,7 @@ pub(super) async fn description_changes(
 }
 
 /// Waits until the trainer has seen `count` uses of `tool`.
-async fn seen(app: &TestApp, tool: &str, count: u64) {
+pub(super) async fn seen(app: &TestApp, tool: &str, count: u64) {
     for _ in 0..200 {
         let (_, body) = app.get_json("/api/v1/targets").await;
         let uses = body["targets"]
@@ -120,8 +120,17 @@ pub(super) async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
 
 /// An OpenAI-compatible endpoint answering with `answer`, keeping the prompts it got.
 pub(super) async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let answer = answer.to_string();
+    fake_llm_by(move |_| answer.clone()).await
+}
+
+/// An OpenAI-compatible endpoint answering each prompt with `answer(prompt)`, keeping the
+/// prompts it got.
+pub(super) async fn fake_llm_by(
+    answer: impl Fn(&str) -> String + Clone + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let prompts = Arc::new(Mutex::new(Vec::new()));
-    let (seen, answer) = (prompts.clone(), answer.to_string());
+    let seen = prompts.clone();
     let port = serve_local(move |cfg| {
         let (seen, answer) = (seen.clone(), answer.clone());
         cfg.route(
@@ -133,9 +142,10 @@ pub(super) async fn fake_llm(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) 
                         .as_str()
                         .unwrap_or("")
                         .to_string();
+                    let content = answer(&prompt);
                     seen.lock().unwrap().push(prompt);
                     HttpResponse::Ok().json(
-                        json!({"choices": [{"message": {"role": "assistant", "content": answer}}]}),
+                        json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
                     )
                 }
             }),
