@@ -53,16 +53,21 @@ impl FeedbackSink {
         self.recorder.record(feedback);
     }
 
-    /// Hands on a prompt fetch's signal with the backend's text as a template, if it had one
-    /// (kept by the trainer as the text to train from, never stored).
-    pub fn record_prompt(&self, feedback: NewFeedback, template: Option<String>) {
+    /// Hands on a prompt fetch's signal with its arguments, and the backend's text as a
+    /// template if it had one (kept by the trainer as the text to train from, never stored).
+    pub fn record_prompt(
+        &self,
+        feedback: NewFeedback,
+        arguments: serde_json::Value,
+        template: Option<String>,
+    ) {
         if let Some(template) = template {
             self.trainer.do_send(PromptRendered {
                 target: feedback.target.clone(),
                 template,
             });
         }
-        self.record(feedback);
+        self.record_call(feedback, Some(arguments));
     }
 }
 

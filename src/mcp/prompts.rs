@@ -78,7 +78,8 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
             message["content"]["text"] = Value::String(text);
         }
     }
-    ctx.feedback.record_prompt(signal, template);
+    let arguments = Value::Object(rendered_arguments);
+    ctx.feedback.record_prompt(signal, arguments, template);
     Ok(result)
 }
 

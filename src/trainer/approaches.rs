@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{safety, words};
 
-/// One recorded use of a tool: its arguments and how it ended.
+/// One recorded use of a tool (or fetch of a prompt): its arguments and how it ended.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Example {
     /// The arguments the client passed.
@@ -42,7 +42,7 @@ impl Example {
 /// Longest example argument text quoted into a description.
 const MAX_EXAMPLE: usize = 200;
 /// A rating at or over this marks a call's session as pleased with the tool.
-const WELL_RATED: f64 = 0.75;
+pub(super) const WELL_RATED: f64 = 0.75;
 /// What comes between a text and the parameters stated after it.
 const PARAMETERS: &str = "\n\nParameters: ";
 /// Allowed values of a parameter stated when a text is hardened.

@@ -66,7 +66,8 @@ const SIBLING_CALLS: usize = 20;
 pub struct RecordFeedback {
     /// The feedback.
     pub feedback: NewFeedback,
-    /// The tool call's arguments (kept in memory for examples, never stored).
+    /// The arguments of the tool call or prompt fetch (kept in memory for examples, never
+    /// stored).
     pub arguments: Option<Value>,
 }
 
@@ -323,7 +324,7 @@ impl Handler<RecordFeedback> for Trainer {
             let examples = self.examples.entry(key.clone()).or_default();
             examples.push_back(Example {
                 arguments,
-                ok: feedback.signal == "success",
+                ok: matches!(feedback.signal.as_str(), "success" | "served"),
                 error: feedback.error.clone(),
                 session: feedback.session_id.clone(),
                 rating: None,

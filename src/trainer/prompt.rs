@@ -3,10 +3,12 @@
 //! prompt's fetches. With an LLM, the meta-prompt rewrites it from its ratings and suggestions;
 //! either way, hostile inputs (the rules' own, and the LLM's when one is set) are rendered into
 //! the candidate, and an argument whose value would read as the prompt's own words is fenced as
-//! data. Nothing offline shows that a
+//! data. Without an LLM, a template with nothing to fence gets few-shot examples: the arguments
+//! of fetches from sessions that rated it well. Nothing offline shows that a
 //! prompt is better (its effect is in what models do with it, which only ratings tell), so
 //! [`super::run`] tries a safe candidate live, and the live results decide.
 
+use super::approaches::{self, Example};
 use super::inputs;
 use super::meta_prompt::quoted;
 use super::run::Job;
@@ -159,11 +161,44 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
         reason += &format!("; no hostile value would read as its own words (inputs run: {tested})");
         return (approach, reason, Some(text));
     }
+    let few_shot = few_shot(job);
+    if let Ok((liked, text)) = few_shot {
+        let reason = format!("{why}; {liked} fetches of sessions that rated it well give examples");
+        return ("few-shot", reason, Some(text));
+    }
     let reason = match job.llm_spent {
         true => "the meta-prompt is needed, but the LLM's daily call budget is spent",
         false => "the meta-prompt is needed, and it is disabled without an LLM",
     };
-    ("none", format!("{why}; {reason}"), None)
+    let not_few_shot = few_shot.err().unwrap_or_default();
+    ("none", format!("{why}; {reason}; {not_few_shot}"), None)
+}
+
+/// Few-shot for a prompt: the template followed by the arguments of up to three fetches from
+/// sessions that rated it well, distinct ones first (see [`approaches::few_shot`]), and how many
+/// such fetches there were; or why not. A prompt's arguments are all text, so their shapes
+/// alone would say nothing: this needs `trainer.example_values`.
+fn few_shot(job: &Job) -> Result<(usize, String), String> {
+    let liked: Vec<Example> = job
+        .examples
+        .iter()
+        .filter(|e| e.rating.is_some_and(|r| r >= approaches::WELL_RATED))
+        .cloned()
+        .collect();
+    if liked.len() < 2 {
+        return Err(format!(
+            "few-shot needs 2 fetches of sessions that rated it well, and there are {}",
+            liked.len()
+        ));
+    }
+    if !job.example_values {
+        return Err(
+            "few-shot would quote what clients passed, and `trainer.example_values` is off".into(),
+        );
+    }
+    let text = approaches::few_shot(&job.current, &liked, true)
+        .ok_or("no fetch of a session that rated it well has arguments fit to quote")?;
+    Ok((liked.len(), text))
 }
 
 #[cfg(test)]
