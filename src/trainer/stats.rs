@@ -33,15 +33,37 @@ impl TargetView {
     }
 }
 
-/// Whether `errors` out of `uses` show, at 95% confidence (one-sided binomial z-test), an error
-/// rate above `limit`.
-pub(super) fn above(errors: usize, uses: usize, limit: f64) -> bool {
-    if uses == 0 {
+/// Whether `errors` out of `uses` show an error rate above `limit` at level `alpha`: an exact
+/// one-sided binomial test (the chance of `errors` or more at the rate `limit` is under
+/// `alpha`). Exact, because with the few uses a watch looks at, the normal approximation
+/// rolls back more often than its level says.
+pub(super) fn above(errors: usize, uses: usize, limit: f64, alpha: f64) -> bool {
+    let p = limit.clamp(0.01, 0.99);
+    if uses == 0 || errors as f64 <= uses as f64 * p {
         return false;
     }
-    let p0 = limit.clamp(0.01, 0.99);
-    let rate = errors as f64 / uses as f64;
-    (rate - p0) / (p0 * (1.0 - p0) / uses as f64).sqrt() > 1.645
+    upper_tail(errors, uses, p) < alpha
+}
+
+/// The chance of `k` or more successes in `n` draws at the rate `p`, for `k` above the mean.
+fn upper_tail(k: usize, n: usize, p: f64) -> f64 {
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    // ln of the chance of exactly k, then of each next count in turn.
+    let mut ln = (1..=k)
+        .map(|i| ((n - k + i) as f64 / i as f64).ln())
+        .sum::<f64>()
+        + k as f64 * ln_p
+        + (n - k) as f64 * ln_q;
+    let mut total = 0.0;
+    for j in k..=n {
+        let term = ln.exp();
+        total += term;
+        if term <= total * 1e-12 {
+            break;
+        }
+        ln += ((n - j) as f64 / (j + 1) as f64).ln() + ln_p - ln_q;
+    }
+    total.min(1.0)
 }
 
 /// What the window keeps of one signal.
@@ -118,5 +140,17 @@ mod tests {
         assert_eq!(view.error_rate, 0.5);
         assert_eq!(view.mean_rating, Some(0.75));
         assert_eq!(view.suggestions, 1);
+    }
+
+    #[test]
+    fn the_binomial_tail_is_exact_and_holds_for_large_counts() {
+        // P(X >= 5) for X ~ Binomial(10, 0.2) = 0.032793...
+        assert!((upper_tail(5, 10, 0.2) - 0.032_793_6).abs() < 1e-6);
+        assert!((upper_tail(10, 10, 0.5) - 0.5f64.powi(10)).abs() < 1e-12);
+        // A million uses: no underflow, and a rate just over the limit is not yet a breach.
+        assert!(above(210_000, 1_000_000, 0.2, 0.05));
+        assert!(!above(200_100, 1_000_000, 0.2, 0.05));
+        assert!(!above(1, 10, 0.2, 0.05), "under the mean");
+        assert!(!above(0, 0, 0.2, 0.05));
     }
 }

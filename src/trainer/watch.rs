@@ -2,8 +2,11 @@
 //! through the API) is watched against the one it replaced, on the live results of its whole
 //! backend (the target and its sibling tools): a description that takes its siblings' requests
 //! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
-//! failures. A breach (a failure rate above the baseline plus the rollback margin, at 95%
-//! confidence) rolls production back; twice the minimum volume without a breach ends the watch.
+//! failures. The live results are tested at three looks, when the uses since the deploy reach
+//! half the minimum volume, the minimum volume and twice it; a breach at a look (a failure
+//! rate above the baseline plus the rollback margin, at 95%/3 confidence, so that the three
+//! looks together wrongly roll back a version no worse than its baseline at most 5% of the
+//! time) rolls production back; three looks without a breach end the watch.
 
 use std::time::Instant;
 
@@ -25,7 +28,14 @@ pub(super) struct Watch {
     pub(super) group: Vec<(String, String)>,
     /// The group's error rate before the deploy.
     pub(super) baseline: f64,
+    /// Looks taken so far (see [`LOOKS`]).
+    pub(super) looks: usize,
 }
+
+/// Looks a watch takes, at these multiples of the minimum volume (in uses since the deploy).
+const LOOKS: [f64; 3] = [0.5, 1.0, 2.0];
+/// The level of each look's test: 5% over all of [`LOOKS`] (Bonferroni).
+const ALPHA_PER_LOOK: f64 = 0.05 / LOOKS.len() as f64;
 
 impl Trainer {
     /// `key` and the other tools of its backend (a prompt alone).
@@ -81,6 +91,7 @@ impl Trainer {
             since,
             group,
             baseline,
+            looks: 0,
         };
         self.watched.insert(key, watch);
     }
@@ -152,21 +163,29 @@ impl Trainer {
         }));
     }
 
-    /// Rolls back every watched version whose backend's live results breach, and ends the watch
-    /// of those proven.
+    /// Takes the next look at every watched version whose backend's live results reached it:
+    /// rolls back those that breach, and ends the watch of those proven at the last look.
     pub(super) fn check_watches(&mut self, ctx: &mut Context<Self>) {
-        let volume = self.settings.min_volume.max(2);
+        let volume = self.settings.min_volume;
         let mut rollbacks = Vec::new();
         let mut proven = Vec::new();
+        let mut looked = Vec::new();
         for (key, watch) in &self.watched {
             let (uses, errors) = self.group_figures(&watch.group, watch.since, true);
             let limit = watch.baseline + self.settings.rollback_margin;
-            let breached = above(errors, uses, limit);
-            if uses >= volume / 2 && breached {
-                let rate = errors as f64 / uses as f64;
-                rollbacks.push((key.clone(), watch.clone(), rate));
-            } else if uses >= volume * 2 && !breached {
-                proven.push(key.clone());
+            match look(watch.looks, uses, errors, limit, volume) {
+                Look::NotYet => {}
+                Look::Breach => {
+                    let rate = errors as f64 / uses as f64;
+                    rollbacks.push((key.clone(), watch.clone(), rate));
+                }
+                Look::Passed => looked.push(key.clone()),
+                Look::Proven => proven.push(key.clone()),
+            }
+        }
+        for key in looked {
+            if let Some(watch) = self.watched.get_mut(&key) {
+                watch.looks += 1;
             }
         }
         for key in proven {
@@ -188,5 +207,88 @@ impl Trainer {
             self.pending += 1;
             ctx.spawn(undo.into_actor(self).map(|_, act, _| act.pending -= 1));
         }
+    }
+}
+
+/// What a check of a watch finds.
+#[derive(Debug, PartialEq)]
+enum Look {
+    /// The uses since the deploy have not reached the next look.
+    NotYet,
+    /// The failure rate is above `limit`: roll back.
+    Breach,
+    /// No breach at a look before the last.
+    Passed,
+    /// No breach at the last look: the watch ends.
+    Proven,
+}
+
+/// The check of a watch that took `looks` looks, now at `errors` failures of `uses`, against
+/// `limit`, with looks at multiples of `min_volume` (at least 2).
+fn look(looks: usize, uses: usize, errors: usize, limit: f64, min_volume: usize) -> Look {
+    let Some(at) = LOOKS.get(looks) else {
+        return Look::Proven;
+    };
+    if (uses as f64) < (min_volume.max(2) as f64 * at).ceil() {
+        return Look::NotYet;
+    }
+    if above(errors, uses, limit, ALPHA_PER_LOOK) {
+        Look::Breach
+    } else if looks + 1 == LOOKS.len() {
+        Look::Proven
+    } else {
+        Look::Passed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Share of simulated watches rolled back when checked after every use, with failures
+    /// drawn at `rate` against a limit of 0.2 and a minimum volume of 20.
+    fn rolled_back(rate: f64, seed: u64) -> f64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let watches = 4000;
+        let mut breaches = 0;
+        for _ in 0..watches {
+            let (mut looks, mut errors) = (0, 0);
+            for uses in 1.. {
+                errors += usize::from(rng.f64() < rate);
+                match look(looks, uses, errors, 0.2, 20) {
+                    Look::NotYet => {}
+                    Look::Passed => looks += 1,
+                    Look::Breach => {
+                        breaches += 1;
+                        break;
+                    }
+                    Look::Proven => break,
+                }
+            }
+        }
+        breaches as f64 / watches as f64
+    }
+
+    #[test]
+    fn a_version_at_its_limit_is_rolled_back_at_most_one_time_in_twenty_however_often_checked() {
+        let wrongly = rolled_back(0.2, 7);
+        assert!(wrongly <= 0.05, "{wrongly}");
+    }
+
+    #[test]
+    fn a_version_well_over_its_limit_is_rolled_back_nearly_always() {
+        let rightly = rolled_back(0.5, 7);
+        assert!(rightly >= 0.95, "{rightly}");
+    }
+
+    #[test]
+    fn looks_come_at_half_the_volume_the_volume_and_twice_it() {
+        assert_eq!(look(0, 9, 9, 0.2, 20), Look::NotYet);
+        assert_eq!(look(0, 10, 0, 0.2, 20), Look::Passed);
+        assert_eq!(look(1, 19, 0, 0.2, 20), Look::NotYet);
+        assert_eq!(look(1, 20, 0, 0.2, 20), Look::Passed);
+        assert_eq!(look(2, 40, 0, 0.2, 20), Look::Proven);
+        assert_eq!(look(2, 40, 30, 0.2, 20), Look::Breach);
+        assert_eq!(look(3, 0, 0, 0.2, 20), Look::Proven);
     }
 }
