@@ -214,30 +214,34 @@ fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let count = || {
+    // The command lines that hold the marker: the backend's, and once it has started its
+    // grandchild (whose command holds `time.sleep`), the grandchild's. A grandchild forked but
+    // not yet started shows the backend's command line: it is not counted as started.
+    let marked = || -> Vec<String> {
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter(|e| {
-                std::fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-            })
-            .count()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .filter(|c| c.contains(&marker))
+            .collect()
+    };
+    let count = || marked().len();
+    let both = || {
+        let running = marked();
+        running.iter().any(|c| c.contains("time.sleep"))
+            && running.iter().any(|c| c.contains("tiny_stdio_server"))
     };
     let started = std::time::Instant::now();
-    // What the wait saw: counting again could catch the pair between a restart's two spawns.
-    let mut running = count();
-    while running < 2 && started.elapsed() < Duration::from_secs(30) {
+    let mut ready = both();
+    while !ready && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
-        running = count();
+        ready = both();
     }
-    if running < 2 {
+    if !ready {
         let _ = child.kill();
     }
-    assert!(
-        running >= 2,
-        "the backend and its grandchild run: {running}"
-    );
+    assert!(ready, "the backend and its grandchild run: {:?}", marked());
 
     // SAFETY: sends SIGTERM to the gateway process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
