@@ -1,16 +1,89 @@
-//! What live results decide: a live experiment concluded (its best arm becomes production when
-//! it beats production by the margin) and a deployed version rolled back when the watch finds a
-//! breach. Both are recorded as training runs.
+//! Live experiments started (production beside a run's variant, and the rules' own candidate
+//! when an LLM wrote the variant), what their live results decide (the best arm becomes
+//! production when it beats production by the margin), and a deployed version rolled back when
+//! the watch finds a breach. Conclusions and rollbacks are recorded as training runs.
 
 use std::sync::Arc;
 
 use actix_web::web;
 use serde_json::{json, Value};
 
+use super::evaluate;
 use super::experiment::verdict;
-use super::served::ServedVersions;
+use super::run::{self, Job, Writer};
+use super::served::{Served, ServedVersions};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
+
+/// Starts a live experiment of `job`'s target: `production`, the stored `variant`, and the
+/// rules' `alternative` when it passes the checks, differs from both, and (for a tool) tests no
+/// worse offline than the text served now; it is then stored as a variant too. Returns the
+/// versions served side by side, production first, and what the run's reason says of the
+/// alternative.
+pub(super) async fn start(
+    job: &Job,
+    production: i64,
+    variant: Served,
+    alternative: Option<(&'static str, String)>,
+    pool: &Pool,
+    served: &ServedVersions,
+) -> (Vec<i64>, String) {
+    // A prompt's baseline has no text: the backend renders it.
+    let text = match job.kind.as_str() {
+        "prompt" => served
+            .get(&job.kind, &job.target)
+            .map(|s| s.text)
+            .unwrap_or_default(),
+        _ => job.current.clone(),
+    };
+    let mut arms = vec![
+        Served {
+            version: production,
+            text,
+        },
+        variant,
+    ];
+    let mut note = String::new();
+    if let Some((approach, text)) = alternative {
+        match third_arm(job, &text, &arms) {
+            Err(why) => note = format!("; the {approach} candidate is not: {why}"),
+            Ok(()) => {
+                let now = crate::connector::now_ms();
+                match run::store_candidate(pool, job, &text, approach, "variant", now).await {
+                    Ok((version, _)) => {
+                        note = format!(", the last made by {approach} from the text served now");
+                        arms.push(Served { version, text });
+                    }
+                    Err(err) => note = format!("; storing the {approach} candidate failed: {err}"),
+                }
+            }
+        }
+    }
+    let versions = arms.iter().map(|a| a.version).collect();
+    served
+        .experiments
+        .start(&job.kind, &job.target, arms, job.canary_share);
+    (versions, note)
+}
+
+/// Whether the rules' candidate `text` may join `arms` (see [`start`]), or why not.
+fn third_arm(job: &Job, text: &str, arms: &[Served]) -> Result<(), String> {
+    if text == job.current || arms.iter().any(|a| a.text == text) {
+        return Err("it is the same as a version already served".into());
+    }
+    run::vet(job, text, Writer::Trainer)?;
+    if job.kind == "tool" {
+        let offline =
+            evaluate::compare(&job.current, text, &job.examples, &job.context, job.margin);
+        if offline.improvement < 0.0 {
+            return Err(format!(
+                "it tests worse offline (improvement {:.3})",
+                offline.improvement
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Ends a live experiment: the best arm becomes production when it beats production's success
 /// rate by `margin` without fewer successful uses per session ([`verdict`]); the run is recorded

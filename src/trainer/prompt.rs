@@ -113,30 +113,61 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
             )
         }
     };
-    let (approach, mut reason, text) = match job.can_ask() {
-        true => {
-            let request = request(
-                &job.target,
-                &job.current,
-                &job.placeholders,
-                &job.suggestions,
-            );
-            match job
-                .ask(&request)
-                .await
-                .unwrap_or(Err("no call is left".into()))
-            {
-                Ok(text) => (
-                    "meta-prompt",
-                    format!("{why}, and an LLM is set"),
-                    text.trim().to_string(),
-                ),
-                Err(err) => return ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
-            }
-        }
-        false => ("adversarial", why.to_string(), job.current.clone()),
+    if job.can_ask() {
+        let request = request(
+            &job.target,
+            &job.current,
+            &job.placeholders,
+            &job.suggestions,
+        );
+        let text = match job
+            .ask(&request)
+            .await
+            .unwrap_or(Err("no call is left".into()))
+        {
+            Ok(text) => text.trim().to_string(),
+            Err(err) => return ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
+        };
+        let (values, tested) = hostile_values(job).await;
+        let exposed = exposed_to(&text, &values);
+        let reason = match exposed.is_empty() {
+            true => format!(
+                "{why}, and an LLM is set; no hostile value would read as its own words (inputs \
+                 run: {tested})"
+            ),
+            false => format!("{why}, and an LLM is set; {}", fenced(&exposed, &tested)),
+        };
+        return ("meta-prompt", reason, Some(fence_names(&text, &exposed)));
+    }
+    if let Some((approach, reason, text)) = by_rules(job).await {
+        return (approach, format!("{why}; {reason}"), Some(text));
+    }
+    let reason = match job.llm_spent {
+        true => "the meta-prompt is needed, but the LLM's daily call budget is spent",
+        false => "the meta-prompt is needed, and it is disabled without an LLM",
     };
-    // Hostile inputs are run against the text: the rules' own, and the LLM's when one is set.
+    let not_few_shot = few_shot(job).err().unwrap_or_default();
+    ("none", format!("{why}; {reason}; {not_few_shot}"), None)
+}
+
+/// What the approaches without an LLM make of the text served now, with the approach and why:
+/// the arguments that hostile values would turn into the prompt's own words fenced as data
+/// (adversarial), else few-shot examples.
+pub(super) async fn by_rules(job: &Job) -> Option<(&'static str, String, String)> {
+    let (values, tested) = hostile_values(job).await;
+    let exposed = exposed_to(&job.current, &values);
+    if !exposed.is_empty() {
+        let text = fence_names(&job.current, &exposed);
+        return Some(("adversarial", fenced(&exposed, &tested), text));
+    }
+    let (liked, text) = few_shot(job).ok()?;
+    let reason = format!("{liked} fetches of sessions that rated it well give examples");
+    Some(("few-shot", reason, text))
+}
+
+/// The hostile values run against a text: the rules' own, and the LLM's when one is set; and
+/// what the run's reason says of them.
+async fn hostile_values(job: &Job) -> (Vec<String>, String) {
     let mut values = vec![HOSTILE.to_string()];
     let mut tested = String::from("1 hostile input of the rules");
     match inputs::generated(job).await {
@@ -148,30 +179,16 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
             values.extend(given);
         }
     }
-    let exposed = exposed_to(&text, &values);
-    if !exposed.is_empty() {
-        reason += &format!(
-            "; hostile values of {} would read as the prompt's own words (inputs run: {tested}), \
-             so they are fenced as data",
-            exposed.join(", ")
-        );
-        return (approach, reason, Some(fence_names(&text, &exposed)));
-    }
-    if approach == "meta-prompt" {
-        reason += &format!("; no hostile value would read as its own words (inputs run: {tested})");
-        return (approach, reason, Some(text));
-    }
-    let few_shot = few_shot(job);
-    if let Ok((liked, text)) = few_shot {
-        let reason = format!("{why}; {liked} fetches of sessions that rated it well give examples");
-        return ("few-shot", reason, Some(text));
-    }
-    let reason = match job.llm_spent {
-        true => "the meta-prompt is needed, but the LLM's daily call budget is spent",
-        false => "the meta-prompt is needed, and it is disabled without an LLM",
-    };
-    let not_few_shot = few_shot.err().unwrap_or_default();
-    ("none", format!("{why}; {reason}; {not_few_shot}"), None)
+    (values, tested)
+}
+
+/// What the run's reason says of the `exposed` arguments fenced, after `tested` inputs.
+fn fenced(exposed: &[String], tested: &str) -> String {
+    format!(
+        "hostile values of {} would read as the prompt's own words (inputs run: {tested}), so \
+         they are fenced as data",
+        exposed.join(", ")
+    )
 }
 
 /// Few-shot for a prompt: the template followed by the arguments of up to three fetches from

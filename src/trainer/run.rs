@@ -15,7 +15,7 @@ use super::evaluate;
 use super::llm::Llm;
 use super::safety;
 use super::served::{Served, ServedVersions};
-use super::{joint, meta_prompt, prompt, tool, topic};
+use super::{joint, live, meta_prompt, prompt, tool, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
@@ -61,6 +61,19 @@ pub struct Job {
     pub example_values: bool,
 }
 
+/// What a run proposes: the approach, why, its candidate, and (when an LLM wrote the
+/// candidate) the one the approaches without an LLM make, tried live beside it.
+pub struct Proposal {
+    /// The approach chosen.
+    pub approach: &'static str,
+    /// Why.
+    pub reason: String,
+    /// The candidate, if one was made.
+    pub candidate: Option<String>,
+    /// The rules' candidate and its approach.
+    pub alternative: Option<(&'static str, String)>,
+}
+
 /// How a run ended, for the trainer's bookkeeping.
 pub struct Finished {
     /// The recorded run.
@@ -104,16 +117,20 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
         "prompt" => prompt::propose(&job).await,
         _ => tool::propose(&job).await,
     };
-    let mut done = settle(
-        &job,
+    // Beside an LLM's text, what the rules make of the text served now is tried live too.
+    let alternative = match (approach, &candidate, job.kind.as_str()) {
+        ("meta-prompt", Some(_), "prompt") => prompt::by_rules(&job).await,
+        ("meta-prompt", Some(_), _) => tool::by_rules(&job).await,
+        _ => None,
+    };
+    let alternative = alternative.map(|(approach, _, text)| (approach, text));
+    let proposal = Proposal {
         approach,
         reason,
         candidate,
-        None,
-        pool.clone(),
-        served.clone(),
-    )
-    .await;
+        alternative,
+    };
+    let mut done = settle(&job, proposal, None, pool.clone(), served.clone()).await;
     (done.llm_calls, done.inputs) = job.spent();
     serve_deployed(&[&done], pool, served).await;
     done
@@ -187,7 +204,13 @@ pub async fn train_together(
     for (i, (job, (reason, candidate))) in jobs.iter().zip(candidates).enumerate() {
         let given = verdict.as_ref().map(|v| (v.evaluation.clone(), v.kept[i]));
         let (pool, served) = (pool.clone(), served.clone());
-        let mut done = settle(job, "meta-prompt", reason, candidate, given, pool, served).await;
+        let proposal = Proposal {
+            approach: "meta-prompt",
+            reason,
+            candidate,
+            alternative: None,
+        };
+        let mut done = settle(job, proposal, given, pool, served).await;
         (done.llm_calls, done.inputs) = job.spent();
         finished.push(done);
     }
@@ -306,13 +329,17 @@ fn deployable(job: &Job, candidate: &str, writer: Writer) -> (String, bool) {
 /// never tried live.
 async fn settle(
     job: &Job,
-    approach: &'static str,
-    reason: String,
-    candidate: Option<String>,
+    proposal: Proposal,
     given: Option<(evaluate::Evaluation, bool)>,
     pool: Pool,
     served: Arc<ServedVersions>,
 ) -> Finished {
+    let Proposal {
+        approach,
+        reason,
+        candidate,
+        alternative,
+    } = proposal;
     let now = crate::connector::now_ms();
     let mut run = NewRun {
         target_kind: job.kind.clone(),
@@ -388,33 +415,16 @@ async fn settle(
                         .await
                     {
                         Ok((variant, production)) => {
-                            // A prompt's baseline has no text: the backend renders it.
-                            let text = match job.kind.as_str() {
-                                "prompt" => served
-                                    .get(&job.kind, &job.target)
-                                    .map(|s| s.text)
-                                    .unwrap_or_default(),
-                                _ => job.current.clone(),
+                            let variant = Served {
+                                version: variant,
+                                text: deployed_text.clone(),
                             };
-                            let arms = vec![
-                                Served {
-                                    version: production,
-                                    text,
-                                },
-                                Served {
-                                    version: variant,
-                                    text: deployed_text.clone(),
-                                },
-                            ];
-                            served.experiments.start(
-                                &job.kind,
-                                &job.target,
-                                arms,
-                                job.canary_share,
-                            );
+                            let (arms, others) =
+                                live::start(job, production, variant, alternative, &pool, &served)
+                                    .await;
                             run.approach = "reinforcement".into();
                             run.outcome = "experiment".into();
-                            run.candidate_version = Some(variant);
+                            run.candidate_version = arms.get(1).copied();
                             let why = match job.kind.as_str() {
                                 "prompt" => "only ratings show what a prompt is worth".into(),
                                 _ => format!(
@@ -422,9 +432,11 @@ async fn settle(
                                     result.lower_bound
                                 ),
                             };
+                            let listed: Vec<String> = arms.iter().map(i64::to_string).collect();
                             run.reason = format!(
-                                "{}; {why}: versions {production} and {variant} are served side by side",
-                                run.reason
+                                "{}; {why}: versions {} are served side by side{others}",
+                                run.reason,
+                                listed.join(", ")
                             );
                         }
                         Err(err) => {
@@ -470,7 +482,7 @@ async fn settle(
 
 /// Stores the candidate as a new version labelled `label` (and `candidate`); when `label` is
 /// `production` it is deployed. Returns it and the production version it is measured against.
-async fn store_candidate(
+pub(super) async fn store_candidate(
     pool: &Pool,
     job: &Job,
     candidate: &str,

@@ -12,7 +12,6 @@ use super::{evaluate, inputs, meta_prompt};
 /// Picks the approach from the feedback pattern and makes a candidate.
 pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>) {
     let failures: Vec<&Example> = job.examples.iter().filter(|e| !e.ok).collect();
-    let successes = job.examples.len() - failures.len();
     let misrouted = failures
         .iter()
         .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
@@ -21,6 +20,7 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
     let schema = &job.context.schema;
     let mut cases = job.examples.clone();
     cases.extend(approaches::edge_cases(schema));
+    // Whether the rules alone would harden the text decides between them and the meta-prompt.
     let hardened = (!failures.is_empty())
         .then(|| approaches::harden(&job.current, schema, &cases))
         .flatten();
@@ -52,9 +52,30 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
             Err(err) => ("meta-prompt", format!("{why}; the LLM failed: {err}"), None),
         };
     }
-    let mut hardened = hardened;
-    let mut tested = "; the rules' edge cases were run".to_string();
-    if !failures.is_empty() {
+    if let Some((approach, reason, text)) = by_rules(job).await {
+        return (approach, reason, Some(text));
+    }
+    let reason = match (&job.llm, job.llm_spent, why) {
+        (None, true, Some(_)) => {
+            "the meta-prompt is needed, but the LLM's daily call budget is spent"
+        }
+        (None, false, Some(_)) => "the meta-prompt is needed, and it is disabled without an LLM",
+        _ => "not enough recorded interactions to learn from",
+    };
+    ("none", reason.into(), None)
+}
+
+/// What the approaches without an LLM make of the text served now, with the approach and why:
+/// the text hardened against the failing calls and the edge cases of its schema (the rules',
+/// and the inputs the LLM wrote when one is set), else few-shot examples from successful calls.
+pub(super) async fn by_rules(job: &Job) -> Option<(&'static str, String, String)> {
+    let schema = &job.context.schema;
+    let failures = job.examples.iter().filter(|e| !e.ok).count();
+    let successes = job.examples.len() - failures;
+    if failures > 0 {
+        let mut cases = job.examples.clone();
+        cases.extend(approaches::edge_cases(schema));
+        let mut tested = "; the rules' edge cases were run".to_string();
         match inputs::generated(job).await {
             None => {}
             Some(Err(err)) => tested += &format!(" ({err})"),
@@ -66,30 +87,21 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
                     given.len()
                 );
                 cases.extend(broken);
-                hardened = approaches::harden(&job.current, schema, &cases);
             }
         }
-    }
-    if let Some(text) = hardened {
-        let reason = format!(
-            "{} calls failed, and the text does not document the parameters they or edge cases \
-             break{tested}",
-            failures.len()
-        );
-        return ("adversarial", reason, Some(text));
+        if let Some(text) = approaches::harden(&job.current, schema, &cases) {
+            let reason = format!(
+                "{failures} calls failed, and the text does not document the parameters they \
+                 or edge cases break{tested}"
+            );
+            return Some(("adversarial", reason, text));
+        }
     }
     if successes >= 2 {
         if let Some(text) = approaches::few_shot(&job.current, &job.examples, job.example_values) {
             let reason = format!("{successes} successful calls give examples");
-            return ("few-shot", reason, Some(text));
+            return Some(("few-shot", reason, text));
         }
     }
-    let reason = match (&job.llm, job.llm_spent, why) {
-        (None, true, Some(_)) => {
-            "the meta-prompt is needed, but the LLM's daily call budget is spent"
-        }
-        (None, false, Some(_)) => "the meta-prompt is needed, and it is disabled without an LLM",
-        _ => "not enough recorded interactions to learn from",
-    };
-    ("none", reason.into(), None)
+    None
 }

@@ -269,9 +269,10 @@ async fn an_llm_answer_that_is_another_tools_description_is_rejected() {
 /// A backend whose one tool is documented, and an app that has seen four calls of it and runs a
 /// live experiment of a variant with examples (its version given back) against version 1 on
 /// every session.
-async fn experiment(
+/// A gateway whose one tool, `gh_search`, is documented, with four successful calls seen.
+async fn documented(
     tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
-) -> (FakeConnector, TestApp, i64) {
+) -> (FakeConnector, TestApp) {
     let documented = json!({"name": "search", "description": "Search `repo` for `query`.",
         "inputSchema": {"type": "object", "properties": {"repo": {"type": "string"}, "query": {"type": "string"}}}});
     let backend = FakeConnector::with_tools(vec![documented]).await;
@@ -284,6 +285,13 @@ async fn experiment(
     let session = app.initialize().await;
     let calls = [("a/b", "x"), ("c/d", "y"), ("e/f", "z"), ("g/h", "w")];
     searches(&app, &session, &calls).await;
+    (backend, app)
+}
+
+async fn experiment(
+    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
+) -> (FakeConnector, TestApp, i64) {
+    let (backend, app) = documented(tweak).await;
     let (_, outcome) = app
         .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
         .await;
@@ -325,6 +333,39 @@ async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_producti
     assert!(description(&app, &app.initialize().await, "gh_search")
         .await
         .contains("Examples"));
+}
+
+#[actix_web::test]
+async fn an_llm_text_inconclusive_offline_is_tried_live_beside_what_the_rules_make() {
+    let (llm, _) = fake_llm("Search `repo` for `query` among its issues.").await;
+    let (_backend, app) = documented(|s| s.trainer.llm.base_url = llm).await;
+
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    let (_, listed) = app.get_json("/api/v1/targets").await;
+
+    assert_eq!(outcome["outcome"], "experiment", "{outcome}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the description says little beyond the tool's name, and an LLM"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("versions 1, 2, 3 are served side by side, the last made by few-shot"),
+        "{reason}"
+    );
+    let target = &listed["targets"][0];
+    let arms: Vec<&Value> = target["experiment"].as_array().unwrap().iter().collect();
+    assert_eq!(arms.len(), 3, "{target}");
+    let (_, third) = app
+        .get_json("/api/v1/prompts/tool:gh_search/versions/3")
+        .await;
+    let text = third["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Search `repo` for `query`.\n\nExamples of arguments that worked:"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
