@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use super::approaches::Example;
-use super::run::Job;
+use super::job::Job;
 
 /// Inputs read from one answer at most.
 const MAX_INPUTS: usize = 20;
@@ -167,11 +167,11 @@ pub fn values(inputs: &[Value]) -> Vec<String> {
 }
 
 /// The inputs the LLM wrote for `job`'s target: those kept from an earlier run when there are
-/// some, else asked now. `None` when no LLM is set or the run's budget of calls is used;
-/// `Some(Err)` says why the LLM gave none.
+/// some, else asked now (once per run). `None` when no LLM is set or the run's budget of calls
+/// is used; `Some(Err)` says why the LLM gave none.
 pub(super) async fn generated(job: &Job) -> Option<Result<Vec<Value>, String>> {
-    if let Some(kept) = job.inputs.get() {
-        return Some(Ok(kept.clone()));
+    if let Some(known) = job.inputs.get() {
+        return Some(known.clone());
     }
     let request = match job.kind.as_str() {
         "prompt" => prompt_request(&job.target, &job.placeholders),
@@ -182,9 +182,7 @@ pub(super) async fn generated(job: &Job) -> Option<Result<Vec<Value>, String>> {
         .await?
         .and_then(|answer| read(&answer))
         .map_err(|err| format!("the LLM wrote no inputs: {err}"));
-    if let Ok(inputs) = &inputs {
-        let _ = job.inputs.set(inputs.clone());
-    }
+    let _ = job.inputs.set(inputs.clone());
     Some(inputs)
 }
 

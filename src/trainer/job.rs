@@ -1,15 +1,87 @@
-//! What a training run is given: the target's current and original texts (for a prompt, the
-//! template learnt from its fetches), its schema, its recorded uses and suggestions, its
-//! siblings' texts and calls for the evaluation, and the LLM if one is set and the day's budget
-//! of calls is not spent.
+//! What a training run is given ([`Job`]): the target's current and original texts (for a
+//! prompt, the template learnt from its fetches), its schema, its recorded uses and suggestions,
+//! its siblings' texts and calls for the evaluation, and the LLM if one is set and the day's
+//! budget of calls is not spent, with the calls the run may make and has made.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::{evaluate, inputs, prompt, run, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
+use serde_json::Value;
+
+use super::approaches::Example;
+use super::llm::Llm;
+use super::{evaluate, inputs, prompt, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
+
+/// What a run needs to know, gathered by the trainer.
+pub struct Job {
+    /// `tool` or `prompt`.
+    pub kind: String,
+    /// The target's name.
+    pub target: String,
+    /// What started it.
+    pub trigger: String,
+    /// The text served now.
+    pub current: String,
+    /// The backend's own text (version 1).
+    pub original: String,
+    /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
+    /// the approaches and the evaluation.
+    pub context: evaluate::Context,
+    /// Recorded uses, newest last.
+    pub examples: Vec<Example>,
+    /// Suggestions received (data).
+    pub suggestions: Vec<String>,
+    /// The optimizer LLM, if one is set and its daily budget is not spent.
+    pub llm: Option<Llm>,
+    /// Whether an LLM is set but its daily budget is spent.
+    pub llm_spent: bool,
+    /// LLM calls allowed in this run.
+    pub llm_budget: u32,
+    /// LLM calls made so far (see [`Job::ask`]).
+    pub llm_used: AtomicU32,
+    /// The adversarial inputs the LLM wrote for this target: kept from an earlier run, or
+    /// asked in this one, or why it gave none (asked once per run; see [`super::inputs`]).
+    pub inputs: OnceLock<Result<Vec<Value>, String>>,
+    /// Whether [`Job::inputs`] were kept from an earlier run.
+    pub inputs_kept: bool,
+    /// The improvement's lower bound must beat this.
+    pub margin: f64,
+    /// Placeholders a prompt template must keep.
+    pub placeholders: Vec<String>,
+    /// Share of new sessions in a live experiment.
+    pub canary_share: f64,
+    /// Whether few-shot examples quote argument values (else only their shape).
+    pub example_values: bool,
+}
+
+impl Job {
+    /// Whether the run may still ask the LLM.
+    pub fn can_ask(&self) -> bool {
+        self.llm.is_some() && self.llm_used.load(Ordering::Relaxed) < self.llm_budget
+    }
+
+    /// Asks the LLM for one completion of `request`, counting the call; `None` when no LLM is
+    /// set or the run's budget of calls is used.
+    pub async fn ask(&self, request: &str) -> Option<Result<String, String>> {
+        let llm = self.llm.as_ref()?;
+        let used = self.llm_used.fetch_add(1, Ordering::Relaxed);
+        if used >= self.llm_budget {
+            self.llm_used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(llm.complete(request).await)
+    }
+
+    /// LLM calls made, and the inputs it wrote in this run.
+    pub(super) fn spent(&self) -> (u32, Option<Vec<Value>>) {
+        let fresh = (!self.inputs_kept).then(|| self.inputs.get().cloned());
+        let fresh = fresh.flatten().and_then(Result::ok);
+        (self.llm_used.load(Ordering::Relaxed), fresh)
+    }
+}
 
 impl Trainer {
     /// LLM calls left in the day's budget (forgetting calls older than a day).
@@ -25,11 +97,7 @@ impl Trainer {
     }
 
     /// What a run for `key` needs, or why it cannot run.
-    pub(super) fn job(
-        &mut self,
-        key: &(String, String),
-        trigger: &str,
-    ) -> Result<run::Job, String> {
+    pub(super) fn job(&mut self, key: &(String, String), trigger: &str) -> Result<Job, String> {
         let left = self.llm_left();
         let spent = self.llm.is_some() && left == 0;
         let snapshot = self.deps.catalog.load();
@@ -115,9 +183,9 @@ impl Trainer {
         let kept = self.inputs.get(key).filter(|(b, _)| *b == basis);
         let given = OnceLock::new();
         if let Some((_, kept)) = kept {
-            let _ = given.set(kept.clone());
+            let _ = given.set(Ok(kept.clone()));
         }
-        Ok(run::Job {
+        Ok(Job {
             kind: kind.clone(),
             target: target.clone(),
             trigger: trigger.into(),

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::evaluate;
 use super::experiment::verdict;
-use super::run::{self, Job, Writer};
+use super::job::Job;
+use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};

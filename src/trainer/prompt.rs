@@ -10,8 +10,8 @@
 
 use super::approaches::{self, Example};
 use super::inputs;
+use super::job::Job;
 use super::meta_prompt::quoted;
-use super::run::Job;
 use super::safety::{self, PLACEHOLDER};
 
 /// What a user might pass as an argument's value to take the prompt over.

@@ -4,62 +4,19 @@
 //! thin descriptions, one LLM call for a backend's tools, judged together. Every run is
 //! recorded, whatever its outcome.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_web::web;
 use serde_json::Value;
 
-use super::approaches::{self, Example};
+use super::approaches;
 use super::evaluate;
-use super::llm::Llm;
+pub use super::job::Job;
 use super::safety;
 use super::served::{Served, ServedVersions};
 use super::{joint, live, meta_prompt, prompt, tool, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
-
-/// What a run needs to know, gathered by the trainer.
-pub struct Job {
-    /// `tool` or `prompt`.
-    pub kind: String,
-    /// The target's name.
-    pub target: String,
-    /// What started it.
-    pub trigger: String,
-    /// The text served now.
-    pub current: String,
-    /// The backend's own text (version 1).
-    pub original: String,
-    /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
-    /// the approaches and the evaluation.
-    pub context: evaluate::Context,
-    /// Recorded uses, newest last.
-    pub examples: Vec<Example>,
-    /// Suggestions received (data).
-    pub suggestions: Vec<String>,
-    /// The optimizer LLM, if one is set and its daily budget is not spent.
-    pub llm: Option<Llm>,
-    /// Whether an LLM is set but its daily budget is spent.
-    pub llm_spent: bool,
-    /// LLM calls allowed in this run.
-    pub llm_budget: u32,
-    /// LLM calls made so far (see [`Job::ask`]).
-    pub llm_used: AtomicU32,
-    /// The adversarial inputs the LLM wrote for this target: kept from an earlier run, or
-    /// asked in this one (see [`super::inputs`]).
-    pub inputs: OnceLock<Vec<Value>>,
-    /// Whether [`Job::inputs`] were kept from an earlier run.
-    pub inputs_kept: bool,
-    /// The improvement's lower bound must beat this.
-    pub margin: f64,
-    /// Placeholders a prompt template must keep.
-    pub placeholders: Vec<String>,
-    /// Share of new sessions in a live experiment.
-    pub canary_share: f64,
-    /// Whether few-shot examples quote argument values (else only their shape).
-    pub example_values: bool,
-}
 
 /// What a run proposes: the approach, why, its candidate, and (when an LLM wrote the
 /// candidate) the one the approaches without an LLM make, tried live beside it.
@@ -84,31 +41,6 @@ pub struct Finished {
     pub llm_calls: u32,
     /// Adversarial inputs the LLM wrote in this run, for the trainer to keep.
     pub inputs: Option<Vec<Value>>,
-}
-
-impl Job {
-    /// Whether the run may still ask the LLM.
-    pub fn can_ask(&self) -> bool {
-        self.llm.is_some() && self.llm_used.load(Ordering::Relaxed) < self.llm_budget
-    }
-
-    /// Asks the LLM for one completion of `request`, counting the call; `None` when no LLM is
-    /// set or the run's budget of calls is used.
-    pub async fn ask(&self, request: &str) -> Option<Result<String, String>> {
-        let llm = self.llm.as_ref()?;
-        let used = self.llm_used.fetch_add(1, Ordering::Relaxed);
-        if used >= self.llm_budget {
-            self.llm_used.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(llm.complete(request).await)
-    }
-
-    /// LLM calls made, and the inputs it wrote in this run.
-    fn spent(&self) -> (u32, Option<Vec<Value>>) {
-        let fresh = (!self.inputs_kept).then(|| self.inputs.get().cloned());
-        (self.llm_used.load(Ordering::Relaxed), fresh.flatten())
-    }
 }
 
 /// Runs `job` to the end and records it.

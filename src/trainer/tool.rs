@@ -6,7 +6,8 @@
 //! have their own in [`super::prompt`].
 
 use super::approaches::{self, Example};
-use super::run::{ground, Job};
+use super::job::Job;
+use super::run::ground;
 use super::{evaluate, inputs, meta_prompt};
 
 /// Picks the approach from the feedback pattern and makes a candidate.
