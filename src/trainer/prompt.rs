@@ -3,10 +3,11 @@
 //! prompt's fetches. With an LLM, the meta-prompt rewrites it from its ratings and suggestions;
 //! either way, hostile inputs (the rules' own, and the LLM's when one is set) are rendered into
 //! the candidate, and an argument whose value would read as the prompt's own words is fenced as
-//! data. Without an LLM, a template with nothing to fence gets few-shot examples: the arguments
-//! of fetches from sessions that rated it well. Nothing offline shows that a
-//! prompt is better (its effect is in what models do with it, which only ratings tell), so
-//! [`super::run`] tries a safe candidate live, and the live results decide.
+//! data. Without an LLM, the rules make the candidate: the text served now fenced, or, with
+//! nothing to fence, followed by few-shot examples (the arguments of fetches from sessions that
+//! rated it well); beside an LLM's text, what they make is tried too. Nothing offline shows
+//! that a prompt is better (its effect is in what models do with it, which only ratings tell),
+//! so [`super::run`] tries a safe candidate live, and the live results decide.
 
 use super::approaches::{self, Example};
 use super::inputs;
