@@ -4,9 +4,9 @@
 //! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
 //! failures. The live results are tested at three looks, when the uses since the deploy reach
 //! half the minimum volume, the minimum volume and twice it; a breach at a look (a failure
-//! rate above the baseline plus the rollback margin, at 95%/3 confidence, so that the three
-//! looks together wrongly roll back a version no worse than its baseline at most 5% of the
-//! time) rolls production back; three looks without a breach end the watch.
+//! rate above the baseline plus the rollback margin, by an exact binomial test at level 5%/3,
+//! so that the three looks together wrongly roll back a version no worse than that at most 5%
+//! of the time) rolls production back; three looks without a breach end the watch.
 
 use std::time::Instant;
 
