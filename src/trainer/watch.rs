@@ -4,9 +4,10 @@
 //! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
 //! failures. The live results are tested at three looks, when the uses since the deploy reach
 //! half the minimum volume, the minimum volume and twice it; a breach at a look (a failure
-//! rate above the baseline plus the rollback margin, by an exact binomial test at level 5%/3,
-//! so that the three looks together wrongly roll back a version no worse than that at most 5%
-//! of the time) rolls production back; three looks without a breach end the watch.
+//! rate above the baseline plus the rollback margin, by an exact binomial test at levels of
+//! 0.5%, 1.5% and 3%, so that the three looks together wrongly roll back a version no worse
+//! than that at most 5% of the time) rolls production back; three looks without a breach end
+//! the watch.
 
 use std::time::Instant;
 
@@ -32,10 +33,10 @@ pub(super) struct Watch {
     pub(super) looks: usize,
 }
 
-/// Looks a watch takes, at these multiples of the minimum volume (in uses since the deploy).
-const LOOKS: [f64; 3] = [0.5, 1.0, 2.0];
-/// The level of each look's test: 5% over all of [`LOOKS`] (Bonferroni).
-const ALPHA_PER_LOOK: f64 = 0.05 / LOOKS.len() as f64;
+/// Looks a watch takes, at these multiples of the minimum volume (in uses since the deploy),
+/// and the level of each look's test. The levels add up to 5% (Bonferroni), spent mostly where
+/// the uses are most: a first look at a few uses rolls back only what is plainly worse.
+const LOOKS: [(f64, f64); 3] = [(0.5, 0.005), (1.0, 0.015), (2.0, 0.03)];
 
 impl Trainer {
     /// `key` and the other tools of its backend (a prompt alone).
@@ -226,13 +227,13 @@ enum Look {
 /// The check of a watch that took `looks` looks, now at `errors` failures of `uses`, against
 /// `limit`, with looks at multiples of `min_volume` (at least 2).
 fn look(looks: usize, uses: usize, errors: usize, limit: f64, min_volume: usize) -> Look {
-    let Some(at) = LOOKS.get(looks) else {
+    let Some((at, alpha)) = LOOKS.get(looks) else {
         return Look::Proven;
     };
     if (uses as f64) < (min_volume.max(2) as f64 * at).ceil() {
         return Look::NotYet;
     }
-    if above(errors, uses, limit, ALPHA_PER_LOOK) {
+    if above(errors, uses, limit, *alpha) {
         Look::Breach
     } else if looks + 1 == LOOKS.len() {
         Look::Proven
