@@ -3,9 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    app, deploy_by_hand, description, description_changes, fake_llm, fake_llm_by, searches, tools,
-};
+use super::{app, description, description_changes, fake_llm, fake_llm_by, searches, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, TestApp};
 
@@ -266,147 +264,6 @@ async fn an_llm_answer_that_is_another_tools_description_is_rejected() {
     assert_eq!(description(&app, &session, "gh_search").await, "Search.");
 }
 
-/// A backend whose one tool is documented, and an app that has seen four calls of it and runs a
-/// live experiment of a variant with examples (its version given back) against version 1 on
-/// every session.
-/// A gateway whose one tool, `gh_search`, is documented, with four successful calls seen.
-async fn documented(
-    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
-) -> (FakeConnector, TestApp) {
-    let documented = json!({"name": "search", "description": "Search `repo` for `query`.",
-        "inputSchema": {"type": "object", "properties": {"repo": {"type": "string"}, "query": {"type": "string"}}}});
-    let backend = FakeConnector::with_tools(vec![documented]).await;
-    let app = app(&backend, |s| {
-        s.trainer.min_volume = 4;
-        s.trainer.canary_share = 1.0;
-        tweak(s);
-    })
-    .await;
-    let session = app.initialize().await;
-    let calls = [("a/b", "x"), ("c/d", "y"), ("e/f", "z"), ("g/h", "w")];
-    searches(&app, &session, &calls).await;
-    (backend, app)
-}
-
-async fn experiment(
-    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
-) -> (FakeConnector, TestApp, i64) {
-    let (backend, app) = documented(tweak).await;
-    let (_, outcome) = app
-        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
-        .await;
-    assert_eq!(outcome["approach"], "reinforcement", "{outcome}");
-    assert_eq!(outcome["outcome"], "experiment");
-    (backend, app, outcome["version"].as_i64().unwrap())
-}
-
-#[actix_web::test]
-async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_production() {
-    let (_backend, app, variant) = experiment(|_| {}).await;
-    for (version, rating) in [(variant, "up"), (1, "down")] {
-        for _ in 0..3 {
-            let (status, _) = app
-                .send_json(
-                    "POST",
-                    "/api/v1/feedback",
-                    &json!({"target_kind": "tool", "target": "gh_search",
-                    "version": version, "rating": rating}),
-                )
-                .await;
-            assert_eq!(status, 202);
-        }
-    }
-    let mut production = Value::Null;
-    for _ in 0..100 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-        production = shown["production"].clone();
-        if production == variant {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let (_, runs) = app.get_json("/api/v1/training-runs").await;
-
-    assert_eq!(production, variant);
-    assert_eq!(runs["runs"][0]["approach"], "reinforcement");
-    assert_eq!(runs["runs"][0]["outcome"], "deployed");
-    assert!(description(&app, &app.initialize().await, "gh_search")
-        .await
-        .contains("Examples"));
-}
-
-#[actix_web::test]
-async fn an_llm_text_inconclusive_offline_is_tried_live_beside_what_the_rules_make() {
-    let (llm, _) = fake_llm("Search `repo` for `query` among its issues.").await;
-    let (_backend, app) = documented(|s| s.trainer.llm.base_url = llm).await;
-
-    let (_, outcome) = app
-        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
-        .await;
-    let (_, listed) = app.get_json("/api/v1/targets").await;
-
-    assert_eq!(outcome["outcome"], "experiment", "{outcome}");
-    let reason = outcome["reason"].as_str().unwrap();
-    assert!(
-        reason.starts_with("the description says little beyond the tool's name, and an LLM"),
-        "{reason}"
-    );
-    assert!(
-        reason.contains("versions 1, 2, 3 are served side by side, the last made by few-shot"),
-        "{reason}"
-    );
-    let target = &listed["targets"][0];
-    let arms: Vec<&Value> = target["experiment"].as_array().unwrap().iter().collect();
-    assert_eq!(arms.len(), 3, "{target}");
-    let (_, third) = app
-        .get_json("/api/v1/prompts/tool:gh_search/versions/3")
-        .await;
-    let text = third["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("Search `repo` for `query`.\n\nExamples of arguments that worked:"),
-        "{text}"
-    );
-}
-
-#[actix_web::test]
-async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_production() {
-    let (_backend, app, variant) = experiment(|s| s.trainer.check_manual_deploys = false).await;
-    let rate = |version: i64, rating: &'static str| json!({"target_kind": "tool", "target": "gh_search", "version": version, "rating": rating});
-    let send = |rating: Value| {
-        let app = &app;
-        async move {
-            let (status, _) = app.send_json("POST", "/api/v1/feedback", &rating).await;
-            assert_eq!(status, 202);
-        }
-    };
-    for _ in 0..3 {
-        send(rate(1, "down")).await;
-    }
-    let by_hand = deploy_by_hand(&app, "Search `repo` (owner/name) for `query` in code.").await;
-    for _ in 0..3 {
-        send(rate(variant, "up")).await;
-    }
-    let mut concluded = Value::Null;
-    for _ in 0..100 {
-        let (_, runs) = app.get_json("/api/v1/training-runs").await;
-        concluded = runs["runs"][0].clone();
-        if concluded["trigger"] == "experiment" {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-
-    assert_eq!(concluded["trigger"], "experiment", "{concluded}");
-    assert_eq!(concluded["outcome"], "kept", "{concluded}");
-    let reason = concluded["reason"].as_str().unwrap();
-    assert!(reason.contains("production changed"), "{reason}");
-    assert_eq!(shown["production"], by_hand);
-}
-
-/// What the trainer states after an LLM's text of a tool of [`thin_tools`].
-const STATED: &str = "\n\nParameters: `repo` (string, required).";
-
 /// Two tools whose descriptions say little beyond their names, with documented parameters.
 fn thin_tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"], "properties": {
@@ -417,6 +274,9 @@ fn thin_tools() -> Vec<Value> {
         json!({"name": "strict", "description": "Look up.", "inputSchema": schema}),
     ]
 }
+
+/// What the trainer states after an LLM's text of a tool of [`thin_tools`].
+const STATED: &str = "\n\nParameters: `repo` (string, required).";
 
 #[actix_web::test]
 async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged_together() {
