@@ -218,11 +218,12 @@ pub struct Versioned {
 
 /// Every target with stored versions, in kind and name order.
 pub fn versioned(conn: &mut AnyConnection) -> QueryResult<Vec<Versioned>> {
-    let numbers: Vec<(String, String, i64)> = prompt_versions::table
+    let counts: Vec<(String, String, i64)> = prompt_versions::table
+        .group_by((prompt_versions::target_kind, prompt_versions::target))
         .select((
             prompt_versions::target_kind,
             prompt_versions::target,
-            prompt_versions::version,
+            diesel::dsl::count_star(),
         ))
         .load(conn)?;
     let labels: Vec<(String, String, String, i64)> = prompt_labels::table
@@ -234,15 +235,16 @@ pub fn versioned(conn: &mut AnyConnection) -> QueryResult<Vec<Versioned>> {
         ))
         .load(conn)?;
     let mut targets = std::collections::BTreeMap::<(String, String), Versioned>::new();
-    for (kind, target, _) in numbers {
+    for (kind, target, versions) in counts {
         let key = (kind.clone(), target.clone());
-        let entry = targets.entry(key).or_insert_with(|| Versioned {
+        let labels = Default::default();
+        let versioned = Versioned {
             kind,
             target,
-            versions: 0,
-            labels: Default::default(),
-        });
-        entry.versions += 1;
+            versions,
+            labels,
+        };
+        targets.insert(key, versioned);
     }
     for (kind, target, label, version) in labels {
         if let Some(entry) = targets.get_mut(&(kind, target)) {

@@ -225,6 +225,11 @@ pub fn stated(
         .then_some(stated)
 }
 
+/// `text` without the parameters that [`harden`] or [`stated`] state after it.
+pub fn without_stated(text: &str) -> &str {
+    text.split_once(PARAMETERS).map_or(text, |(words, _)| words)
+}
+
 /// Whether `text` says little beyond the tool's `name`: fewer than three words of its own.
 pub fn is_thin(text: &str, name: &str) -> bool {
     let named = words::word_set(name);

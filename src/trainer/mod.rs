@@ -236,10 +236,10 @@ impl Trainer {
         self.begin_run(&key, reserved);
         let work = run::train(job, self.deps.pool.clone(), self.deps.served.clone());
         self.pending += 1;
-        ctx.spawn(work.into_actor(self).map(move |finished, act, _| {
+        ctx.spawn(work.into_actor(self).map(move |mut finished, act, _| {
             act.pending -= 1;
             let unused = reserved.saturating_sub(finished.llm_calls);
-            if let Some(inputs) = finished.inputs.clone() {
+            if let Some(inputs) = finished.inputs.take() {
                 act.inputs.insert(key.clone(), (basis, inputs));
             }
             let run = act.end_run(key, unused, finished);

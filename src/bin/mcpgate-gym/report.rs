@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use mcpgate::trainer::approaches::without_stated;
 use mcpgate::trainer::topic::sentences;
 use serde::Serialize;
 
@@ -77,12 +78,9 @@ pub struct TrainRule {
 
 /// Whether `deployed` is `candidate`, or `candidate` with some of its sentences left out (the
 /// trainer drops sentences that say nothing of the tool), either with the parameters the
-/// trainer states after it (see `approaches::harden`) or without.
+/// trainer states after it or without.
 fn part_of(deployed: &str, candidate: &str) -> bool {
-    let deployed = deployed
-        .split("\n\nParameters: ")
-        .next()
-        .unwrap_or(deployed);
+    let deployed = without_stated(deployed);
     deployed == candidate || {
         let (parts, whole) = (sentences(deployed), sentences(candidate));
         !parts.is_empty() && parts.iter().all(|s| whole.contains(s))
