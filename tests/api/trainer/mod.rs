@@ -103,18 +103,18 @@ pub(super) async fn four_good_searches(app: &TestApp) -> (String, Value) {
 
 /// Adds `text` as a version of `gh_search` and deploys it through the API; returns the version.
 pub(super) async fn deploy_by_hand(app: &TestApp, text: &str) -> Value {
-    let (status, added) = app
-        .send_json(
-            "POST",
-            "/api/v1/prompts/tool:gh_search/versions",
-            &json!({ "text": text }),
-        )
-        .await;
+    deploy_by_hand_to(app, "tool:gh_search", text).await
+}
+
+/// Adds `text` as a version of target `id` (`kind:name`) and deploys it through the API;
+/// returns the version.
+pub(super) async fn deploy_by_hand_to(app: &TestApp, id: &str, text: &str) -> Value {
+    let path = format!("/api/v1/prompts/{id}/versions");
+    let (status, added) = app.send_json("POST", &path, &json!({ "text": text })).await;
     assert_eq!(status, 201, "{added}");
     let deploy = json!({"version": added["version"]});
-    let (status, body) = app
-        .send_json("POST", "/api/v1/prompts/tool:gh_search/deploy", &deploy)
-        .await;
+    let path = format!("/api/v1/prompts/{id}/deploy");
+    let (status, body) = app.send_json("POST", &path, &deploy).await;
     assert_eq!(status, 200, "{body}");
     added["version"].clone()
 }
