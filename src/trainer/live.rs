@@ -18,7 +18,8 @@ use crate::store::{self, prompts, training_runs, Pool};
 
 /// Starts a live experiment of `job`'s target: `production`, the stored `variant`, and the
 /// rules' `alternative` when it passes the checks, differs from both, and (for a tool) tests no
-/// worse offline than the text served now; it is then stored as a variant too. Returns the
+/// worse offline than the text served now; it is then stored with the label `alternative` (the
+/// run's `candidate` and `variant` stay on the stored variant). Returns the
 /// versions served side by side, production first, and what the run's reason says of the
 /// alternative.
 pub(super) async fn start(
@@ -50,7 +51,8 @@ pub(super) async fn start(
             Err(why) => note = format!("; the {approach} candidate is not: {why}"),
             Ok(()) => {
                 let now = crate::connector::now_ms();
-                match run::store_candidate(pool, job, &text, approach, "variant", now).await {
+                match run::store_candidate(pool, job, &text, approach, &["alternative"], now).await
+                {
                     Ok((version, _)) => {
                         note = format!(", the last made by {approach} from the text served now");
                         arms.push(Served { version, text });

@@ -328,8 +328,7 @@ async fn settle(
                         run.reason
                     );
                 } else if result.better {
-                    match store_candidate(&pool, job, &deployed_text, approach, "production", now)
-                        .await
+                    match store_candidate(&pool, job, &deployed_text, approach, DEPLOYED, now).await
                     {
                         Ok((version, previous)) => {
                             run.outcome = "deployed".into();
@@ -343,9 +342,7 @@ async fn settle(
                         }
                     }
                 } else if live && result.improvement >= 0.0 {
-                    match store_candidate(&pool, job, &deployed_text, approach, "variant", now)
-                        .await
-                    {
+                    match store_candidate(&pool, job, &deployed_text, approach, TRIED, now).await {
                         Ok((variant, production)) => {
                             let variant = Served {
                                 version: variant,
@@ -412,14 +409,19 @@ async fn settle(
     }
 }
 
-/// Stores the candidate as a new version labelled `label` (and `candidate`); when `label` is
-/// `production` it is deployed. Returns it and the production version it is measured against.
+/// The labels of a run's candidate deployed at once.
+const DEPLOYED: &[&str] = &["candidate", "production"];
+/// The labels of a run's candidate tried live beside production.
+const TRIED: &[&str] = &["candidate", "variant"];
+
+/// Stores the candidate as a new version with `labels`; with `production` among them it is
+/// deployed. Returns it and the production version it is measured against.
 pub(super) async fn store_candidate(
     pool: &Pool,
     job: &Job,
     candidate: &str,
     approach: &str,
-    label: &'static str,
+    labels: &'static [&'static str],
     now: i64,
 ) -> Result<(i64, i64), String> {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
@@ -433,8 +435,7 @@ pub(super) async fn store_candidate(
             let production = prompts::ensure_baseline(conn, &kind, &target, &original, now)?;
             let version =
                 prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)?;
-            prompts::move_label(conn, &kind, &target, "candidate", version, &reason, now)?;
-            if label != "candidate" {
+            for label in labels {
                 prompts::move_label(conn, &kind, &target, label, version, &reason, now)?;
             }
             Ok((version, production))

@@ -99,6 +99,10 @@ async fn an_llm_text_inconclusive_offline_is_tried_live_beside_what_the_rules_ma
     let target = &listed["targets"][0];
     let arms: Vec<&Value> = target["experiment"].as_array().unwrap().iter().collect();
     assert_eq!(arms.len(), 3, "{target}");
+    assert_eq!(
+        target["labels"],
+        json!({"production": 1, "candidate": 2, "variant": 2, "alternative": 3})
+    );
     let (_, third) = app
         .get_json("/api/v1/prompts/tool:gh_search/versions/3")
         .await;
