@@ -10,6 +10,7 @@ pub mod prompts;
 pub mod schema;
 pub mod servers;
 pub mod tool_calls;
+pub mod trainer_inputs;
 pub mod training_runs;
 
 use diesel::connection::SimpleConnection;

@@ -100,3 +100,13 @@ diesel::table! {
         started_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    trainer_inputs (target_kind, target) {
+        target_kind -> Text,
+        target -> Text,
+        basis -> Text,
+        inputs -> Text,
+        written_at_ms -> BigInt,
+    }
+}

@@ -3,11 +3,17 @@
 //! of placeholders) and kept by the trainer. What the LLM answers is data: arguments are checked
 //! against the schema here and never quoted into a text; a prompt's values are only rendered
 //! into the candidate to see whether they would read as its own words ([`super::prompt`]).
+//! The inputs are kept in the store too, so that a restarted trainer does not ask again.
 
+use actix_web::web;
 use serde_json::{json, Map, Value};
 
 use super::approaches::Example;
 use super::job::Job;
+use crate::store::{trainer_inputs, Pool};
+
+/// Inputs per target, with what they were asked for, as the trainer keeps them.
+pub type Kept = Vec<((String, String), (String, Vec<Value>))>;
 
 /// Inputs read from one answer at most.
 const MAX_INPUTS: usize = 20;
@@ -193,6 +199,39 @@ pub(super) fn basis(kind: &str, schema: &Value, placeholders: &[String]) -> Stri
         "prompt" => json!(placeholders).to_string(),
         _ => schema.to_string(),
     }
+}
+
+/// Stores the `inputs` the LLM wrote in `job`'s run in place of the target's earlier ones. A
+/// failure is logged: the trainer still keeps them in memory.
+pub(super) async fn store(job: &Job, inputs: &[Value], pool: &Pool) {
+    let basis = basis(&job.kind, &job.context.schema, &job.placeholders);
+    let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
+    let text = Value::from(inputs.to_vec()).to_string();
+    let now = crate::connector::now_ms();
+    let stored = web::block(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        trainer_inputs::put(&mut conn, (&kind, &target), &basis, &text, now)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match stored {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => log::error!("storing the LLM's inputs failed: {err}"),
+        Err(err) => log::error!("storing the LLM's inputs failed: {err}"),
+    }
+}
+
+/// Every target's stored inputs; a row whose inputs are not a JSON array is skipped.
+pub(super) fn stored(pool: &Pool) -> Result<Kept, String> {
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let rows = trainer_inputs::all(&mut conn).map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let inputs = serde_json::from_str(&row.inputs).ok()?;
+            Some(((row.target_kind, row.target), (row.basis, inputs)))
+        })
+        .collect())
 }
 
 #[cfg(test)]

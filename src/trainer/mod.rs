@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -289,6 +290,18 @@ impl Actor for Trainer {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_millis(self.settings.check_interval_ms.max(10));
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
+        // Inputs the LLM wrote before a restart; those written since are newer.
+        let pool = self.deps.pool.clone();
+        let load = async move { web::block(move || inputs::stored(&pool)).await };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, _| match loaded {
+            Ok(Ok(kept)) => {
+                for (key, inputs) in kept {
+                    act.inputs.entry(key).or_insert(inputs);
+                }
+            }
+            Ok(Err(err)) => log::error!("loading the LLM's inputs failed: {err}"),
+            Err(err) => log::error!("loading the LLM's inputs failed: {err}"),
+        }));
     }
 }
 

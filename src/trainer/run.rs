@@ -14,7 +14,7 @@ use super::evaluate;
 pub use super::job::Job;
 use super::safety;
 use super::served::{Served, ServedVersions};
-use super::{joint, live, meta_prompt, prompt, tool, topic};
+use super::{inputs, joint, live, meta_prompt, prompt, tool, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
@@ -64,6 +64,9 @@ pub async fn train(job: Job, pool: Pool, served: Arc<ServedVersions>) -> Finishe
     };
     let mut done = settle(&job, proposal, None, pool.clone(), served.clone()).await;
     (done.llm_calls, done.inputs) = job.spent();
+    if let Some(written) = &done.inputs {
+        inputs::store(&job, written, &pool).await;
+    }
     serve_deployed(&[&done], pool, served).await;
     done
 }

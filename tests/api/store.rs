@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
-use mcpgate::store::{self, tool_calls};
+use mcpgate::store::{self, tool_calls, trainer_inputs};
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
@@ -37,7 +37,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (6, 0), "{kind:?}");
+        assert_eq!((first, second), (7, 0), "{kind:?}");
     }
 }
 
@@ -56,6 +56,39 @@ fn rows_round_trip_on_both_backends() {
         assert_eq!(
             (newest.tool.as_str(), newest.started_at_ms),
             ("t2", 2),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn a_targets_llm_inputs_are_replaced_not_added_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+        let key = ("tool", "gh_search");
+
+        trainer_inputs::put(&mut conn, key, "{}", r#"[{"repo": 1}]"#, 1).unwrap();
+        trainer_inputs::put(&mut conn, key, r#"{"a"}"#, "[]", 2).unwrap();
+        trainer_inputs::put(&mut conn, ("prompt", "gh_search"), "[]", "[]", 3).unwrap();
+
+        let mut rows = trainer_inputs::all(&mut conn).unwrap();
+        rows.sort_by_key(|r| r.written_at_ms);
+        let kept: Vec<(&str, &str, &str, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.target_kind.as_str(),
+                    r.basis.as_str(),
+                    r.inputs.as_str(),
+                    r.written_at_ms,
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [("tool", r#"{"a"}"#, "[]", 2), ("prompt", "[]", "[]", 3)],
             "{kind:?}"
         );
     }

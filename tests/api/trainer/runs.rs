@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{app, description, description_changes, fake_llm, fake_llm_by, searches, tools};
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, TestApp};
+use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
 #[actix_web::test]
 async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_better() {
@@ -86,7 +86,8 @@ async fn failing_calls_harden_the_description_and_triggers_start_runs_by_themsel
 }
 
 #[actix_web::test]
-async fn with_an_llm_its_inputs_that_break_the_schema_harden_the_text_and_are_asked_once() {
+async fn with_an_llm_its_inputs_that_break_the_schema_harden_the_text_and_are_asked_once_even_across_a_restart(
+) {
     let schema = json!({"type": "object", "required": ["repo"], "properties": {
         "repo": {"type": "string"}, "number": {"type": "integer"}}});
     let tool = json!({"name": "strict", "inputSchema": schema,
@@ -99,19 +100,9 @@ async fn with_an_llm_its_inputs_that_break_the_schema_harden_the_text_and_are_as
     })
     .await;
     let backend = FakeConnector::with_tools(vec![tool]).await;
-    let app = app(&backend, |s| s.trainer.llm.base_url = llm).await;
+    let app = app(&backend, |s| s.trainer.llm.base_url = llm.clone()).await;
     let session = app.initialize().await;
-    // Four calls leave out `repo` and fail; five succeed.
-    for number in 1..=9 {
-        let arguments = match number {
-            1..=4 => json!({ "number": number }),
-            _ => json!({"repo": "a/b", "number": number}),
-        };
-        let call = json!({"name": "gh_strict", "arguments": arguments});
-        let answer = app.rpc(&session, "tools/call", call).await;
-        assert_eq!(answer["result"]["isError"] == true, number <= 4, "{answer}");
-    }
-    super::seen(&app, "gh_strict", 9).await;
+    strict_calls(&app, &session).await;
 
     let train = "/api/v1/prompts/tool:gh_strict/train";
     let (status, first) = app.send_json("POST", train, &json!({})).await;
@@ -142,6 +133,23 @@ async fn with_an_llm_its_inputs_that_break_the_schema_harden_the_text_and_are_as
         "{second}"
     );
     assert_eq!(asked, 1, "inputs are asked once per schema: {second}");
+
+    let restarted = spawn_app_sharing(&app, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        s.trainer.llm.base_url = llm;
+    })
+    .await;
+    let session = restarted.initialize().await;
+    strict_calls(&restarted, &session).await;
+    let (_, third) = restarted.send_json("POST", train, &json!({})).await;
+    let sent = requests.lock().unwrap().clone();
+    let asked = sent.iter().filter(|r| r.contains("Write inputs")).count();
+    assert_eq!(asked, 1, "a restart asks for no inputs again: {third}");
+    let reason = third["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("5 successful calls give examples"),
+        "{third}"
+    );
     assert!(sent[0].contains("Tool: gh_strict"), "{}", sent[0]);
     assert!(
         sent[0].contains(r#""number":{"type":"integer"}"#),
@@ -366,4 +374,18 @@ async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothin
     assert_eq!(search["outcome"], "deployed", "{runs:?}");
     let reason = search["reason"].as_str().unwrap();
     assert!(reason.contains("stated after it"), "{reason}");
+}
+
+/// Calls `strict` nine times from `session`: four leave out `repo` and fail, five succeed.
+async fn strict_calls(app: &TestApp, session: &str) {
+    for number in 1..=9 {
+        let arguments = match number {
+            1..=4 => json!({ "number": number }),
+            _ => json!({"repo": "a/b", "number": number}),
+        };
+        let call = json!({"name": "gh_strict", "arguments": arguments});
+        let answer = app.rpc(session, "tools/call", call).await;
+        assert_eq!(answer["result"]["isError"] == true, number <= 4, "{answer}");
+    }
+    super::seen(app, "gh_strict", 9).await;
 }
