@@ -20,7 +20,7 @@ use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Sourc
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::trainer::served::ServedVersions;
-use crate::trainer::{Trainer, TrainerDeps};
+use crate::trainer::{restart, Trainer, TrainerDeps};
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for buffered call records to be written.
@@ -158,7 +158,18 @@ pub async fn build_gateway(
         served: served.clone(),
     };
     let window = Duration::from_millis(settings.feedback.window_ms);
-    let trainer = Trainer::new(settings.trainer.clone(), window, deps).start();
+    let mut trainer = Trainer::new(settings.trainer.clone(), window, deps);
+    // What it kept before a restart; a store that is away leaves it to start afresh.
+    let kept = {
+        let pool = pool.clone();
+        web::block(move || restart::load(&pool)).await
+    };
+    match kept {
+        Ok(Ok(restored)) => trainer.restore(restored),
+        Ok(Err(err)) => log::error!("loading what the trainer kept failed: {err}"),
+        Err(err) => log::error!("loading what the trainer kept failed: {err}"),
+    }
+    let trainer = trainer.start();
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,

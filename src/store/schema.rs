@@ -98,6 +98,7 @@ diesel::table! {
         candidate_version -> Nullable<BigInt>,
         evaluation -> Nullable<Text>,
         started_at_ms -> BigInt,
+        llm_calls -> Integer,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct NewRun {
     pub evaluation: Option<String>,
     /// When it started, milliseconds since the Unix epoch.
     pub started_at_ms: i64,
+    /// The LLM calls it made.
+    pub llm_calls: i32,
 }
 
 /// A stored run.
@@ -53,6 +55,8 @@ pub struct Run {
     pub evaluation: Option<String>,
     /// When it started.
     pub started_at_ms: i64,
+    /// The LLM calls it made.
+    pub llm_calls: i32,
 }
 
 /// Stores a run.
@@ -85,5 +89,16 @@ pub fn naming(
         .filter(training_runs::candidate_version.eq(version))
         .order(training_runs::id.asc())
         .select(Run::as_select())
+        .load(conn)
+}
+
+/// When each run that made LLM calls since `since_ms` started, and how many it made, oldest
+/// first.
+pub fn llm_calls_since(conn: &mut AnyConnection, since_ms: i64) -> QueryResult<Vec<(i64, i32)>> {
+    training_runs::table
+        .filter(training_runs::started_at_ms.ge(since_ms))
+        .filter(training_runs::llm_calls.gt(0))
+        .order(training_runs::started_at_ms.asc())
+        .select((training_runs::started_at_ms, training_runs::llm_calls))
         .load(conn)
 }

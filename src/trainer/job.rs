@@ -57,6 +57,9 @@ pub struct Job {
     pub example_values: bool,
 }
 
+/// The window of `trainer.llm.max_calls_per_day`.
+pub(super) const DAY: Duration = Duration::from_secs(86_400);
+
 impl Job {
     /// Whether the run may still ask the LLM.
     pub fn can_ask(&self) -> bool {
@@ -75,19 +78,23 @@ impl Job {
         Some(llm.complete(request).await)
     }
 
+    /// LLM calls made so far in this run.
+    pub(super) fn calls_made(&self) -> u32 {
+        self.llm_used.load(Ordering::Relaxed)
+    }
+
     /// LLM calls made, and the inputs it wrote in this run.
     pub(super) fn spent(&self) -> (u32, Option<Vec<Value>>) {
         let fresh = (!self.inputs_kept).then(|| self.inputs.get().cloned());
         let fresh = fresh.flatten().and_then(Result::ok);
-        (self.llm_used.load(Ordering::Relaxed), fresh)
+        (self.calls_made(), fresh)
     }
 }
 
 impl Trainer {
     /// LLM calls left in the day's budget (forgetting calls older than a day).
     pub(super) fn llm_left(&mut self) -> u32 {
-        let day = Duration::from_secs(86_400);
-        while self.llm_calls.front().is_some_and(|at| at.elapsed() > day) {
+        while self.llm_calls.front().is_some_and(|at| at.elapsed() > DAY) {
             self.llm_calls.pop_front();
         }
         match self.settings.llm.max_calls_per_day {

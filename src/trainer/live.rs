@@ -121,6 +121,7 @@ pub async fn conclude(
         candidate_version: Some(best.served.version),
         evaluation: Some(json!({ "arms": figures, "margin": margin }).to_string()),
         started_at_ms: now,
+        llm_calls: 0,
     };
     let (version, previous) = (best.served.version, production.served.version);
     let stored = web::block(move || {
@@ -189,6 +190,7 @@ pub async fn roll_back(
         candidate_version: Some(previous),
         evaluation: Some(json!({"restored": previous}).to_string()),
         started_at_ms: now,
+        llm_calls: 0,
     };
     let result = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;

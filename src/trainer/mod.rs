@@ -19,6 +19,7 @@ pub mod live;
 pub mod llm;
 pub mod meta_prompt;
 pub mod prompt;
+pub mod restart;
 pub mod run;
 pub mod safety;
 pub mod served;
@@ -34,7 +35,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -256,6 +256,18 @@ impl Trainer {
         }));
     }
 
+    /// Takes back what the store kept from before a restart (see [`restart::load`]); what this
+    /// trainer has learnt since is newer and stays.
+    pub fn restore(&mut self, restored: restart::Restored) {
+        for (key, inputs) in restored.inputs {
+            self.inputs.entry(key).or_insert(inputs);
+        }
+        let mut calls: Vec<Instant> = self.llm_calls.drain(..).collect();
+        calls.extend(restored.llm_calls);
+        calls.sort();
+        self.llm_calls = calls.into();
+    }
+
     /// Marks `key` as running; reserves the LLM calls the run may make.
     fn begin_run(&mut self, key: &(String, String), reserve_llm: u32) {
         self.running.insert(key.clone());
@@ -290,18 +302,6 @@ impl Actor for Trainer {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_millis(self.settings.check_interval_ms.max(10));
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
-        // Inputs the LLM wrote before a restart; those written since are newer.
-        let pool = self.deps.pool.clone();
-        let load = async move { web::block(move || inputs::stored(&pool)).await };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, _| match loaded {
-            Ok(Ok(kept)) => {
-                for (key, inputs) in kept {
-                    act.inputs.entry(key).or_insert(inputs);
-                }
-            }
-            Ok(Err(err)) => log::error!("loading the LLM's inputs failed: {err}"),
-            Err(err) => log::error!("loading the LLM's inputs failed: {err}"),
-        }));
     }
 }
 

@@ -286,6 +286,7 @@ async fn settle(
         candidate_version: None,
         evaluation: None,
         started_at_ms: now,
+        llm_calls: 0,
     };
     run.approach = approach.into();
     run.reason = reason;
@@ -390,6 +391,7 @@ async fn settle(
     if stated && matches!(run.outcome.as_str(), "deployed" | "experiment") {
         run.reason += "; the parameters that edge cases of its schema break are stated after it";
     }
+    run.llm_calls = i32::try_from(job.calls_made()).unwrap_or(i32::MAX);
     let stored = run.clone();
     let _ = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
