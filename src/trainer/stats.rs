@@ -45,6 +45,51 @@ pub(super) fn above(errors: usize, uses: usize, limit: f64, alpha: f64) -> bool 
     upper_tail(errors, uses, p) < alpha
 }
 
+/// Whether `errors` of `uses` since a deploy show a failure rate above the rate `before` it
+/// (its failures and uses) plus `margin`, at level `alpha` (`z`: the normal quantile that
+/// leaves `alpha` above it). Both tests must find it: the exact test against the rate seen
+/// before ([`above`]) and the Farrington–Manning score test, which counts the noise of that
+/// rate too. Alone, the first rolls back more often than its level when few uses came before,
+/// the second when few came after. With nothing before, the rate before is taken as 0.
+pub(super) fn above_before(
+    (errors, uses): (usize, usize),
+    before: (usize, usize),
+    margin: f64,
+    (alpha, z): (f64, f64),
+) -> bool {
+    let rate = before.0 as f64 / before.1.max(1) as f64;
+    if !above(errors, uses, rate + margin, alpha) {
+        return false;
+    }
+    before.1 == 0 || score((errors, uses), before, margin) > z
+}
+
+/// The Farrington–Manning score statistic of "the rate of `a` exceeds that of `b` by more than
+/// `delta`": the observed excess over `delta`, in standard errors taken at the two rates that
+/// fit the counts best with an excess of exactly `delta` (the root of a cubic).
+fn score((e1, n1): (usize, usize), (e2, n2): (usize, usize), delta: f64) -> f64 {
+    let (n1, n2) = (n1.max(1) as f64, n2.max(1) as f64);
+    let (p1, p2) = (e1 as f64 / n1, e2 as f64 / n2);
+    let theta = n2 / n1;
+    let a = 1.0 + theta;
+    let b = -(1.0 + theta + p1 + theta * p2 + delta * (theta + 2.0));
+    let c = delta * delta + delta * (2.0 * p1 + theta + 1.0) + p1 + theta * p2;
+    let d = -p1 * delta * (1.0 + delta);
+    let v = b.powi(3) / (27.0 * a.powi(3)) - b * c / (6.0 * a * a) + d / (2.0 * a);
+    let u = (b * b / (9.0 * a * a) - c / (3.0 * a))
+        .max(0.0)
+        .sqrt()
+        .copysign(v);
+    if u == 0.0 {
+        return 0.0;
+    }
+    let w = (std::f64::consts::PI + (v / u.powi(3)).clamp(-1.0, 1.0).acos()) / 3.0;
+    let fit1 = (2.0 * u * w.cos() - b / (3.0 * a)).clamp(1e-9, 1.0 - 1e-9);
+    let fit2 = (fit1 - delta).clamp(1e-9, 1.0 - 1e-9);
+    let se = (fit1 * (1.0 - fit1) / n1 + fit2 * (1.0 - fit2) / n2).sqrt();
+    (p1 - p2 - delta) / se
+}
+
 /// The chance of `k` or more successes in `n` draws at the rate `p`, for `k` above the mean.
 fn upper_tail(k: usize, n: usize, p: f64) -> f64 {
     let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
@@ -152,5 +197,30 @@ mod tests {
         assert!(!above(200_100, 1_000_000, 0.2, 0.05));
         assert!(!above(1, 10, 0.2, 0.05), "under the mean");
         assert!(!above(0, 0, 0.2, 0.05));
+    }
+
+    #[test]
+    fn the_score_statistic_matches_its_closed_form() {
+        // Reference values from the same formulas in double precision, checked against a
+        // grid search of the likelihood under the null.
+        assert!((score((400, 1000), (200, 1000), 0.1) - 4.932_877).abs() < 1e-5);
+        assert!((score((30, 100), (10, 100), 0.1) - 1.818_239).abs() < 1e-5);
+        assert!((score((4, 4), (0, 4), 0.2) - 2.309_401).abs() < 1e-5);
+        assert!(score((1, 10), (1, 10), 0.1) < 0.0);
+    }
+
+    #[test]
+    fn a_breach_needs_both_tests() {
+        let level = (0.015, 2.170_090);
+        // 6 of 10 failures against 0 of 100 before: plain for both.
+        assert!(above_before((6, 10), (0, 100), 0.1, level));
+        // 12 of 20 against 2 of 10: over the limit of 0.3 by the exact test, but the rate
+        // before rests on ten uses.
+        assert!(above(12, 20, 0.3, 0.015));
+        assert!(!above_before((12, 20), (2, 10), 0.1, level));
+        assert!(above_before((12, 20), (20, 100), 0.1, level));
+        // Nothing before: the exact test alone, against the margin.
+        assert!(above_before((4, 4), (0, 0), 0.2, level));
+        assert!(!above_before((1, 4), (0, 0), 0.2, level));
     }
 }

@@ -4,17 +4,17 @@
 //! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
 //! failures. The live results are tested at three looks, when the uses since the deploy reach
 //! half the minimum volume, the minimum volume and twice it; a breach at a look (a failure
-//! rate above the baseline plus the rollback margin, by an exact binomial test at levels of
-//! 0.5%, 1.5% and 3%, so that the three looks together wrongly roll back a version no worse
-//! than that at most 5% of the time) rolls production back; three looks without a breach end
-//! the watch.
+//! rate above the one before the deploy plus the rollback margin, at levels of 0.5%, 1.5% and
+//! 3%, by both tests of [`above_before`], so that the three looks together wrongly roll back
+//! a version no worse than that about 5% of the time at most, however few uses came before)
+//! rolls production back; three looks without a breach end the watch.
 
 use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::web;
 
-use super::stats::{above, view_of};
+use super::stats::{above_before, view_of};
 use super::{evaluate, live, run, Trainer};
 use crate::store::prompts;
 
@@ -27,16 +27,21 @@ pub(super) struct Watch {
     pub(super) since: Instant,
     /// The target and its siblings, whose signals count.
     pub(super) group: Vec<(String, String)>,
-    /// The group's error rate before the deploy.
-    pub(super) baseline: f64,
+    /// The group's failures and uses before the deploy.
+    pub(super) baseline: (usize, usize),
     /// Looks taken so far (see [`LOOKS`]).
     pub(super) looks: usize,
 }
 
 /// Looks a watch takes, at these multiples of the minimum volume (in uses since the deploy),
-/// and the level of each look's test. The levels add up to 5% (Bonferroni), spent mostly where
-/// the uses are most: a first look at a few uses rolls back only what is plainly worse.
-const LOOKS: [(f64, f64); 3] = [(0.5, 0.005), (1.0, 0.015), (2.0, 0.03)];
+/// and the level of each look's test with its one-sided normal quantile. The levels add up to
+/// 5% (Bonferroni), spent mostly where the uses are most: a first look at a few uses rolls
+/// back only what is plainly worse.
+const LOOKS: [(f64, (f64, f64)); 3] = [
+    (0.5, (0.005, 2.575_829)),
+    (1.0, (0.015, 2.170_090)),
+    (2.0, (0.03, 1.880_794)),
+];
 
 impl Trainer {
     /// `key` and the other tools of its backend (a prompt alone).
@@ -85,13 +90,12 @@ impl Trainer {
         let group = self.group_of(&key);
         let since = Instant::now();
         let (uses, errors) = self.group_figures(&group, since, false);
-        let baseline = errors as f64 / uses.max(1) as f64;
         let watch = Watch {
             version,
             previous,
             since,
             group,
-            baseline,
+            baseline: (errors, uses),
             looks: 0,
         };
         self.watched.insert(key, watch);
@@ -173,8 +177,8 @@ impl Trainer {
         let mut looked = Vec::new();
         for (key, watch) in &self.watched {
             let (uses, errors) = self.group_figures(&watch.group, watch.since, true);
-            let limit = watch.baseline + self.settings.rollback_margin;
-            match look(watch.looks, uses, errors, limit, volume) {
+            let margin = self.settings.rollback_margin;
+            match look(watch.looks, (errors, uses), watch.baseline, margin, volume) {
                 Look::NotYet => {}
                 Look::Breach => {
                     let rate = errors as f64 / uses as f64;
@@ -198,9 +202,11 @@ impl Trainer {
                 "prompt" => "in its ratings",
                 _ => "on its backend's tools",
             };
+            let (failed, used) = watch.baseline;
             let reason = format!(
-                "version {} had a live error rate of {live:.2} {on}, over {:.2} before it",
-                watch.version, watch.baseline
+                "version {} had a live error rate of {live:.2} {on}, over {:.2} before it ({failed} of {used})",
+                watch.version,
+                failed as f64 / used.max(1) as f64
             );
             let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
             let versions = (watch.version, watch.previous);
@@ -216,7 +222,7 @@ impl Trainer {
 enum Look {
     /// The uses since the deploy have not reached the next look.
     NotYet,
-    /// The failure rate is above `limit`: roll back.
+    /// The failure rate is above the rate before plus the margin: roll back.
     Breach,
     /// No breach at a look before the last.
     Passed,
@@ -225,15 +231,22 @@ enum Look {
 }
 
 /// The check of a watch that took `looks` looks, now at `errors` failures of `uses`, against
-/// `limit`, with looks at multiples of `min_volume` (at least 2).
-fn look(looks: usize, uses: usize, errors: usize, limit: f64, min_volume: usize) -> Look {
-    let Some((at, alpha)) = LOOKS.get(looks) else {
+/// the failures and uses `before` the deploy plus `margin`, with looks at multiples of
+/// `min_volume` (at least 2).
+fn look(
+    looks: usize,
+    (errors, uses): (usize, usize),
+    before: (usize, usize),
+    margin: f64,
+    min_volume: usize,
+) -> Look {
+    let Some((at, level)) = LOOKS.get(looks) else {
         return Look::Proven;
     };
     if (uses as f64) < (min_volume.max(2) as f64 * at).ceil() {
         return Look::NotYet;
     }
-    if above(errors, uses, limit, *alpha) {
+    if above_before((errors, uses), before, margin, *level) {
         Look::Breach
     } else if looks + 1 == LOOKS.len() {
         Look::Proven
@@ -246,17 +259,19 @@ fn look(looks: usize, uses: usize, errors: usize, limit: f64, min_volume: usize)
 mod tests {
     use super::*;
 
-    /// Share of simulated watches rolled back when checked after every use, with failures
-    /// drawn at `rate` against a limit of 0.2 and a minimum volume of 20.
-    fn rolled_back(rate: f64, seed: u64) -> f64 {
+    /// Share of simulated watches rolled back when checked after every use, with `before` uses
+    /// failing at `rate_before` ahead of the deploy and failures drawn at `rate` after it; a
+    /// margin of 0.1 and a minimum volume of 20.
+    fn rolled_back((before, rate_before): (usize, f64), rate: f64, seed: u64) -> f64 {
         let mut rng = fastrand::Rng::with_seed(seed);
         let watches = 4000;
         let mut breaches = 0;
         for _ in 0..watches {
+            let failed = (0..before).filter(|_| rng.f64() < rate_before).count();
             let (mut looks, mut errors) = (0, 0);
             for uses in 1.. {
                 errors += usize::from(rng.f64() < rate);
-                match look(looks, uses, errors, 0.2, 20) {
+                match look(looks, (errors, uses), (failed, before), 0.1, 20) {
                     Look::NotYet => {}
                     Look::Passed => looks += 1,
                     Look::Breach => {
@@ -272,24 +287,29 @@ mod tests {
 
     #[test]
     fn a_version_at_its_limit_is_rolled_back_at_most_one_time_in_twenty_however_often_checked() {
-        let wrongly = rolled_back(0.2, 7);
-        assert!(wrongly <= 0.05, "{wrongly}");
+        // Few uses before the deploy make the rate before noisy: taken as known, it rolled
+        // back 9.9% of these watches at 0.1 -> 0.2 (a simulation of the earlier test).
+        for (before, rate_before) in [(20, 0.1), (20, 0.3), (100, 0.1), (1000, 0.01)] {
+            let wrongly = rolled_back((before, rate_before), rate_before + 0.1, 7);
+            assert!(wrongly <= 0.05, "{before} uses at {rate_before}: {wrongly}");
+        }
     }
 
     #[test]
     fn a_version_well_over_its_limit_is_rolled_back_nearly_always() {
-        let rightly = rolled_back(0.5, 7);
+        let rightly = rolled_back((200, 0.1), 0.6, 7);
         assert!(rightly >= 0.95, "{rightly}");
     }
 
     #[test]
     fn looks_come_at_half_the_volume_the_volume_and_twice_it() {
-        assert_eq!(look(0, 9, 9, 0.2, 20), Look::NotYet);
-        assert_eq!(look(0, 10, 0, 0.2, 20), Look::Passed);
-        assert_eq!(look(1, 19, 0, 0.2, 20), Look::NotYet);
-        assert_eq!(look(1, 20, 0, 0.2, 20), Look::Passed);
-        assert_eq!(look(2, 40, 0, 0.2, 20), Look::Proven);
-        assert_eq!(look(2, 40, 30, 0.2, 20), Look::Breach);
-        assert_eq!(look(3, 0, 0, 0.2, 20), Look::Proven);
+        let before = (0, 100);
+        assert_eq!(look(0, (9, 9), before, 0.2, 20), Look::NotYet);
+        assert_eq!(look(0, (0, 10), before, 0.2, 20), Look::Passed);
+        assert_eq!(look(1, (0, 19), before, 0.2, 20), Look::NotYet);
+        assert_eq!(look(1, (0, 20), before, 0.2, 20), Look::Passed);
+        assert_eq!(look(2, (0, 40), before, 0.2, 20), Look::Proven);
+        assert_eq!(look(2, (30, 40), before, 0.2, 20), Look::Breach);
+        assert_eq!(look(3, (0, 0), before, 0.2, 20), Look::Proven);
     }
 }
