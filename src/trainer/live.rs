@@ -192,6 +192,7 @@ pub async fn roll_back(
         started_at_ms: now,
         llm_calls: 0,
     };
+    let named = format!("{kind} `{target}`");
     let result = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         // One transaction: a deploy or another rollback between the check and the move
@@ -221,12 +222,16 @@ pub async fn roll_back(
     .await;
     match result {
         Ok(Ok(true)) => {
-            log::warn!("rolled back from version {from} to {previous} ({trigger}): {reason}");
+            log::warn!(
+                "rolled back {named} from version {from} to {previous} ({trigger}): {reason}"
+            );
             return true;
         }
-        Ok(Ok(false)) => log::info!("version {from} is no longer production; no rollback"),
-        Ok(Err(err)) => log::error!("rollback to version {previous} failed: {err}"),
-        Err(err) => log::error!("rollback to version {previous} failed: {err}"),
+        Ok(Ok(false)) => {
+            log::info!("version {from} of {named} is no longer production; no rollback")
+        }
+        Ok(Err(err)) => log::error!("rollback of {named} to version {previous} failed: {err}"),
+        Err(err) => log::error!("rollback of {named} to version {previous} failed: {err}"),
     }
     false
 }
