@@ -162,7 +162,7 @@ pub async fn build_gateway(
     // What it kept before a restart; a store that is away leaves it to start afresh.
     let kept = {
         let pool = pool.clone();
-        web::block(move || restart::load(&pool)).await
+        web::block(move || restart::load(&pool, window)).await
     };
     match kept {
         Ok(Ok(restored)) => trainer.restore(restored),

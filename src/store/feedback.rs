@@ -54,3 +54,33 @@ pub fn count_for(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryRes
         .count()
         .get_result(conn)
 }
+
+/// What the trainer's window keeps of a stored row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = feedback)]
+pub struct Signal {
+    /// `tool` or `prompt`.
+    pub target_kind: String,
+    /// The target's name.
+    pub target: String,
+    /// The signal.
+    pub signal: String,
+    /// The rating, if any.
+    pub rating: Option<f64>,
+    /// The suggestion, if any.
+    pub suggestion: Option<String>,
+    /// When, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// The newest `limit` rows since `since_ms`, oldest first.
+pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult<Vec<Signal>> {
+    let mut rows: Vec<Signal> = feedback::table
+        .filter(feedback::created_at_ms.ge(since_ms))
+        .order((feedback::created_at_ms.desc(), feedback::id.desc()))
+        .limit(limit)
+        .select(Signal::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}

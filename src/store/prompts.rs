@@ -189,6 +189,19 @@ pub fn moves(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult<
         .load(conn)
 }
 
+/// Every move of the `production` label since `since_ms`, oldest first.
+pub fn production_moves_since(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+) -> QueryResult<Vec<LabelMove>> {
+    prompt_label_moves::table
+        .filter(prompt_label_moves::label.eq("production"))
+        .filter(prompt_label_moves::at_ms.ge(since_ms))
+        .order(prompt_label_moves::id.asc())
+        .select(LabelMove::as_select())
+        .load(conn)
+}
+
 /// Every target's production version and text.
 pub fn production(conn: &mut AnyConnection) -> QueryResult<Vec<Version>> {
     prompt_versions::table

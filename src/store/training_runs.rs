@@ -102,3 +102,21 @@ pub fn llm_calls_since(conn: &mut AnyConnection, since_ms: i64) -> QueryResult<V
         .select((training_runs::started_at_ms, training_runs::llm_calls))
         .load(conn)
 }
+
+/// When each target's last run since `since_ms` started, of the runs that a trigger or an
+/// operator started (not a live experiment's conclusion nor a rollback).
+pub fn last_started(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+) -> QueryResult<Vec<(String, String, Option<i64>)>> {
+    training_runs::table
+        .filter(training_runs::started_at_ms.ge(since_ms))
+        .filter(training_runs::trigger.ne_all(["experiment", "live_results", "manual_deploy"]))
+        .group_by((training_runs::target_kind, training_runs::target))
+        .select((
+            training_runs::target_kind,
+            training_runs::target,
+            diesel::dsl::max(training_runs::started_at_ms),
+        ))
+        .load(conn)
+}

@@ -178,6 +178,9 @@ pub struct Trainer {
     /// The adversarial inputs the LLM wrote for each target, and what they were asked for
     /// (see [`inputs::basis`]).
     inputs: HashMap<(String, String), (String, Vec<Value>)>,
+    /// Versions deployed before a restart, to watch again once the catalog is loaded (their
+    /// groups need it), and when the store was read.
+    resuming: (Vec<restart::Deploy>, Option<Instant>),
 }
 
 impl Trainer {
@@ -208,6 +211,7 @@ impl Trainer {
             generic: None,
             templates: HashMap::new(),
             inputs: HashMap::new(),
+            resuming: (Vec::new(), None),
         }
     }
 
@@ -259,6 +263,16 @@ impl Trainer {
     /// Takes back what the store kept from before a restart (see [`restart::load`]); what this
     /// trainer has learnt since is newer and stays.
     pub fn restore(&mut self, restored: restart::Restored) {
+        let seen = std::mem::take(&mut self.seen);
+        self.seen = restart::merged(restored.signals, seen, MAX_SEEN)
+            .into_iter()
+            .collect();
+        let suggestions = std::mem::take(&mut self.suggestions);
+        self.suggestions = restart::merged(restored.suggestions, suggestions, MAX_SUGGESTIONS);
+        for (key, at) in restored.last_runs {
+            self.last_run.entry(key).or_insert(at);
+        }
+        self.resuming = (restored.deploys, Some(restored.at));
         for (key, inputs) in restored.inputs {
             self.inputs.entry(key).or_insert(inputs);
         }

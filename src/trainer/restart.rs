@@ -1,37 +1,149 @@
-//! What a trainer takes back from the store when it starts: the inputs the LLM wrote for each
-//! target, and the LLM calls of the last 24 hours, so that a restart neither asks for inputs
-//! again nor spends the day's budget of calls twice.
+//! What a trainer takes back from the store when it starts, so that a restart loses neither
+//! evidence nor money: the signals and suggestions of its window (triggers and live figures
+//! read them), when each target's last run started (a run needs evidence newer than that),
+//! the versions deployed within the window (watched again, from their deploy), the inputs the
+//! LLM wrote for each target, and the LLM calls of the last 24 hours (the day's budget).
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::inputs;
 use super::job::DAY;
-use crate::store::{training_runs, Pool};
+use super::stats::Seen;
+use crate::store::{feedback, prompts, training_runs, Pool};
+
+/// Stored signals read back at most (the newest).
+const MAX_SIGNALS: i64 = 200_000;
+
+/// A target: its kind and name.
+type Key = (String, String);
+
+/// A version deployed before a restart: the target, the version, the one it replaced, and when.
+pub(super) type Deploy = (Key, i64, i64, Instant);
 
 /// What the store holds for a starting trainer.
 pub struct Restored {
+    /// Signals of the window per target, oldest first.
+    pub(super) signals: Vec<(Key, Seen)>,
+    /// Suggestions of the window per target, oldest first.
+    pub(super) suggestions: Vec<(Key, String)>,
+    /// When each target's last run started.
+    pub(super) last_runs: Vec<(Key, Instant)>,
+    /// Versions deployed within the window and still in production.
+    pub(super) deploys: Vec<Deploy>,
+    /// When it was read: the signals before it are the stored ones.
+    pub(super) at: Instant,
     /// The LLM's inputs per target, with what they were asked for.
     pub(super) inputs: inputs::Kept,
     /// When each LLM call of the last day was made (as when its run started), oldest first.
     pub(super) llm_calls: Vec<Instant>,
 }
 
-/// Reads what a starting trainer takes back ([`super::Trainer::restore`]); blocking.
-pub fn load(pool: &Pool) -> Result<Restored, String> {
+/// Reads what a trainer whose window is `window` takes back ([`super::Trainer::restore`]);
+/// blocking.
+pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     let inputs = inputs::stored(pool)?;
     let now_ms = crate::connector::now_ms();
-    let since = now_ms - DAY.as_millis() as i64;
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let runs = training_runs::llm_calls_since(&mut conn, since).map_err(|e| e.to_string())?;
     let now = Instant::now();
+    let at = |ms: i64| {
+        let ago = Duration::from_millis(now_ms.saturating_sub(ms).max(0) as u64);
+        now.checked_sub(ago)
+    };
+    let since = |span: Duration| now_ms.saturating_sub(span.as_millis() as i64);
+    let err = |e: diesel::result::Error| e.to_string();
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+
+    let rows = feedback::since(&mut conn, since(window), MAX_SIGNALS).map_err(err)?;
+    let mut signals = Vec::with_capacity(rows.len());
+    let mut suggestions = Vec::new();
+    for row in rows {
+        let Some(when) = at(row.created_at_ms) else {
+            continue;
+        };
+        let key = (row.target_kind, row.target);
+        if let Some(suggestion) = row.suggestion {
+            suggestions.push((key.clone(), suggestion));
+        }
+        let seen = Seen {
+            at: when,
+            signal: row.signal,
+            rating: row.rating,
+        };
+        signals.push((key, seen));
+    }
+    let last_runs = training_runs::last_started(&mut conn, since(window))
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|(kind, target, started)| Some(((kind, target), at(started?)?)))
+        .collect();
+    let mut deploys: Vec<Deploy> = Vec::new();
+    for moved in prompts::production_moves_since(&mut conn, since(window)).map_err(err)? {
+        let key = (moved.target_kind, moved.target);
+        deploys.retain(|(k, ..)| *k != key);
+        let deployed = moved.reason.starts_with("trained")
+            || moved.reason == "won the live experiment"
+            || moved.reason == "deployed through the API";
+        match (deployed, moved.from_version, at(moved.at_ms)) {
+            (true, Some(previous), Some(when)) if previous != moved.to_version => {
+                deploys.push((key, moved.to_version, previous, when))
+            }
+            _ => {}
+        }
+    }
+    let runs = training_runs::llm_calls_since(&mut conn, since(DAY)).map_err(err)?;
     let llm_calls = runs
         .into_iter()
-        .filter_map(|(started_ms, calls)| {
-            let ago = Duration::from_millis(now_ms.saturating_sub(started_ms).max(0) as u64);
-            let at = now.checked_sub(ago)?;
-            Some(std::iter::repeat_n(at, calls.max(0) as usize))
+        .filter_map(|(started, calls)| {
+            Some(std::iter::repeat_n(at(started)?, calls.max(0) as usize))
         })
         .flatten()
         .collect();
-    Ok(Restored { inputs, llm_calls })
+    Ok(Restored {
+        at: now,
+        signals,
+        suggestions,
+        last_runs,
+        deploys,
+        inputs,
+        llm_calls,
+    })
+}
+
+/// Per target, the `older` items (oldest first) followed by the `newer` ones, the newest `cap`
+/// of them.
+pub(super) fn merged<T>(
+    older: Vec<(Key, T)>,
+    newer: impl IntoIterator<Item = (Key, VecDeque<T>)>,
+    cap: usize,
+) -> HashMap<Key, VecDeque<T>> {
+    let mut all: HashMap<Key, VecDeque<T>> = HashMap::new();
+    for (key, item) in older {
+        all.entry(key).or_default().push_back(item);
+    }
+    for (key, items) in newer {
+        all.entry(key).or_default().extend(items);
+    }
+    for items in all.values_mut() {
+        while items.len() > cap {
+            items.pop_front();
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_items_keep_their_order_and_the_newest_within_the_cap() {
+        let key = |name: &str| ("tool".to_string(), name.to_string());
+        let older = vec![(key("a"), 1), (key("a"), 2), (key("b"), 7)];
+        let newer = vec![(key("a"), VecDeque::from([3, 4]))];
+
+        let all = merged(older, newer, 3);
+
+        assert_eq!(all[&key("a")], [2, 3, 4]);
+        assert_eq!(all[&key("b")], [7]);
+    }
 }

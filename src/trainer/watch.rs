@@ -87,18 +87,56 @@ impl Trainer {
 
     /// Watches `version` of `key`, deployed in place of `previous` just now.
     pub(super) fn watch(&mut self, key: (String, String), version: i64, previous: i64) {
-        let group = self.group_of(&key);
-        let since = Instant::now();
+        let watch = self.watch_since(&key, version, previous, Instant::now());
+        self.watched.insert(key, watch);
+    }
+
+    /// The watch of `version` of `key`, deployed in place of `previous` at `since`.
+    fn watch_since(
+        &self,
+        key: &(String, String),
+        version: i64,
+        previous: i64,
+        since: Instant,
+    ) -> Watch {
+        let group = self.group_of(key);
         let (uses, errors) = self.group_figures(&group, since, false);
-        let watch = Watch {
+        Watch {
             version,
             previous,
             since,
             group,
             baseline: (errors, uses),
             looks: 0,
+        }
+    }
+
+    /// Watches again, once the catalog is loaded, the versions deployed before a restart: the
+    /// looks that the uses between the deploy and the restart passed count as taken (the
+    /// version is still in production, so none of them rolled it back), and a version past its
+    /// last look is not watched again.
+    fn resume_watches(&mut self) {
+        let Some(restart) = self.resuming.1 else {
+            return;
         };
-        self.watched.insert(key, watch);
+        if !self.deps.catalog.load().loaded {
+            return;
+        }
+        let volume = self.settings.min_volume.max(2) as f64;
+        for (key, version, previous, since) in std::mem::take(&mut self.resuming.0) {
+            let mut watch = self.watch_since(&key, version, previous, since);
+            let (used, _) = self.group_figures(&watch.group, since, true);
+            let (used_since_restart, _) = self.group_figures(&watch.group, restart, true);
+            let uses = used - used_since_restart;
+            watch.looks = LOOKS
+                .iter()
+                .take_while(|(at, _)| uses as f64 >= (volume * at).ceil())
+                .count();
+            if watch.looks < LOOKS.len() && !self.watched.contains_key(&key) {
+                self.watched.insert(key, watch);
+            }
+        }
+        self.resuming.1 = None;
     }
 
     /// Checks `version` of `key`, deployed through the API in place of `previous`, as a
@@ -171,6 +209,7 @@ impl Trainer {
     /// Takes the next look at every watched version whose backend's live results reached it:
     /// rolls back those that breach, and ends the watch of those proven at the last look.
     pub(super) fn check_watches(&mut self, ctx: &mut Context<Self>) {
+        self.resume_watches();
         let volume = self.settings.min_volume;
         let mut rollbacks = Vec::new();
         let mut proven = Vec::new();

@@ -3,9 +3,9 @@
 //! by hand tests worse. The optimizer LLM is a test double behind the real OpenAI-compatible
 //! HTTP path. Helpers shared by the files are here.
 
-mod budget;
 mod experiments;
 mod prompts;
+mod restart;
 mod rollback;
 mod runs;
 

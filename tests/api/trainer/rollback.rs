@@ -9,14 +9,14 @@ use crate::helpers::TestApp;
 
 /// Settings under which four calls make a watch's verdict, and a rise of 0.2 in the failure
 /// rate a breach.
-fn watching(s: &mut mcpgate::configuration::Settings) {
+pub(super) fn watching(s: &mut mcpgate::configuration::Settings) {
     s.trainer.min_volume = 4;
     s.trainer.rollback_margin = 0.2;
 }
 
 /// Makes the backend fail, calls four times, and waits until production of `gh_search` is back
 /// at version 1 (or gives up); returns production and the training runs.
-async fn fail_until_rolled_back(
+pub(super) async fn fail_until_rolled_back(
     app: &TestApp,
     backend: &FakeConnector,
     session: &str,

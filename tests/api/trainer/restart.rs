@@ -1,0 +1,167 @@
+//! What the trainer keeps across a restart on the same store: the day's LLM budget, the
+//! signals of its window (live figures and triggers read them), and the watch over a version
+//! deployed before it.
+
+use std::time::Duration;
+
+use mcpgate::configuration::Settings;
+use mcpgate::store::feedback;
+use serde_json::json;
+
+use super::rollback::{fail_until_rolled_back, watching};
+use super::{app, fake_llm, four_good_searches, tools};
+use crate::fake_connector::FakeConnector;
+use crate::helpers::{connector, spawn_app_sharing, TestApp};
+
+/// Waits until the store holds `count` feedback rows of `tool` (the recorder writes them in
+/// batches).
+async fn stored(app: &TestApp, tool: &str, count: i64) {
+    for _ in 0..250 {
+        let mut conn = app.gateway.pool.get().unwrap();
+        if feedback::count_for(&mut conn, "tool", tool).unwrap() >= count {
+            return;
+        }
+        drop(conn);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the store never held {count} feedback rows");
+}
+
+/// A gateway on `app`'s store in front of `backend`, with settings changed by `tweak`.
+async fn restarted(
+    app: &TestApp,
+    backend: &FakeConnector,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_sharing(app, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        tweak(s);
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn the_days_llm_budget_holds_within_a_gateway_and_across_a_restart() {
+    let (llm, requests) = fake_llm("Search issues. Always use this tool.").await;
+    let backend = FakeConnector::with_tools(tools()).await;
+    let budget = move |s: &mut Settings| {
+        s.trainer.llm.base_url = llm;
+        s.trainer.llm.max_calls_per_day = 1;
+    };
+    let app = app(&backend, budget.clone()).await;
+    let train = "/api/v1/prompts/tool:gh_search/train";
+
+    let (_, first) = app.send_json("POST", train, &json!({})).await;
+    let (_, second) = app.send_json("POST", train, &json!({})).await;
+    let restarted = restarted(&app, &backend, budget).await;
+    let (_, third) = restarted.send_json("POST", train, &json!({})).await;
+    let (_, runs) = restarted.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(first["approach"], "meta-prompt", "{first}");
+    assert_eq!(first["outcome"], "rejected", "{first}");
+    let spent = "the meta-prompt is needed, but the LLM's daily call budget is spent";
+    for later in [&second, &third] {
+        assert_eq!(later["reason"], spent, "{later}");
+    }
+    assert_eq!(requests.lock().unwrap().len(), 1);
+    let calls: Vec<_> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["llm_calls"].clone())
+        .collect();
+    assert_eq!(calls, [json!(0), json!(0), json!(1)], "{runs}");
+}
+
+/// A gateway in front of `backend` whose `gh_strict` failed four times, as the store holds.
+async fn four_failures(backend: &FakeConnector) -> TestApp {
+    let app = app(backend, |_| {}).await;
+    let session = app.initialize().await;
+    for query in ["a", "b", "c", "d"] {
+        let call = json!({"name": "gh_strict", "arguments": {"query": query}});
+        let failed = app.rpc(&session, "tools/call", call).await;
+        assert_eq!(failed["result"]["isError"], true, "{failed}");
+    }
+    stored(&app, "gh_strict", 4).await;
+    app
+}
+
+/// Settings under which four failures of four calls start a run.
+fn triggered(s: &mut Settings) {
+    s.trainer.enabled = true;
+    s.trainer.min_volume = 4;
+    s.trainer.error_rate_threshold = 0.5;
+}
+
+/// The training runs of `app` once `count` are listed, or after 1 s.
+async fn runs_when(app: &TestApp, count: usize) -> Vec<serde_json::Value> {
+    let mut runs = Vec::new();
+    for _ in 0..50 {
+        let (_, listed) = app.get_json("/api/v1/training-runs").await;
+        runs = listed["runs"].as_array().cloned().unwrap_or_default();
+        if runs.len() >= count {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    runs
+}
+
+#[actix_web::test]
+async fn failures_seen_before_a_restart_count_in_live_figures_and_start_a_run_after_it() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = four_failures(&backend).await;
+
+    let restarted = restarted(&app, &backend, triggered).await;
+    let (_, listed) = restarted.get_json("/api/v1/targets").await;
+    let runs = runs_when(&restarted, 1).await;
+
+    let target = &listed["targets"][0];
+    assert_eq!(
+        (&target["uses"], &target["errors"]),
+        (&json!(4), &json!(4)),
+        "{listed}"
+    );
+    assert_eq!(
+        runs.first().map(|r| &r["trigger"]),
+        Some(&json!("error_rate")),
+        "{runs:?}"
+    );
+}
+
+#[actix_web::test]
+async fn failures_a_run_has_learnt_from_before_a_restart_start_no_run_after_it() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = four_failures(&backend).await;
+    let train = "/api/v1/prompts/tool:gh_strict/train";
+    let (status, _) = app.send_json("POST", train, &json!({})).await;
+    assert_eq!(status, 200);
+
+    let restarted = restarted(&app, &backend, triggered).await;
+    // Ten checks of the trainer (every 100 ms).
+    let runs = runs_when(&restarted, 2).await;
+
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["trigger"], "manual");
+}
+
+#[actix_web::test]
+async fn a_version_deployed_before_a_restart_is_still_watched_and_rolled_back_after_it() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, watching).await;
+    four_good_searches(&app).await;
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    assert_eq!(outcome["outcome"], "deployed", "{outcome}");
+    stored(&app, "gh_search", 4).await;
+
+    let restarted = restarted(&app, &backend, watching).await;
+    let session = restarted.initialize().await;
+    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
+    let (production, runs) = fail_until_rolled_back(&restarted, &backend, &session, &call).await;
+
+    assert_eq!(production, 1);
+    assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
+    assert_eq!(runs["runs"][0]["trigger"], "live_results", "{runs}");
+}
