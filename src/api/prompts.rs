@@ -135,7 +135,7 @@ pub async fn deploy(
             &name,
             "production",
             version,
-            "deployed through the API",
+            prompts::BY_API,
             now,
         )?;
         Ok(Some(previous))

@@ -9,6 +9,19 @@ use diesel::prelude::*;
 use super::schema::{prompt_label_moves, prompt_labels, prompt_versions};
 use super::AnyConnection;
 
+/// Why production moved to a version that won a live experiment.
+pub const WON: &str = "won the live experiment";
+/// Why production moved to a version an operator deployed through the API.
+pub const BY_API: &str = "deployed through the API";
+/// How the reason of a move to a version the trainer made begins.
+pub const TRAINED: &str = "trained";
+
+/// Whether a move of `production` for `reason` deployed a version (by the trainer, a live
+/// experiment or an operator), rather than rolled one back.
+pub fn is_deploy(reason: &str) -> bool {
+    reason.starts_with(TRAINED) || reason == WON || reason == BY_API
+}
+
 /// A stored version.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = prompt_versions)]

@@ -144,7 +144,7 @@ pub async fn conclude(
                     &target,
                     "production",
                     version,
-                    "won the live experiment",
+                    prompts::WON,
                     now,
                 )?;
             }

@@ -80,10 +80,11 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     for moved in prompts::production_moves_since(&mut conn, since(window)).map_err(err)? {
         let key = (moved.target_kind, moved.target);
         deploys.retain(|(k, ..)| *k != key);
-        let deployed = moved.reason.starts_with("trained")
-            || moved.reason == "won the live experiment"
-            || moved.reason == "deployed through the API";
-        match (deployed, moved.from_version, at(moved.at_ms)) {
+        match (
+            prompts::is_deploy(&moved.reason),
+            moved.from_version,
+            at(moved.at_ms),
+        ) {
             (true, Some(previous), Some(when)) if previous != moved.to_version => {
                 deploys.push((key, moved.to_version, previous, when))
             }

@@ -432,7 +432,7 @@ pub(super) async fn store_candidate(
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
     let (original, candidate) = (job.original.clone(), candidate.to_string());
     let approach = approach.to_string();
-    let reason = format!("trained ({approach})");
+    let reason = format!("{} ({approach})", prompts::TRAINED);
     web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         // One transaction: a version is never kept without its labels.

@@ -69,7 +69,7 @@ pub async fn deploy_bad(
                 prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
             let version = prompts::add_version(conn, "tool", &name, &text, "manual", "operator", 0)
                 .map_err(err)?;
-            let reason = "deployed through the API";
+            let reason = prompts::BY_API;
             prompts::move_label(conn, "tool", &name, "production", version, reason, 0)
                 .map_err(err)?;
             (version, previous)

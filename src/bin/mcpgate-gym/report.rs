@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use mcpgate::store::prompts;
 use mcpgate::trainer::approaches::without_stated;
 use mcpgate::trainer::topic::sentences;
 use serde::Serialize;
@@ -167,7 +168,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
     for (target, moves) in &run.production {
         let t = index[target.as_str()];
         for (text, reason, old) in moves {
-            if !(reason.starts_with("trained") || reason.starts_with("won")) {
+            if !(reason.starts_with(prompts::TRAINED) || reason == prompts::WON) {
                 continue;
             }
             deploys += 1;
