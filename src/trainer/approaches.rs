@@ -45,6 +45,8 @@ const MAX_EXAMPLE: usize = 200;
 pub(super) const WELL_RATED: f64 = 0.75;
 /// What comes between a text and the parameters stated after it.
 const PARAMETERS: &str = "\n\nParameters: ";
+/// What introduces the few-shot examples written after a text; everything after it is theirs.
+pub const EXAMPLES: &str = "\n\nExamples of arguments that worked:";
 /// Allowed values of a parameter stated when a text is hardened.
 const MAX_ALLOWED: usize = 10;
 
@@ -96,10 +98,7 @@ pub fn few_shot(text: &str, examples: &[Example], values: bool) -> Option<String
     }
     let base = strip_examples(text);
     let lines: Vec<String> = chosen.iter().map(|q| format!("- {q}")).collect();
-    Some(format!(
-        "{base}\n\nExamples of arguments that worked:\n{}",
-        lines.join("\n")
-    ))
+    Some(format!("{base}{EXAMPLES}\n{}", lines.join("\n")))
 }
 
 /// Adversarial, by rules: `text` hardened against what broke it, stating each parameter of the
@@ -257,10 +256,7 @@ fn shape(value: &Value) -> Value {
 
 /// `text` without an examples section that an earlier few-shot run added.
 fn strip_examples(text: &str) -> &str {
-    text.split("\n\nExamples of arguments that worked:")
-        .next()
-        .unwrap_or(text)
-        .trim_end()
+    text.split(EXAMPLES).next().unwrap_or(text).trim_end()
 }
 
 #[cfg(test)]
