@@ -127,7 +127,7 @@ impl Trainer {
             let mut watch = self.watch_since(&key, version, previous, since);
             let (used, _) = self.group_figures(&watch.group, since, true);
             let (used_since_restart, _) = self.group_figures(&watch.group, restart, true);
-            let uses = used - used_since_restart;
+            let uses = used.saturating_sub(used_since_restart);
             watch.looks = LOOKS
                 .iter()
                 .take_while(|(at, _)| uses as f64 >= (volume * at).ceil())
