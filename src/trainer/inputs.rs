@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::approaches::Example;
 use super::job::Job;
-use crate::store::{trainer_inputs, Pool};
+use crate::store::{trainer_inputs, AnyConnection, Pool};
 
 /// Inputs per target, with what they were asked for, as the trainer keeps them.
 pub type Kept = Vec<((String, String), (String, Vec<Value>))>;
@@ -201,12 +201,11 @@ pub(super) fn basis(kind: &str, schema: &Value, placeholders: &[String]) -> Stri
     }
 }
 
-/// Stores the `inputs` the LLM wrote in `job`'s run in place of the target's earlier ones. A
-/// failure is logged: the trainer still keeps them in memory.
-pub(super) async fn store(job: &Job, inputs: &[Value], pool: &Pool) {
-    let basis = basis(&job.kind, &job.context.schema, &job.placeholders);
+/// Stores the inputs the LLM wrote in `job`'s run, with what they were asked for, in place of
+/// the target's earlier ones. A failure is logged: the trainer still keeps them in memory.
+pub(super) async fn store(job: &Job, (basis, inputs): &(String, Vec<Value>), pool: &Pool) {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
-    let text = Value::from(inputs.to_vec()).to_string();
+    let (basis, text) = (basis.clone(), Value::from(inputs.clone()).to_string());
     let now = crate::connector::now_ms();
     let stored = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
@@ -222,9 +221,8 @@ pub(super) async fn store(job: &Job, inputs: &[Value], pool: &Pool) {
 }
 
 /// Every target's stored inputs; a row whose inputs are not a JSON array is skipped.
-pub(super) fn stored(pool: &Pool) -> Result<Kept, String> {
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let rows = trainer_inputs::all(&mut conn).map_err(|e| e.to_string())?;
+pub(super) fn stored(conn: &mut AnyConnection) -> Result<Kept, String> {
+    let rows = trainer_inputs::all(conn).map_err(|e| e.to_string())?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {

@@ -83,11 +83,13 @@ impl Job {
         self.llm_used.load(Ordering::Relaxed)
     }
 
-    /// LLM calls made, and the inputs it wrote in this run.
-    pub(super) fn spent(&self) -> (u32, Option<Vec<Value>>) {
+    /// LLM calls made, and the inputs it wrote in this run with what they were asked for
+    /// (see [`inputs::basis`]).
+    pub(super) fn spent(&self) -> (u32, Option<(String, Vec<Value>)>) {
         let fresh = (!self.inputs_kept).then(|| self.inputs.get().cloned());
         let fresh = fresh.flatten().and_then(Result::ok);
-        (self.calls_made(), fresh)
+        let basis = || inputs::basis(&self.kind, &self.context.schema, &self.placeholders);
+        (self.calls_made(), fresh.map(|written| (basis(), written)))
     }
 }
 

@@ -3,10 +3,11 @@
 //! Owns the live view of every target's feedback (ratings, suggestions, tool-call outcomes with
 //! their arguments, prompt fetches) over a sliding window, fed by [`RecordFeedback`] messages
 //! that never hold up a request; the triggers that read it (error rate, mean rating, thin
-//! descriptions, volume, cooldown); the training runs it starts ([`run`], batched per backend in
-//! [`batch`]) within the LLM's budget; and the watch over each deployed version ([`watch`]),
-//! rolled back by itself when live results breach their threshold. It does not store
-//! feedback (the feedback recorder does) and serves nothing (the served versions do).
+//! descriptions, volume, cooldown); the training runs it starts ([`run`], started and ended in
+//! `running`, batched per backend in `batch`) within the LLM's budget; the watch over each
+//! deployed version ([`watch`]), rolled back by itself when live results breach their
+//! threshold; and what it takes back from the store when it starts ([`restart`]). It does not
+//! store feedback (the feedback recorder does) and serves nothing (the served versions do).
 
 pub mod approaches;
 mod batch;
@@ -21,6 +22,7 @@ pub mod meta_prompt;
 pub mod prompt;
 pub mod restart;
 pub mod run;
+mod running;
 pub mod safety;
 pub mod served;
 mod stats;
@@ -217,96 +219,6 @@ impl Trainer {
 
     fn view(kind: &str, target: &str, seen: &VecDeque<Seen>) -> TargetView {
         view_of(kind, target, seen.iter())
-    }
-
-    /// Starts a run for `key`; `reply` hears how it ended.
-    fn start_run(
-        &mut self,
-        key: (String, String),
-        trigger: &str,
-        reply: Option<tokio::sync::oneshot::Sender<Result<TrainingOutcome, String>>>,
-        ctx: &mut Context<Self>,
-    ) {
-        let job = match self.job(&key, trigger) {
-            Ok(job) => job,
-            Err(err) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(err));
-                }
-                return;
-            }
-        };
-        let reserved = job.llm.as_ref().map_or(0, |_| job.llm_budget);
-        let basis = inputs::basis(&job.kind, &job.context.schema, &job.placeholders);
-        self.begin_run(&key, reserved);
-        let work = run::train(job, self.deps.pool.clone(), self.deps.served.clone());
-        self.pending += 1;
-        ctx.spawn(work.into_actor(self).map(move |mut finished, act, _| {
-            act.pending -= 1;
-            let unused = reserved.saturating_sub(finished.llm_calls);
-            if let Some(inputs) = finished.inputs.take() {
-                act.inputs.insert(key.clone(), (basis, inputs));
-            }
-            let run = act.end_run(key, unused, finished);
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(TrainingOutcome {
-                    approach: run.approach,
-                    reason: run.reason,
-                    outcome: run.outcome,
-                    version: run.candidate_version,
-                    evaluation: run.evaluation.and_then(|e| serde_json::from_str(&e).ok()),
-                }));
-            }
-        }));
-    }
-
-    /// Takes back what the store kept from before a restart (see [`restart::load`]); what this
-    /// trainer has learnt since is newer and stays.
-    pub fn restore(&mut self, restored: restart::Restored) {
-        let seen = std::mem::take(&mut self.seen);
-        self.seen = restart::merged(restored.signals, seen, MAX_SEEN)
-            .into_iter()
-            .collect();
-        let suggestions = std::mem::take(&mut self.suggestions);
-        self.suggestions = restart::merged(restored.suggestions, suggestions, MAX_SUGGESTIONS);
-        for (key, at) in restored.last_runs {
-            self.last_run.entry(key).or_insert(at);
-        }
-        self.resuming = (restored.deploys, Some(restored.at));
-        for (key, inputs) in restored.inputs {
-            self.inputs.entry(key).or_insert(inputs);
-        }
-        let mut calls: Vec<Instant> = self.llm_calls.drain(..).collect();
-        calls.extend(restored.llm_calls);
-        calls.sort();
-        self.llm_calls = calls.into();
-    }
-
-    /// Marks `key` as running; reserves the LLM calls the run may make.
-    fn begin_run(&mut self, key: &(String, String), reserve_llm: u32) {
-        self.running.insert(key.clone());
-        self.last_run.insert(key.clone(), Instant::now());
-        for _ in 0..reserve_llm {
-            self.llm_calls.push_back(Instant::now());
-        }
-    }
-
-    /// Bookkeeping after a run of `key`: no longer running, the `unused` LLM calls of its
-    /// reservation given back, a deployed version watched. Returns the recorded run.
-    fn end_run(
-        &mut self,
-        key: (String, String),
-        unused: u32,
-        finished: run::Finished,
-    ) -> crate::store::training_runs::NewRun {
-        self.running.remove(&key);
-        for _ in 0..unused {
-            self.llm_calls.pop_back();
-        }
-        if let Some((version, previous)) = finished.deployed {
-            self.watch(key, version, previous);
-        }
-        finished.run
     }
 }
 

@@ -7,9 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::inputs;
 use super::job::DAY;
 use super::stats::Seen;
+use super::{inputs, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
 use crate::store::{feedback, prompts, training_runs, Pool};
 
 /// Stored signals read back at most (the newest).
@@ -42,7 +42,6 @@ pub struct Restored {
 /// Reads what a trainer whose window is `window` takes back ([`super::Trainer::restore`]);
 /// blocking.
 pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
-    let inputs = inputs::stored(pool)?;
     let now_ms = crate::connector::now_ms();
     let now = Instant::now();
     let at = |ms: i64| {
@@ -52,6 +51,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     let since = |span: Duration| now_ms.saturating_sub(span.as_millis() as i64);
     let err = |e: diesel::result::Error| e.to_string();
     let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let inputs = inputs::stored(&mut conn)?;
 
     let rows = feedback::since(&mut conn, since(window), MAX_SIGNALS).map_err(err)?;
     let mut signals = Vec::with_capacity(rows.len());
@@ -108,6 +108,30 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         inputs,
         llm_calls,
     })
+}
+
+impl Trainer {
+    /// Takes back what the store kept from before a restart (see [`load`]); what this
+    /// trainer has learnt since is newer and stays.
+    pub fn restore(&mut self, restored: Restored) {
+        let seen = std::mem::take(&mut self.seen);
+        self.seen = merged(restored.signals, seen, MAX_SEEN)
+            .into_iter()
+            .collect();
+        let suggestions = std::mem::take(&mut self.suggestions);
+        self.suggestions = merged(restored.suggestions, suggestions, MAX_SUGGESTIONS);
+        for (key, at) in restored.last_runs {
+            self.last_run.entry(key).or_insert(at);
+        }
+        self.resuming = (restored.deploys, Some(restored.at));
+        for (key, inputs) in restored.inputs {
+            self.inputs.entry(key).or_insert(inputs);
+        }
+        let mut calls: Vec<Instant> = self.llm_calls.drain(..).collect();
+        calls.extend(restored.llm_calls);
+        calls.sort();
+        self.llm_calls = calls.into();
+    }
 }
 
 /// Per target, the `older` items (oldest first) followed by the `newer` ones, the newest `cap`

@@ -40,7 +40,7 @@ pub struct Finished {
     /// LLM calls the run made.
     pub llm_calls: u32,
     /// Adversarial inputs the LLM wrote in this run, for the trainer to keep.
-    pub inputs: Option<Vec<Value>>,
+    pub inputs: Option<(String, Vec<Value>)>,
 }
 
 /// Runs `job` to the end and records it.
