@@ -17,13 +17,10 @@ pub(super) async fn propose(job: &Job) -> (&'static str, String, Option<String>)
         .iter()
         .filter(|f| f.error.as_deref().is_some_and(evaluate::misrouted))
         .count();
-    // Failing calls show that the text breaks; the edge cases of its schema show where else.
     let schema = &job.context.schema;
-    let mut cases = job.examples.clone();
-    cases.extend(approaches::edge_cases(schema));
     // Whether the rules alone would harden the text decides between them and the meta-prompt.
     let hardened = (!failures.is_empty())
-        .then(|| approaches::harden(&job.current, schema, &cases))
+        .then(|| approaches::harden(&job.current, schema, &rule_cases(job)))
         .flatten();
     let thin = approaches::is_thin(&job.current, &job.target);
     let mostly_failing = failures.len() * 2 > job.examples.len().max(1);
@@ -74,8 +71,7 @@ pub(super) async fn by_rules(job: &Job) -> Option<(&'static str, String, String)
     let failures = job.examples.iter().filter(|e| !e.ok).count();
     let successes = job.examples.len() - failures;
     if failures > 0 {
-        let mut cases = job.examples.clone();
-        cases.extend(approaches::edge_cases(schema));
+        let mut cases = rule_cases(job);
         let mut tested = "; the rules' edge cases were run".to_string();
         match inputs::generated(job).await {
             None => {}
@@ -105,4 +101,12 @@ pub(super) async fn by_rules(job: &Job) -> Option<(&'static str, String, String)
         }
     }
     None
+}
+
+/// The cases the rules harden a text against: the recorded calls (failing calls show that the
+/// text breaks) and the edge cases of its schema (they show where else).
+fn rule_cases(job: &Job) -> Vec<Example> {
+    let mut cases = job.examples.clone();
+    cases.extend(approaches::edge_cases(&job.context.schema));
+    cases
 }
