@@ -84,3 +84,37 @@ pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult
     rows.reverse();
     Ok(rows)
 }
+
+/// What a live experiment counts of a stored row: the version it names, the session it came
+/// from, the signal and the rating.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = feedback)]
+pub struct Outcome {
+    /// The version that was served, if known.
+    pub version: Option<i64>,
+    /// The client session, if known.
+    pub session_id: Option<String>,
+    /// The signal.
+    pub signal: String,
+    /// The rating, if any.
+    pub rating: Option<f64>,
+}
+
+/// The newest `limit` rows of one target since `since_ms`, oldest first.
+pub fn outcomes_since(
+    conn: &mut AnyConnection,
+    (kind, target): (&str, &str),
+    since_ms: i64,
+    limit: i64,
+) -> QueryResult<Vec<Outcome>> {
+    let mut rows: Vec<Outcome> = feedback::table
+        .filter(feedback::target_kind.eq(kind))
+        .filter(feedback::target.eq(target))
+        .filter(feedback::created_at_ms.ge(since_ms))
+        .order((feedback::created_at_ms.desc(), feedback::id.desc()))
+        .limit(limit)
+        .select(Outcome::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}

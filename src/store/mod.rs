@@ -5,6 +5,7 @@
 //! blocking thread, never on an actor's or an HTTP worker's thread.
 
 pub mod connectors;
+pub mod experiments;
 pub mod feedback;
 pub mod prompts;
 pub mod schema;

@@ -111,3 +111,13 @@ diesel::table! {
         written_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    experiments (target_kind, target) {
+        target_kind -> Text,
+        target -> Text,
+        arms -> Text,
+        canary -> Double,
+        started_at_ms -> BigInt,
+    }
+}

@@ -1,18 +1,22 @@
 //! Live experiments started (production beside a run's variant, and the rules' own candidate
-//! when an LLM wrote the variant), what their live results decide (the best arm becomes
-//! production when it beats production by the margin), and a deployed version rolled back when
-//! the watch finds a breach. Conclusions and rollbacks are recorded as training runs.
+//! when an LLM wrote the variant) and stored while they run, what their live results decide
+//! (the best arm becomes production when it beats production by the margin), and a deployed
+//! version rolled back when the watch finds a breach. Conclusions and rollbacks are recorded as
+//! training runs.
 
 use std::sync::Arc;
 
+use actix::prelude::*;
 use actix_web::web;
 use serde_json::{json, Value};
 
 use super::evaluate;
-use super::experiment::verdict;
+use super::experiment::{stored_arms, verdict};
 use super::job::Job;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
+use super::Trainer;
+use crate::store::experiments::{self, Stored};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
 
@@ -63,10 +67,58 @@ pub(super) async fn start(
         }
     }
     let versions = arms.iter().map(|a| a.version).collect();
-    served
-        .experiments
-        .start(&job.kind, &job.target, arms, job.canary_share);
+    let experiments = &served.experiments;
+    let started_at_ms = experiments.start(&job.kind, &job.target, arms, job.canary_share);
+    let started = experiments.arms(&job.kind, &job.target).map(|arms| Stored {
+        target_kind: job.kind.clone(),
+        target: job.target.clone(),
+        arms: stored_arms(&arms),
+        canary: job.canary_share,
+        started_at_ms,
+    });
+    if let Some(started) = started {
+        let pool = pool.clone();
+        let stored = web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            experiments::put(&mut conn, &started).map_err(|e| e.to_string())
+        })
+        .await;
+        if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+            log::error!(
+                "storing the experiment of {} `{}` failed (a restart ends it): {err}",
+                job.kind,
+                job.target
+            );
+        }
+    }
     (versions, note)
+}
+
+impl Trainer {
+    /// Stores the sessions that joined live experiments since they were last stored, so that a
+    /// restart keeps the sessions that made no call (what [`verdict`]'s uses per session count).
+    pub(super) fn store_sessions(&mut self, ctx: &mut Context<Self>) {
+        let changed = self.deps.served.experiments.to_store();
+        if changed.is_empty() {
+            return;
+        }
+        let pool = self.deps.pool.clone();
+        let write = web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            for ((kind, target), started_at_ms, arms) in changed {
+                experiments::set_arms(&mut conn, (&kind, &target, started_at_ms), &arms)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        });
+        self.pending += 1;
+        ctx.spawn(write.into_actor(self).map(|stored, act, _| {
+            act.pending -= 1;
+            if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+                log::warn!("storing the sessions of live experiments failed: {err}");
+            }
+        }));
+    }
 }
 
 /// Whether the rules' candidate `text` may join `arms` (see [`start`]), or why not.
@@ -149,6 +201,7 @@ pub async fn conclude(
                 )?;
             }
             training_runs::insert(conn, &run)?;
+            experiments::remove(conn, &kind, &target)?;
             Ok(wins && unchanged)
         });
         drop(conn);

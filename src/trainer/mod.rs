@@ -246,13 +246,7 @@ impl Handler<RecordFeedback> for Trainer {
             experiments.assigned(&key.0, &key.1, session)
         });
         if let Some(version) = version {
-            let outcome = match (feedback.signal.as_str(), feedback.rating) {
-                ("success", _) => Some(true),
-                ("tool_error" | "protocol_error" | "error", _) => Some(false),
-                (_, Some(rating)) => Some(rating >= 0.5),
-                _ => None,
-            };
-            if let Some(success) = outcome {
+            if let Some(success) = experiment::outcome(&feedback.signal, feedback.rating) {
                 self.deps
                     .served
                     .experiments

@@ -1,16 +1,20 @@
 //! What a trainer takes back from the store when it starts, so that a restart loses neither
 //! evidence nor money: the signals and suggestions of its window (triggers and live figures
 //! read them), when each target's last run started (a run needs evidence newer than that),
-//! the versions deployed within the window (watched again, from their deploy), the inputs the
-//! LLM wrote for each target, and the LLM calls of the last 24 hours (the day's budget).
+//! the versions deployed within the window (watched again, from their deploy), the live
+//! experiments that ran (they go on, with the successes and failures their feedback shows), the
+//! inputs the LLM wrote for each target, and the LLM calls of the last 24 hours (the day's
+//! budget).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::experiment::{read_arms, rebuilt, Arm};
 use super::job::DAY;
+use super::served::Served;
 use super::stats::Seen;
 use super::{inputs, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
-use crate::store::{feedback, prompts, training_runs, Pool};
+use crate::store::{experiments, feedback, prompts, training_runs, AnyConnection, Pool};
 
 /// Stored signals read back at most (the newest).
 const MAX_SIGNALS: i64 = 200_000;
@@ -20,6 +24,10 @@ type Key = (String, String);
 
 /// A version deployed before a restart: the target, the version, the one it replaced, and when.
 pub(super) type Deploy = (Key, i64, i64, Instant);
+
+/// A live experiment that ran before a restart: the target and when it started, its arms and
+/// the sessions assigned to them, and its canary share.
+pub(super) type Running = ((Key, i64), (Vec<Arm>, HashMap<String, usize>), f64);
 
 /// What the store holds for a starting trainer.
 pub struct Restored {
@@ -31,6 +39,8 @@ pub struct Restored {
     pub(super) last_runs: Vec<(Key, Instant)>,
     /// Versions deployed within the window and still in production.
     pub(super) deploys: Vec<Deploy>,
+    /// Live experiments that ran.
+    pub(super) experiments: Vec<Running>,
     /// When it was read: the signals before it are the stored ones.
     pub(super) at: Instant,
     /// The LLM's inputs per target, with what they were asked for.
@@ -91,6 +101,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
             _ => {}
         }
     }
+    let experiments = running(&mut conn)?;
     let runs = training_runs::llm_calls_since(&mut conn, since(DAY)).map_err(err)?;
     let llm_calls = runs
         .into_iter()
@@ -105,9 +116,44 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         suggestions,
         last_runs,
         deploys,
+        experiments,
         inputs,
         llm_calls,
     })
+}
+
+/// The stored live experiments, their arms rebuilt from the feedback since each started
+/// ([`rebuilt`]); one that names a version the store lacks cannot go on and is removed.
+fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
+    let err = |e: diesel::result::Error| e.to_string();
+    let mut running = Vec::new();
+    for stored in experiments::all(conn).map_err(err)? {
+        let (kind, target) = (stored.target_kind.as_str(), stored.target.as_str());
+        let versions = prompts::versions(conn, kind, target).map_err(err)?;
+        let arms: Option<Vec<(Served, u64)>> = read_arms(&stored.arms).and_then(|arms| {
+            arms.into_iter()
+                .map(|(version, sessions)| {
+                    let text = versions.iter().find(|v| v.version == version)?.text.clone();
+                    Some((Served { version, text }, sessions))
+                })
+                .collect()
+        });
+        let Some(arms) = arms.filter(|arms| arms.len() > 1) else {
+            log::warn!("the stored experiment of {kind} `{target}` names versions the store lacks; it ends");
+            experiments::remove(conn, kind, target).map_err(err)?;
+            continue;
+        };
+        let rows =
+            feedback::outcomes_since(conn, (kind, target), stored.started_at_ms, MAX_SIGNALS)
+                .map_err(err)?;
+        let key = (stored.target_kind.clone(), stored.target.clone());
+        running.push((
+            (key, stored.started_at_ms),
+            rebuilt(arms, &rows),
+            stored.canary,
+        ));
+    }
+    Ok(running)
 }
 
 impl Trainer {
@@ -124,6 +170,12 @@ impl Trainer {
             self.last_run.entry(key).or_insert(at);
         }
         self.resuming = (restored.deploys, Some(restored.at));
+        let live = &self.deps.served.experiments;
+        for (((kind, target), started_at_ms), arms, canary) in restored.experiments {
+            if live.arms(&kind, &target).is_none() {
+                live.resume((&kind, &target, started_at_ms), arms, canary);
+            }
+        }
         for (key, inputs) in restored.inputs {
             self.inputs.entry(key).or_insert(inputs);
         }

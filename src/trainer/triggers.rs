@@ -98,6 +98,7 @@ impl Trainer {
                 self.start_batch(key, "thin_uncalled", &snapshot, ctx);
             }
         }
+        self.store_sessions(ctx);
         let needed = (self.settings.min_volume as u64 / 2).max(2);
         for key in self.deps.served.experiments.targets() {
             let arms = self

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
-use mcpgate::store::{self, tool_calls, trainer_inputs};
+use mcpgate::store::{self, experiments, tool_calls, trainer_inputs};
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
@@ -37,7 +37,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (9, 0), "{kind:?}");
+        assert_eq!((first, second), (10, 0), "{kind:?}");
     }
 }
 
@@ -89,6 +89,39 @@ fn a_targets_llm_inputs_are_replaced_not_added_on_both_backends() {
         assert_eq!(
             kept,
             [("tool", r#"{"a"}"#, "[]", 2), ("prompt", "[]", "[]", 3)],
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn an_experiments_sessions_are_updated_only_while_it_is_the_one_stored_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+        let stored = |target: &str, arms: &str, started_at_ms| experiments::Stored {
+            target_kind: "tool".into(),
+            target: target.into(),
+            arms: arms.into(),
+            canary: 0.5,
+            started_at_ms,
+        };
+
+        experiments::put(&mut conn, &stored("a", "[1]", 10)).unwrap();
+        experiments::put(&mut conn, &stored("a", "[2]", 20)).unwrap();
+        experiments::put(&mut conn, &stored("b", "[3]", 30)).unwrap();
+        experiments::set_arms(&mut conn, ("tool", "a", 10), "[4]").unwrap();
+        experiments::set_arms(&mut conn, ("tool", "b", 30), "[5]").unwrap();
+        experiments::put(&mut conn, &stored("c", "[6]", 40)).unwrap();
+        experiments::remove(&mut conn, "tool", "c").unwrap();
+        experiments::set_arms(&mut conn, ("tool", "c", 40), "[7]").unwrap();
+
+        let mut rows = experiments::all(&mut conn).unwrap();
+        rows.sort_by_key(|r| r.started_at_ms);
+        assert_eq!(
+            rows,
+            [stored("a", "[2]", 20), stored("b", "[5]", 30)],
             "{kind:?}"
         );
     }

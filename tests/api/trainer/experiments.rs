@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::rollback::production_becomes;
 use super::{app, deploy_by_hand, description, fake_llm, searches};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
@@ -29,7 +30,7 @@ async fn documented(
 
 /// [`documented`], running a live experiment of a variant with examples (its version given
 /// back) against version 1 on every session.
-async fn experiment(
+pub(super) async fn experiment(
     tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
 ) -> (FakeConnector, TestApp, i64) {
     let (backend, app) = documented(tweak).await;
@@ -41,31 +42,27 @@ async fn experiment(
     (backend, app, outcome["version"].as_i64().unwrap())
 }
 
+/// Rates `version` of `gh_search` through the API `times` times.
+pub(super) async fn rate(app: &TestApp, version: i64, rating: &str, times: usize) {
+    for _ in 0..times {
+        let (status, _) = app
+            .send_json(
+                "POST",
+                "/api/v1/feedback",
+                &json!({"target_kind": "tool", "target": "gh_search",
+                "version": version, "rating": rating}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+}
+
 #[actix_web::test]
 async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_production() {
     let (_backend, app, variant) = experiment(|_| {}).await;
-    for (version, rating) in [(variant, "up"), (1, "down")] {
-        for _ in 0..3 {
-            let (status, _) = app
-                .send_json(
-                    "POST",
-                    "/api/v1/feedback",
-                    &json!({"target_kind": "tool", "target": "gh_search",
-                    "version": version, "rating": rating}),
-                )
-                .await;
-            assert_eq!(status, 202);
-        }
-    }
-    let mut production = Value::Null;
-    for _ in 0..100 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
-        production = shown["production"].clone();
-        if production == variant {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    rate(&app, variant, "up", 3).await;
+    rate(&app, 1, "down", 3).await;
+    let production = production_becomes(&app, &Value::from(variant)).await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
 
     assert_eq!(production, variant);

@@ -1,15 +1,16 @@
 //! What the trainer keeps across a restart on the same store: the day's LLM budget, the
-//! signals of its window (live figures and triggers read them), and the watch over a version
-//! deployed before it.
+//! signals of its window (live figures and triggers read them), the watch over a version
+//! deployed before it, and a live experiment with what it counted.
 
 use std::time::Duration;
 
 use mcpgate::configuration::Settings;
-use mcpgate::store::feedback;
+use mcpgate::store::{experiments, feedback};
 use serde_json::json;
 
-use super::rollback::{fail_until_rolled_back, watching};
-use super::{app, fake_llm, four_good_searches, tools};
+use super::experiments::{experiment, rate};
+use super::rollback::{fail_until_rolled_back, production_becomes, watching};
+use super::{app, description, fake_llm, four_good_searches, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
@@ -164,4 +165,82 @@ async fn a_version_deployed_before_a_restart_is_still_watched_and_rolled_back_af
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
     assert_eq!(runs["runs"][0]["trigger"], "live_results", "{runs}");
+}
+
+/// Waits until the store holds `count` sessions for the experiment of `gh_search` (the trainer
+/// stores them at its checks).
+async fn sessions_stored(app: &TestApp, count: u64) {
+    for _ in 0..250 {
+        let mut conn = app.gateway.pool.get().unwrap();
+        let rows = experiments::all(&mut conn).unwrap();
+        let arms: Vec<serde_json::Value> = rows
+            .first()
+            .and_then(|r| serde_json::from_str(&r.arms).ok())
+            .unwrap_or_default();
+        if arms
+            .iter()
+            .filter_map(|a| a["sessions"].as_u64())
+            .sum::<u64>()
+            == count
+        {
+            return;
+        }
+        drop(conn);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the store never held {count} sessions of the experiment");
+}
+
+#[actix_web::test]
+async fn a_live_experiment_goes_on_after_a_restart_with_what_it_counted_before() {
+    let (backend, app, variant) = experiment(|_| {}).await;
+    let session = app.initialize().await;
+    description(&app, &session, "gh_search").await;
+    rate(&app, variant, "up", 1).await;
+    rate(&app, 1, "down", 1).await;
+    stored(&app, "gh_search", 6).await;
+    sessions_stored(&app, 1).await;
+
+    let restarted = restarted(&app, &backend, |s| {
+        s.trainer.min_volume = 4;
+        s.trainer.canary_share = 1.0;
+    })
+    .await;
+    let (_, listed) = restarted.get_json("/api/v1/targets").await;
+    // Two more of each: counted afresh, 2 of 2 against 0 of 2 is not beyond the margin (the
+    // lower bound of the difference is 0.0495); with the counts before the restart it is.
+    rate(&restarted, variant, "up", 2).await;
+    rate(&restarted, 1, "down", 2).await;
+    let production = production_becomes(&restarted, &json!(variant)).await;
+    let (_, runs) = restarted.get_json("/api/v1/training-runs").await;
+
+    let arms = &listed["targets"][0]["experiment"];
+    let counted: Vec<(i64, u64, u64)> = arms
+        .as_array()
+        .unwrap_or_else(|| panic!("no experiment after the restart: {listed}"))
+        .iter()
+        .map(|a| {
+            let n = |field: &str| a[field].as_u64().unwrap();
+            (
+                a["version"].as_i64().unwrap(),
+                n("successes"),
+                n("failures"),
+            )
+        })
+        .collect();
+    assert_eq!(counted, [(1, 0, 1), (variant, 1, 0)], "{listed}");
+    let sessions: u64 = arms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["sessions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sessions, 1, "{listed}");
+    assert_eq!(production, variant, "{runs}");
+    let concluded = &runs["runs"][0];
+    assert_eq!(
+        (&concluded["trigger"], &concluded["outcome"]),
+        (&json!("experiment"), &json!("deployed")),
+        "{runs}"
+    );
 }

@@ -67,7 +67,7 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
 }
 
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.
-async fn production_becomes(app: &TestApp, version: &Value) -> Value {
+pub(super) async fn production_becomes(app: &TestApp, version: &Value) -> Value {
     let mut production = Value::Null;
     // Up to 10 s: under load (a build beside the tests) a check and its rollback can take
     // seconds.
