@@ -111,32 +111,45 @@ impl Trainer {
         }
     }
 
-    /// Watches again, once the catalog is loaded, the versions deployed before a restart: the
-    /// looks that the uses between the deploy and the restart passed count as taken (the
-    /// version is still in production, so none of them rolled it back), and a version past its
-    /// last look is not watched again.
-    fn resume_watches(&mut self) {
+    /// Watches again, once the catalog is loaded, the versions deployed before a restart, and
+    /// gives back those to roll back. The uses between the deploy and the restart count: the
+    /// last look they reached is taken on them now (a check may not have come between that
+    /// look and the restart), the looks before it count as taken (the version is still in
+    /// production, so none of them rolled it back), and a version past its last look is not
+    /// watched again.
+    fn resume_watches(&mut self) -> Vec<Breach> {
         let Some(restart) = self.resuming.1 else {
-            return;
+            return Vec::new();
         };
         if !self.deps.catalog.load().loaded {
-            return;
+            return Vec::new();
         }
-        let volume = self.settings.min_volume.max(2) as f64;
+        let volume = self.settings.min_volume;
+        let mut breaches = Vec::new();
         for (key, version, previous, since) in std::mem::take(&mut self.resuming.0) {
             let mut watch = self.watch_since(&key, version, previous, since);
-            let (used, _) = self.group_figures(&watch.group, since, true);
-            let (used_since_restart, _) = self.group_figures(&watch.group, restart, true);
-            let uses = used.saturating_sub(used_since_restart);
-            watch.looks = LOOKS
+            let (used, failed) = self.group_figures(&watch.group, since, true);
+            let (used_after, failed_after) = self.group_figures(&watch.group, restart, true);
+            let before = (
+                failed.saturating_sub(failed_after),
+                used.saturating_sub(used_after),
+            );
+            let reached = LOOKS
                 .iter()
-                .take_while(|(at, _)| uses as f64 >= (volume * at).ceil())
+                .take_while(|(at, _)| before.1 as f64 >= (volume.max(2) as f64 * at).ceil())
                 .count();
-            if watch.looks < LOOKS.len() && !self.watched.contains_key(&key) {
+            let margin = self.settings.rollback_margin;
+            let last = reached.checked_sub(1);
+            let found = last.map(|look_at| look(look_at, before, watch.baseline, margin, volume));
+            watch.looks = reached;
+            if found == Some(Look::Breach) {
+                breaches.push((key, watch, before.0 as f64 / before.1 as f64));
+            } else if watch.looks < LOOKS.len() && !self.watched.contains_key(&key) {
                 self.watched.insert(key, watch);
             }
         }
         self.resuming.1 = None;
+        breaches
     }
 
     /// Checks `version` of `key`, deployed through the API in place of `previous`, as a
@@ -209,9 +222,8 @@ impl Trainer {
     /// Takes the next look at every watched version whose backend's live results reached it:
     /// rolls back those that breach, and ends the watch of those proven at the last look.
     pub(super) fn check_watches(&mut self, ctx: &mut Context<Self>) {
-        self.resume_watches();
+        let mut rollbacks = self.resume_watches();
         let volume = self.settings.min_volume;
-        let mut rollbacks = Vec::new();
         let mut proven = Vec::new();
         let mut looked = Vec::new();
         for (key, watch) in &self.watched {
@@ -255,6 +267,9 @@ impl Trainer {
         }
     }
 }
+
+/// A watch to roll back: the target, the watch, and the live error rate that breached.
+type Breach = ((String, String), Watch, f64);
 
 /// What a check of a watch finds.
 #[derive(Debug, PartialEq)]

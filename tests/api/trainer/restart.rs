@@ -11,7 +11,7 @@ use serde_json::json;
 use super::experiments::{experiment, rate};
 use super::rollback::{fail_until_rolled_back, production_becomes, watching};
 use super::{app, description, fake_llm, four_good_searches, tools};
-use crate::fake_connector::FakeConnector;
+use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
 /// Waits until the store holds `count` feedback rows of `tool` (the recorder writes them in
@@ -243,4 +243,42 @@ async fn a_live_experiment_goes_on_after_a_restart_with_what_it_counted_before()
         (&json!("experiment"), &json!("deployed")),
         "{runs}"
     );
+}
+
+#[actix_web::test]
+async fn a_look_reached_before_a_restart_but_not_yet_taken_is_taken_after_it() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    // No check comes on the first gateway: the looks its failures reach are never taken there.
+    let app = app(&backend, |s| {
+        watching(s);
+        s.trainer.check_interval_ms = 3_600_000;
+    })
+    .await;
+    let (session, call) = four_good_searches(&app).await;
+    let (_, outcome) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    assert_eq!(outcome["outcome"], "deployed", "{outcome}");
+    backend.set_behaviour(Behaviour::Fail);
+    // Four failures reach the looks at two and four uses (the circuit opens after five).
+    for _ in 0..4 {
+        app.rpc(&session, "tools/call", call.clone()).await;
+    }
+    stored(&app, "gh_search", 8).await;
+    // The backend is well again: what rolls back is what came before the restart.
+    backend.set_behaviour(Behaviour::Normal);
+
+    let restarted = restarted(&app, &backend, watching).await;
+    let production = production_becomes(&restarted, &json!(1)).await;
+    let (_, runs) = restarted.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(production, 1, "{runs}");
+    let rollback = &runs["runs"][0];
+    assert_eq!(
+        (&rollback["trigger"], &rollback["outcome"]),
+        (&json!("live_results"), &json!("rolled_back")),
+        "{runs}"
+    );
+    let reason = rollback["reason"].as_str().unwrap();
+    assert!(reason.contains("live error rate of 1.00"), "{reason}");
 }
