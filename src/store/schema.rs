@@ -121,3 +121,11 @@ diesel::table! {
         started_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    prompt_templates (target) {
+        target -> Text,
+        template -> Text,
+        learnt_at_ms -> BigInt,
+    }
+}

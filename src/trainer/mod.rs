@@ -300,8 +300,11 @@ impl Handler<RecordFeedback> for Trainer {
 impl Handler<PromptRendered> for Trainer {
     type Result = ();
 
-    fn handle(&mut self, msg: PromptRendered, _ctx: &mut Self::Context) {
-        self.templates.insert(msg.target, msg.template);
+    fn handle(&mut self, msg: PromptRendered, ctx: &mut Self::Context) {
+        if self.templates.get(&msg.target) != Some(&msg.template) {
+            self.keep_template(&msg.target, &msg.template, ctx);
+            self.templates.insert(msg.target, msg.template);
+        }
     }
 }
 

@@ -3,18 +3,23 @@
 //! read them), when each target's last run started (a run needs evidence newer than that),
 //! the versions deployed within the window (watched again, from their deploy), the live
 //! experiments that ran (they go on, with the successes and failures their feedback shows), the
-//! inputs the LLM wrote for each target, and the LLM calls of the last 24 hours (the day's
-//! budget).
+//! inputs the LLM wrote for each target, the prompts' texts learnt from their fetches (kept
+//! here as they are learnt), and the LLM calls of the last 24 hours (the day's budget).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
 
 use super::experiment::{read_arms, rebuilt, Arm};
 use super::job::DAY;
 use super::served::Served;
 use super::stats::Seen;
 use super::{inputs, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
-use crate::store::{experiments, feedback, prompts, training_runs, AnyConnection, Pool};
+use crate::store::{
+    experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
+};
 
 /// Stored signals read back at most (the newest).
 const MAX_SIGNALS: i64 = 200_000;
@@ -45,6 +50,8 @@ pub struct Restored {
     pub(super) at: Instant,
     /// The LLM's inputs per target, with what they were asked for.
     pub(super) inputs: inputs::Kept,
+    /// Each prompt's text learnt from its fetches.
+    pub(super) templates: Vec<(String, String)>,
     /// When each LLM call of the last day was made (as when its run started), oldest first.
     pub(super) llm_calls: Vec<Instant>,
 }
@@ -102,6 +109,11 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         }
     }
     let experiments = running(&mut conn)?;
+    let templates = prompt_templates::all(&mut conn)
+        .map_err(err)?
+        .into_iter()
+        .map(|t| (t.target, t.template))
+        .collect();
     let runs = training_runs::llm_calls_since(&mut conn, since(DAY)).map_err(err)?;
     let llm_calls = runs
         .into_iter()
@@ -118,6 +130,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         deploys,
         experiments,
         inputs,
+        templates,
         llm_calls,
     })
 }
@@ -179,10 +192,30 @@ impl Trainer {
         for (key, inputs) in restored.inputs {
             self.inputs.entry(key).or_insert(inputs);
         }
+        for (target, template) in restored.templates {
+            self.templates.entry(target).or_insert(template);
+        }
         let mut calls: Vec<Instant> = self.llm_calls.drain(..).collect();
         calls.extend(restored.llm_calls);
         calls.sort();
         self.llm_calls = calls.into();
+    }
+}
+
+impl Trainer {
+    /// Stores `template`, the text of prompt `target` just learnt from a fetch.
+    pub(super) fn keep_template(&mut self, target: &str, template: &str, ctx: &mut Context<Self>) {
+        let (pool, now) = (self.deps.pool.clone(), crate::connector::now_ms());
+        let (target, template) = (target.to_string(), template.to_string());
+        let write = web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            prompt_templates::put(&mut conn, &target, &template, now).map_err(|e| e.to_string())
+        });
+        ctx.spawn(write.into_actor(self).map(|stored, _, _| {
+            if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+                log::warn!("storing a prompt's learnt text failed (a restart forgets it): {err}");
+            }
+        }));
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
-use mcpgate::store::{self, experiments, tool_calls, trainer_inputs};
+use mcpgate::store::{self, experiments, prompt_templates, tool_calls, trainer_inputs};
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
@@ -37,7 +37,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (10, 0), "{kind:?}");
+        assert_eq!((first, second), (11, 0), "{kind:?}");
     }
 }
 
@@ -124,6 +124,28 @@ fn an_experiments_sessions_are_updated_only_while_it_is_the_one_stored_on_both_b
             [stored("a", "[2]", 20), stored("b", "[5]", 30)],
             "{kind:?}"
         );
+    }
+}
+
+#[test]
+fn a_prompts_learnt_text_is_replaced_only_by_one_learnt_later_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+
+        prompt_templates::put(&mut conn, "p", "first", 10).unwrap();
+        prompt_templates::put(&mut conn, "p", "third", 30).unwrap();
+        prompt_templates::put(&mut conn, "p", "second, landing last", 20).unwrap();
+        prompt_templates::put(&mut conn, "q", "other", 5).unwrap();
+
+        let mut rows = prompt_templates::all(&mut conn).unwrap();
+        rows.sort_by_key(|r| r.learnt_at_ms);
+        let kept: Vec<(&str, &str, i64)> = rows
+            .iter()
+            .map(|r| (r.target.as_str(), r.template.as_str(), r.learnt_at_ms))
+            .collect();
+        assert_eq!(kept, [("q", "other", 5), ("p", "third", 30)], "{kind:?}");
     }
 }
 

@@ -1,11 +1,12 @@
 //! What the trainer keeps across a restart on the same store: the day's LLM budget, the
 //! signals of its window (live figures and triggers read them), the watch over a version
-//! deployed before it, and a live experiment with what it counted.
+//! deployed before it, a live experiment with what it counted, and the prompts' texts learnt
+//! from their fetches.
 
 use std::time::Duration;
 
 use mcpgate::configuration::Settings;
-use mcpgate::store::{experiments, feedback};
+use mcpgate::store::{experiments, feedback, prompt_templates};
 use serde_json::json;
 
 use super::experiments::{experiment, rate};
@@ -281,4 +282,41 @@ async fn a_look_reached_before_a_restart_but_not_yet_taken_is_taken_after_it() {
     );
     let reason = rollback["reason"].as_str().unwrap();
     assert!(reason.contains("live error rate of 1.00"), "{reason}");
+}
+
+#[actix_web::test]
+async fn a_prompts_text_learnt_before_a_restart_lets_it_be_trained_after_it_before_a_fetch() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    let fetch = json!({"name": "gh_summarize", "arguments": {"topic": "rust"}});
+    let got = app.rpc(&session, "prompts/get", fetch).await;
+    assert_eq!(
+        got["result"]["messages"][0]["content"]["text"],
+        "Summarize rust."
+    );
+    let mut learnt = Vec::new();
+    for _ in 0..250 {
+        let mut conn = app.gateway.pool.get().unwrap();
+        learnt = prompt_templates::all(&mut conn).unwrap();
+        if !learnt.is_empty() {
+            break;
+        }
+        drop(conn);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let restarted = restarted(&app, &backend, |_| {}).await;
+    let train = "/api/v1/prompts/prompt:gh_summarize/train";
+    let (status, outcome) = restarted.send_json("POST", train, &json!({})).await;
+
+    let learnt: Vec<(&str, &str)> = learnt
+        .iter()
+        .map(|t| (t.target.as_str(), t.template.as_str()))
+        .collect();
+    assert_eq!(learnt, [("gh_summarize", "Summarize {{topic}}.")]);
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["outcome"], "experiment", "{outcome}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(reason.contains("so they are fenced as data"), "{reason}");
 }
