@@ -15,6 +15,8 @@ pub const WON: &str = "won the live experiment";
 pub const BY_API: &str = "deployed through the API";
 /// How the reason of a move to a version the trainer made begins.
 pub const TRAINED: &str = "trained";
+/// What the reason of a rollback by the watch over live results says of the version it undid.
+pub const LIVE_BREACH: &str = "had a live error rate of";
 
 /// Whether a move of `production` for `reason` deployed a version (by the trainer, a live
 /// experiment or an operator), rather than rolled one back.

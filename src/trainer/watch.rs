@@ -17,7 +17,7 @@ use actix_web::web;
 
 use super::stats::{above_before, view_of};
 use super::{evaluate, live, run, Trainer};
-use crate::store::prompts;
+use crate::store::prompts::{self, LIVE_BREACH};
 
 /// A deployed version under watch.
 #[derive(Debug, Clone)]
@@ -256,7 +256,7 @@ impl Trainer {
             };
             let (failed, used) = watch.baseline;
             let reason = format!(
-                "version {} had a live error rate of {live:.2} {on}, over {:.2} before it ({failed} of {used})",
+                "version {} {LIVE_BREACH} {live:.2} {on}, over {:.2} before it ({failed} of {used})",
                 watch.version,
                 failed as f64 / used.max(1) as f64
             );

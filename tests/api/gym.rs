@@ -1,6 +1,7 @@
 //! The prompt gym end to end: it runs the real trainer against its simulated world, writes its
 //! report, gives the same figures for the same seed, keeps injected instructions out of what it
-//! deploys, rolls back an operator's bad deploy, and refuses an unknown scenario by name.
+//! deploys, rolls back an operator's bad deploy, judges the watch's rollbacks on the test set,
+//! and refuses an unknown scenario by name.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -63,6 +64,45 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
     assert!(regressions(strict) <= regressions(lenient), "{run}");
     let markdown = std::fs::read_to_string(a.path().join("GYM.md")).unwrap();
     assert!(markdown.contains("| cold_recovery | 7 |"), "{markdown}");
+}
+
+#[test]
+fn every_rollback_of_a_run_without_an_operator_is_the_watchs_and_is_judged_on_the_test_set() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--seed",
+        "2",
+        "--scenario",
+        "cold_recovery",
+        "--events",
+        "400",
+    ];
+
+    let done = gym(&args, out.path());
+
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let run = &runs(out.path())[0];
+    let judged: u64 = run["watch_rollbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(judged > 0, "{run}");
+    assert_eq!(
+        Some(judged),
+        run["runs"]["none rolled_back"].as_u64(),
+        "{run}"
+    );
+    let markdown = std::fs::read_to_string(out.path().join("GYM.md")).unwrap();
+    assert!(
+        markdown.contains("## What the watch's rollbacks put back"),
+        "{markdown}"
+    );
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub struct Figures {
     /// The operator's bad deploy: events when deployed, when rolled back, and the calls of
     /// its backend's tools in between.
     pub rollback: Option<(usize, Option<usize>, usize)>,
+    /// The watch's rollbacks (on live results): how many restored a text with which the tool's
+    /// backend scores higher, the same or lower on its test questions than with the text rolled
+    /// back (the other tools at their final texts).
+    pub watch_rollbacks: [usize; 3],
 }
 
 /// What one rule on the train score does with the good candidates.
@@ -142,13 +146,8 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         }
         if kind == Kind::Good && !deployed {
             let on_validation = |text: &str| score(&data.validation, t, text);
-            let effect = on_validation(&answer.text) - on_validation(&run.deployed[t]);
-            let slot = match effect {
-                e if e > 0.0 => 0,
-                e if e < 0.0 => 2,
-                _ => 1,
-            };
-            good_blocked_effect[slot] += 1;
+            let change = on_validation(&answer.text) - on_validation(&run.deployed[t]);
+            good_blocked_effect[effect(change)] += 1;
         }
         if answer.injected {
             injected.0 += 1;
@@ -165,9 +164,14 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
     let mut regressions_deployed = 0;
     let mut regressions_original = 0;
     let mut deploys = 0;
+    let mut watch_rollbacks = [0; 3];
     for (target, moves) in &run.production {
         let t = index[target.as_str()];
         for (text, reason, old) in moves {
+            if let (true, Some(old)) = (reason.contains(prompts::LIVE_BREACH), old) {
+                let (restored, undone) = (score(&data.test, t, text), score(&data.test, t, old));
+                watch_rollbacks[effect(restored - undone)] += 1;
+            }
             if !(reason.starts_with(prompts::TRAINED) || reason == prompts::WON) {
                 continue;
             }
@@ -220,6 +224,16 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         train_rules,
         runs,
         rollback: run.regression,
+        watch_rollbacks,
+    }
+}
+
+/// The slot of a change of score: 0 up, 1 unchanged, 2 down.
+fn effect(change: f64) -> usize {
+    match change {
+        c if c > 0.0 => 0,
+        c if c < 0.0 => 2,
+        _ => 1,
     }
 }
 
@@ -381,6 +395,26 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
             lenient.regressions,
             pct(strict.blocked),
             strict.regressions
+        );
+    }
+    let _ = writeln!(md, "\n## What the watch's rollbacks put back\n");
+    let _ = writeln!(
+        md,
+        "The watch's rollbacks (on live results) put back the text that a deploy replaced. \
+         Whether the text put back scores higher, the same or lower on the backend's test \
+         questions than the one rolled back (the other tools at their final texts):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | seed | watch rollbacks: higher / same / lower |"
+    );
+    let _ = writeln!(md, "| --- | ---: | --- |");
+    for f in all {
+        let [up, same, down] = f.watch_rollbacks;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {up} / {same} / {down} |",
+            f.scenario, f.seed
         );
     }
     let _ = writeln!(md, "\n## Candidates and runs\n");
