@@ -62,6 +62,11 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
     let regressions = |rule: &Value| rule["regressions"].as_u64().unwrap();
     assert!(blocked(lenient) <= blocked(strict), "{run}");
     assert!(regressions(strict) <= regressions(lenient), "{run}");
+    let count = |field: &str| run[field].as_u64().unwrap();
+    assert!(
+        count("regressions_small") <= count("regressions_deployed"),
+        "{run}"
+    );
     let markdown = std::fs::read_to_string(a.path().join("GYM.md")).unwrap();
     assert!(markdown.contains("| cold_recovery | 7 |"), "{markdown}");
 }

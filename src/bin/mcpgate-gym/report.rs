@@ -51,6 +51,9 @@ pub struct Figures {
     /// Of the regressions deployed, those whose text is the tool's original description (or
     /// part of it).
     pub regressions_original: usize,
+    /// Of the regressions deployed, those that cost the backend at most one test question's
+    /// worth of its score (a backend has few test questions).
+    pub regressions_small: usize,
     /// Good candidates kept out of production whose text, in place of the tool's final one
     /// (the other tools at theirs), would raise, leave unchanged or lower its backend's score
     /// on the validation questions.
@@ -163,6 +166,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
     };
     let mut regressions_deployed = 0;
     let mut regressions_original = 0;
+    let mut regressions_small = 0;
     let mut deploys = 0;
     let mut watch_rollbacks = [0; 3];
     for (target, moves) in &run.production {
@@ -177,9 +181,13 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
             }
             deploys += 1;
             let old = old.clone().unwrap_or_else(|| run.degraded[t].clone());
-            if score(&data.test, t, text) < score(&data.test, t, &old) {
+            let lost = score(&data.test, t, &old) - score(&data.test, t, text);
+            if lost > 0.0 {
+                let group = data.tools[t].group;
+                let questions = data.test.iter().filter(|q| q.group == group).count();
                 regressions_deployed += 1;
                 regressions_original += usize::from(part_of(text, &data.tools[t].oracle));
+                regressions_small += usize::from(lost * questions as f64 <= 1.0 + 1e-9);
             }
         }
     }
@@ -220,6 +228,7 @@ pub fn figures(client: &Client, data: &Data, scenario: &Scenario, seed: u64, run
         regressions_deployed,
         deploys,
         regressions_original,
+        regressions_small,
         good_blocked_effect,
         train_rules,
         runs,
@@ -361,16 +370,21 @@ pub fn markdown(command: &str, scenarios: &[Scenario], all: &[Figures]) -> Strin
         "A good candidate is the tool's original description. Put in place of the tool's final \
          text (the other tools at theirs), a blocked one would raise, leave unchanged or lower its \
          backend's score on the validation questions; a regression deployed may be the original \
-         description itself.\n"
+         description itself, and most cost their backend at most one of its few test questions.\n"
     );
-    let _ = writeln!(md, "| scenario | seed | good blocked: raise / unchanged / lower | regressions deployed that are the original description |");
-    let _ = writeln!(md, "| --- | ---: | --- | ---: |");
+    let _ = writeln!(md, "| scenario | seed | good blocked: raise / unchanged / lower | regressions deployed that are the original description | regressions deployed that cost at most one test question |");
+    let _ = writeln!(md, "| --- | ---: | --- | ---: | ---: |");
     for f in all {
         let [up, same, down] = f.good_blocked_effect;
         let _ = writeln!(
             md,
-            "| {} | {} | {up} / {same} / {down} | {} of {} |",
-            f.scenario, f.seed, f.regressions_original, f.regressions_deployed
+            "| {} | {} | {up} / {same} / {down} | {} of {} | {} of {} |",
+            f.scenario,
+            f.seed,
+            f.regressions_original,
+            f.regressions_deployed,
+            f.regressions_small,
+            f.regressions_deployed
         );
     }
     let _ = writeln!(
