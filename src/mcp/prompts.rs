@@ -68,7 +68,7 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     let own = first_text
         .as_ref()
         .and_then(|m| m["content"]["text"].as_str());
-    let template = own.map(|text| safety::template_of(text, &rendered_arguments));
+    let template = own.and_then(|text| safety::template_of(text, &rendered_arguments));
     // A version with no text is the backend's own rendering (the baseline kept before the
     // first version of a prompt was added): it is counted, but nothing is replaced.
     if let Some(served) = ctx.served.serve("prompt", &name, &ctx.session_id) {

@@ -132,7 +132,7 @@ impl Trainer {
                 .filter(|text| !text.is_empty())
                 .or_else(|| self.templates.get(target).cloned())
                 .ok_or_else(|| {
-                    format!("the text of prompt `{target}` is not known yet: it is learnt from the prompt's first fetch")
+                    format!("the text of prompt `{target}` is not known yet: it is learnt from the prompt's first fetch that shows each argument only as it was given")
                 })?,
             _ => served.unwrap_or_else(|| original.clone()),
         };

@@ -113,35 +113,64 @@ fn escape_closing(value: &str, close: &str) -> String {
 /// value put back as its `{{name}}`, in one pass (the longest value found at a place wins, and
 /// a placeholder put back is never read again), where the value stands as a word of its own
 /// (not inside a longer word). Values of fewer than two characters are left, as they would
-/// match anywhere. The inverse of [`render`] where the backend quotes its arguments as given.
-pub fn template_of(text: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> String {
+/// match anywhere. The inverse of [`render`] where the backend quotes its arguments as given;
+/// `None` where a value also stands in `text` as a word in another case (`Rust` for `rust`):
+/// the template would carry that value as it is, to every client a version made from it
+/// serves.
+pub fn template_of(
+    text: &str,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
     let mut values: Vec<(&str, &str)> = arguments
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
         .filter(|(_, value)| value.trim().chars().count() >= 2)
         .collect();
     values.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     let mut template = String::with_capacity(text.len());
+    // The text left as it was (each placeholder put back as one mark that is not a letter).
+    let mut left = String::with_capacity(text.len());
     let mut at = 0;
     while let Some(next) = text[at..].chars().next() {
         let before = text[..at].chars().next_back();
         let found = values.iter().find(|(_, value)| {
             let end = at + value.len();
-            text[at..].starts_with(value) && !word(before) && !word(text[end..].chars().next())
+            text[at..].starts_with(value)
+                && !alphanumeric(before)
+                && !alphanumeric(text[end..].chars().next())
         });
         match found {
             Some((name, value)) => {
                 template.push_str(&format!("{{{{{name}}}}}"));
+                left.push('\u{1}');
                 at += value.len();
             }
             None => {
                 template.push(next);
+                left.push(next);
                 at += next.len_utf8();
             }
         }
     }
-    template
+    let left = left.to_lowercase();
+    let shown = values
+        .iter()
+        .any(|(_, value)| has_word(&left, &value.to_lowercase()));
+    (!shown).then_some(template)
+}
+
+/// Whether `c` is a letter or a digit (a word goes on through it).
+fn alphanumeric(c: Option<char>) -> bool {
+    c.is_some_and(char::is_alphanumeric)
+}
+
+/// Whether `word` stands in `text` as a word of its own (not inside a longer word).
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !alphanumeric(before) && !alphanumeric(after)
+    })
 }
 
 #[cfg(test)]
@@ -245,8 +274,8 @@ mod tests {
 
         assert_eq!(text, "Write rust in short about rust in 3 points.");
         assert_eq!(
-            template_of(&text, &args),
-            "Write {{style}} about {{topic}} in 3 points."
+            template_of(&text, &args).as_deref(),
+            Some("Write {{style}} about {{topic}} in 3 points.")
         );
     }
 
@@ -256,10 +285,25 @@ mod tests {
         let text = "Tell them, he said, in style: Zürich's weather.";
 
         assert_eq!(
-            template_of(text, &args),
-            "Tell them, {{a}} said, in {{b}}: {{c}}'s weather."
+            template_of(text, &args).as_deref(),
+            Some("Tell them, {{a}} said, in {{b}}: {{c}}'s weather.")
         );
         let args = arguments(serde_json::json!({"style": "in style", "b": "style"}));
-        assert_eq!(template_of("write in style", &args), "write {{style}}");
+        assert_eq!(
+            template_of("write in style", &args).as_deref(),
+            Some("write {{style}}")
+        );
+    }
+
+    #[test]
+    fn a_value_also_shown_in_another_case_teaches_no_template() {
+        let args = arguments(serde_json::json!({"topic": "rust", "city": "zürich"}));
+
+        assert_eq!(template_of("Summarize rust. Rust is fast.", &args), None);
+        assert_eq!(template_of("Weather in Zürich: zürich", &args), None);
+        assert_eq!(
+            template_of("Summarize rust; trusty words.", &args).as_deref(),
+            Some("Summarize {{topic}}; trusty words.")
+        );
     }
 }

@@ -224,6 +224,25 @@ async fn a_prompt_is_not_trained_before_its_text_is_known() {
 }
 
 #[actix_web::test]
+async fn a_fetch_that_shows_an_argument_in_another_case_teaches_no_text_and_a_later_one_does() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    let train = "/api/v1/prompts/prompt:gh_summarize/train";
+
+    // "Summarize" may be the prompt's own word or the value in another case.
+    let unclear = summary(&app, &session, "summarize").await;
+    let (refused, answer) = app.send_json("POST", train, &json!({})).await;
+    let clear = summary(&app, &session, "rust").await;
+    let (status, outcome) = app.send_json("POST", train, &json!({})).await;
+
+    assert_eq!(unclear, "Summarize summarize.");
+    assert_eq!(refused, 409, "{answer}");
+    assert_eq!(clear, "Summarize rust.");
+    assert_eq!(status, 200, "{outcome}");
+}
+
+#[actix_web::test]
 async fn without_an_llm_a_fenced_prompt_gets_the_arguments_of_well_rated_fetches_as_examples() {
     let backend = FakeConnector::start().await;
     let app = app(&backend, |s| {
