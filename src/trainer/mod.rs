@@ -169,6 +169,9 @@ pub struct Trainer {
     last_run: HashMap<(String, String), Instant>,
     /// Versions deployed by the trainer, watched.
     watched: HashMap<(String, String), Watch>,
+    /// Targets the watch rolled back since their last run (a thin description put back may be
+    /// rewritten again without waiting for new evidence).
+    rolled_back: HashSet<(String, String)>,
     /// Runs, conclusions and rollbacks under way.
     pending: usize,
     /// When each LLM call of the last 24 hours was made (or reserved by a run under way).
@@ -208,6 +211,7 @@ impl Trainer {
             running: HashSet::new(),
             last_run: HashMap::new(),
             watched: HashMap::new(),
+            rolled_back: HashSet::new(),
             pending: 0,
             llm_calls: VecDeque::new(),
             generic: None,

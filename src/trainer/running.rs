@@ -51,6 +51,7 @@ impl Trainer {
     pub(super) fn begin_run(&mut self, key: &(String, String), reserve_llm: u32) {
         self.running.insert(key.clone());
         self.last_run.insert(key.clone(), Instant::now());
+        self.rolled_back.remove(key);
         for _ in 0..reserve_llm {
             self.llm_calls.push_back(Instant::now());
         }

@@ -17,17 +17,23 @@ impl Trainer {
         !experiments.is_empty() && experiments.arms(&key.0, &key.1).is_some()
     }
 
-    /// A tool with a thin description that never had a run (nor a call to start one): with
-    /// nothing else to do, its backend's thin tools are rewritten, so that a backend whose bare
-    /// names draw no calls is not left as it is for want of the calls it cannot draw.
+    /// A tool with a thin description that never had a run (nor a call to start one), or whose
+    /// thin description a rollback put back after its cooldown: with nothing else to do, its
+    /// backend's thin tools are rewritten, so that a backend whose bare names draw no calls is
+    /// not left as it is for want of the calls it cannot draw.
     fn uncalled(&self, snapshot: &crate::registry::Snapshot) -> Option<(String, String)> {
+        let cooldown = Duration::from_millis(self.settings.cooldown_ms);
+        let due = |k: &(String, String)| match self.last_run.get(k) {
+            None => true,
+            Some(at) => self.rolled_back.contains(k) && at.elapsed() >= cooldown,
+        };
         snapshot
             .catalog
             .tools
             .iter()
             .filter_map(|e| e.item["name"].as_str())
             .map(|name| ("tool".to_string(), name.to_string()))
-            .filter(|k| !self.last_run.contains_key(k) && !self.running.contains(k))
+            .filter(|k| due(k) && !self.running.contains(k))
             .find(|k| approaches::is_thin(&self.served_text(&k.0, &k.1, snapshot), &k.1))
     }
 
@@ -64,10 +70,11 @@ impl Trainer {
             let thin = key.0 == "tool"
                 && snapshot.catalog.tool(&key.1).is_some()
                 && approaches::is_thin(&self.served_text(&key.0, &key.1, &snapshot), &key.1);
-            // A thin description's first run needs one use; later ones need new evidence.
+            // A thin description's first run needs one use, as does one a rollback put back
+            // (the run's text did worse live); later ones need new evidence.
             let thin_volume = match since {
-                None => 1,
-                Some(_) => self.settings.min_volume,
+                Some(_) if !self.rolled_back.contains(key) => self.settings.min_volume,
+                _ => 1,
             };
             let trigger = if errors {
                 "error_rate"

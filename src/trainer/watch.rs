@@ -250,6 +250,7 @@ impl Trainer {
         }
         for (key, watch, live) in rollbacks {
             self.watched.remove(&key);
+            self.rolled_back.insert(key.clone());
             let on = match key.0.as_str() {
                 "prompt" => "in its ratings",
                 _ => "on its backend's tools",

@@ -376,6 +376,59 @@ async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothin
     assert!(reason.contains("stated after it"), "{reason}");
 }
 
+#[actix_web::test]
+async fn a_thin_description_a_rollback_puts_back_is_rewritten_again_without_new_calls() {
+    let answer = json!({
+        "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
+        "gh_strict": "Returns one issue of a repository (owner/name) by its number."
+    });
+    let (llm, prompts) = fake_llm(&answer.to_string()).await;
+    let backend = FakeConnector::with_tools(thin_tools()).await;
+    let app = app(&backend, |s| {
+        s.trainer.enabled = true;
+        s.trainer.check_interval_ms = 50;
+        s.trainer.llm.base_url = llm;
+        // Looks at 5, 10 and 20 uses; ten new uses would be needed for a run on evidence.
+        s.trainer.min_volume = 10;
+        s.trainer.rollback_margin = 0.2;
+        s.trainer.cooldown_ms = 0;
+    })
+    .await;
+    let session = app.initialize().await;
+    description_changes(&app, &session, "gh_search", "Search.").await;
+
+    // Five failures on the backend after the rewrite: the watch's first look rolls it back.
+    for _ in 0..5 {
+        let call = json!({"name": "gh_strict", "arguments": {}});
+        let failed = app.rpc(&session, "tools/call", call).await;
+        assert_eq!(failed["result"]["isError"], true, "{failed}");
+    }
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        let (_, listed) = app.get_json("/api/v1/training-runs").await;
+        runs = listed["runs"].as_array().cloned().unwrap_or_default();
+        let rewritten = runs.iter().filter(|r| r["approach"] == "meta-prompt");
+        let rewritten = rewritten.count();
+        if rewritten >= 4 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let of = |field: &str, value: &str| runs.iter().filter(|r| r[field] == value).count();
+    assert_eq!(
+        of("trigger", "live_results"),
+        2,
+        "both rolled back: {runs:?}"
+    );
+    assert_eq!(
+        of("approach", "meta-prompt"),
+        4,
+        "both rewritten twice: {runs:?}"
+    );
+    assert_eq!(prompts.lock().unwrap().len(), 2, "one LLM call each time");
+}
+
 /// Calls `strict` nine times from `session`: four leave out `repo` and fail, five succeed.
 async fn strict_calls(app: &TestApp, session: &str) {
     for number in 1..=9 {
