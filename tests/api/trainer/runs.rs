@@ -1,6 +1,8 @@
 //! Training runs: each approach, what starts a run, and the safety checks that keep
 //! manipulative rewrites out.
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::{json, Value};
 
 use super::{app, description, description_changes, fake_llm, fake_llm_by, searches, tools};
@@ -338,20 +340,35 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
     }
 }
 
-#[actix_web::test]
-async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothing_else_to_do() {
-    let answer = json!({
+/// What the LLM of [`uncalled_thin_tools`] answers for each tool.
+fn thin_answer() -> Value {
+    json!({
         "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
         "gh_strict": "Returns one issue of a repository (owner/name) by its number."
-    });
-    let (llm, prompts) = fake_llm(&answer.to_string()).await;
+    })
+}
+
+/// A gateway whose trainer checks every 50 ms, with an LLM that answers [`thin_answer`] (its
+/// requests given back), in front of a backend of [`thin_tools`], settings changed by `tweak`.
+async fn uncalled_thin_tools(
+    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
+) -> (FakeConnector, TestApp, Arc<Mutex<Vec<String>>>) {
+    let (llm, prompts) = fake_llm(&thin_answer().to_string()).await;
     let backend = FakeConnector::with_tools(thin_tools()).await;
     let app = app(&backend, |s| {
         s.trainer.enabled = true;
         s.trainer.check_interval_ms = 50;
         s.trainer.llm.base_url = llm;
+        tweak(s);
     })
     .await;
+    (backend, app, prompts)
+}
+
+#[actix_web::test]
+async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothing_else_to_do() {
+    let answer = thin_answer();
+    let (_backend, app, prompts) = uncalled_thin_tools(|_| {}).await;
     let session = app.initialize().await;
 
     let served = description_changes(&app, &session, "gh_search", "Search.").await;
@@ -378,16 +395,7 @@ async fn thin_descriptions_that_never_drew_a_call_are_rewritten_once_with_nothin
 
 #[actix_web::test]
 async fn a_thin_description_a_rollback_puts_back_is_rewritten_again_without_new_calls() {
-    let answer = json!({
-        "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
-        "gh_strict": "Returns one issue of a repository (owner/name) by its number."
-    });
-    let (llm, prompts) = fake_llm(&answer.to_string()).await;
-    let backend = FakeConnector::with_tools(thin_tools()).await;
-    let app = app(&backend, |s| {
-        s.trainer.enabled = true;
-        s.trainer.check_interval_ms = 50;
-        s.trainer.llm.base_url = llm;
+    let (_backend, app, prompts) = uncalled_thin_tools(|s| {
         // Looks at 5, 10 and 20 uses; ten new uses would be needed for a run on evidence.
         s.trainer.min_volume = 10;
         s.trainer.rollback_margin = 0.2;
