@@ -17,10 +17,10 @@ impl Trainer {
         !experiments.is_empty() && experiments.arms(&key.0, &key.1).is_some()
     }
 
-    /// A tool with a thin description that never had a run (nor a call to start one), or whose
-    /// thin description a rollback put back after its cooldown: with nothing else to do, its
-    /// backend's thin tools are rewritten, so that a backend whose bare names draw no calls is
-    /// not left as it is for want of the calls it cannot draw.
+    /// A tool with a thin description that never had a run (nor a call to start one), or that
+    /// the watch put back since its last run (once `cooldown_ms` has passed since that run):
+    /// with nothing else to do, its backend's thin tools are rewritten, so that a backend whose
+    /// bare names draw no calls is not left as it is for want of the calls it cannot draw.
     fn uncalled(&self, snapshot: &crate::registry::Snapshot) -> Option<(String, String)> {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let due = |k: &(String, String)| match self.last_run.get(k) {
