@@ -2,17 +2,15 @@
 //! side. Each client session is assigned one version and keeps it (sticky); a new session gets
 //! the version that wins a Thompson draw, each version's success rate sampled from its Beta
 //! posterior, so the better versions serve more traffic as evidence comes in. An experiment is
-//! stored while it runs ([`crate::store::experiments`]): a restarted trainer takes it back with
-//! [`rebuilt`] arms.
+//! stored while it runs ([`crate::store::experiments`], its arms as [`super::arms`] writes
+//! them).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
-
+use super::arms::stored_arms;
 use super::served::Served;
-use crate::store::feedback::Outcome;
 
 /// One version in an experiment and what it has earned.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +26,16 @@ pub struct Arm {
 }
 
 impl Arm {
+    /// An arm serving `served`, with `sessions` given to it and nothing counted yet.
+    pub fn new(served: Served, sessions: u64) -> Self {
+        Arm {
+            served,
+            successes: 0,
+            failures: 0,
+            sessions,
+        }
+    }
+
     /// The posterior mean success rate.
     pub fn mean(&self) -> f64 {
         (self.successes + 1) as f64 / (self.successes + self.failures + 2) as f64
@@ -116,15 +124,7 @@ impl Experiments {
     /// `canary` share of new sessions join the draw, the others get production. Returns when
     /// it started, in milliseconds since the Unix epoch.
     pub fn start(&self, kind: &str, target: &str, versions: Vec<Served>, canary: f64) -> i64 {
-        let arms = versions
-            .into_iter()
-            .map(|served| Arm {
-                served,
-                successes: 0,
-                failures: 0,
-                sessions: 0,
-            })
-            .collect();
+        let arms = versions.into_iter().map(|v| Arm::new(v, 0)).collect();
         let now = crate::connector::now_ms();
         self.resume((kind, target, now), (arms, HashMap::new()), canary);
         now
@@ -132,7 +132,7 @@ impl Experiments {
 
     /// Goes on with the experiment of a target that started at `started_at_ms`, whose `arms`
     /// (production first) and sessions `assigned` to them were taken back after a restart
-    /// ([`rebuilt`]).
+    /// ([`super::arms::rebuilt`]).
     pub fn resume(
         &self,
         (kind, target, started_at_ms): (&str, &str, i64),
@@ -266,70 +266,6 @@ pub fn outcome(signal: &str, rating: Option<f64>) -> Option<bool> {
     }
 }
 
-/// The arms as stored: their versions, production first, and the sessions each was given.
-pub fn stored_arms(arms: &[Arm]) -> String {
-    let arms: Vec<Value> = arms
-        .iter()
-        .map(|a| json!({"version": a.served.version, "sessions": a.sessions}))
-        .collect();
-    Value::Array(arms).to_string()
-}
-
-/// The versions and sessions of arms as [`stored_arms`] wrote them, or `None` when the text
-/// is not that.
-pub fn read_arms(text: &str) -> Option<Vec<(i64, u64)>> {
-    let arms: Vec<Value> = serde_json::from_str(text).ok()?;
-    arms.iter()
-        .map(|a| Some((a["version"].as_i64()?, a["sessions"].as_u64()?)))
-        .collect()
-}
-
-/// The arms of an experiment taken back after a restart, and the sessions assigned to them:
-/// `arms` are its versions (production first) with the sessions stored for each, and `rows`
-/// the target's feedback since it started, oldest first. Each row counts as it counted live
-/// ([`outcome`]) for the arm of the version it names, or else of its session's arm; a session
-/// belongs to the arm of the first version it was served. An arm keeps the sessions stored
-/// for it unless more are seen in the rows (sessions that joined after the last store).
-pub fn rebuilt(arms: Vec<(Served, u64)>, rows: &[Outcome]) -> (Vec<Arm>, HashMap<String, usize>) {
-    let mut assigned: HashMap<String, usize> = HashMap::new();
-    let mut arms: Vec<Arm> = arms
-        .into_iter()
-        .map(|(served, sessions)| Arm {
-            served,
-            successes: 0,
-            failures: 0,
-            sessions,
-        })
-        .collect();
-    for row in rows {
-        let named = row
-            .version
-            .and_then(|v| arms.iter().position(|a| a.served.version == v));
-        let arm = match (named, row.session_id.as_ref()) {
-            (Some(arm), Some(session)) => {
-                assigned.entry(session.clone()).or_insert(arm);
-                Some(arm)
-            }
-            (Some(arm), None) => Some(arm),
-            (None, Some(session)) if row.version.is_none() => assigned.get(session).copied(),
-            _ => None,
-        };
-        let Some(arm) = arm else {
-            continue;
-        };
-        match outcome(&row.signal, row.rating) {
-            Some(true) => arms[arm].successes += 1,
-            Some(false) => arms[arm].failures += 1,
-            None => {}
-        }
-    }
-    for (i, arm) in arms.iter_mut().enumerate() {
-        let seen = assigned.values().filter(|&&a| a == i).count() as u64;
-        arm.sessions = arm.sessions.max(seen);
-    }
-    (arms, assigned)
-}
-
 /// The arm whose Beta(successes + 1, failures + 1) draw is highest.
 fn thompson(arms: &[Arm], rng: &mut fastrand::Rng) -> Option<usize> {
     (0..arms.len())
@@ -378,6 +314,7 @@ fn normal(rng: &mut fastrand::Rng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trainer::arms::read_arms;
 
     fn served(version: i64) -> Served {
         Served {
@@ -487,61 +424,6 @@ mod tests {
             })
             .count();
         assert_eq!(production, 50);
-    }
-
-    fn row(
-        version: Option<i64>,
-        session: Option<&str>,
-        signal: &str,
-        rating: Option<f64>,
-    ) -> Outcome {
-        Outcome {
-            version,
-            session_id: session.map(str::to_string),
-            signal: signal.to_string(),
-            rating,
-        }
-    }
-
-    #[test]
-    fn arms_taken_back_count_the_feedback_as_it_counted_live() {
-        let rows = [
-            row(Some(2), Some("s1"), "success", None),
-            row(Some(2), Some("s1"), "tool_error", None),
-            row(None, Some("s1"), "rating", Some(1.0)),
-            row(Some(1), Some("s2"), "success", None),
-            row(None, Some("s2"), "rating", Some(0.0)),
-            row(Some(1), None, "rating", Some(0.75)),
-            row(Some(2), Some("s2"), "rating", Some(0.25)),
-            row(Some(9), Some("s3"), "success", None),
-            row(None, Some("s3"), "rating", Some(1.0)),
-            row(None, Some("s4"), "rating", Some(1.0)),
-            row(Some(1), Some("s5"), "served", None),
-        ];
-        let arms = vec![(served(1), 0), (served(2), 5)];
-
-        let (arms, assigned) = rebuilt(arms, &rows);
-
-        let counts: Vec<(i64, u64, u64, u64)> = arms
-            .iter()
-            .map(|a| (a.served.version, a.successes, a.failures, a.sessions))
-            .collect();
-        assert_eq!(counts, [(1, 2, 1, 2), (2, 2, 2, 5)]);
-        let mut assigned: Vec<(String, usize)> = assigned.into_iter().collect();
-        assigned.sort();
-        assert_eq!(
-            assigned,
-            [("s1".into(), 1), ("s2".into(), 0), ("s5".into(), 0)]
-        );
-    }
-
-    #[test]
-    fn stored_arms_read_back_and_other_text_does_not() {
-        let arms = [arm(4, (1, 2, 3)), arm(7, (0, 0, 9))];
-
-        assert_eq!(read_arms(&stored_arms(&arms)), Some(vec![(4, 3), (7, 9)]));
-        assert_eq!(read_arms(r#"[{"version": 4}]"#), None);
-        assert_eq!(read_arms("not json"), None);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use actix::prelude::*;
 use actix_web::web;
 use serde_json::{json, Value};
 
+use super::arms::stored_arms;
 use super::evaluate;
-use super::experiment::{stored_arms, verdict};
+use super::experiment::verdict;
 use super::job::Job;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};

@@ -10,6 +10,7 @@
 //! store feedback (the feedback recorder does) and serves nothing (the served versions do).
 
 pub mod approaches;
+pub mod arms;
 mod batch;
 pub mod evaluate;
 pub mod experiment;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::web;
 
-use super::experiment::{read_arms, rebuilt, Arm};
+use super::arms::{read_arms, rebuilt};
+use super::experiment::Arm;
 use super::job::DAY;
 use super::served::Served;
 use super::stats::Seen;
