@@ -127,6 +127,23 @@ pub fn migrate(pool: &Pool) -> Result<usize, StoreError> {
     Ok(applied.len())
 }
 
+/// Runs `work` on a pooled connection on a blocking thread (never on the caller's actor or
+/// HTTP worker thread); a pool, query or thread error comes back as its text.
+pub fn blocking<T: Send + 'static>(
+    pool: &Pool,
+    work: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, String>> + 'static {
+    let pool = pool.clone();
+    async move {
+        let done = actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            work(&mut conn).map_err(|e| e.to_string())
+        })
+        .await;
+        done.map_err(|e| e.to_string())?
+    }
+}
+
 /// Whether a connection can be had and answers.
 pub fn ping(pool: &Pool) -> bool {
     pool.get()

@@ -5,12 +5,11 @@
 //! into the candidate to see whether they would read as its own words ([`super::prompt`]).
 //! The inputs are kept in the store too, so that a restarted trainer does not ask again.
 
-use actix_web::web;
 use serde_json::{json, Map, Value};
 
 use super::approaches::Example;
 use super::job::Job;
-use crate::store::{trainer_inputs, AnyConnection, Pool};
+use crate::store::{self, trainer_inputs, AnyConnection, Pool};
 
 /// Inputs per target, with what they were asked for, as the trainer keeps them.
 pub type Kept = Vec<((String, String), (String, Vec<Value>))>;
@@ -204,19 +203,14 @@ pub(super) fn basis(kind: &str, schema: &Value, placeholders: &[String]) -> Stri
 /// Stores the inputs the LLM wrote in `job`'s run, with what they were asked for, in place of
 /// the target's earlier ones. A failure is logged: the trainer still keeps them in memory.
 pub(super) async fn store(job: &Job, (basis, inputs): &(String, Vec<Value>), pool: &Pool) {
-    let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
+    let (kind, target) = (job.kind.clone(), job.target.clone());
     let (basis, text) = (basis.clone(), Value::from(inputs.clone()).to_string());
     let now = crate::connector::now_ms();
-    let stored = web::block(move || {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        trainer_inputs::put(&mut conn, (&kind, &target), &basis, &text, now)
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    match stored {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => log::error!("storing the LLM's inputs failed: {err}"),
-        Err(err) => log::error!("storing the LLM's inputs failed: {err}"),
+    let put = move |conn: &mut AnyConnection| {
+        trainer_inputs::put(conn, (&kind, &target), &basis, &text, now)
+    };
+    if let Err(err) = store::blocking(pool, put).await {
+        log::error!("storing the LLM's inputs failed: {err}");
     }
 }
 

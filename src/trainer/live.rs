@@ -78,13 +78,8 @@ pub(super) async fn start(
         started_at_ms,
     });
     if let Some(started) = started {
-        let pool = pool.clone();
-        let stored = web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            experiments::put(&mut conn, &started).map_err(|e| e.to_string())
-        })
-        .await;
-        if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+        let put = move |conn: &mut store::AnyConnection| experiments::put(conn, &started);
+        if let Err(err) = store::blocking(pool, put).await {
             log::error!(
                 "storing the experiment of {} `{}` failed (a restart ends it): {err}",
                 job.kind,
@@ -103,19 +98,16 @@ impl Trainer {
         if changed.is_empty() {
             return;
         }
-        let pool = self.deps.pool.clone();
-        let write = web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let write = store::blocking(&self.deps.pool, move |conn| {
             for ((kind, target), started_at_ms, arms) in changed {
-                experiments::set_arms(&mut conn, (&kind, &target, started_at_ms), &arms)
-                    .map_err(|e| e.to_string())?;
+                experiments::set_arms(conn, (&kind, &target, started_at_ms), &arms)?;
             }
-            Ok::<(), String>(())
+            Ok(())
         });
         self.pending += 1;
         ctx.spawn(write.into_actor(self).map(|stored, act, _| {
             act.pending -= 1;
-            if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+            if let Err(err) = stored {
                 log::warn!("storing the sessions of live experiments failed: {err}");
             }
         }));

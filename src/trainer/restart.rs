@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web;
 
 use super::arms::{read_arms, rebuilt};
 use super::experiment::Arm;
@@ -19,7 +18,7 @@ use super::served::Served;
 use super::stats::Seen;
 use super::{inputs, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
 use crate::store::{
-    experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
+    self, experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
 };
 
 /// Stored signals read back at most (the newest).
@@ -206,14 +205,13 @@ impl Trainer {
 impl Trainer {
     /// Stores `template`, the text of prompt `target` just learnt from a fetch.
     pub(super) fn keep_template(&mut self, target: &str, template: &str, ctx: &mut Context<Self>) {
-        let (pool, now) = (self.deps.pool.clone(), crate::connector::now_ms());
+        let now = crate::connector::now_ms();
         let (target, template) = (target.to_string(), template.to_string());
-        let write = web::block(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            prompt_templates::put(&mut conn, &target, &template, now).map_err(|e| e.to_string())
-        });
+        let put =
+            move |conn: &mut AnyConnection| prompt_templates::put(conn, &target, &template, now);
+        let write = store::blocking(&self.deps.pool, put);
         ctx.spawn(write.into_actor(self).map(|stored, _, _| {
-            if let Err(err) = stored.map_err(|e| e.to_string()).and_then(|r| r) {
+            if let Err(err) = stored {
                 log::warn!("storing a prompt's learnt text failed (a restart forgets it): {err}");
             }
         }));
