@@ -137,7 +137,7 @@ impl Trainer {
             );
             let reached = LOOKS
                 .iter()
-                .take_while(|(at, _)| before.1 as f64 >= (volume.max(2) as f64 * at).ceil())
+                .take_while(|(at, _)| reached(before.1, *at, volume))
                 .count();
             let margin = self.settings.rollback_margin;
             let last = reached.checked_sub(1);
@@ -286,6 +286,11 @@ enum Look {
     Proven,
 }
 
+/// Whether `uses` since a deploy reach the look at `at` times `min_volume` (at least 2).
+fn reached(uses: usize, at: f64, min_volume: usize) -> bool {
+    uses as f64 >= (min_volume.max(2) as f64 * at).ceil()
+}
+
 /// The check of a watch that took `looks` looks, now at `errors` failures of `uses`, against
 /// the failures and uses `before` the deploy plus `margin`, with looks at multiples of
 /// `min_volume` (at least 2).
@@ -299,7 +304,7 @@ fn look(
     let Some((at, level)) = LOOKS.get(looks) else {
         return Look::Proven;
     };
-    if (uses as f64) < (min_volume.max(2) as f64 * at).ceil() {
+    if !reached(uses, *at, min_volume) {
         return Look::NotYet;
     }
     if above_before((errors, uses), before, margin, *level) {
