@@ -120,3 +120,21 @@ pub fn last_started(
         ))
         .load(conn)
 }
+
+/// When the live watch last rolled each target back since `since_ms`.
+pub fn last_watch_rollbacks(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+) -> QueryResult<Vec<(String, String, Option<i64>)>> {
+    training_runs::table
+        .filter(training_runs::started_at_ms.ge(since_ms))
+        .filter(training_runs::trigger.eq("live_results"))
+        .filter(training_runs::outcome.eq("rolled_back"))
+        .group_by((training_runs::target_kind, training_runs::target))
+        .select((
+            training_runs::target_kind,
+            training_runs::target,
+            diesel::dsl::max(training_runs::started_at_ms),
+        ))
+        .load(conn)
+}

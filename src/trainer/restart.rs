@@ -1,10 +1,12 @@
 //! What a trainer takes back from the store when it starts, so that a restart loses neither
 //! evidence nor money: the signals and suggestions of its window (triggers and live figures
-//! read them), when each target's last run started (a run needs evidence newer than that),
-//! the versions deployed within the window (watched again, from their deploy), the live
-//! experiments that ran (they go on, with the successes and failures their feedback shows), the
-//! inputs the LLM wrote for each target, the prompts' texts learnt from their fetches (kept
-//! here as they are learnt), and the LLM calls of the last 24 hours (the day's budget).
+//! read them), when each target's last run started (a run needs evidence newer than that), the
+//! targets the live watch rolled back since their last run (a thin description it put back is
+//! rewritten again on one use), the versions deployed within the window (watched again, from
+//! their deploy), the live experiments that ran (they go on, with the successes and failures
+//! their feedback shows), the inputs the LLM wrote for each target, the prompts' texts learnt
+//! from their fetches (kept here as they are learnt), and the LLM calls of the last 24 hours
+//! (the day's budget).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -42,6 +44,8 @@ pub struct Restored {
     pub(super) suggestions: Vec<(Key, String)>,
     /// When each target's last run started.
     pub(super) last_runs: Vec<(Key, Instant)>,
+    /// The targets the live watch rolled back since their last run.
+    pub(super) rolled_back: Vec<Key>,
     /// Versions deployed within the window and still in production.
     pub(super) deploys: Vec<Deploy>,
     /// Live experiments that ran.
@@ -88,10 +92,21 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         };
         signals.push((key, seen));
     }
-    let last_runs = training_runs::last_started(&mut conn, since(window))
+    let started: HashMap<Key, i64> = training_runs::last_started(&mut conn, since(window))
         .map_err(err)?
         .into_iter()
-        .filter_map(|(kind, target, started)| Some(((kind, target), at(started?)?)))
+        .filter_map(|(kind, target, started)| Some(((kind, target), started?)))
+        .collect();
+    let rolled_back = training_runs::last_watch_rollbacks(&mut conn, since(window))
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|(kind, target, at)| Some(((kind, target), at?)))
+        .filter(|(key, at)| started.get(key).is_none_or(|run| run < at))
+        .map(|(key, _)| key)
+        .collect();
+    let last_runs = started
+        .into_iter()
+        .filter_map(|(key, started)| Some((key, at(started)?)))
         .collect();
     let mut deploys: Vec<Deploy> = Vec::new();
     for moved in prompts::production_moves_since(&mut conn, since(window)).map_err(err)? {
@@ -127,6 +142,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         signals,
         suggestions,
         last_runs,
+        rolled_back,
         deploys,
         experiments,
         inputs,
@@ -181,6 +197,15 @@ impl Trainer {
         self.suggestions = merged(restored.suggestions, suggestions, MAX_SUGGESTIONS);
         for (key, at) in restored.last_runs {
             self.last_run.entry(key).or_insert(at);
+        }
+        for key in restored.rolled_back {
+            if self
+                .last_run
+                .get(&key)
+                .is_none_or(|run| *run <= restored.at)
+            {
+                self.rolled_back.insert(key);
+            }
         }
         self.resuming = (restored.deploys, Some(restored.at));
         let live = &self.deps.served.experiments;

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::experiments::{experiment, rate};
 use super::rollback::{fail_until_rolled_back, production_becomes, watching};
-use super::{app, description, fake_llm, four_good_searches, tools};
+use super::runs::{five_failures, rewritten, thin_answer, thin_tools};
+use super::{app, description, description_changes, fake_llm, four_good_searches, tools};
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
@@ -319,4 +320,38 @@ async fn a_prompts_text_learnt_before_a_restart_lets_it_be_trained_after_it_befo
     assert_eq!(outcome["outcome"], "experiment", "{outcome}");
     let reason = outcome["reason"].as_str().unwrap();
     assert!(reason.contains("so they are fenced as data"), "{reason}");
+}
+
+#[actix_web::test]
+async fn a_thin_description_the_watch_put_back_before_a_restart_is_rewritten_after_it_at_once() {
+    let (llm, prompts) = fake_llm(&thin_answer().to_string()).await;
+    let backend = FakeConnector::with_tools(thin_tools()).await;
+    let settings = move |cooldown_ms: u64| {
+        let llm = llm.clone();
+        move |s: &mut Settings| {
+            s.trainer.enabled = true;
+            s.trainer.check_interval_ms = 50;
+            s.trainer.llm.base_url = llm;
+            // Looks at 5, 10 and 20 uses; ten new uses would be needed for a run on evidence.
+            s.trainer.min_volume = 10;
+            s.trainer.rollback_margin = 0.2;
+            s.trainer.cooldown_ms = cooldown_ms;
+        }
+    };
+    // The first gateway's cooldown keeps it from rewriting the tools again.
+    let app = app(&backend, settings(3_600_000)).await;
+    let session = app.initialize().await;
+    description_changes(&app, &session, "gh_search", "Search.").await;
+    five_failures(&app, &session).await;
+    production_becomes(&app, &json!(1)).await;
+    let before = runs_when(&app, 4).await;
+    let rollbacks = before.iter().filter(|r| r["trigger"] == "live_results");
+    assert_eq!(rollbacks.count(), 2, "both rolled back: {before:?}");
+
+    let restarted = restarted(&app, &backend, settings(0)).await;
+    let runs = rewritten(&restarted, 4).await;
+
+    let rewrites = runs.iter().filter(|r| r["approach"] == "meta-prompt");
+    assert_eq!(rewrites.count(), 4, "both rewritten twice: {runs:?}");
+    assert_eq!(prompts.lock().unwrap().len(), 2, "one LLM call each time");
 }

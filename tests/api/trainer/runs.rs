@@ -275,7 +275,7 @@ async fn an_llm_answer_that_is_another_tools_description_is_rejected() {
 }
 
 /// Two tools whose descriptions say little beyond their names, with documented parameters.
-fn thin_tools() -> Vec<Value> {
+pub(super) fn thin_tools() -> Vec<Value> {
     let schema = json!({"type": "object", "required": ["repo"], "properties": {
         "repo": {"type": "string", "description": "owner/name of the repository"},
         "query": {"type": "string", "description": "text to look for in issues"}}});
@@ -341,7 +341,7 @@ async fn thin_descriptions_of_a_backend_are_rewritten_in_one_llm_call_and_judged
 }
 
 /// What the LLM of [`uncalled_thin_tools`] answers for each tool.
-fn thin_answer() -> Value {
+pub(super) fn thin_answer() -> Value {
     json!({
         "gh_search": "Finds issues of a repository (owner/name) whose text matches a query.",
         "gh_strict": "Returns one issue of a repository (owner/name) by its number."
@@ -405,23 +405,8 @@ async fn a_thin_description_a_rollback_puts_back_is_rewritten_again_without_new_
     let session = app.initialize().await;
     description_changes(&app, &session, "gh_search", "Search.").await;
 
-    // Five failures on the backend after the rewrite: the watch's first look rolls it back.
-    for _ in 0..5 {
-        let call = json!({"name": "gh_strict", "arguments": {}});
-        let failed = app.rpc(&session, "tools/call", call).await;
-        assert_eq!(failed["result"]["isError"], true, "{failed}");
-    }
-    let mut runs = Vec::new();
-    for _ in 0..100 {
-        let (_, listed) = app.get_json("/api/v1/training-runs").await;
-        runs = listed["runs"].as_array().cloned().unwrap_or_default();
-        let rewritten = runs.iter().filter(|r| r["approach"] == "meta-prompt");
-        let rewritten = rewritten.count();
-        if rewritten >= 4 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    five_failures(&app, &session).await;
+    let runs = rewritten(&app, 4).await;
 
     let of = |field: &str, value: &str| runs.iter().filter(|r| r[field] == value).count();
     assert_eq!(
@@ -435,6 +420,35 @@ async fn a_thin_description_a_rollback_puts_back_is_rewritten_again_without_new_
         "both rewritten twice: {runs:?}"
     );
     assert_eq!(prompts.lock().unwrap().len(), 2, "one LLM call each time");
+}
+
+/// Five failures of `gh_strict` from `session`: the watch's first look (at five uses) rolls
+/// back a rewrite of its backend's tools.
+pub(super) async fn five_failures(app: &TestApp, session: &str) {
+    for _ in 0..5 {
+        let call = json!({"name": "gh_strict", "arguments": {}});
+        let failed = app.rpc(session, "tools/call", call).await;
+        assert_eq!(failed["result"]["isError"], true, "{failed}");
+    }
+}
+
+/// The training runs of `app` once `count` of them are the LLM's rewrites, or after 5 s.
+pub(super) async fn rewritten(app: &TestApp, count: usize) -> Vec<Value> {
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        let (_, listed) = app.get_json("/api/v1/training-runs").await;
+        runs = listed["runs"].as_array().cloned().unwrap_or_default();
+        if runs
+            .iter()
+            .filter(|r| r["approach"] == "meta-prompt")
+            .count()
+            >= count
+        {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    runs
 }
 
 /// Calls `strict` nine times from `session`: four leave out `repo` and fail, five succeed.
