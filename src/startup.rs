@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -20,10 +20,10 @@ use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Sourc
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::trainer::served::ServedVersions;
-use crate::trainer::{restart, Trainer, TrainerDeps};
+use crate::trainer::{live, restart, Trainer, TrainerDeps};
 use crate::{api, secrets, store, transport};
 
-/// How long shutdown waits for buffered call records to be written.
+/// How long shutdown waits for each of its writes.
 const RECORDER_DRAIN: Duration = Duration::from_secs(5);
 
 /// A built, bound, not yet awaited gateway.
@@ -86,6 +86,12 @@ impl Application {
         self.port
     }
 
+    /// Stops the server when told ([`ServerHandle::stop`]); [`Self::run_until_stopped`] then
+    /// shuts the gateway down.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
     /// What the handlers share, for tests and embedding.
     pub fn gateway(&self) -> web::Data<Gateway> {
         self.gateway.clone()
@@ -100,11 +106,26 @@ impl Application {
             ..
         } = self;
         let result = server.await;
-        drop(gateway);
-        crate::upstream::end_all_processes();
-        recorder.finish(RECORDER_DRAIN).await;
+        shut_down(gateway, recorder).await;
         result
     }
+}
+
+/// What shutdown does once no request is served any more: the sessions that joined live
+/// experiments since the trainer last stored them are stored (a restart loses none), the
+/// spawned MCP server processes end, and the buffered call records are written. Each write
+/// waits at most [`RECORDER_DRAIN`].
+pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
+    if let Some(write) = live::store_sessions(&gateway.pool, &gateway.served) {
+        match actix_rt::time::timeout(RECORDER_DRAIN, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => log::warn!("storing the sessions of live experiments failed: {err}"),
+            Err(_) => log::warn!("storing the sessions of live experiments timed out"),
+        }
+    }
+    drop(gateway);
+    crate::upstream::end_all_processes();
+    recorder.finish(RECORDER_DRAIN).await;
 }
 
 /// Everything but the HTTP server: store (migrated unless told not to), recorder, registry with

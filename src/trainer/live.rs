@@ -94,16 +94,9 @@ impl Trainer {
     /// Stores the sessions that joined live experiments since they were last stored, so that a
     /// restart keeps the sessions that made no call (what [`verdict`]'s uses per session count).
     pub(super) fn store_sessions(&mut self, ctx: &mut Context<Self>) {
-        let changed = self.deps.served.experiments.to_store();
-        if changed.is_empty() {
+        let Some(write) = store_sessions(&self.deps.pool, &self.deps.served) else {
             return;
-        }
-        let write = store::blocking(&self.deps.pool, move |conn| {
-            for ((kind, target), started_at_ms, arms) in changed {
-                experiments::set_arms(conn, (&kind, &target, started_at_ms), &arms)?;
-            }
-            Ok(())
-        });
+        };
         self.pending += 1;
         ctx.spawn(write.into_actor(self).map(|stored, act, _| {
             act.pending -= 1;
@@ -112,6 +105,24 @@ impl Trainer {
             }
         }));
     }
+}
+
+/// The write of the sessions that joined live experiments since they were last stored, if any
+/// did: by the trainer at each check, and at shutdown (so that a restart loses none).
+pub fn store_sessions(
+    pool: &Pool,
+    served: &ServedVersions,
+) -> Option<impl std::future::Future<Output = Result<(), String>> + 'static> {
+    let changed = served.experiments.to_store();
+    if changed.is_empty() {
+        return None;
+    }
+    Some(store::blocking(pool, move |conn| {
+        for ((kind, target), started_at_ms, arms) in changed {
+            experiments::set_arms(conn, (&kind, &target, started_at_ms), &arms)?;
+        }
+        Ok(())
+    }))
 }
 
 /// Whether the rules' candidate `text` may join `arms` (see [`start`]), or why not.

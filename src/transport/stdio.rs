@@ -15,7 +15,7 @@ use crate::configuration::Settings;
 use crate::mcp::jsonrpc::{classify, RpcError, PARSE_ERROR};
 use crate::mcp::scope::Scope;
 use crate::session::{EndSession, HandleMessage, Session, Transport, STREAM_CAPACITY};
-use crate::startup::build_gateway;
+use crate::startup::{build_gateway, shut_down};
 
 /// Serves one session on stdin/stdout until stdin ends.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -63,9 +63,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     session.do_send(EndSession);
     writer.abort();
-    drop(gateway);
-    crate::upstream::end_all_processes();
-    recorder.finish(std::time::Duration::from_secs(5)).await;
+    shut_down(gateway, recorder).await;
     Ok(())
 }
 

@@ -1,8 +1,11 @@
 //! `spawn_app()` and what tests share: a fresh database per test (PostgreSQL by default, SQLite on
 //! request), the real application on port 0, and an MCP client speaking Streamable HTTP.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use actix_rt::task::JoinHandle;
+use actix_web::dev::ServerHandle;
 use actix_web::web;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use mcpgate::configuration::Settings;
@@ -137,6 +140,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub gateway: web::Data<Gateway>,
+    /// Stops the server, and the task that serves until then and shuts the gateway down.
+    running: (ServerHandle, Mutex<Option<JoinHandle<std::io::Result<()>>>>),
     pub db: TestDatabase,
 }
 
@@ -165,7 +170,8 @@ async fn start(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("application builds");
     let port = application.port();
     let gateway = application.gateway();
-    actix_rt::spawn(application.run_until_stopped());
+    let handle = application.handle();
+    let task = actix_rt::spawn(application.run_until_stopped());
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
@@ -173,6 +179,7 @@ async fn start(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .expect("client"),
         gateway,
+        running: (handle, Mutex::new(Some(task))),
         db,
     };
     app.wait_until(|app| app.gateway.catalog.load().loaded)
@@ -181,6 +188,19 @@ async fn start(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the gateway as a deploy does (gracefully), and waits until it has shut down; its
+    /// database stays.
+    pub async fn stop(&self) {
+        let (handle, task) = &self.running;
+        handle.stop(true).await;
+        let task = task.lock().unwrap().take();
+        if let Some(task) = task {
+            task.await
+                .expect("the gateway's task ends")
+                .expect("it served");
+        }
+    }
+
     /// Polls `check` every 20 ms for up to 10 s.
     pub async fn wait_until(&self, check: impl Fn(&TestApp) -> bool) {
         for _ in 0..500 {

@@ -355,3 +355,22 @@ async fn a_thin_description_the_watch_put_back_before_a_restart_is_rewritten_aft
     assert_eq!(rewrites.count(), 4, "both rewritten twice: {runs:?}");
     assert_eq!(prompts.lock().unwrap().len(), 2, "one LLM call each time");
 }
+
+#[actix_web::test]
+async fn sessions_that_joined_a_live_experiment_are_stored_when_the_gateway_stops() {
+    // No check comes: what stores the session is the shutdown.
+    let slow = |s: &mut Settings| s.trainer.check_interval_ms = 3_600_000;
+    let (backend, app, _) = experiment(slow).await;
+    let session = app.initialize().await;
+    description(&app, &session, "gh_search").await;
+
+    app.stop().await;
+    sessions_stored(&app, 1).await;
+    let restarted = restarted(&app, &backend, slow).await;
+    let (_, listed) = restarted.get_json("/api/v1/targets").await;
+
+    let arms = listed["targets"][0]["experiment"].as_array().cloned();
+    let arms = arms.unwrap_or_else(|| panic!("no experiment after the restart: {listed}"));
+    let sessions: u64 = arms.iter().filter_map(|a| a["sessions"].as_u64()).sum();
+    assert_eq!(sessions, 1, "{listed}");
+}
