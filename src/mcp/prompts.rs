@@ -1,7 +1,8 @@
 //! `prompts/list` and `prompts/get`. Arguments are checked against the prompt's declared
 //! required arguments before the connector is asked; a deployed version (or a live
-//! experiment's, per session) takes the place of the backend's first text message, and the
-//! backend's own text goes to the trainer as a template to learn from.
+//! experiment's, per session) takes the place of the backend's first text message where it
+//! has a place for each argument given and no other, and the backend's own text goes to the
+//! trainer as a template to learn from.
 
 use serde_json::{Map, Value};
 
@@ -9,6 +10,7 @@ use super::dispatch::{list_result, object, send_to, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
+use crate::store::prompts::BASELINE;
 use crate::trainer::safety;
 
 /// One page of the aggregated prompts.
@@ -70,10 +72,13 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
         .and_then(|m| m["content"]["text"].as_str());
     let template = own.and_then(|text| safety::template_of(text, &rendered_arguments));
     // A version with no text is the backend's own rendering (the baseline kept before the
-    // first version of a prompt was added): it is counted, but nothing is replaced.
+    // first version of a prompt was added): it is counted, but nothing is replaced. Nor is it
+    // by a version without a place for each argument given (or with one not given): the
+    // backend's own rendering is served, and counted as the baseline's.
     if let Some(served) = ctx.served.serve("prompt", &name, &ctx.session_id) {
-        signal.version = Some(served.version);
-        if let Some(message) = first_text.filter(|_| !served.text.is_empty()) {
+        let fits = served.text.is_empty() || safety::fits(&served.text, &rendered_arguments);
+        signal.version = Some(if fits { served.version } else { BASELINE });
+        if let Some(message) = first_text.filter(|_| fits && !served.text.is_empty()) {
             let text = safety::render(&served.text, &rendered_arguments);
             message["content"]["text"] = Value::String(text);
         }

@@ -282,8 +282,11 @@ pub fn versioned(conn: &mut AnyConnection) -> QueryResult<Vec<Versioned>> {
     Ok(targets.into_values().collect())
 }
 
-/// The production version of a target, keeping the backend's own text as version 1 (and
-/// production) the first time a target gets versions.
+/// The version that holds the backend's own text, kept when a target first gets versions.
+pub const BASELINE: i64 = 1;
+
+/// The production version of a target, keeping the backend's own text as version
+/// [`BASELINE`] (and production) the first time a target gets versions.
 pub fn ensure_baseline(
     conn: &mut AnyConnection,
     kind: &str,
@@ -303,5 +306,5 @@ pub fn ensure_baseline(
         )?;
         move_label(conn, kind, target, "production", first, "baseline", now_ms)?;
     }
-    Ok(label(conn, kind, target, "production")?.unwrap_or(1))
+    Ok(label(conn, kind, target, "production")?.unwrap_or(BASELINE))
 }

@@ -109,27 +109,47 @@ fn escape_closing(value: &str, close: &str) -> String {
     escaped
 }
 
+/// Whether `template` has a place for what a client gave: a placeholder for every argument
+/// given a value (one left out would be lost) and an argument for every placeholder (one
+/// without would be served as `{{name}}`). A version that does not fit a fetch is not served
+/// to it.
+pub fn fits(template: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let places = super::prompt::placeholders(template);
+    let given = arguments
+        .iter()
+        .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()));
+    places.iter().all(|name| arguments.contains_key(name))
+        && given.into_iter().all(|(name, _)| places.contains(name))
+}
+
 /// The template behind `text`, a prompt its backend rendered with `arguments`: each argument's
 /// value put back as its `{{name}}`, in one pass (the longest value found at a place wins, and
 /// a placeholder put back is never read again), where the value stands as a word of its own
-/// (not inside a longer word). Values of fewer than two characters are left, as they would
-/// match anywhere. The inverse of [`render`] where the backend quotes its arguments as given;
-/// `None` where a value also stands in `text` as a word in another case (`Rust` for `rust`):
-/// the template would carry that value as it is, to every client a version made from it
-/// serves.
+/// (not inside a longer word). The inverse of [`render`] where the backend quotes its
+/// arguments as given. `None` where it cannot be told: where a value does not stand in `text`
+/// as given (the backend escaped, shortened or left it out, or it is under two characters,
+/// which would match anywhere), or also stands in it as a word in another case (`Rust` for
+/// `rust`). Such a template would carry a value as it is, to every client a version made from
+/// it serves. Empty values are taken as not given.
 pub fn template_of(
     text: &str,
     arguments: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
-    let mut values: Vec<(&str, &str)> = arguments
+    let given = arguments
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
-        .filter(|(_, value)| value.trim().chars().count() >= 2)
-        .collect();
+        .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()));
+    let mut values: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in given {
+        match value.as_str() {
+            Some(value) if value.trim().chars().count() >= 2 => values.push((name, value)),
+            _ => return None,
+        }
+    }
     values.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
     let mut template = String::with_capacity(text.len());
     // The text left as it was (each placeholder put back as one mark that is not a letter).
     let mut left = String::with_capacity(text.len());
+    let mut placed = std::collections::HashSet::new();
     let mut at = 0;
     while let Some(next) = text[at..].chars().next() {
         let before = text[..at].chars().next_back();
@@ -141,6 +161,7 @@ pub fn template_of(
         });
         match found {
             Some((name, value)) => {
+                placed.insert(*name);
                 template.push_str(&format!("{{{{{name}}}}}"));
                 left.push('\u{1}');
                 at += value.len();
@@ -156,7 +177,7 @@ pub fn template_of(
     let shown = values
         .iter()
         .any(|(_, value)| has_word(&left, &value.to_lowercase()));
-    (!shown).then_some(template)
+    (!shown && placed.len() == values.len()).then_some(template)
 }
 
 /// Whether `c` is a letter or a digit (a word goes on through it).
@@ -273,10 +294,47 @@ mod tests {
         let text = render(template, &args);
 
         assert_eq!(text, "Write rust in short about rust in 3 points.");
+        // `3` is too short to be found: the template would serve it to every client.
+        assert_eq!(template_of(&text, &args), None);
+        let args =
+            arguments(serde_json::json!({"topic": "rust", "style": "rust in short", "n": "10"}));
         assert_eq!(
-            template_of(&text, &args).as_deref(),
-            Some("Write {{style}} about {{topic}} in 3 points.")
+            template_of(&render(template, &args), &args).as_deref(),
+            Some(template)
         );
+    }
+
+    #[test]
+    fn a_value_the_backend_did_not_show_as_given_teaches_no_template() {
+        let args = arguments(serde_json::json!({"topic": "<b>", "style": "formal"}));
+
+        assert_eq!(template_of("Summarize &lt;b&gt;, formal.", &args), None);
+        assert_eq!(template_of("Summarize <b>, formally.", &args), None);
+        assert_eq!(
+            template_of("Summarize <b>, formal.", &args).as_deref(),
+            Some("Summarize {{topic}}, {{style}}.")
+        );
+        let args = arguments(serde_json::json!({"topic": "rust", "style": " "}));
+        assert_eq!(
+            template_of("Summarize rust.", &args).as_deref(),
+            Some("Summarize {{topic}}.")
+        );
+    }
+
+    #[test]
+    fn a_template_fits_a_fetch_that_gives_an_argument_for_each_placeholder_and_no_other() {
+        let template = "Write {{style}} about {{topic}}.";
+        let given = |v: serde_json::Value| arguments(v);
+
+        assert!(fits(
+            template,
+            &given(serde_json::json!({"topic": "a", "style": "b"}))
+        ));
+        assert!(!fits(template, &given(serde_json::json!({"topic": "a"}))));
+        let more = given(serde_json::json!({"topic": "a", "style": "b", "n": "3"}));
+        assert!(!fits(template, &more));
+        let empty = given(serde_json::json!({"topic": "a", "style": "b", "n": ""}));
+        assert!(fits(template, &empty));
     }
 
     #[test]
@@ -290,8 +348,8 @@ mod tests {
         );
         let args = arguments(serde_json::json!({"style": "in style", "b": "style"}));
         assert_eq!(
-            template_of("write in style", &args).as_deref(),
-            Some("write {{style}}")
+            template_of("write in style, with style", &args).as_deref(),
+            Some("write {{style}}, with {{b}}")
         );
     }
 
@@ -301,6 +359,7 @@ mod tests {
 
         assert_eq!(template_of("Summarize rust. Rust is fast.", &args), None);
         assert_eq!(template_of("Weather in Zürich: zürich", &args), None);
+        let args = arguments(serde_json::json!({"topic": "rust"}));
         assert_eq!(
             template_of("Summarize rust; trusty words.", &args).as_deref(),
             Some("Summarize {{topic}}; trusty words.")

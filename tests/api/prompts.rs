@@ -1,6 +1,7 @@
 //! Prompt versions: added (safety-checked), deployed, served in place of the backend's text,
 //! rolled back, and kept across restarts.
 
+use mcpgate::store::feedback;
 use serde_json::{json, Value};
 
 use crate::fake_connector::FakeConnector;
@@ -186,6 +187,50 @@ async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
     assert_eq!(
         rendered["result"]["messages"][0]["content"]["text"],
         "Summarize what is known about rust in three sentences."
+    );
+}
+
+#[actix_web::test]
+async fn a_version_without_a_place_for_each_argument_given_leaves_the_backends_text() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let (created, deployed) =
+        deploy_summary(&app, "Summarize what is known about {{topic}}.").await;
+    let session = app.initialize().await;
+    let get = |arguments: Value| {
+        let app = &app;
+        let session = &session;
+        async move {
+            let params = json!({"name": "c_summarize", "arguments": arguments});
+            let got = app.rpc(session, "prompts/get", params).await;
+            got["result"]["messages"][0]["content"]["text"].clone()
+        }
+    };
+
+    let fits = get(json!({"topic": "rust"})).await;
+    // `style` has no place in version 2: served, it would be lost.
+    let more = get(json!({"topic": "rust", "style": "short"})).await;
+    let empty = get(json!({"topic": "rust", "style": ""})).await;
+    let mut versions = Vec::new();
+    for _ in 0..100 {
+        let mut conn = app.gateway.pool.get().unwrap();
+        let rows = feedback::outcomes_since(&mut conn, ("prompt", "c_summarize"), 0, 10).unwrap();
+        versions = rows.iter().map(|r| r.version).collect();
+        if versions.len() >= 3 {
+            break;
+        }
+        drop(conn);
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    assert_eq!((created, deployed), (201, 200));
+    assert_eq!(fits, "Summarize what is known about rust.");
+    assert_eq!(more, "Summarize rust.");
+    assert_eq!(empty, "Summarize what is known about rust.");
+    assert_eq!(
+        versions,
+        [Some(2), Some(1), Some(2)],
+        "the version each was served"
     );
 }
 
