@@ -156,6 +156,7 @@ pub async fn deploy(
                 target: t.name,
                 version,
                 previous,
+                since: std::time::Instant::now(),
             });
     }
     Ok(HttpResponse::Ok().json(json!({ "production": version })))
