@@ -184,6 +184,9 @@ pub struct Trainer {
     generic: Option<(Arc<Snapshot>, Arc<HashSet<String>>)>,
     /// Each prompt's text as its backend last rendered it, as a template.
     templates: HashMap<String, String>,
+    /// The prompts whose template changed since the trainer last stored them (at each check:
+    /// a backend whose text differs on each fetch costs one write per check, not per fetch).
+    unstored_templates: HashSet<String>,
     /// The adversarial inputs the LLM wrote for each target, and what they were asked for
     /// (see [`inputs::basis`]).
     inputs: HashMap<(String, String), (String, Vec<Value>)>,
@@ -220,6 +223,7 @@ impl Trainer {
             llm_calls: VecDeque::new(),
             generic: None,
             templates: HashMap::new(),
+            unstored_templates: HashSet::new(),
             inputs: HashMap::new(),
             resuming: (Vec::new(), None),
         }
@@ -308,9 +312,9 @@ impl Handler<RecordFeedback> for Trainer {
 impl Handler<PromptRendered> for Trainer {
     type Result = ();
 
-    fn handle(&mut self, msg: PromptRendered, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: PromptRendered, _: &mut Self::Context) {
         if self.templates.get(&msg.target) != Some(&msg.template) {
-            self.keep_template(&msg.target, &msg.template, ctx);
+            self.unstored_templates.insert(msg.target.clone());
             self.templates.insert(msg.target, msg.template);
         }
     }

@@ -5,7 +5,7 @@
 //! rewritten again on one use), the versions deployed within the window (watched again, from
 //! their deploy), the live experiments that ran (they go on, with the successes and failures
 //! their feedback shows), the inputs the LLM wrote for each target, the prompts' texts learnt
-//! from their fetches (kept here as they are learnt), and the LLM calls of the last 24 hours
+//! from their fetches (stored at each check), and the LLM calls of the last 24 hours
 //! (the day's budget).
 
 use std::collections::{HashMap, VecDeque};
@@ -228,16 +228,32 @@ impl Trainer {
 }
 
 impl Trainer {
-    /// Stores `template`, the text of prompt `target` just learnt from a fetch.
-    pub(super) fn keep_template(&mut self, target: &str, template: &str, ctx: &mut Context<Self>) {
+    /// Stores the prompts' texts learnt from their fetches since they were last stored.
+    pub(super) fn store_templates(&mut self, ctx: &mut Context<Self>) {
+        let learnt: Vec<(String, String)> = self
+            .unstored_templates
+            .drain()
+            .filter_map(|target| {
+                let template = self.templates.get(&target)?.clone();
+                Some((target, template))
+            })
+            .collect();
+        if learnt.is_empty() {
+            return;
+        }
+        let targets: Vec<String> = learnt.iter().map(|(target, _)| target.clone()).collect();
         let now = crate::connector::now_ms();
-        let (target, template) = (target.to_string(), template.to_string());
-        let put =
-            move |conn: &mut AnyConnection| prompt_templates::put(conn, &target, &template, now);
+        let put = move |conn: &mut AnyConnection| {
+            for (target, template) in &learnt {
+                prompt_templates::put(conn, target, template, now)?;
+            }
+            Ok(())
+        };
         let write = store::blocking(&self.deps.pool, put);
-        ctx.spawn(write.into_actor(self).map(|stored, _, _| {
+        ctx.spawn(write.into_actor(self).map(|stored, act, _| {
             if let Err(err) = stored {
-                log::warn!("storing a prompt's learnt text failed (a restart forgets it): {err}");
+                log::warn!("storing the prompts' learnt texts failed (tried again at the next check): {err}");
+                act.unstored_templates.extend(targets);
             }
         }));
     }

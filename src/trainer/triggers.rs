@@ -106,6 +106,7 @@ impl Trainer {
             }
         }
         self.store_sessions(ctx);
+        self.store_templates(ctx);
         let needed = (self.settings.min_volume as u64 / 2).max(2);
         for key in self.deps.served.experiments.targets() {
             let arms = self
