@@ -19,8 +19,9 @@ use crate::recorder::{CallRecorder, Recorder, RecorderTask};
 use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
+use crate::trainer::restart::Flush;
 use crate::trainer::served::ServedVersions;
-use crate::trainer::{live, restart, Trainer, TrainerDeps};
+use crate::trainer::{restart, Trainer, TrainerDeps};
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for each of its writes.
@@ -111,17 +112,16 @@ impl Application {
     }
 }
 
-/// What shutdown does once no request is served any more: the sessions that joined live
-/// experiments since the trainer last stored them are stored (a restart loses none), the
-/// spawned MCP server processes end, and the buffered call records are written. Each write
-/// waits at most [`RECORDER_DRAIN`].
+/// What shutdown does once no request is served any more: the trainer stores what it
+/// otherwise stores at its checks (a restart loses none of it), the spawned MCP server
+/// processes end, and the buffered call records are written. Each step waits at most
+/// [`RECORDER_DRAIN`].
 pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
-    if let Some(write) = live::store_sessions(&gateway.pool, &gateway.served) {
-        match actix_rt::time::timeout(RECORDER_DRAIN, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => log::warn!("storing the sessions of live experiments failed: {err}"),
-            Err(_) => log::warn!("storing the sessions of live experiments timed out"),
-        }
+    let flushed = gateway.feedback.trainer.send(Flush);
+    match actix_rt::time::timeout(RECORDER_DRAIN, flushed).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => log::warn!("the trainer could not store what it holds: {err}"),
+        Err(_) => log::warn!("the trainer did not store what it holds within {RECORDER_DRAIN:?}"),
     }
     drop(gateway);
     crate::upstream::end_all_processes();

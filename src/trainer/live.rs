@@ -108,8 +108,8 @@ impl Trainer {
 }
 
 /// The write of the sessions that joined live experiments since they were last stored, if any
-/// did: by the trainer at each check, and at shutdown (so that a restart loses none).
-pub fn store_sessions(
+/// did: at each check, and at shutdown ([`super::restart::Flush`]).
+pub(super) fn store_sessions(
     pool: &Pool,
     served: &ServedVersions,
 ) -> Option<impl std::future::Future<Output = Result<(), String>> + 'static> {

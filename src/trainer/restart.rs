@@ -9,16 +9,19 @@
 //! (the day's budget).
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+
+use futures_util::future::OptionFuture;
 
 use super::arms::{read_arms, rebuilt};
 use super::experiment::Arm;
 use super::job::DAY;
 use super::served::Served;
 use super::stats::Seen;
-use super::{inputs, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
+use super::{inputs, live, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
 use crate::store::{
     self, experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
 };
@@ -228,8 +231,28 @@ impl Trainer {
 }
 
 impl Trainer {
-    /// Stores the prompts' texts learnt from their fetches since they were last stored.
+    /// Stores the prompts' texts learnt from their fetches since they were last stored; a
+    /// failed write is tried again at the next check.
     pub(super) fn store_templates(&mut self, ctx: &mut Context<Self>) {
+        let Some((targets, write)) = self.templates_to_store() else {
+            return;
+        };
+        ctx.spawn(write.into_actor(self).map(|stored, act, _| {
+            if let Err(err) = stored {
+                log::warn!("storing the prompts' learnt texts failed (tried again at the next check): {err}");
+                act.unstored_templates.extend(targets);
+            }
+        }));
+    }
+
+    /// The prompts whose learnt text changed since it was last stored, and the write that
+    /// stores them, if any changed; they count as stored.
+    fn templates_to_store(
+        &mut self,
+    ) -> Option<(
+        Vec<String>,
+        impl Future<Output = Result<(), String>> + 'static,
+    )> {
         let learnt: Vec<(String, String)> = self
             .unstored_templates
             .drain()
@@ -239,9 +262,9 @@ impl Trainer {
             })
             .collect();
         if learnt.is_empty() {
-            return;
+            return None;
         }
-        let targets: Vec<String> = learnt.iter().map(|(target, _)| target.clone()).collect();
+        let targets = learnt.iter().map(|(target, _)| target.clone()).collect();
         let now = crate::connector::now_ms();
         let put = move |conn: &mut AnyConnection| {
             for (target, template) in &learnt {
@@ -249,13 +272,30 @@ impl Trainer {
             }
             Ok(())
         };
-        let write = store::blocking(&self.deps.pool, put);
-        ctx.spawn(write.into_actor(self).map(|stored, act, _| {
-            if let Err(err) = stored {
-                log::warn!("storing the prompts' learnt texts failed (tried again at the next check): {err}");
-                act.unstored_templates.extend(targets);
+        Some((targets, store::blocking(&self.deps.pool, put)))
+    }
+}
+
+/// Store now what the trainer otherwise stores at its checks: the sessions that joined live
+/// experiments and the prompts' learnt texts. Sent at shutdown, so that a restart loses none.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for Trainer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+        let sessions = live::store_sessions(&self.deps.pool, &self.deps.served);
+        let templates = self.templates_to_store().map(|(_, write)| write);
+        Box::pin(async move {
+            if let Some(Err(err)) = OptionFuture::from(sessions).await {
+                log::warn!("storing the sessions of live experiments failed: {err}");
             }
-        }));
+            if let Some(Err(err)) = OptionFuture::from(templates).await {
+                log::warn!("storing the prompts' learnt texts failed: {err}");
+            }
+        })
     }
 }
 

@@ -357,20 +357,29 @@ async fn a_thin_description_the_watch_put_back_before_a_restart_is_rewritten_aft
 }
 
 #[actix_web::test]
-async fn sessions_that_joined_a_live_experiment_are_stored_when_the_gateway_stops() {
-    // No check comes: what stores the session is the shutdown.
+async fn what_the_trainer_stores_at_its_checks_is_stored_when_the_gateway_stops() {
+    // No check comes: what stores the session and the prompt's text is the shutdown.
     let slow = |s: &mut Settings| s.trainer.check_interval_ms = 3_600_000;
     let (backend, app, _) = experiment(slow).await;
     let session = app.initialize().await;
     description(&app, &session, "gh_search").await;
+    let fetch = json!({"name": "gh_summarize", "arguments": {"topic": "rust"}});
+    app.rpc(&session, "prompts/get", fetch).await;
 
     app.stop().await;
     sessions_stored(&app, 1).await;
+    let mut conn = app.gateway.pool.get().unwrap();
+    let learnt = prompt_templates::all(&mut conn).unwrap();
+    drop(conn);
     let restarted = restarted(&app, &backend, slow).await;
     let (_, listed) = restarted.get_json("/api/v1/targets").await;
 
-    let arms = listed["targets"][0]["experiment"].as_array().cloned();
+    let targets = listed["targets"].as_array().unwrap();
+    let search = targets.iter().find(|t| t["target"] == "gh_search");
+    let arms = search.and_then(|t| t["experiment"].as_array());
     let arms = arms.unwrap_or_else(|| panic!("no experiment after the restart: {listed}"));
     let sessions: u64 = arms.iter().filter_map(|a| a["sessions"].as_u64()).sum();
     assert_eq!(sessions, 1, "{listed}");
+    let learnt: Vec<&str> = learnt.iter().map(|t| t.template.as_str()).collect();
+    assert_eq!(learnt, ["Summarize {{topic}}."]);
 }
