@@ -5,15 +5,15 @@
 //! rewritten again on one use), the versions deployed within the window (watched again, from
 //! their deploy), the live experiments that ran (they go on, with the successes and failures
 //! their feedback shows), the inputs the LLM wrote for each target, the prompts' texts learnt
-//! from their fetches (stored at each check), and the LLM calls of the last 24 hours
-//! (the day's budget).
+//! from their fetches, and the LLM calls of the last 24 hours (the day's budget). Of these,
+//! what only the trainer holds (the sessions given to live experiments' arms, the learnt
+//! texts) it stores here at each check, and at shutdown when told ([`Flush`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-
 use futures_util::future::OptionFuture;
 
 use super::arms::{read_arms, rebuilt};

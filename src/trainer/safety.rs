@@ -119,7 +119,9 @@ pub fn fits(template: &str, arguments: &serde_json::Map<String, serde_json::Valu
         .iter()
         .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()));
     places.iter().all(|name| arguments.contains_key(name))
-        && given.into_iter().all(|(name, _)| places.contains(name))
+        && given
+            .map(|(name, _)| name)
+            .all(|name| places.contains(name))
 }
 
 /// The template behind `text`, a prompt its backend rendered with `arguments`: each argument's
