@@ -156,7 +156,6 @@ pub async fn deploy(
                 target: t.name,
                 version,
                 previous,
-                since: std::time::Instant::now(),
             });
     }
     Ok(HttpResponse::Ok().json(json!({ "production": version })))

@@ -124,9 +124,6 @@ pub struct WatchDeploy {
     pub version: i64,
     /// The production version it replaced.
     pub previous: i64,
-    /// When it was first served: the uses after it are the version's, however long the
-    /// message waits in the trainer's mailbox.
-    pub since: Instant,
 }
 
 /// How a run ended.
@@ -372,8 +369,7 @@ impl Handler<WatchDeploy> for Trainer {
 
     fn handle(&mut self, msg: WatchDeploy, ctx: &mut Self::Context) {
         let key = (msg.kind, msg.target);
-        let watch = self.watch_since(&key, msg.version, msg.previous, msg.since);
-        self.watched.insert(key.clone(), watch);
+        self.watch(key.clone(), msg.version, msg.previous);
         if self.settings.check_manual_deploys {
             self.check_deploy(key, (msg.version, msg.previous), ctx);
         }

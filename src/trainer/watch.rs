@@ -93,7 +93,7 @@ impl Trainer {
     }
 
     /// The watch of `version` of `key`, deployed in place of `previous` at `since`.
-    pub(super) fn watch_since(
+    fn watch_since(
         &self,
         key: &(String, String),
         version: i64,

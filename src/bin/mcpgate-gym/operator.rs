@@ -84,7 +84,6 @@ pub async fn deploy_bad(
         target: data.tools[t].name.clone(),
         version,
         previous,
-        since: std::time::Instant::now(),
     });
     Ok(version)
 }

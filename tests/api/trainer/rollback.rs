@@ -1,10 +1,6 @@
 //! Rollback: a deployed version whose backend does worse live is rolled back, and a deploy
 //! through the API is checked at once like a candidate.
 
-use std::time::Instant;
-
-use mcpgate::store::prompts::{self, BY_API};
-use mcpgate::trainer::WatchDeploy;
 use serde_json::{json, Value};
 
 use super::{app, deploy_by_hand, description, description_changes, four_good_searches, tools};
@@ -68,55 +64,6 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
     assert_eq!(description(&app, &session, "gh_search").await, "Search.");
-}
-
-#[actix_web::test]
-async fn a_deploy_is_watched_from_when_it_was_served_however_late_the_trainer_hears_of_it() {
-    let backend = FakeConnector::with_tools(tools()).await;
-    let app = app(&backend, |s| {
-        watching(s);
-        s.trainer.check_interval_ms = 50;
-    })
-    .await;
-    let (session, call) = four_good_searches(&app).await;
-    // Version 2 is served from here on, as after a deploy through the API.
-    let mut conn = app.gateway.pool.get().unwrap();
-    let text = "Search issues of a repository (owner/name) by text.";
-    let previous = prompts::ensure_baseline(&mut conn, "tool", "gh_search", "Search.", 0).unwrap();
-    let version = prompts::add_version(&mut conn, "tool", "gh_search", text, "manual", "", 0);
-    let version = version.unwrap();
-    prompts::move_label(
-        &mut conn,
-        "tool",
-        "gh_search",
-        "production",
-        version,
-        BY_API,
-        0,
-    )
-    .unwrap();
-    drop(conn);
-    app.gateway.served.reload(&app.gateway.pool).unwrap();
-    let since = Instant::now();
-
-    // The trainer hears of the deploy only after four failures of its backend.
-    backend.set_behaviour(Behaviour::Fail);
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    super::seen(&app, "gh_search", 8).await;
-    let watch = WatchDeploy {
-        kind: "tool".into(),
-        target: "gh_search".into(),
-        version,
-        previous,
-        since,
-    };
-    app.gateway.feedback.trainer.send(watch).await.unwrap();
-    let production = production_becomes(&app, &Value::from(previous)).await;
-
-    assert_eq!((previous, version), (1, 2));
-    assert_eq!(production, 1, "the failures after the deploy are its own");
 }
 
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.
