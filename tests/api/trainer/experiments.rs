@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::rollback::production_becomes;
-use super::{app, deploy_by_hand, description, fake_llm, searches};
+use super::{app, deploy_by_hand, description_when, fake_llm, searches};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
@@ -68,9 +68,9 @@ async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_producti
     assert_eq!(production, variant);
     assert_eq!(runs["runs"][0]["approach"], "reinforcement");
     assert_eq!(runs["runs"][0]["outcome"], "deployed");
-    assert!(description(&app, &app.initialize().await, "gh_search")
-        .await
-        .contains("Examples"));
+    let session = app.initialize().await;
+    let served = description_when(&app, &session, "gh_search", |s| s.contains("Examples")).await;
+    assert!(served.contains("Examples"), "{served}");
 }
 
 #[actix_web::test]

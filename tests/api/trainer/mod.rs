@@ -52,10 +52,32 @@ pub(super) async fn description_changes(
     tool: &str,
     from: &str,
 ) -> String {
+    description_when(app, session, tool, |served| served != from).await
+}
+
+/// Waits until the description of `tool` a session is served is `text` (or gives up after
+/// 10 s): what is served follows the store a moment after a label moves. Returns it.
+pub(super) async fn description_becomes(
+    app: &TestApp,
+    session: &str,
+    tool: &str,
+    text: &str,
+) -> String {
+    description_when(app, session, tool, |served| served == text).await
+}
+
+/// Waits until the description of `tool` a session is served passes `done` (or gives up after
+/// 10 s); returns it.
+pub(super) async fn description_when(
+    app: &TestApp,
+    session: &str,
+    tool: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
     let mut served = String::new();
     for _ in 0..200 {
         served = description(app, session, tool).await;
-        if served != from {
+        if done(&served) {
             break;
         }
         actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;

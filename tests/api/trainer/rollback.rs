@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand, description, description_changes, four_good_searches, tools};
+use super::{
+    app, deploy_by_hand, description_becomes, description_changes, four_good_searches, tools,
+};
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
 
@@ -45,7 +47,8 @@ async fn a_deployed_version_that_does_worse_live_is_rolled_back_by_the_trainer()
 
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back");
-    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
+    let served = description_becomes(&app, &session, "gh_search", "Search.").await;
+    assert_eq!(served, "Search.");
 }
 
 #[actix_web::test]
@@ -63,7 +66,8 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
 
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back", "{runs}");
-    assert_eq!(description(&app, &session, "gh_search").await, "Search.");
+    let served = description_becomes(&app, &session, "gh_search", "Search.").await;
+    assert_eq!(served, "Search.");
 }
 
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.
@@ -115,8 +119,9 @@ async fn a_deploy_through_the_api_that_fails_a_check_or_tests_worse_is_rolled_ba
         "{reasons:?}"
     );
     assert!(rollbacks.iter().all(|r| r["outcome"] == "rolled_back"));
-    let served = description(&app, &session, "gh_search").await;
-    assert_eq!(served, "Search `repo` (owner/name) for `query`.");
+    let documented = "Search `repo` (owner/name) for `query`.";
+    let served = description_becomes(&app, &session, "gh_search", documented).await;
+    assert_eq!(served, documented);
 }
 
 #[actix_web::test]
