@@ -31,9 +31,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    Application::build(settings)
+    let served = Application::build(settings)
         .await?
         .run_until_stopped()
-        .await?;
+        .await;
+    mcpgate::upstream::end_all_processes();
+    served?;
     Ok(())
 }

@@ -113,9 +113,10 @@ impl Application {
 }
 
 /// What shutdown does once no request is served any more: the trainer stores what it
-/// otherwise stores at its checks (a restart loses none of it), the spawned MCP server
-/// processes end, and the buffered call records are written. Each step waits at most
-/// [`RECORDER_DRAIN`].
+/// otherwise stores at its checks (a restart loses none of it), and the buffered call records
+/// are written. Each step waits at most [`RECORDER_DRAIN`]. The process that ends then ends
+/// the MCP server processes still running ([`crate::upstream::end_all_processes`]); a
+/// gateway embedded in a longer-lived process leaves that to it.
 pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
     let flushed = gateway.feedback.trainer.send(Flush);
     match actix_rt::time::timeout(RECORDER_DRAIN, flushed).await {
@@ -124,7 +125,6 @@ pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
         Err(_) => log::warn!("the trainer did not store what it holds within {RECORDER_DRAIN:?}"),
     }
     drop(gateway);
-    crate::upstream::end_all_processes();
     recorder.finish(RECORDER_DRAIN).await;
 }
 

@@ -64,6 +64,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     session.do_send(EndSession);
     writer.abort();
     shut_down(gateway, recorder).await;
+    crate::upstream::end_all_processes();
     Ok(())
 }
 

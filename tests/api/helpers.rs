@@ -14,10 +14,13 @@ use mcpgate::gateway::Gateway;
 use mcpgate::startup::Application;
 use serde_json::{json, Value};
 
-/// The server that holds the per-test databases.
+/// The server that holds the per-test databases. Without TLS by default: every test's gateway
+/// keeps connecting in the background until the binary exits, and a connection negotiating
+/// TLS as the process exits can crash it while OpenSSL is being torn down.
 pub fn postgres_admin_url() -> String {
-    std::env::var("MCPGATE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("MCPGATE_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_string()
+    })
 }
 
 /// Which store a test runs against.
@@ -53,8 +56,14 @@ impl TestDatabase {
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .expect("create test database");
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                let url = format!("{base}/{name}");
+                let (path, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+                let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                let url = format!("{base}/{name}{query}");
                 TestDatabase::Postgres { name, url }
             }
             StoreKind::Sqlite => {
