@@ -177,6 +177,26 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_beside_its_fenced_text_and
 }
 
 #[actix_web::test]
+async fn an_llm_text_that_adds_a_placeholder_the_fetches_do_not_fill_is_rejected() {
+    let (llm, _) = fake_llm_by(|request| match request.contains("Write inputs") {
+        true => "[]".into(),
+        false => "Summarize {{topic}} in the {{style}} style.".into(),
+    })
+    .await;
+    let backend = FakeConnector::start().await;
+    let app = badly_rated(&backend, Some(llm)).await;
+
+    let run = run_where(&app, |r| r["approach"] == "meta-prompt").await;
+
+    assert_eq!(run["outcome"], "rejected", "{run}");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("it adds the placeholder `{{style}}`"),
+        "{reason}"
+    );
+}
+
+#[actix_web::test]
 async fn without_an_llm_a_badly_rated_prompt_has_its_argument_fenced_as_data() {
     let backend = FakeConnector::start().await;
     let app = badly_rated(&backend, None).await;
