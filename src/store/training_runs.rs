@@ -103,37 +103,25 @@ pub fn llm_calls_since(conn: &mut AnyConnection, since_ms: i64) -> QueryResult<V
         .load(conn)
 }
 
-/// When each target's last run since `since_ms` started, of the runs that a trigger or an
-/// operator started (not a live experiment's conclusion nor a rollback).
-pub fn last_started(
-    conn: &mut AnyConnection,
-    since_ms: i64,
-) -> QueryResult<Vec<(String, String, Option<i64>)>> {
-    training_runs::table
-        .filter(training_runs::started_at_ms.ge(since_ms))
-        .filter(training_runs::trigger.ne_all(["experiment", "live_results", "manual_deploy"]))
-        .group_by((training_runs::target_kind, training_runs::target))
-        .select((
-            training_runs::target_kind,
-            training_runs::target,
-            diesel::dsl::max(training_runs::started_at_ms),
-        ))
-        .load(conn)
-}
+/// A target's kind and name, a trigger, and when the target's last run of that trigger started.
+pub type LastStarted = (String, String, String, Option<i64>);
 
-/// When the live watch last rolled each target back since `since_ms`.
-pub fn last_watch_rollbacks(
+/// When each target's last run of each trigger since `since_ms` started.
+pub fn last_started_by_trigger(
     conn: &mut AnyConnection,
     since_ms: i64,
-) -> QueryResult<Vec<(String, String, Option<i64>)>> {
+) -> QueryResult<Vec<LastStarted>> {
     training_runs::table
         .filter(training_runs::started_at_ms.ge(since_ms))
-        .filter(training_runs::trigger.eq("live_results"))
-        .filter(training_runs::outcome.eq("rolled_back"))
-        .group_by((training_runs::target_kind, training_runs::target))
+        .group_by((
+            training_runs::target_kind,
+            training_runs::target,
+            training_runs::trigger,
+        ))
         .select((
             training_runs::target_kind,
             training_runs::target,
+            training_runs::trigger,
             diesel::dsl::max(training_runs::started_at_ms),
         ))
         .load(conn)

@@ -95,15 +95,25 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         };
         signals.push((key, seen));
     }
-    let started: HashMap<Key, i64> = training_runs::last_started(&mut conn, since(window))
-        .map_err(err)?
+    // A target's last run is the last a trigger or an operator started; a live experiment's
+    // conclusion, a deploy check and the watch's rollbacks (kept apart) are not runs of it.
+    let mut started: HashMap<Key, i64> = HashMap::new();
+    let mut watch_rollbacks: HashMap<Key, i64> = HashMap::new();
+    for (kind, target, trigger, last) in
+        training_runs::last_started_by_trigger(&mut conn, since(window)).map_err(err)?
+    {
+        let into = match trigger.as_str() {
+            "experiment" | "manual_deploy" => continue,
+            "live_results" => &mut watch_rollbacks,
+            _ => &mut started,
+        };
+        if let Some(last) = last {
+            let at = into.entry((kind, target)).or_insert(last);
+            *at = (*at).max(last);
+        }
+    }
+    let rolled_back = watch_rollbacks
         .into_iter()
-        .filter_map(|(kind, target, started)| Some(((kind, target), started?)))
-        .collect();
-    let rolled_back = training_runs::last_watch_rollbacks(&mut conn, since(window))
-        .map_err(err)?
-        .into_iter()
-        .filter_map(|(kind, target, at)| Some(((kind, target), at?)))
         .filter(|(key, at)| started.get(key).is_none_or(|run| run < at))
         .map(|(key, _)| key)
         .collect();
