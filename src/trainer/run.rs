@@ -226,13 +226,13 @@ pub(super) fn vet(job: &Job, candidate: &str, writer: Writer) -> Result<(), Stri
     safety::check(&job.original, candidate, &job.placeholders)?;
     // A version is served only to fetches with an argument for each placeholder: one the
     // trainer's text adds would keep it from the fetches it was learnt from.
-    let added = (job.kind == "prompt" && !matches!(writer, Writer::Operator))
-        .then(|| prompt::placeholders(candidate))
-        .and_then(|names| names.into_iter().find(|p| !job.placeholders.contains(p)));
-    if let Some(added) = added {
-        return Err(format!(
-            "it adds the placeholder `{{{{{added}}}}}`, for which the fetches its text was learnt from give no argument"
-        ));
+    if job.kind == "prompt" && !matches!(writer, Writer::Operator) {
+        let mut names = prompt::placeholders(candidate).into_iter();
+        if let Some(added) = names.find(|name| !job.placeholders.contains(name)) {
+            return Err(format!(
+                "it adds the placeholder `{{{{{added}}}}}`, for which the fetches its text was learnt from give no argument"
+            ));
+        }
     }
     let problem = match writer {
         Writer::Llm => topic::off_topic(candidate, &job.context, true).or_else(|| {

@@ -115,13 +115,17 @@ fn escape_closing(value: &str, close: &str) -> String {
 /// to it.
 pub fn fits(template: &str, arguments: &serde_json::Map<String, serde_json::Value>) -> bool {
     let places = super::prompt::placeholders(template);
-    let given = arguments
-        .iter()
-        .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()));
     places.iter().all(|name| arguments.contains_key(name))
-        && given
-            .map(|(name, _)| name)
-            .all(|name| places.contains(name))
+        && given(arguments).all(|(name, _)| places.contains(name))
+}
+
+/// The arguments given a value: a blank one counts as not given.
+fn given(
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+    arguments
+        .iter()
+        .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()))
 }
 
 /// The template behind `text`, a prompt its backend rendered with `arguments`: each argument's
@@ -137,11 +141,8 @@ pub fn template_of(
     text: &str,
     arguments: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
-    let given = arguments
-        .iter()
-        .filter(|(_, value)| value.as_str().is_none_or(|v| !v.trim().is_empty()));
     let mut values: Vec<(&str, &str)> = Vec::new();
-    for (name, value) in given {
+    for (name, value) in given(arguments) {
         match value.as_str() {
             Some(value) if value.trim().chars().count() >= 2 => values.push((name, value)),
             _ => return None,
