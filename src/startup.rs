@@ -25,7 +25,7 @@ use crate::trainer::{restart, Trainer, TrainerDeps};
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for each of its writes.
-const RECORDER_DRAIN: Duration = Duration::from_secs(5);
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// A built, bound, not yet awaited gateway.
 pub struct Application {
@@ -114,18 +114,18 @@ impl Application {
 
 /// What shutdown does once no request is served any more: the trainer stores what it
 /// otherwise stores at its checks (a restart loses none of it), and the buffered call records
-/// are written. Each step waits at most [`RECORDER_DRAIN`]. The process that ends then ends
+/// are written. Each step waits at most [`SHUTDOWN_WAIT`]. The process that ends then ends
 /// the MCP server processes still running ([`crate::upstream::end_all_processes`]); a
 /// gateway embedded in a longer-lived process leaves that to it.
 pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
     let flushed = gateway.feedback.trainer.send(Flush);
-    match actix_rt::time::timeout(RECORDER_DRAIN, flushed).await {
+    match actix_rt::time::timeout(SHUTDOWN_WAIT, flushed).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => log::warn!("the trainer could not store what it holds: {err}"),
-        Err(_) => log::warn!("the trainer did not store what it holds within {RECORDER_DRAIN:?}"),
+        Err(_) => log::warn!("the trainer did not store what it holds within {SHUTDOWN_WAIT:?}"),
     }
     drop(gateway);
-    recorder.finish(RECORDER_DRAIN).await;
+    recorder.finish(SHUTDOWN_WAIT).await;
 }
 
 /// Everything but the HTTP server: store (migrated unless told not to), recorder, registry with
