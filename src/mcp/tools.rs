@@ -12,7 +12,7 @@ use super::paging::page;
 use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
-use crate::store::feedback::NewFeedback;
+use crate::store::feedback::{NewFeedback, AUTOMATIC};
 use crate::store::tool_calls::{NewToolCall, Outcome};
 
 /// One page of the aggregated tools.
@@ -165,7 +165,7 @@ pub(super) fn signal_of(
         suggestion: None,
         error: None,
         latency_ms: took.map(|d| d.as_millis() as i64),
-        source: "auto".into(),
+        source: AUTOMATIC.into(),
         created_at_ms: crate::connector::now_ms(),
     }
 }

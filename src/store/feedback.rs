@@ -27,11 +27,15 @@ pub struct NewFeedback {
     pub error: Option<String>,
     /// How long the call took.
     pub latency_ms: Option<i64>,
-    /// `api`, `tool` (the built-in feedback tool) or `auto`.
+    /// `api`, `tool` (the built-in feedback tool) or [`AUTOMATIC`].
     pub source: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
 }
+
+/// The source of the gateway's own signals (each tool call and prompt fetch); the others are
+/// clients' feedback.
+pub const AUTOMATIC: &str = "auto";
 
 /// Inserts `rows` in one transaction.
 pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usize> {
@@ -63,12 +67,18 @@ pub struct Signal {
     pub target_kind: String,
     /// The target's name.
     pub target: String,
+    /// The version it names, if any.
+    pub version: Option<i64>,
+    /// The client session, if known.
+    pub session_id: Option<String>,
     /// The signal.
     pub signal: String,
     /// The rating, if any.
     pub rating: Option<f64>,
     /// The suggestion, if any.
     pub suggestion: Option<String>,
+    /// [`AUTOMATIC`], or where a client's feedback came from.
+    pub source: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
 }
@@ -86,7 +96,7 @@ pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult
 }
 
 /// What a live experiment counts of a stored row: the version it names, the session it came
-/// from, the signal and the rating.
+/// from, the signal, the rating and its source.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = feedback)]
 pub struct Outcome {
@@ -98,6 +108,8 @@ pub struct Outcome {
     pub signal: String,
     /// The rating, if any.
     pub rating: Option<f64>,
+    /// [`AUTOMATIC`], or where a client's feedback came from.
+    pub source: String,
 }
 
 /// The newest `limit` rows of one target since `since_ms`, oldest first.

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::experiment::{outcome, Arm};
 use super::served::Served;
-use crate::store::feedback::Outcome;
+use super::stats::version_of;
+use crate::store::feedback::{Outcome, AUTOMATIC};
 
 /// The arms as stored: their versions, production first, and the sessions each was given.
 pub fn stored_arms(arms: &[Arm]) -> String {
@@ -31,28 +32,38 @@ pub fn read_arms(text: &str) -> Option<Vec<(i64, u64)>> {
 /// The arms of an experiment taken back after a restart, and the sessions assigned to them:
 /// `arms` are its versions (production first) with the sessions stored for each, and `rows`
 /// the target's feedback since it started, oldest first. Each row counts as it counted live
-/// ([`outcome`]) for the arm of the version it names, or else of its session's arm; a session
-/// belongs to the arm of the first version it was served. An arm keeps the sessions stored
-/// for it unless more are seen in the rows (sessions that joined after the last store).
+/// ([`outcome`]) for the arm of the version it is about ([`version_of`]: a client's feedback
+/// that names none is about what its session's latest row was about), or else of its
+/// session's arm; a session belongs to the arm of the first version it was served. An arm
+/// keeps the sessions stored for it unless more are seen in the rows (sessions that joined
+/// after the last store).
 pub fn rebuilt(arms: Vec<(Served, u64)>, rows: &[Outcome]) -> (Vec<Arm>, HashMap<String, usize>) {
     let mut assigned: HashMap<String, usize> = HashMap::new();
+    let mut latest: HashMap<&str, Option<i64>> = HashMap::new();
     let mut arms: Vec<Arm> = arms
         .into_iter()
         .map(|(served, sessions)| Arm::new(served, sessions))
         .collect();
     for row in rows {
-        let named = row
-            .version
-            .and_then(|v| arms.iter().position(|a| a.served.version == v));
-        let arm = match (named, row.session_id.as_ref()) {
+        let session = row.session_id.as_deref();
+        let automatic = row.source == AUTOMATIC;
+        let about = version_of(row.version, automatic, session, |session| {
+            latest.get(session).copied().flatten()
+        });
+        let named = about.and_then(|v| arms.iter().position(|a| a.served.version == v));
+        let arm = match (named, session) {
             (Some(arm), Some(session)) => {
-                assigned.entry(session.clone()).or_insert(arm);
+                assigned.entry(session.to_string()).or_insert(arm);
                 Some(arm)
             }
             (Some(arm), None) => Some(arm),
-            (None, Some(session)) if row.version.is_none() => assigned.get(session).copied(),
+            (None, Some(session)) if about.is_none() => assigned.get(session).copied(),
             _ => None,
         };
+        if let Some(session) = session {
+            let version = about.or_else(|| arm.map(|arm| arms[arm].served.version));
+            latest.insert(session, version);
+        }
         let Some(arm) = arm else {
             continue;
         };
@@ -84,11 +95,13 @@ mod tests {
         signal: &str,
         rating: Option<f64>,
     ) -> Outcome {
+        let source = if signal == "rating" { "api" } else { AUTOMATIC };
         Outcome {
             version,
             session_id: session.map(str::to_string),
             signal: signal.to_string(),
             rating,
+            source: source.to_string(),
         }
     }
 
@@ -102,6 +115,8 @@ mod tests {
             row(None, Some("s2"), "rating", Some(0.0)),
             row(Some(1), None, "rating", Some(0.75)),
             row(Some(2), Some("s2"), "rating", Some(0.25)),
+            // About version 2, as the session's latest row was, not the session's arm.
+            row(None, Some("s2"), "rating", Some(1.0)),
             row(Some(9), Some("s3"), "success", None),
             row(None, Some("s3"), "rating", Some(1.0)),
             row(None, Some("s4"), "rating", Some(1.0)),
@@ -115,7 +130,7 @@ mod tests {
             .iter()
             .map(|a| (a.served.version, a.successes, a.failures, a.sessions))
             .collect();
-        assert_eq!(counts, [(1, 2, 1, 2), (2, 2, 2, 5)]);
+        assert_eq!(counts, [(1, 2, 1, 2), (2, 3, 2, 5)]);
         let mut assigned: Vec<(String, usize)> = assigned.into_iter().collect();
         assigned.sort();
         assert_eq!(

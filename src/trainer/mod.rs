@@ -43,13 +43,13 @@ use serde_json::Value;
 
 use crate::configuration::TrainerSettings;
 use crate::registry::{CatalogHandle, Snapshot};
-use crate::store::feedback::NewFeedback;
+use crate::store::feedback::{NewFeedback, AUTOMATIC};
 use crate::store::Pool;
 use approaches::Example;
 use llm::Llm;
 use served::ServedVersions;
 pub use stats::TargetView;
-use stats::{view_of, Seen};
+use stats::{last_version, session_key, version_of, view_of, Seen};
 use watch::Watch;
 
 /// Recorded uses kept per target for examples and evaluation.
@@ -247,9 +247,14 @@ impl Handler<RecordFeedback> for Trainer {
         let feedback = msg.feedback;
         let now = Instant::now();
         let key = (feedback.target_kind.clone(), feedback.target.clone());
-        // Feedback that does not name the version it rates counts for the one its session
-        // was served in a live experiment.
-        let version = feedback.version.or_else(|| {
+        let session = session_key(feedback.session_id.as_deref());
+        let automatic = feedback.source == AUTOMATIC;
+        let about = version_of(feedback.version, automatic, session, |session| {
+            last_version(self.seen.get(&key), session)
+        });
+        // Feedback about no known version counts for the one its session was served in a
+        // live experiment.
+        let version = about.or_else(|| {
             let session = feedback.session_id.as_deref()?;
             let experiments = &self.deps.served.experiments;
             experiments.assigned(&key.0, &key.1, session)
@@ -295,6 +300,8 @@ impl Handler<RecordFeedback> for Trainer {
             at: now,
             signal: feedback.signal,
             rating: feedback.rating,
+            version,
+            session,
         });
         while seen.len() > MAX_SEEN
             || seen
@@ -405,7 +412,7 @@ mod tests {
                     suggestion: None,
                     error: None,
                     latency_ms: None,
-                    source: "auto".into(),
+                    source: AUTOMATIC.into(),
                     created_at_ms: 0,
                 },
                 arguments: None,

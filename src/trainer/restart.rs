@@ -1,13 +1,14 @@
 //! What a trainer takes back from the store when it starts, so that a restart loses neither
-//! evidence nor money: the signals and suggestions of its window (triggers and live figures
-//! read them), when each target's last run started (a run needs evidence newer than that), the
-//! targets the live watch rolled back since their last run (a thin description it put back is
-//! rewritten again on one use), the versions deployed within the window (watched again, from
-//! their deploy), the live experiments that ran (they go on, with the successes and failures
-//! their feedback shows), the inputs the LLM wrote for each target, the prompts' texts learnt
-//! from their fetches, and the LLM calls of the last 24 hours (the day's budget). Of these,
-//! what only the trainer holds (the sessions given to live experiments' arms, the learnt
-//! texts) it stores here at each check, and at shutdown when told ([`Flush`]).
+//! evidence nor money: the signals and suggestions of its window (triggers and live figures read
+//! them; a client's rating that names no version is about what its session's signal before it was
+//! about, as it was live), when each target's last run started (a run needs evidence newer than
+//! that), the targets the live watch rolled back since their last run (a thin description it put
+//! back is rewritten again on one use), the versions deployed within the window (watched again,
+//! from their deploy), the live experiments that ran (they go on, with the successes and failures
+//! their feedback shows), the inputs the LLM wrote for each target, the prompts' texts learnt from
+//! their fetches, and the LLM calls of the last 24 hours (the day's budget). Of these, what only
+//! the trainer holds (the sessions given to live experiments' arms, the learnt texts) it stores
+//! here at each check, and at shutdown when told ([`Flush`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -20,7 +21,7 @@ use super::arms::{read_arms, rebuilt};
 use super::experiment::Arm;
 use super::job::DAY;
 use super::served::Served;
-use super::stats::Seen;
+use super::stats::{session_key, version_of, Seen};
 use super::{inputs, live, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
 use crate::store::{
     self, experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
@@ -80,6 +81,8 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     let rows = feedback::since(&mut conn, since(window), MAX_SIGNALS).map_err(err)?;
     let mut signals = Vec::with_capacity(rows.len());
     let mut suggestions = Vec::new();
+    // What each session's latest signal about each target was about.
+    let mut latest: HashMap<(Key, u64), Option<i64>> = HashMap::new();
     for row in rows {
         let Some(when) = at(row.created_at_ms) else {
             continue;
@@ -88,10 +91,20 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         if let Some(suggestion) = row.suggestion {
             suggestions.push((key.clone(), suggestion));
         }
+        let session = session_key(row.session_id.as_deref());
+        let automatic = row.source == feedback::AUTOMATIC;
+        let version = version_of(row.version, automatic, session, |session| {
+            latest.get(&(key.clone(), session)).copied().flatten()
+        });
+        if let Some(session) = session {
+            latest.insert((key.clone(), session), version);
+        }
         let seen = Seen {
             at: when,
             signal: row.signal,
             rating: row.rating,
+            version,
+            session,
         };
         signals.push((key, seen));
     }

@@ -1,6 +1,8 @@
 //! A target's live figures: what the trainer's window keeps of each signal, and the counts and
 //! rates computed from it. Pure.
 
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -117,6 +119,41 @@ pub(super) struct Seen {
     pub(super) at: Instant,
     pub(super) signal: String,
     pub(super) rating: Option<f64>,
+    /// The version it is about, if known ([`version_of`]).
+    pub(super) version: Option<i64>,
+    /// Its session, if known ([`session_key`]).
+    pub(super) session: Option<u64>,
+}
+
+/// A session as [`Seen`] keeps it: a hash of its id, which is all the window needs to tell
+/// sessions apart.
+pub(super) fn session_key(session: Option<&str>) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    session?.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The version a signal about a target is about: the one it names; else, for a client's
+/// feedback (`automatic` false) from a session, the one `last` gives for the session (what
+/// the session's latest signal about the target was about). A prompt version is served only
+/// to fetches it fits, so a session that rates a prompt after a fetch served the backend's
+/// text rates that text, whatever is in production.
+pub(super) fn version_of<S>(
+    named: Option<i64>,
+    automatic: bool,
+    session: Option<S>,
+    last: impl FnOnce(S) -> Option<i64>,
+) -> Option<i64> {
+    if named.is_some() || automatic {
+        return named;
+    }
+    session.and_then(last)
+}
+
+/// The version the latest signal of `session` in `seen` (oldest first) is about, if any.
+pub(super) fn last_version(seen: Option<&VecDeque<Seen>>, session: u64) -> Option<i64> {
+    let latest = seen?.iter().rev().find(|s| s.session == Some(session))?;
+    latest.version
 }
 
 /// The figures of a run of signals.
@@ -166,6 +203,8 @@ mod tests {
             at: Instant::now(),
             signal: signal.into(),
             rating,
+            version: None,
+            session: None,
         }
     }
 
@@ -185,6 +224,26 @@ mod tests {
         assert_eq!(view.error_rate, 0.5);
         assert_eq!(view.mean_rating, Some(0.75));
         assert_eq!(view.suggestions, 1);
+    }
+
+    #[test]
+    fn a_clients_feedback_naming_no_version_is_about_what_its_sessions_latest_signal_was_about() {
+        let about = |version, session| Seen {
+            version,
+            session: Some(session),
+            ..seen("served", None)
+        };
+        let window = VecDeque::from([about(Some(2), 7), about(Some(1), 7), about(Some(2), 8)]);
+        let last = |session| last_version(Some(&window), session);
+
+        assert_eq!(version_of(None, false, Some(7), last), Some(1));
+        assert_eq!(version_of(None, false, Some(8), last), Some(2));
+        assert_eq!(version_of(Some(3), false, Some(7), last), Some(3), "named");
+        assert_eq!(version_of(None, true, Some(7), last), None, "automatic");
+        assert_eq!(version_of(None, false, Some(9), last), None, "no signal");
+        assert_eq!(version_of(None, false, None, last), None, "no session");
+        assert_eq!(session_key(Some("a")), session_key(Some("a")));
+        assert_ne!(session_key(Some("a")), session_key(Some("b")));
     }
 
     #[test]

@@ -1,21 +1,22 @@
 //! The watch over deployed versions: every version the trainer deploys (or an operator deploys
 //! through the API) is watched against the one it replaced, on the live results of its whole
 //! backend (the target and its sibling tools): a description that takes its siblings' requests
-//! shows as errors on the siblings, not on itself. Failed calls and bad ratings count as
-//! failures. The live results are tested at three looks, when the uses since the deploy reach
-//! half the minimum volume, the minimum volume and twice it; a breach at a look (a failure
-//! rate above the one before the deploy plus the rollback margin, at levels of 0.5%, 1.5% and
-//! 3%, by both tests of [`above_before`], so that the three looks together wrongly roll back
-//! a version no worse than that under 5% of the time with 20 uses or more before; with fewer,
-//! and a backend that already fails most calls, up to 14.52% in simulations) rolls production
-//! back; three looks without a breach end the watch.
+//! shows as errors on the siblings, not on itself. A prompt is watched on its fetches and ratings
+//! about the version (a version is served only to fetches it fits; the others get the backend's
+//! text). Failed calls and bad ratings count as failures. The live results are tested at three
+//! looks, when the uses since the deploy reach half the minimum volume, the minimum volume and
+//! twice it; a breach at a look (a failure rate above the one before the deploy plus the rollback
+//! margin, at levels of 0.5%, 1.5% and 3%, by both tests of [`above_before`], so that the three
+//! looks together wrongly roll back a version no worse than that under 5% of the time with 20 uses
+//! or more before; with fewer, and a backend that already fails most calls, up to 14.52% in
+//! simulations) rolls production back; three looks without a breach end the watch.
 
 use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::web;
 
-use super::stats::{above_before, view_of};
+use super::stats::{above_before, view_of, Seen};
 use super::{evaluate, live, run, Trainer};
 use crate::store::prompts::{self, LIVE_BREACH};
 
@@ -66,18 +67,24 @@ impl Trainer {
     }
 
     /// Outcomes of `group` since `since`, or before it: uses and ratings, and of those the
-    /// failed uses and the bad ratings (under ½).
+    /// failed uses and the bad ratings (under ½). Of a prompt, only those about `version` (or
+    /// about no known version) count: fetches that the version did not fit were served the
+    /// backend's text, and so were the ratings that followed them in their sessions.
     fn group_figures(
         &self,
         group: &[(String, String)],
-        since: Instant,
-        after: bool,
+        (since, after): (Instant, bool),
+        version: i64,
     ) -> (usize, usize) {
         group.iter().fold((0, 0), |(uses, errors), key| {
             let Some(seen) = self.seen.get(key) else {
                 return (uses, errors);
             };
-            let signals = seen.iter().filter(|s| (s.at >= since) == after);
+            let about = |s: &&Seen| key.0 != "prompt" || s.version.is_none_or(|v| v == version);
+            let signals = seen
+                .iter()
+                .filter(|s| (s.at >= since) == after)
+                .filter(about);
             let view = view_of(&key.0, &key.1, signals.clone());
             let bad = signals
                 .filter(|s| s.rating.is_some_and(|r| r < 0.5))
@@ -101,7 +108,7 @@ impl Trainer {
         since: Instant,
     ) -> Watch {
         let group = self.group_of(key);
-        let (uses, errors) = self.group_figures(&group, since, false);
+        let (uses, errors) = self.group_figures(&group, (since, false), previous);
         Watch {
             version,
             previous,
@@ -129,8 +136,9 @@ impl Trainer {
         let mut breaches = Vec::new();
         for (key, version, previous, since) in std::mem::take(&mut self.resuming.0) {
             let mut watch = self.watch_since(&key, version, previous, since);
-            let (used, failed) = self.group_figures(&watch.group, since, true);
-            let (used_after, failed_after) = self.group_figures(&watch.group, restart, true);
+            let (used, failed) = self.group_figures(&watch.group, (since, true), version);
+            let (used_after, failed_after) =
+                self.group_figures(&watch.group, (restart, true), version);
             let before = (
                 failed.saturating_sub(failed_after),
                 used.saturating_sub(used_after),
@@ -228,7 +236,8 @@ impl Trainer {
         let mut proven = Vec::new();
         let mut looked = Vec::new();
         for (key, watch) in &self.watched {
-            let (uses, errors) = self.group_figures(&watch.group, watch.since, true);
+            let (uses, errors) =
+                self.group_figures(&watch.group, (watch.since, true), watch.version);
             let margin = self.settings.rollback_margin;
             match look(watch.looks, (errors, uses), watch.baseline, margin, volume) {
                 Look::NotYet => {}

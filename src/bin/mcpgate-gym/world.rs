@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use mcpgate::catalog::{Catalog, ConnectorCatalog};
 use mcpgate::configuration::{DatabaseSettings, LlmSettings, TrainerSettings};
 use mcpgate::registry::Snapshot;
-use mcpgate::store::feedback::NewFeedback;
+use mcpgate::store::feedback::{NewFeedback, AUTOMATIC};
 use mcpgate::store::{self, prompts, training_runs, Pool};
 use mcpgate::trainer::served::ServedVersions;
 use mcpgate::trainer::{CheckNow, Pending, RecordFeedback, Trainer, TrainerDeps};
@@ -106,7 +106,7 @@ fn feedback(target: &str, version: Option<i64>, session: &str, signal: &str) -> 
         suggestion: None,
         error: None,
         latency_ms: Some(1),
-        source: "auto".into(),
+        source: AUTOMATIC.into(),
         created_at_ms: 0,
     }
 }

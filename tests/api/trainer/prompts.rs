@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::rollback::{production_of_becomes, watching};
 use super::{app, deploy_by_hand_to, fake_llm_by};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
@@ -317,4 +318,90 @@ async fn without_an_llm_a_fenced_prompt_gets_the_arguments_of_well_rated_fetches
              requests, not part of these instructions."
         )
     );
+}
+
+/// Fetches `gh_summarize` about rust in `session` (with a `style` too when `styled`) and rates
+/// it down three times in the session, naming no version.
+pub(super) async fn fetch_and_rate_down(app: &TestApp, session: &str, styled: bool) {
+    let mut arguments = json!({"topic": "rust"});
+    if styled {
+        arguments["style"] = json!("short");
+    }
+    let get = json!({"name": "gh_summarize", "arguments": arguments});
+    let got = app.rpc(session, "prompts/get", get).await;
+    assert!(got["result"]["messages"].is_array(), "{got}");
+    for _ in 0..3 {
+        rate_in(app, session, "down").await;
+    }
+}
+
+/// The ratings of `gh_summarize` the trainer's window holds.
+async fn ratings_seen(app: &TestApp) -> Value {
+    let (_, body) = app.get_json("/api/v1/targets").await;
+    let targets = body["targets"].as_array().cloned().unwrap_or_default();
+    let prompt = targets.iter().find(|t| t["target"] == "gh_summarize");
+    prompt.map(|t| t["ratings"].clone()).unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn a_deployed_prompt_is_rolled_back_on_its_own_ratings_not_on_those_of_the_backends_text() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |s| {
+        watching(s);
+        s.trainer.check_interval_ms = 50;
+    })
+    .await;
+    let session = app.initialize().await;
+    for _ in 0..4 {
+        assert_eq!(summary(&app, &session, "rust").await, "Summarize rust.");
+        rate_in(&app, &session, "up").await;
+    }
+    let id = "prompt:gh_summarize";
+    let version = deploy_by_hand_to(&app, id, "Summarize what is known about {{topic}}.").await;
+
+    // Fetches that give a style, which version 2 has no place for, are served the backend's
+    // text; the session's ratings after them rate that text.
+    for _ in 0..4 {
+        fetch_and_rate_down(&app, &session, true).await;
+    }
+    for _ in 0..100 {
+        if ratings_seen(&app).await == 16 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A few checks of the watch.
+    actix_rt::time::sleep(std::time::Duration::from_millis(400)).await;
+    let path = format!("/api/v1/prompts/{id}");
+    let kept = app.get_json(&path).await.1["production"].clone();
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    let runs_then = runs["runs"].as_array().map_or(0, Vec::len);
+
+    // Fetches that version 2 fits, rated down, are its own.
+    for _ in 0..10 {
+        fetch_and_rate_down(&app, &session, false).await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        if app.get_json(&path).await.1["production"] == 1 {
+            break;
+        }
+    }
+    let production = production_of_becomes(&app, id, &Value::from(1)).await;
+    let (_, runs) = app.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(version, 2);
+    assert_eq!(kept, 2, "not rolled back on the backend's text: {runs}");
+    assert_eq!(runs_then, 0);
+    assert_eq!(production, 1, "rolled back on its own ratings");
+    let run = &runs["runs"][0];
+    assert_eq!(run["outcome"], "rolled_back", "{runs}");
+    let reason = run["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("in its ratings"), "{reason}");
+}
+
+/// Rates `gh_summarize` through the ops API as `session`, naming no version.
+pub(super) async fn rate_in(app: &TestApp, session: &str, rating: &str) {
+    let body = json!({"target_kind": "prompt", "target": "gh_summarize",
+        "rating": rating, "session_id": session});
+    let (status, answer) = app.send_json("POST", "/api/v1/feedback", &body).await;
+    assert_eq!(status, 202, "{answer}");
 }

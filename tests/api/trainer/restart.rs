@@ -1,6 +1,6 @@
 //! What the trainer keeps across a restart on the same store: the day's LLM budget, the
 //! signals of its window (live figures and triggers read them), the watch over a version
-//! deployed before it, a live experiment with what it counted, and the prompts' texts learnt
+//! deployed before it (counting for a prompt's version only the ratings about it), a live experiment with what it counted, and the prompts' texts learnt
 //! from their fetches.
 
 use std::time::Duration;
@@ -10,18 +10,28 @@ use mcpgate::store::{experiments, feedback, prompt_templates};
 use serde_json::json;
 
 use super::experiments::{experiment, rate};
-use super::rollback::{fail_until_rolled_back, production_becomes, watching};
+use super::prompts::{fetch_and_rate_down, rate_in};
+use super::rollback::{
+    fail_until_rolled_back, production_becomes, production_of_becomes, watching,
+};
 use super::runs::{five_failures, rewritten, thin_answer, thin_tools};
-use super::{app, description, description_changes, fake_llm, four_good_searches, tools};
+use super::{
+    app, deploy_by_hand_to, description, description_changes, fake_llm, four_good_searches, tools,
+};
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
 /// Waits until the store holds `count` feedback rows of `tool` (the recorder writes them in
 /// batches).
 async fn stored(app: &TestApp, tool: &str, count: i64) {
+    stored_of(app, ("tool", tool), count).await
+}
+
+/// Waits until the store holds `count` feedback rows of the target (kind, name).
+async fn stored_of(app: &TestApp, (kind, target): (&str, &str), count: i64) {
     for _ in 0..250 {
         let mut conn = app.gateway.pool.get().unwrap();
-        if feedback::count_for(&mut conn, "tool", tool).unwrap() >= count {
+        if feedback::count_for(&mut conn, kind, target).unwrap() >= count {
             return;
         }
         drop(conn);
@@ -283,6 +293,56 @@ async fn a_look_reached_before_a_restart_but_not_yet_taken_is_taken_after_it() {
     );
     let reason = rollback["reason"].as_str().unwrap();
     assert!(reason.contains("live error rate of 1.00"), "{reason}");
+}
+
+#[actix_web::test]
+async fn ratings_of_a_prompts_backend_text_before_a_restart_do_not_count_against_its_version_after_it(
+) {
+    let backend = FakeConnector::start().await;
+    // No check comes on the first gateway.
+    let app = app(&backend, |s| {
+        watching(s);
+        s.trainer.check_interval_ms = 3_600_000;
+    })
+    .await;
+    let session = app.initialize().await;
+    let fetch = json!({"name": "gh_summarize", "arguments": {"topic": "rust"}});
+    for _ in 0..4 {
+        app.rpc(&session, "prompts/get", fetch.clone()).await;
+        rate_in(&app, &session, "up").await;
+    }
+    let id = "prompt:gh_summarize";
+    deploy_by_hand_to(&app, id, "Summarize what is known about {{topic}}.").await;
+    // Served the backend's text (version 2 has no place for a style), and rated down after.
+    for _ in 0..4 {
+        fetch_and_rate_down(&app, &session, true).await;
+    }
+    stored_of(&app, ("prompt", "gh_summarize"), 24).await;
+
+    let restarted = restarted(&app, &backend, |s| {
+        watching(s);
+        s.trainer.check_interval_ms = 50;
+    })
+    .await;
+    // A few checks of the resumed watch.
+    actix_rt::time::sleep(Duration::from_millis(400)).await;
+    let path = format!("/api/v1/prompts/{id}");
+    let kept = restarted.get_json(&path).await.1["production"].clone();
+    // The watch goes on: version 2's own fetches, rated down, roll it back.
+    let session = restarted.initialize().await;
+    for _ in 0..10 {
+        fetch_and_rate_down(&restarted, &session, false).await;
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        if restarted.get_json(&path).await.1["production"] == 1 {
+            break;
+        }
+    }
+    let production = production_of_becomes(&restarted, id, &json!(1)).await;
+    let (_, runs) = restarted.get_json("/api/v1/training-runs").await;
+
+    assert_eq!(kept, 2, "{runs}");
+    assert_eq!(production, 1, "{runs}");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
 }
 
 #[actix_web::test]

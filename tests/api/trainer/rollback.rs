@@ -72,11 +72,18 @@ async fn a_version_deployed_through_the_api_is_rolled_back_when_its_backend_does
 
 /// Waits until production of `gh_search` is `version` (or gives up); returns production.
 pub(super) async fn production_becomes(app: &TestApp, version: &Value) -> Value {
+    production_of_becomes(app, "tool:gh_search", version).await
+}
+
+/// Waits until production of target `id` (`kind:name`) is `version` (or gives up); returns
+/// production.
+pub(super) async fn production_of_becomes(app: &TestApp, id: &str, version: &Value) -> Value {
     let mut production = Value::Null;
+    let path = format!("/api/v1/prompts/{id}");
     // Up to 10 s: under load (a build beside the tests) a check and its rollback can take
     // seconds.
     for _ in 0..500 {
-        let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+        let (_, shown) = app.get_json(&path).await;
         production = shown["production"].clone();
         if production == *version {
             break;
