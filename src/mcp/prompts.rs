@@ -1,8 +1,9 @@
 //! `prompts/list` and `prompts/get`. Arguments are checked against the prompt's declared
 //! required arguments before the connector is asked; a deployed version (or a live
 //! experiment's, per session) takes the place of the backend's first text message where it
-//! has a place for each argument given and no other, and the backend's own text goes to the
-//! trainer as a template to learn from.
+//! has a place for each argument given and no other (a session joins an experiment's arm only
+//! with a fetch the arm's version fits), and the backend's own text goes to the trainer as a
+//! template to learn from.
 
 use serde_json::{Map, Value};
 
@@ -12,6 +13,7 @@ use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
 use crate::store::prompts::BASELINE;
 use crate::trainer::safety;
+use crate::trainer::served::Served;
 
 /// One page of the aggregated prompts.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
@@ -75,8 +77,13 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     // first version of a prompt was added): it is counted, but nothing is replaced. Nor is it
     // by a version without a place for each argument given (or with one not given): the
     // backend's own rendering is served, and counted as the baseline's.
-    if let Some(served) = ctx.served.serve("prompt", &name, &ctx.session_id) {
-        let fits = served.text.is_empty() || safety::fits(&served.text, &rendered_arguments);
+    let fits =
+        |served: &Served| served.text.is_empty() || safety::fits(&served.text, &rendered_arguments);
+    if let Some(served) = ctx
+        .served
+        .serve_where("prompt", &name, &ctx.session_id, fits)
+    {
+        let fits = fits(&served);
         signal.version = Some(if fits { served.version } else { BASELINE });
         if let Some(message) = first_text.filter(|_| fits && !served.text.is_empty()) {
             let text = safety::render(&served.text, &rendered_arguments);

@@ -201,6 +201,20 @@ impl Experiments {
 
     /// The version `session` is served, assigning one by a Thompson draw the first time.
     pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
+        self.serve_where(kind, target, session, |_| true)
+    }
+
+    /// The version `session` is served, assigning one by a Thompson draw the first time it
+    /// `fits` the use: a drawn version that does not fit is given back but not assigned (the
+    /// session is not served it, so it does not count among the arm's sessions), and the
+    /// session's next use draws again.
+    pub fn serve_where(
+        &self,
+        kind: &str,
+        target: &str,
+        session: &str,
+        fits: impl Fn(&Served) -> bool,
+    ) -> Option<Served> {
         if self.is_empty() {
             return None;
         }
@@ -214,6 +228,9 @@ impl Experiments {
             true => thompson(&experiment.arms, &mut rng)?,
             false => 0,
         };
+        if !fits(&experiment.arms[arm].served) {
+            return Some(experiment.arms[arm].served.clone());
+        }
         experiment.assigned.insert(session.to_string(), arm);
         experiment.arms[arm].sessions += 1;
         Some(experiment.arms[arm].served.clone())
@@ -352,6 +369,40 @@ mod tests {
         }
         let arms = experiments.arms("tool", "t").unwrap();
         assert_eq!(arms.iter().map(|a| a.sessions).sum::<u64>(), 30);
+    }
+
+    #[test]
+    fn a_session_joins_only_an_arm_that_fits_its_use() {
+        let experiments = Experiments::default();
+        experiments.seed(7);
+        experiments.start("prompt", "p", vec![served(1), served(2)], 1.0);
+        let only_v1 = |s: &Served| s.version == 1;
+        let drawn: Vec<i64> = (0..20)
+            .filter_map(|i| experiments.serve_where("prompt", "p", &format!("s{i}"), only_v1))
+            .map(|s| s.version)
+            .collect();
+        let on_v1 = drawn.iter().filter(|&&v| v == 1).count() as u64;
+        let Some(unfit) = drawn.iter().position(|&v| v == 2) else {
+            panic!("version 2 is never drawn: {drawn:?}");
+        };
+        let session = format!("s{unfit}");
+        let unassigned = experiments.assigned("prompt", "p", &session);
+        // Not assigned, the session draws again at its next use, until a version fits.
+        let mut redrawn = 2;
+        for _ in 0..200 {
+            let served = experiments.serve_where("prompt", "p", &session, only_v1);
+            redrawn = served.map_or(0, |s| s.version);
+            if redrawn == 1 {
+                break;
+            }
+        }
+
+        assert_eq!(unassigned, None);
+        assert_eq!(redrawn, 1);
+        assert_eq!(experiments.assigned("prompt", "p", &session), Some(1));
+        let arms = experiments.arms("prompt", "p").unwrap();
+        let sessions: Vec<u64> = arms.iter().map(|a| a.sessions).collect();
+        assert_eq!(sessions, [on_v1 + 1, 0]);
     }
 
     #[test]

@@ -34,8 +34,21 @@ pub struct ServedVersions {
 impl ServedVersions {
     /// The version `session` is served: its experiment's, else production's.
     pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
+        self.serve_where(kind, target, session, |_| true)
+    }
+
+    /// The version `session` is served for a use that a version may not fit: its
+    /// experiment's (which joins it only when it `fits`, [`Experiments::serve_where`]), else
+    /// production's.
+    pub fn serve_where(
+        &self,
+        kind: &str,
+        target: &str,
+        session: &str,
+        fits: impl Fn(&Served) -> bool,
+    ) -> Option<Served> {
         self.experiments
-            .serve(kind, target, session)
+            .serve_where(kind, target, session, fits)
             .or_else(|| self.get(kind, target))
     }
 

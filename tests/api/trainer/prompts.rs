@@ -177,6 +177,48 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_beside_its_fenced_text_and
     );
 }
 
+/// The sessions given to each arm of `gh_summarize`'s live experiment, production first.
+async fn arm_sessions(app: &TestApp) -> Vec<u64> {
+    let (_, listed) = app.get_json("/api/v1/targets").await;
+    let targets = listed["targets"].as_array().cloned().unwrap_or_default();
+    let prompt = targets.iter().find(|t| t["target"] == "gh_summarize");
+    let arms = prompt.and_then(|t| t["experiment"].as_array().cloned());
+    let sessions = |a: &Value| a["sessions"].as_u64().unwrap_or_default();
+    arms.unwrap_or_default().iter().map(sessions).collect()
+}
+
+#[actix_web::test]
+async fn a_session_whose_fetch_a_tried_version_does_not_fit_does_not_join_its_arm() {
+    let (llm, _) = fake_llm_by(|request| match request.contains("Write inputs") {
+        true => "[]".into(),
+        false => "Summarize {{topic}} in three bullet points.".into(),
+    })
+    .await;
+    let backend = FakeConnector::start().await;
+    let app = badly_rated(&backend, Some(llm)).await;
+    run_where(&app, |r| r["outcome"] == "experiment").await;
+    let before = arm_sessions(&app).await;
+
+    // The tried versions have no place for a style: these sessions get the backend's text.
+    let mut texts = Vec::new();
+    for _ in 0..8 {
+        let session = app.initialize().await;
+        let arguments = json!({"topic": "go", "style": "short"});
+        let get = json!({"name": "gh_summarize", "arguments": arguments});
+        let got = app.rpc(&session, "prompts/get", get).await;
+        texts.push(got["result"]["messages"][0]["content"]["text"].clone());
+    }
+    let after = arm_sessions(&app).await;
+
+    assert_eq!(before, [0, 0, 0]);
+    assert!(texts.iter().all(|t| t == "Summarize go."), "{texts:?}");
+    // Those drawn production's arm (version 1, the backend's own text, fits) joined it; the
+    // others joined none, and draw again at their next fetch.
+    assert_eq!(after.len(), 3);
+    assert!(after[0] <= 8, "{after:?}");
+    assert_eq!(after[1..], [0, 0], "{after:?}");
+}
+
 #[actix_web::test]
 async fn an_llm_text_that_adds_a_placeholder_the_fetches_do_not_fill_is_rejected() {
     let (llm, _) = fake_llm_by(|request| match request.contains("Write inputs") {
