@@ -94,8 +94,13 @@ pub async fn add(
         .unwrap_or_else(|| "added through the API".into());
     let version = write(&gateway, move |conn| {
         prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, now)?;
-        let version =
-            prompts::add_version(conn, &t.kind, &t.name, &body.text, "manual", &reason, now)?;
+        let new = prompts::NewVersion {
+            text: &body.text,
+            approach: "manual",
+            reason: &reason,
+            based_on: None,
+        };
+        let version = prompts::add_version(conn, &t.kind, &t.name, new, now)?;
         prompts::move_label(conn, &t.kind, &t.name, "candidate", version, &reason, now)?;
         Ok(version)
     })

@@ -1,8 +1,9 @@
 //! `prompts/list` and `prompts/get`. Arguments are checked against the prompt's declared
 //! required arguments before the connector is asked; a deployed version (or a live
 //! experiment's, per session) takes the place of the backend's first text message where it
-//! has a place for each argument given and no other (a session joins an experiment's arm only
-//! with a fetch the arm's version fits), and the backend's own text goes to the trainer as a
+//! has a place for each argument given and no other and, for a trained version, while the
+//! backend still renders the text it was made from (a session joins an experiment's arm only
+//! with a fetch the arm's version fits); the backend's own text goes to the trainer as a
 //! template to learn from.
 
 use serde_json::{Map, Value};
@@ -75,10 +76,19 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
     let template = own.and_then(|text| safety::template_of(text, &rendered_arguments));
     // A version with no text is the backend's own rendering (the baseline kept before the
     // first version of a prompt was added): it is counted, but nothing is replaced. Nor is it
-    // by a version without a place for each argument given (or with one not given): the
-    // backend's own rendering is served, and counted as the baseline's.
-    let fits =
-        |served: &Served| served.text.is_empty() || safety::fits(&served.text, &rendered_arguments);
+    // by a version without a place for each argument given (or with one not given), or by a
+    // trained version whose backend no longer renders what it was made from: the backend's
+    // own rendering is served, and counted as the baseline's.
+    let own = own.map(str::to_string);
+    let fits = |served: &Served| {
+        served.text.is_empty()
+            || (safety::fits(&served.text, &rendered_arguments)
+                && safety::still_based_on(
+                    served.based_on.as_deref(),
+                    own.as_deref(),
+                    &rendered_arguments,
+                ))
+    };
     if let Some(served) = ctx
         .served
         .serve_where("prompt", &name, &ctx.session_id, fits)

@@ -45,6 +45,9 @@ pub struct Version {
     pub reason: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// For a prompt version the trainer made, the backend's text (as a template) it was made
+    /// from: it is served only to fetches whose backend text is still that.
+    pub based_on: Option<String>,
 }
 
 /// A label move.
@@ -72,14 +75,21 @@ pub struct LabelMove {
     pub at_ms: i64,
 }
 
+/// What a new version is: its text, how it was made and why, and for a trained prompt the
+/// backend's text it was made from ([`Version::based_on`]).
+pub struct NewVersion<'a> {
+    pub text: &'a str,
+    pub approach: &'a str,
+    pub reason: &'a str,
+    pub based_on: Option<&'a str>,
+}
+
 /// Adds the next version of a target; returns its number.
 pub fn add_version(
     conn: &mut AnyConnection,
     kind: &str,
     target: &str,
-    text: &str,
-    approach: &str,
-    reason: &str,
+    new: NewVersion,
     now_ms: i64,
 ) -> QueryResult<i64> {
     super::write(conn, |conn| {
@@ -94,10 +104,11 @@ pub fn add_version(
                 prompt_versions::target_kind.eq(kind),
                 prompt_versions::target.eq(target),
                 prompt_versions::version.eq(version),
-                prompt_versions::text.eq(text),
-                prompt_versions::approach.eq(approach),
-                prompt_versions::reason.eq(reason),
+                prompt_versions::text.eq(new.text),
+                prompt_versions::approach.eq(new.approach),
+                prompt_versions::reason.eq(new.reason),
                 prompt_versions::created_at_ms.eq(now_ms),
+                prompt_versions::based_on.eq(new.based_on),
             ))
             .execute(conn)?;
         Ok(version)
@@ -295,15 +306,13 @@ pub fn ensure_baseline(
     now_ms: i64,
 ) -> QueryResult<i64> {
     if versions(conn, kind, target)?.is_empty() {
-        let first = add_version(
-            conn,
-            kind,
-            target,
-            original,
-            "original",
-            "the backend's own text",
-            now_ms,
-        )?;
+        let baseline = NewVersion {
+            text: original,
+            approach: "original",
+            reason: "the backend's own text",
+            based_on: None,
+        };
+        let first = add_version(conn, kind, target, baseline, now_ms)?;
         move_label(conn, kind, target, "production", first, "baseline", now_ms)?;
     }
     Ok(label(conn, kind, target, "production")?.unwrap_or(BASELINE))

@@ -58,6 +58,7 @@ diesel::table! {
         approach -> Text,
         reason -> Text,
         created_at_ms -> BigInt,
+        based_on -> Nullable<Text>,
     }
 }
 

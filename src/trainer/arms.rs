@@ -86,7 +86,11 @@ mod tests {
 
     fn served(version: i64) -> Served {
         let text = format!("v{version}");
-        Served { version, text }
+        Served {
+            version,
+            text,
+            based_on: None,
+        }
     }
 
     fn row(

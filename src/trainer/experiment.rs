@@ -337,6 +337,7 @@ mod tests {
         Served {
             version,
             text: format!("v{version}"),
+            based_on: None,
         }
     }
 

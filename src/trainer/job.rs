@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::approaches::Example;
 use super::llm::Llm;
+use super::served::Served;
 use super::{evaluate, inputs, prompt, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
 
@@ -25,6 +26,10 @@ pub struct Job {
     pub trigger: String,
     /// The text served now.
     pub current: String,
+    /// For a prompt, the backend's text (a template) that [`Job::current`] was made from: the
+    /// learnt template itself, or what the deployed version was made from (`None` for one an
+    /// operator wrote). What the run makes is served only while the backend still renders it.
+    pub based_on: Option<String>,
     /// The backend's own text (version 1).
     pub original: String,
     /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
@@ -124,17 +129,24 @@ impl Trainer {
                 .to_string(),
             _ => String::new(),
         };
-        let served = self.deps.served.get(kind, target).map(|s| s.text);
+        let served = self.deps.served.get(kind, target);
         // A prompt's baseline version has no text (its backend renders it): a run starts from
-        // the template learnt from its fetches.
-        let current = match kind.as_str() {
+        // the template learnt from its fetches. So does one whose trained version was made
+        // from a text the backend no longer renders (it is not served).
+        let learnt = self.templates.get(target);
+        let renders = |s: &Served| {
+            !s.text.is_empty()
+                && (learnt.is_none() || s.based_on.is_none() || s.based_on.as_ref() == learnt)
+        };
+        let (current, based_on) = match kind.as_str() {
             "prompt" => served
-                .filter(|text| !text.is_empty())
-                .or_else(|| self.templates.get(target).cloned())
+                .filter(renders)
+                .map(|s| (s.text, s.based_on))
+                .or_else(|| learnt.map(|t| (t.clone(), Some(t.clone()))))
                 .ok_or_else(|| {
                     format!("the text of prompt `{target}` is not known yet: it is learnt from the prompt's first fetch that shows each argument only as it was given")
                 })?,
-            _ => served.unwrap_or_else(|| original.clone()),
+            _ => (served.map_or_else(|| original.clone(), |s| s.text), None),
         };
         let mut placeholders = crate::catalog::required_arguments(&entry.item);
         if kind == "prompt" {
@@ -199,6 +211,7 @@ impl Trainer {
             target: target.clone(),
             trigger: trigger.into(),
             current,
+            based_on,
             original,
             context,
             examples: self

@@ -36,17 +36,18 @@ pub(super) async fn start(
     served: &ServedVersions,
 ) -> (Vec<i64>, String) {
     // A prompt's baseline has no text: the backend renders it.
-    let text = match job.kind.as_str() {
+    let (text, based_on) = match job.kind.as_str() {
         "prompt" => served
             .get(&job.kind, &job.target)
-            .map(|s| s.text)
+            .map(|s| (s.text, s.based_on))
             .unwrap_or_default(),
-        _ => job.current.clone(),
+        _ => (job.current.clone(), None),
     };
     let mut arms = vec![
         Served {
             version: production,
             text,
+            based_on,
         },
         variant,
     ];
@@ -60,7 +61,12 @@ pub(super) async fn start(
                 {
                     Ok((version, _)) => {
                         note = format!(", the last made by {approach} from the text served now");
-                        arms.push(Served { version, text });
+                        let based_on = job.based_on.clone();
+                        arms.push(Served {
+                            version,
+                            text,
+                            based_on,
+                        });
                     }
                     Err(err) => note = format!("; storing the {approach} candidate failed: {err}"),
                 }

@@ -188,8 +188,14 @@ fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
         let arms: Option<Vec<(Served, u64)>> = read_arms(&stored.arms).and_then(|arms| {
             arms.into_iter()
                 .map(|(version, sessions)| {
-                    let text = versions.iter().find(|v| v.version == version)?.text.clone();
-                    Some((Served { version, text }, sessions))
+                    let stored = versions.iter().find(|v| v.version == version)?;
+                    let (text, based_on) = (stored.text.clone(), stored.based_on.clone());
+                    let served = Served {
+                        version,
+                        text,
+                        based_on,
+                    };
+                    Some((served, sessions))
                 })
                 .collect()
         });

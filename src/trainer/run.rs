@@ -361,6 +361,7 @@ async fn settle(
                             let variant = Served {
                                 version: variant,
                                 text: deployed_text.clone(),
+                                based_on: job.based_on.clone(),
                             };
                             let (arms, others) =
                                 live::start(job, production, variant, alternative, &pool, &served)
@@ -441,6 +442,7 @@ pub(super) async fn store_candidate(
 ) -> Result<(i64, i64), String> {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
     let (original, candidate) = (job.original.clone(), candidate.to_string());
+    let based_on = job.based_on.clone();
     let approach = approach.to_string();
     let reason = format!("{} ({approach})", prompts::TRAINED);
     web::block(move || {
@@ -448,8 +450,13 @@ pub(super) async fn store_candidate(
         // One transaction: a version is never kept without its labels.
         store::write(&mut conn, |conn| {
             let production = prompts::ensure_baseline(conn, &kind, &target, &original, now)?;
-            let version =
-                prompts::add_version(conn, &kind, &target, &candidate, &approach, &reason, now)?;
+            let new = prompts::NewVersion {
+                text: &candidate,
+                approach: &approach,
+                reason: &reason,
+                based_on: based_on.as_deref(),
+            };
+            let version = prompts::add_version(conn, &kind, &target, new, now)?;
             for label in labels {
                 prompts::move_label(conn, &kind, &target, label, version, &reason, now)?;
             }

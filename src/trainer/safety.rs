@@ -119,6 +119,19 @@ pub fn fits(template: &str, arguments: &serde_json::Map<String, serde_json::Valu
         && given(arguments).all(|(name, _)| places.contains(name))
 }
 
+/// Whether a prompt version made from `based_on` (the backend's text as a template; `None` for
+/// a version an operator wrote) may replace `own`, the text the backend rendered for a fetch
+/// with `arguments`: only while the backend still renders what the version was made from. A
+/// text that changes between fetches (a date, a file's content, words meant for one client)
+/// is not the version's to freeze, nor is a backend's new text its to hide.
+pub fn still_based_on(
+    based_on: Option<&str>,
+    own: Option<&str>,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    based_on.is_none_or(|template| own == Some(render(template, arguments).as_str()))
+}
+
 /// The arguments given a value: a blank one counts as not given.
 fn given(
     arguments: &serde_json::Map<String, serde_json::Value>,
@@ -338,6 +351,22 @@ mod tests {
         assert!(!fits(template, &more));
         let empty = given(serde_json::json!({"topic": "a", "style": "b", "n": ""}));
         assert!(fits(template, &empty));
+    }
+
+    #[test]
+    fn a_trained_version_replaces_only_the_text_it_was_made_from() {
+        let given = arguments(serde_json::json!({"topic": "go", "n": "3"}));
+        let made_from = Some("Summarize {{topic}} in {{n}} points.");
+
+        assert!(still_based_on(
+            made_from,
+            Some("Summarize go in 3 points."),
+            &given
+        ));
+        let dated = "Summarize go in 3 points. Today is 2026-11-27.";
+        assert!(!still_based_on(made_from, Some(dated), &given));
+        assert!(!still_based_on(made_from, None, &given));
+        assert!(still_based_on(None, Some(dated), &given), "an operator's");
     }
 
     #[test]

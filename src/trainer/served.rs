@@ -11,13 +11,16 @@ use super::experiment::Experiments;
 use crate::store::prompts;
 use crate::store::Pool;
 
-/// A served version: its number and text.
+/// A served version: its number and text, and for a trained prompt version the backend's text
+/// it was made from ([`prompts::Version::based_on`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     /// The version number.
     pub version: i64,
     /// The text.
     pub text: String,
+    /// The backend's text (a template) it was made from, if it is a trained prompt version.
+    pub based_on: Option<String>,
 }
 
 /// Production versions by (kind, target), and the live experiments.
@@ -76,6 +79,7 @@ impl ServedVersions {
                 let served = Served {
                     version: v.version,
                     text: v.text,
+                    based_on: v.based_on,
                 };
                 ((v.target_kind, v.target), served)
             })

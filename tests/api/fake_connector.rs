@@ -40,6 +40,8 @@ pub struct State {
     pub garbage_next: AtomicUsize,
     /// The last execute request: tool name, body, headers.
     pub last_execute: Mutex<Option<Execution>>,
+    /// The words `summarize` renders before its topic.
+    prompt_lead: Mutex<String>,
 }
 
 pub struct FakeConnector {
@@ -73,6 +75,7 @@ impl FakeConnector {
             probes: AtomicUsize::new(0),
             garbage_next: AtomicUsize::new(0),
             last_execute: Mutex::new(None),
+            prompt_lead: Mutex::new("Summarize".into()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
@@ -128,6 +131,11 @@ fn serve(state: Arc<State>, listener: TcpListener) -> ServerHandle {
 impl FakeConnector {
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *self.state.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Makes `summarize` render `lead` before its topic (`Summarize` at first).
+    pub fn set_prompt_lead(&self, lead: &str) {
+        *self.state.prompt_lead.lock().unwrap() = lead.to_string();
     }
 
     pub fn set_tools(&self, tools: Vec<Value>) {
@@ -283,6 +291,7 @@ async fn prompt(
     let Some(topic) = query.get("topic") else {
         return HttpResponse::BadRequest().json(json!({"error": "topic is required"}));
     };
+    let lead = state.prompt_lead.lock().unwrap().clone();
     HttpResponse::Ok().json(json!({"messages": [{"role": "user",
-        "content": {"type": "text", "text": format!("Summarize {topic}.")}}]}))
+        "content": {"type": "text", "text": format!("{lead} {topic}.")}}]}))
 }

@@ -67,8 +67,13 @@ pub async fn deploy_bad(
             let err = |e: diesel::result::Error| e.to_string();
             let previous =
                 prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
-            let version = prompts::add_version(conn, "tool", &name, &text, "manual", "operator", 0)
-                .map_err(err)?;
+            let new = prompts::NewVersion {
+                text: &text,
+                approach: "manual",
+                reason: "operator",
+                based_on: None,
+            };
+            let version = prompts::add_version(conn, "tool", &name, new, 0).map_err(err)?;
             let reason = prompts::BY_API;
             prompts::move_label(conn, "tool", &name, "production", version, reason, 0)
                 .map_err(err)?;
