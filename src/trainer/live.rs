@@ -1,8 +1,9 @@
 //! Live experiments started (production beside a run's variant, and the rules' own candidate
 //! when an LLM wrote the variant) and stored while they run, what their live results decide
-//! (the best arm becomes production when it beats production by the margin), and a deployed
-//! version rolled back when the watch finds a breach. Conclusions and rollbacks are recorded as
-//! training runs.
+//! (the best arm becomes production when it beats production by the margin), their end when
+//! the backend's text their prompt versions were made from is gone (as the watch of such a
+//! version ends), and a deployed version rolled back when the watch finds a breach.
+//! Conclusions and rollbacks are recorded as training runs.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use super::arms::stored_arms;
 use super::evaluate;
 use super::experiment::verdict;
 use super::job::Job;
+use super::prompt;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
 use super::Trainer;
@@ -97,6 +99,45 @@ pub(super) async fn start(
 }
 
 impl Trainer {
+    /// Ends what the versions of prompt `target` made from another text of its backend's can
+    /// no longer show, now that its fetches teach `template`, with the same placeholders (the
+    /// backend's text changed, or changes from fetch to fetch): a live experiment of such
+    /// versions (production stays, and the run says why), and the watch of such a version in
+    /// production (it is not served, so the watch would see nothing and hold back the
+    /// prompt's triggers).
+    pub(super) fn drop_stale(&mut self, target: &str, template: &str, ctx: &mut Context<Self>) {
+        let names = |text: &str| {
+            let mut names = prompt::placeholders(text);
+            names.sort();
+            names
+        };
+        let stale = |based_on: Option<&str>| {
+            based_on.is_some_and(|made| made != template && names(made) == names(template))
+        };
+        let key = ("prompt".to_string(), target.to_string());
+        let arms = self.deps.served.experiments.arms(&key.0, &key.1);
+        let made: Vec<String> = arms
+            .unwrap_or_default()
+            .iter()
+            .skip(1)
+            .filter(|a| stale(a.served.based_on.as_deref()))
+            .map(|a| a.served.version.to_string())
+            .collect();
+        if !made.is_empty() {
+            let why = format!(
+                "the backend's text is no longer the one versions {} were made from, so they cannot be served",
+                made.join(", ")
+            );
+            self.end_experiment(key.clone(), Ending::Abandoned(why), ctx);
+        }
+        let watched = self.watched.get(&key).map(|w| w.version);
+        let production = self.deps.served.get(&key.0, &key.1);
+        if production.is_some_and(|p| Some(p.version) == watched && stale(p.based_on.as_deref())) {
+            self.watched.remove(&key);
+            log::info!("the watch of prompt `{target}` ends: the backend's text is no longer the one its production version was made from, so that version is not served");
+        }
+    }
+
     /// Stores the sessions that joined live experiments since they were last stored, so that a
     /// restart keeps the sessions that made no call (what [`verdict`]'s uses per session count).
     pub(super) fn store_sessions(&mut self, ctx: &mut Context<Self>) {
@@ -150,19 +191,33 @@ fn third_arm(job: &Job, text: &str, arms: &[Served]) -> Result<(), String> {
     Ok(())
 }
 
+/// How a live experiment ends.
+pub enum Ending {
+    /// Its live results decide, against this margin ([`verdict`]).
+    Verdict(f64),
+    /// It cannot go on, for this reason: production stays.
+    Abandoned(String),
+}
+
 /// Ends a live experiment: the best arm becomes production when it beats production's success
-/// rate by `margin` without fewer successful uses per session ([`verdict`]); the run is recorded
-/// either way.
+/// rate by the margin without fewer successful uses per session ([`verdict`]), unless the
+/// experiment is abandoned; the run is recorded either way.
 pub async fn conclude(
     pool: Pool,
     served: Arc<ServedVersions>,
     kind: String,
     target: String,
-    margin: f64,
+    ending: Ending,
 ) -> Option<(i64, i64)> {
     let arms = served.experiments.end(&kind, &target)?;
     let production = arms.first()?.clone();
-    let (best, wins, reason) = verdict(&arms, margin)?;
+    let (best, wins, reason, margin) = match ending {
+        Ending::Verdict(margin) => {
+            let (best, wins, reason) = verdict(&arms, margin)?;
+            (best, wins, reason, Some(margin))
+        }
+        Ending::Abandoned(why) => (arms.get(1)?, false, why, None),
+    };
     let best = best.clone();
     let figures: Vec<Value> = arms
         .iter()

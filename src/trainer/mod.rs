@@ -316,8 +316,9 @@ impl Handler<RecordFeedback> for Trainer {
 impl Handler<PromptRendered> for Trainer {
     type Result = ();
 
-    fn handle(&mut self, msg: PromptRendered, _: &mut Self::Context) {
+    fn handle(&mut self, msg: PromptRendered, ctx: &mut Self::Context) {
         if self.templates.get(&msg.target) != Some(&msg.template) {
+            self.drop_stale(&msg.target, &msg.template, ctx);
             self.unstored_templates.insert(msg.target.clone());
             self.templates.insert(msg.target, msg.template);
         }

@@ -118,17 +118,27 @@ impl Trainer {
             if arms.is_empty() || arms.iter().any(|a| a.uses() < needed) {
                 continue;
             }
-            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-            let margin = self.settings.margin;
-            let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), margin);
-            self.pending += 1;
-            ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
-                act.pending -= 1;
-                act.last_run.insert(key.clone(), Instant::now());
-                if let Some((version, previous)) = deployed {
-                    act.watch(key, version, previous);
-                }
-            }));
+            let ending = live::Ending::Verdict(self.settings.margin);
+            self.end_experiment(key, ending, ctx);
         }
+    }
+
+    /// Ends the live experiment of `key` as `ending` says; a version it deploys is watched.
+    pub(super) fn end_experiment(
+        &mut self,
+        key: (String, String),
+        ending: live::Ending,
+        ctx: &mut Context<Self>,
+    ) {
+        let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+        let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), ending);
+        self.pending += 1;
+        ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
+            act.pending -= 1;
+            act.last_run.insert(key.clone(), Instant::now());
+            if let Some((version, previous)) = deployed {
+                act.watch(key, version, previous);
+            }
+        }));
     }
 }

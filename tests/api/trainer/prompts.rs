@@ -52,6 +52,15 @@ async fn run_where(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
 /// A gateway whose trainer rates prompts after three ratings, with `llm` if given; a fetch of
 /// `gh_summarize` about rust has taught it the prompt's text, and three bad ratings followed.
 async fn badly_rated(backend: &FakeConnector, llm: Option<String>) -> TestApp {
+    badly_rated_with(backend, llm, |_| {}).await
+}
+
+/// A gateway as [`badly_rated`] gives, with its settings then changed by `tweak`.
+async fn badly_rated_with(
+    backend: &FakeConnector,
+    llm: Option<String>,
+    tweak: impl FnOnce(&mut mcpgate::configuration::Settings),
+) -> TestApp {
     let app = app(backend, |s| {
         s.trainer.enabled = true;
         s.trainer.min_ratings = 3;
@@ -60,6 +69,7 @@ async fn badly_rated(backend: &FakeConnector, llm: Option<String>) -> TestApp {
         s.trainer.canary_share = 1.0;
         s.feedback.tool_name = "mcpgate_feedback".into();
         s.trainer.llm.base_url = llm.unwrap_or_default();
+        tweak(s);
     })
     .await;
     let session = app.initialize().await;
@@ -246,45 +256,49 @@ async fn a_session_whose_fetch_a_tried_version_does_not_fit_does_not_join_its_ar
 }
 
 #[actix_web::test]
-async fn a_trained_version_is_served_only_while_its_backend_renders_the_text_it_was_made_from() {
-    let (backend, app) = badly_rated_by_llm("Summarize {{topic}} in three bullet points.").await;
+async fn a_new_backend_text_ends_the_experiment_and_the_watch_of_versions_made_from_the_old() {
+    let (llm, _) = fake_llm_by(|request| match request.contains("Write inputs") {
+        true => "[]".into(),
+        false => "Summarize {{topic}} in three bullet points.".into(),
+    })
+    .await;
+    let backend = FakeConnector::start().await;
+    // No cooldown: once nothing holds the prompt back, three bad ratings start a run.
+    let app = badly_rated_with(&backend, Some(llm), |s| s.trainer.cooldown_ms = 0).await;
     let started = run_where(&app, |r| r["outcome"] == "experiment").await;
-    let path = format!(
-        "/api/v1/prompts/prompt:gh_summarize/versions/{}",
-        started["candidate_version"]
-    );
-    let (_, variant) = app.get_json(&path).await;
-    let (_, original) = app
-        .get_json("/api/v1/prompts/prompt:gh_summarize/versions/1")
+    let versions = "/api/v1/prompts/prompt:gh_summarize/versions";
+    let (_, variant) = app
+        .get_json(&format!("{versions}/{}", started["candidate_version"]))
         .await;
+    let (_, original) = app.get_json(&format!("{versions}/1")).await;
+    // The LLM's variant is deployed by hand beside the experiment: it is watched.
+    let deploy = json!({"version": started["candidate_version"]});
+    let path = "/api/v1/prompts/prompt:gh_summarize/deploy";
+    let (deployed, _) = app.send_json("POST", path, &deploy).await;
 
-    // The backend's text changes (a new release, or a date it renders): what the tried
-    // versions were made from is gone, and each session gets the backend's text.
     backend.set_prompt_lead("Summarize the news about");
-    let mut changed = Vec::new();
-    for _ in 0..8 {
-        changed.push(summary(&app, &app.initialize().await, "go").await);
+    let session = app.initialize().await;
+    let changed = summary(&app, &session, "go").await;
+    let ended = run_where(&app, |r| r["trigger"] == "experiment").await;
+    for _ in 0..3 {
+        rate_in(&app, &session, "down").await;
     }
-    let while_changed = arm_sessions(&app).await;
-    // Back to the text they were made from, they are served again.
-    backend.set_prompt_lead("Summarize");
-    let mut back = Vec::new();
-    for _ in 0..12 {
-        back.push(summary(&app, &app.initialize().await, "go").await);
-    }
+    let next = run_where(&app, |r| {
+        r["trigger"] == "low_rating" && r["id"] != started["id"]
+    })
+    .await;
 
     assert_eq!(variant["based_on"], "Summarize {{topic}}.", "{variant}");
     assert_eq!(original["based_on"], Value::Null, "{original}");
+    assert_eq!(deployed, 200);
+    assert_eq!(changed, "Summarize the news about go.");
+    assert_eq!(ended["outcome"], "kept", "{ended}");
+    let reason = ended["reason"].as_str().unwrap_or_default();
     assert!(
-        changed.iter().all(|t| t == "Summarize the news about go."),
-        "{changed:?}"
+        reason.starts_with("the backend's text is no longer the one versions 2, 3 were made from"),
+        "{reason}"
     );
-    assert_eq!(while_changed[1..], [0, 0], "{while_changed:?}");
-    assert!(
-        back.iter()
-            .any(|t| t.contains("bullet points") || t.contains("<topic>go</topic>")),
-        "a tried version is served again: {back:?}"
-    );
+    assert_ne!(next["outcome"], Value::Null, "{next}");
 }
 
 #[actix_web::test]
