@@ -13,7 +13,9 @@ use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
 use crate::store::feedback::{NewFeedback, AUTOMATIC};
+use crate::store::prompts::BASELINE;
 use crate::store::tool_calls::{NewToolCall, Outcome};
+use crate::trainer::served::Served;
 
 /// One page of the aggregated tools.
 pub async fn list(ctx: &Context, params: Option<&Value>) -> Result<Value, RpcError> {
@@ -43,11 +45,27 @@ fn served(ctx: &Context, tool: &Value) -> Value {
         return tool.clone();
     }
     let name = tool["name"].as_str().unwrap_or_default();
+    let own = tool["description"].as_str().unwrap_or_default();
     let mut tool = tool.clone();
-    if let Some(served) = ctx.served.serve("tool", name, &ctx.session_id) {
-        tool["description"] = Value::String(served.text);
+    if let Some((_, Some(text))) = version_for(ctx, name, own) {
+        tool["description"] = Value::String(text);
     }
     tool
+}
+
+/// The version of tool `name` that the session is served in place of its backend's
+/// description `own` (its live experiment's, else production's), if one was deployed: its
+/// number and text; or, where it was made from another description than the backend's now
+/// (a new release of the backend), [`BASELINE`] and no text, as the backend's own is served.
+fn version_for(ctx: &Context, name: &str, own: &str) -> Option<(i64, Option<String>)> {
+    let fits = |served: &Served| served.based_on.as_deref().is_none_or(|made| made == own);
+    let served = ctx
+        .served
+        .serve_where("tool", name, &ctx.session_id, fits)?;
+    Some(match fits(&served) {
+        true => (served.version, Some(served.text)),
+        false => (BASELINE, None),
+    })
 }
 
 /// Runs a tool on its connector.
@@ -132,10 +150,8 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Outcome::Error => "protocol_error",
     };
     let mut signal = signal_of(ctx, "tool", &name, signal, Some(elapsed));
-    signal.version = ctx
-        .served
-        .serve("tool", &name, &ctx.session_id)
-        .map(|s| s.version);
+    let own = entry.item["description"].as_str().unwrap_or_default();
+    signal.version = version_for(ctx, &name, own).map(|(version, _)| version);
     signal.error = match &result {
         Ok(value) if outcome == Outcome::ToolError => value["content"][0]["text"]
             .as_str()

@@ -45,8 +45,9 @@ pub struct Version {
     pub reason: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
-    /// For a prompt version the trainer made, the backend's text (as a template) it was made
-    /// from: it is served only to fetches whose backend text is still that.
+    /// The backend's text a version the trainer made was made from (for a prompt, as a
+    /// template), and a tool's first version's own text: the version is served only while the
+    /// backend's text is still that. `None` for an operator's version and a prompt's first.
     pub based_on: Option<String>,
 }
 
@@ -297,7 +298,8 @@ pub fn versioned(conn: &mut AnyConnection) -> QueryResult<Vec<Versioned>> {
 pub const BASELINE: i64 = 1;
 
 /// The production version of a target, keeping the backend's own text as version
-/// [`BASELINE`] (and production) the first time a target gets versions.
+/// [`BASELINE`] (and production) the first time a target gets versions. A tool's is based on
+/// that text: once its backend describes the tool otherwise, the backend's new text is served.
 pub fn ensure_baseline(
     conn: &mut AnyConnection,
     kind: &str,
@@ -310,7 +312,7 @@ pub fn ensure_baseline(
             text: original,
             approach: "original",
             reason: "the backend's own text",
-            based_on: None,
+            based_on: (kind == "tool").then_some(original),
         };
         let first = add_version(conn, kind, target, baseline, now_ms)?;
         move_label(conn, kind, target, "production", first, "baseline", now_ms)?;

@@ -131,12 +131,19 @@ impl Trainer {
         };
         let served = self.deps.served.get(kind, target);
         // A prompt's baseline version has no text (its backend renders it): a run starts from
-        // the template learnt from its fetches. So does one whose trained version was made
-        // from a text the backend no longer renders (it is not served).
+        // the template learnt from its fetches. So does one whose version was made from a text
+        // the backend no longer renders (it is not served), and a tool's from its backend's
+        // description.
         let learnt = self.templates.get(target);
+        let renders_now = match kind.as_str() {
+            "prompt" => learnt.map(String::as_str),
+            _ => Some(original.as_str()),
+        };
         let renders = |s: &Served| {
             !s.text.is_empty()
-                && (learnt.is_none() || s.based_on.is_none() || s.based_on.as_ref() == learnt)
+                && (renders_now.is_none()
+                    || s.based_on.is_none()
+                    || s.based_on.as_deref() == renders_now)
         };
         let (current, based_on) = match kind.as_str() {
             "prompt" => served
@@ -146,7 +153,10 @@ impl Trainer {
                 .ok_or_else(|| {
                     format!("the text of prompt `{target}` is not known yet: it is learnt from the prompt's first fetch that shows each argument only as it was given")
                 })?,
-            _ => (served.map_or_else(|| original.clone(), |s| s.text), None),
+            _ => {
+                let current = served.filter(renders).map(|s| s.text);
+                (current.unwrap_or_else(|| original.clone()), Some(original.clone()))
+            }
         };
         let mut placeholders = crate::catalog::required_arguments(&entry.item);
         if kind == "prompt" {
@@ -256,11 +266,12 @@ impl Trainer {
 
     /// The text served for a tool (its production version, else the backend's description).
     pub(super) fn served_text(&self, kind: &str, name: &str, snapshot: &Snapshot) -> String {
+        let own = snapshot.catalog.tool(name).map_or_else(String::new, |e| {
+            e.item["description"].as_str().unwrap_or_default().into()
+        });
         match self.deps.served.get(kind, name) {
-            Some(served) => served.text,
-            None => snapshot.catalog.tool(name).map_or_else(String::new, |e| {
-                e.item["description"].as_str().unwrap_or_default().into()
-            }),
+            Some(served) if served.based_on.as_ref().is_none_or(|made| *made == own) => served.text,
+            _ => own,
         }
     }
 }

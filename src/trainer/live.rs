@@ -19,6 +19,7 @@ use super::prompt;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
 use super::Trainer;
+use crate::registry::Snapshot;
 use crate::store::experiments::{self, Stored};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
@@ -43,7 +44,7 @@ pub(super) async fn start(
             .get(&job.kind, &job.target)
             .map(|s| (s.text, s.based_on))
             .unwrap_or_default(),
-        _ => (job.current.clone(), None),
+        _ => (job.current.clone(), job.based_on.clone()),
     };
     let mut arms = vec![
         Served {
@@ -99,22 +100,26 @@ pub(super) async fn start(
 }
 
 impl Trainer {
-    /// Ends what the versions of prompt `target` made from another text of its backend's can
-    /// no longer show, now that its fetches teach `template`, with the same placeholders (the
-    /// backend's text changed, or changes from fetch to fetch): a live experiment of such
+    /// Ends what the versions of `key` made from another text of its backend's than `now` (a
+    /// tool's description, or the template a prompt's fetches teach, with the same
+    /// placeholders) can no longer show, as they are not served: a live experiment of such
     /// versions (production stays, and the run says why), and the watch of such a version in
-    /// production (it is not served, so the watch would see nothing and hold back the
-    /// prompt's triggers).
-    pub(super) fn drop_stale(&mut self, target: &str, template: &str, ctx: &mut Context<Self>) {
+    /// production (it would see nothing, and hold back the target's triggers).
+    pub(super) fn drop_stale(
+        &mut self,
+        key: &(String, String),
+        now: &str,
+        ctx: &mut Context<Self>,
+    ) {
         let names = |text: &str| {
             let mut names = prompt::placeholders(text);
             names.sort();
             names
         };
         let stale = |based_on: Option<&str>| {
-            based_on.is_some_and(|made| made != template && names(made) == names(template))
+            based_on
+                .is_some_and(|made| made != now && (key.0 != "prompt" || names(made) == names(now)))
         };
-        let key = ("prompt".to_string(), target.to_string());
         let arms = self.deps.served.experiments.arms(&key.0, &key.1);
         let made: Vec<String> = arms
             .unwrap_or_default()
@@ -130,11 +135,32 @@ impl Trainer {
             );
             self.end_experiment(key.clone(), Ending::Abandoned(why), ctx);
         }
-        let watched = self.watched.get(&key).map(|w| w.version);
+        let watched = self.watched.get(key).map(|w| w.version);
         let production = self.deps.served.get(&key.0, &key.1);
         if production.is_some_and(|p| Some(p.version) == watched && stale(p.based_on.as_deref())) {
-            self.watched.remove(&key);
-            log::info!("the watch of prompt `{target}` ends: the backend's text is no longer the one its production version was made from, so that version is not served");
+            self.watched.remove(key);
+            let (kind, target) = key;
+            log::info!("the watch of {kind} `{target}` ends: the backend's text is no longer the one its production version was made from, so that version is not served");
+        }
+    }
+
+    /// Ends, for each tool in a live experiment or under watch, what [`Trainer::drop_stale`]
+    /// says, against its backend's description in `snapshot`.
+    pub(super) fn drop_stale_tools(&mut self, snapshot: &Snapshot, ctx: &mut Context<Self>) {
+        let experiments = self.deps.served.experiments.targets();
+        let tools: Vec<(String, String)> = experiments
+            .into_iter()
+            .chain(self.watched.keys().cloned())
+            .filter(|(kind, _)| kind == "tool")
+            .collect();
+        for key in tools {
+            if let Some(entry) = snapshot.catalog.tool(&key.1) {
+                let own = entry.item["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.drop_stale(&key, &own, ctx);
+            }
         }
     }
 

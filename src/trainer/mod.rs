@@ -318,7 +318,8 @@ impl Handler<PromptRendered> for Trainer {
 
     fn handle(&mut self, msg: PromptRendered, ctx: &mut Self::Context) {
         if self.templates.get(&msg.target) != Some(&msg.template) {
-            self.drop_stale(&msg.target, &msg.template, ctx);
+            let key = ("prompt".to_string(), msg.target.clone());
+            self.drop_stale(&key, &msg.template, ctx);
             self.unstored_templates.insert(msg.target.clone());
             self.templates.insert(msg.target, msg.template);
         }
