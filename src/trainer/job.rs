@@ -16,6 +16,11 @@ use super::served::Served;
 use super::{evaluate, inputs, prompt, topic, Trainer, MAX_SIBLINGS, SIBLING_CALLS};
 use crate::registry::Snapshot;
 
+/// How many changes of a prompt's text for the same arguments, within the trainer's window,
+/// keep the prompt from being trained: one is a new release of its backend; two, a text that
+/// changes.
+pub(super) const MAX_TEXT_CHANGES: usize = 2;
+
 /// What a run needs to know, gathered by the trainer.
 pub struct Job {
     /// `tool` or `prompt`.
@@ -129,6 +134,22 @@ impl Trainer {
                 .to_string(),
             _ => String::new(),
         };
+        // A version made from one fetch's text would be served to none of those that follow.
+        let changes = match kind.as_str() {
+            "prompt" => self.text_changes.get(target).map_or(0, |changes| {
+                changes
+                    .iter()
+                    .filter(|at| at.elapsed() <= self.window)
+                    .count()
+            }),
+            _ => 0,
+        };
+        if changes >= MAX_TEXT_CHANGES {
+            return Err(format!(
+                "the text of prompt `{target}` changed {changes} times in the last {} s between fetches with the same arguments (it holds something that changes, such as a time, or words for each client): a version made from one fetch's text would be served to none that follow",
+                self.window.as_secs()
+            ));
+        }
         let served = self.deps.served.get(kind, target);
         // A prompt's baseline version has no text (its backend renders it): a run starts from
         // the template learnt from its fetches. So does one whose version was made from a text

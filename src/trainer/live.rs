@@ -111,14 +111,10 @@ impl Trainer {
         now: &str,
         ctx: &mut Context<Self>,
     ) {
-        let names = |text: &str| {
-            let mut names = prompt::placeholders(text);
-            names.sort();
-            names
-        };
         let stale = |based_on: Option<&str>| {
-            based_on
-                .is_some_and(|made| made != now && (key.0 != "prompt" || names(made) == names(now)))
+            based_on.is_some_and(|made| {
+                made != now && (key.0 != "prompt" || prompt::same_placeholders(made, now))
+            })
         };
         let arms = self.deps.served.experiments.arms(&key.0, &key.1);
         let made: Vec<String> = arms

@@ -190,6 +190,9 @@ pub struct Trainer {
     /// Versions deployed before a restart, to watch again once the catalog is loaded (their
     /// groups need it), and when the store was read.
     resuming: (Vec<restart::Deploy>, Option<Instant>),
+    /// When each prompt's learnt text last changed to another with the same placeholders (its
+    /// backend's text changed): the latest [`job::MAX_TEXT_CHANGES`] times.
+    text_changes: HashMap<String, VecDeque<Instant>>,
 }
 
 impl Trainer {
@@ -223,6 +226,7 @@ impl Trainer {
             unstored_templates: HashSet::new(),
             inputs: HashMap::new(),
             resuming: (Vec::new(), None),
+            text_changes: HashMap::new(),
         }
     }
 
@@ -317,7 +321,16 @@ impl Handler<PromptRendered> for Trainer {
     type Result = ();
 
     fn handle(&mut self, msg: PromptRendered, ctx: &mut Self::Context) {
-        if self.templates.get(&msg.target) != Some(&msg.template) {
+        let before = self.templates.get(&msg.target);
+        if before != Some(&msg.template) {
+            if before.is_some_and(|t| prompt::same_placeholders(t, &msg.template)) {
+                let now = Instant::now();
+                let changes = self.text_changes.entry(msg.target.clone()).or_default();
+                changes.push_back(now);
+                if changes.len() > job::MAX_TEXT_CHANGES {
+                    changes.pop_front();
+                }
+            }
             let key = ("prompt".to_string(), msg.target.clone());
             self.drop_stale(&key, &msg.template, ctx);
             self.unstored_templates.insert(msg.target.clone());

@@ -32,6 +32,17 @@ pub fn placeholders(template: &str) -> Vec<String> {
     names
 }
 
+/// Whether two templates have the same placeholders, in any order: texts of one prompt for
+/// the same arguments.
+pub fn same_placeholders(a: &str, b: &str) -> bool {
+    let names = |text: &str| {
+        let mut names = placeholders(text);
+        names.sort();
+        names
+    };
+    names(a) == names(b)
+}
+
 /// The placeholders of `template` whose hostile value, rendered, lands outside a
 /// `<name>…</name>` fence, where a model would read it as the prompt's own words.
 pub fn exposed(template: &str) -> Vec<String> {

@@ -363,6 +363,32 @@ async fn a_prompt_is_not_trained_before_its_text_is_known() {
 }
 
 #[actix_web::test]
+async fn a_prompt_whose_text_changes_from_fetch_to_fetch_is_not_trained() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    let train = "/api/v1/prompts/prompt:gh_summarize/train";
+    // A new release changes the text once: the prompt is still trained.
+    for lead in ["Summarize", "At 10:00, summarize"] {
+        backend.set_prompt_lead(lead);
+        summary(&app, &session, "rust").await;
+    }
+    let (once, _) = app.send_json("POST", train, &json!({})).await;
+    // A text that holds the time changes again.
+    backend.set_prompt_lead("At 10:01, summarize");
+    summary(&app, &session, "rust").await;
+    let (twice, answer) = app.send_json("POST", train, &json!({})).await;
+
+    assert_eq!(once, 200);
+    assert_eq!(twice, 409, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the text of prompt `gh_summarize` changed 2 times in the last 3600 s"),
+        "{error}"
+    );
+}
+
+#[actix_web::test]
 async fn a_fetch_that_shows_an_argument_in_another_case_teaches_no_text_and_a_later_one_does() {
     let backend = FakeConnector::start().await;
     let app = app(&backend, |_| {}).await;
