@@ -32,11 +32,11 @@ pub fn read_arms(text: &str) -> Option<Vec<(i64, u64)>> {
 /// The arms of an experiment taken back after a restart, and the sessions assigned to them:
 /// `arms` are its versions (production first) with the sessions stored for each, and `rows`
 /// the target's feedback since it started, oldest first. Each row counts as it counted live
-/// ([`outcome`]) for the arm of the version it is about ([`version_of`]: a client's feedback
-/// that names none is about what its session's latest row was about), or else of its
-/// session's arm; a session belongs to the arm of the first version it was served. An arm
-/// keeps the sessions stored for it unless more are seen in the rows (sessions that joined
-/// after the last store).
+/// ([`outcome`]) for the arm of the version it is about (`stats::version_of`: a client's
+/// feedback that names none is about what its session's latest row was about), or else of
+/// its session's arm; a session belongs to the arm of the first version it was served. An
+/// arm keeps the sessions stored for it unless more are seen in the rows (sessions that
+/// joined after the last store).
 pub fn rebuilt(arms: Vec<(Served, u64)>, rows: &[Outcome]) -> (Vec<Arm>, HashMap<String, usize>) {
     let mut assigned: HashMap<String, usize> = HashMap::new();
     let mut latest: HashMap<&str, Option<i64>> = HashMap::new();
