@@ -11,15 +11,15 @@ use super::experiment::Experiments;
 use crate::store::prompts;
 use crate::store::Pool;
 
-/// A served version: its number and text, and for a trained prompt version the backend's text
-/// it was made from ([`prompts::Version::based_on`]).
+/// A served version: its number and text, and the backend's text it was made from, where it is
+/// served only while the backend's text is still that ([`prompts::Version::based_on`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Served {
     /// The version number.
     pub version: i64,
     /// The text.
     pub text: String,
-    /// The backend's text (a template) it was made from, if it is a trained prompt version.
+    /// The backend's text it was made from (a prompt's as a template), if any.
     pub based_on: Option<String>,
 }
 
