@@ -76,8 +76,8 @@ pub struct LabelMove {
     pub at_ms: i64,
 }
 
-/// What a new version is: its text, how it was made and why, and for a trained prompt the
-/// backend's text it was made from ([`Version::based_on`]).
+/// What a new version is: its text, how it was made and why, and the backend's text it was
+/// made from, if any ([`Version::based_on`]).
 pub struct NewVersion<'a> {
     pub text: &'a str,
     pub approach: &'a str,
