@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix_web::web;
 
 use super::{run, Trainer, TrainingOutcome};
-use crate::store::training_runs::NewRun;
+use crate::store::training_runs::{self, NewRun};
 
 impl Trainer {
     /// Starts a run for `key`; `reply` hears how it ended.
@@ -21,8 +22,11 @@ impl Trainer {
         let job = match self.job(&key, trigger) {
             Ok(job) => job,
             Err(err) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(err));
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(err));
+                    }
+                    None => self.record_skipped(key, trigger, err, ctx),
                 }
                 return;
             }
@@ -43,6 +47,48 @@ impl Trainer {
                     version: run.candidate_version,
                     evaluation: run.evaluation.and_then(|e| serde_json::from_str(&e).ok()),
                 }));
+            }
+        }));
+    }
+
+    /// Records a run that a trigger started and that could not go on, with `why`; it counts as
+    /// the target's last run, so the trigger fires again only on new evidence, after the
+    /// cooldown (a run asked for by hand is answered instead).
+    fn record_skipped(
+        &mut self,
+        key: (String, String),
+        trigger: &str,
+        why: String,
+        ctx: &mut Context<Self>,
+    ) {
+        log::info!("training run for {} `{}`: skipped — {why}", key.0, key.1);
+        self.last_run.insert(key.clone(), Instant::now());
+        let run = NewRun {
+            target_kind: key.0,
+            target: key.1,
+            trigger: trigger.into(),
+            approach: "none".into(),
+            reason: why,
+            outcome: "skipped".into(),
+            candidate_version: None,
+            evaluation: None,
+            started_at_ms: crate::connector::now_ms(),
+            llm_calls: 0,
+        };
+        let pool = self.deps.pool.clone();
+        let write = async move {
+            web::block(move || {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        };
+        self.pending += 1;
+        ctx.spawn(write.into_actor(self).map(|written, act, _| {
+            act.pending -= 1;
+            if let Err(err) = written {
+                log::warn!("recording a skipped training run failed: {err}");
             }
         }));
     }

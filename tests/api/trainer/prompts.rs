@@ -389,6 +389,33 @@ async fn a_prompt_whose_text_changes_from_fetch_to_fetch_is_not_trained() {
 }
 
 #[actix_web::test]
+async fn a_trigger_on_a_prompt_that_cannot_be_trained_records_why() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |s| {
+        s.trainer.enabled = true;
+        s.trainer.min_ratings = 3;
+    })
+    .await;
+    let session = app.initialize().await;
+    for lead in ["Summarize", "At 10:00, summarize", "At 10:01, summarize"] {
+        backend.set_prompt_lead(lead);
+        summary(&app, &session, "rust").await;
+    }
+    for _ in 0..3 {
+        rate_in(&app, &session, "down").await;
+    }
+
+    let run = run_where(&app, |r| r["outcome"] == "skipped").await;
+
+    assert_eq!(run["trigger"], "low_rating", "{run}");
+    let reason = run["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the text of prompt `gh_summarize` changed 2 times"),
+        "{reason}"
+    );
+}
+
+#[actix_web::test]
 async fn a_fetch_that_shows_an_argument_in_another_case_teaches_no_text_and_a_later_one_does() {
     let backend = FakeConnector::start().await;
     let app = app(&backend, |_| {}).await;
