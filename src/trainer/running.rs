@@ -1,6 +1,6 @@
-//! Runs under way: starting one for a target, the LLM calls reserved for it and given back
-//! when it ends, and what the trainer keeps of it (the inputs the LLM wrote, the version it
-//! deployed, to watch).
+//! Runs under way: starting one for a target (or recording why one a trigger started cannot
+//! go on), the LLM calls reserved for it and given back when it ends, and what the trainer
+//! keeps of it (the inputs the LLM wrote, the version it deployed, to watch).
 
 use std::time::Instant;
 
