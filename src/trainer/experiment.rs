@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::arms::stored_arms;
+use super::draw::beta;
 use super::served::Served;
 
 /// One version in an experiment and what it has earned.
@@ -297,37 +298,6 @@ fn thompson(arms: &[Arm], rng: &mut fastrand::Rng) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// A draw from Beta(a, b), as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
-fn beta(a: f64, b: f64, rng: &mut fastrand::Rng) -> f64 {
-    let x = gamma(a, rng);
-    let y = gamma(b, rng);
-    x / (x + y)
-}
-
-/// A draw from Gamma(shape, 1) for shape >= 1 (Marsaglia and Tsang).
-fn gamma(shape: f64, rng: &mut fastrand::Rng) -> f64 {
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let x = normal(rng);
-        let v = (1.0 + c * x).powi(3);
-        if v <= 0.0 {
-            continue;
-        }
-        let u = rng.f64().max(f64::MIN_POSITIVE);
-        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-            return d * v;
-        }
-    }
-}
-
-/// A standard normal draw (Box–Muller).
-fn normal(rng: &mut fastrand::Rng) -> f64 {
-    let u1 = rng.f64().max(f64::MIN_POSITIVE);
-    let u2 = rng.f64();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,14 +464,5 @@ mod tests {
         let sessions: u64 = read_arms(arms).unwrap().iter().map(|a| a.1).sum();
         assert_eq!(sessions, 1);
         assert!(experiments.to_store().is_empty());
-    }
-
-    #[test]
-    fn beta_draws_stay_in_the_unit_interval_around_the_mean() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let draws: Vec<f64> = (0..2000).map(|_| beta(8.0, 2.0, &mut rng)).collect();
-        assert!(draws.iter().all(|d| (0.0..=1.0).contains(d)));
-        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
-        assert!((mean - 0.8).abs() < 0.03, "{mean}");
     }
 }

@@ -12,6 +12,7 @@
 pub mod approaches;
 pub mod arms;
 mod batch;
+mod draw;
 pub mod evaluate;
 pub mod experiment;
 pub mod inputs;
