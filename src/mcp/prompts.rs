@@ -12,7 +12,6 @@ use super::dispatch::{list_result, object, send_to, string, Context};
 use super::jsonrpc::RpcError;
 use super::paging::page;
 use crate::connector::{ConnectorError, GetPrompt};
-use crate::store::prompts::BASELINE;
 use crate::trainer::safety;
 use crate::trainer::served::Served;
 
@@ -89,13 +88,10 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
                     &rendered_arguments,
                 ))
     };
-    if let Some(served) = ctx
-        .served
-        .serve_where("prompt", &name, &ctx.session_id, fits)
-    {
-        let fits = fits(&served);
-        signal.version = Some(if fits { served.version } else { BASELINE });
-        if let Some(message) = first_text.filter(|_| fits && !served.text.is_empty()) {
+    if let Some((version, served)) = ctx.served.serve("prompt", &name, &ctx.session_id, fits) {
+        signal.version = Some(version);
+        let replacing = served.filter(|served| !served.text.is_empty());
+        if let (Some(served), Some(message)) = (replacing, first_text) {
             let text = safety::render(&served.text, &rendered_arguments);
             message["content"]["text"] = Value::String(text);
         }

@@ -13,7 +13,6 @@ use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
 use crate::store::feedback::{NewFeedback, AUTOMATIC};
-use crate::store::prompts::BASELINE;
 use crate::store::tool_calls::{NewToolCall, Outcome};
 use crate::trainer::served::Served;
 
@@ -47,25 +46,18 @@ fn served(ctx: &Context, tool: &Value) -> Value {
     let name = tool["name"].as_str().unwrap_or_default();
     let own = tool["description"].as_str().unwrap_or_default();
     let mut tool = tool.clone();
-    if let Some((_, Some(text))) = version_for(ctx, name, own) {
-        tool["description"] = Value::String(text);
+    if let Some((_, Some(served))) = version_for(ctx, name, own) {
+        tool["description"] = Value::String(served.text);
     }
     tool
 }
 
-/// The version of tool `name` that the session is served in place of its backend's
-/// description `own` (its live experiment's, else production's), if one was deployed: its
-/// number and text; or, where it was made from another description than the backend's now
-/// (a new release of the backend), [`BASELINE`] and no text, as the backend's own is served.
-fn version_for(ctx: &Context, name: &str, own: &str) -> Option<(i64, Option<String>)> {
+/// What the session is served of tool `name` in place of its backend's description `own`
+/// ([`ServedVersions::serve`](crate::trainer::served::ServedVersions::serve)): a version made
+/// from another description than the backend's now (a new release of the backend) is not.
+fn version_for(ctx: &Context, name: &str, own: &str) -> Option<(i64, Option<Served>)> {
     let fits = |served: &Served| served.based_on.as_deref().is_none_or(|made| made == own);
-    let served = ctx
-        .served
-        .serve_where("tool", name, &ctx.session_id, fits)?;
-    Some(match fits(&served) {
-        true => (served.version, Some(served.text)),
-        false => (BASELINE, None),
-    })
+    ctx.served.serve("tool", name, &ctx.session_id, fits)
 }
 
 /// Runs a tool on its connector.

@@ -200,16 +200,11 @@ impl Experiments {
             .map(|e| e.arms.clone())
     }
 
-    /// The version `session` is served, assigning one by a Thompson draw the first time.
-    pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
-        self.serve_where(kind, target, session, |_| true)
-    }
-
     /// The version `session` is served, assigning one by a Thompson draw the first time it
     /// `fits` the use: a drawn version that does not fit is given back but not assigned (the
     /// session is not served it, so it does not count among the arm's sessions), and the
     /// session's next use draws again.
-    pub fn serve_where(
+    pub fn serve(
         &self,
         kind: &str,
         target: &str,
@@ -315,9 +310,12 @@ mod tests {
     fn a_session_keeps_its_version() {
         let experiments = Experiments::default();
         experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
-        let first = experiments.serve("tool", "t", "s").unwrap();
+        let first = experiments.serve("tool", "t", "s", |_| true).unwrap();
         for _ in 0..20 {
-            assert_eq!(experiments.serve("tool", "t", "s").unwrap(), first);
+            assert_eq!(
+                experiments.serve("tool", "t", "s", |_| true).unwrap(),
+                first
+            );
         }
     }
 
@@ -335,8 +333,8 @@ mod tests {
         let experiments = Experiments::default();
         experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
         for i in 0..30 {
-            experiments.serve("tool", "t", &format!("s{i}"));
-            experiments.serve("tool", "t", &format!("s{i}"));
+            experiments.serve("tool", "t", &format!("s{i}"), |_| true);
+            experiments.serve("tool", "t", &format!("s{i}"), |_| true);
         }
         let arms = experiments.arms("tool", "t").unwrap();
         assert_eq!(arms.iter().map(|a| a.sessions).sum::<u64>(), 30);
@@ -349,7 +347,7 @@ mod tests {
         experiments.start("prompt", "p", vec![served(1), served(2)], 1.0);
         let only_v1 = |s: &Served| s.version == 1;
         let drawn: Vec<i64> = (0..20)
-            .filter_map(|i| experiments.serve_where("prompt", "p", &format!("s{i}"), only_v1))
+            .filter_map(|i| experiments.serve("prompt", "p", &format!("s{i}"), only_v1))
             .map(|s| s.version)
             .collect();
         let on_v1 = drawn.iter().filter(|&&v| v == 1).count() as u64;
@@ -361,7 +359,7 @@ mod tests {
         // Not assigned, the session draws again at its next use, until a version fits.
         let mut redrawn = 2;
         for _ in 0..200 {
-            let served = experiments.serve_where("prompt", "p", &session, only_v1);
+            let served = experiments.serve("prompt", "p", &session, only_v1);
             redrawn = served.map_or(0, |s| s.version);
             if redrawn == 1 {
                 break;
@@ -420,7 +418,7 @@ mod tests {
         let wins = (0..200)
             .filter(|i| {
                 experiments
-                    .serve("tool", "t", &format!("s{i}"))
+                    .serve("tool", "t", &format!("s{i}"), |_| true)
                     .unwrap()
                     .version
                     == 2
@@ -439,7 +437,7 @@ mod tests {
         let production = (0..50)
             .filter(|i| {
                 experiments
-                    .serve("tool", "t", &format!("s{i}"))
+                    .serve("tool", "t", &format!("s{i}"), |_| true)
                     .unwrap()
                     .version
                     == 1
@@ -453,8 +451,8 @@ mod tests {
         let experiments = Experiments::default();
         let started = experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
         assert!(experiments.to_store().is_empty());
-        experiments.serve("tool", "t", "s1");
-        experiments.serve("tool", "t", "s1");
+        experiments.serve("tool", "t", "s1", |_| true);
+        experiments.serve("tool", "t", "s1", |_| true);
 
         let stored = experiments.to_store();
 

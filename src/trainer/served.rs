@@ -35,24 +35,26 @@ pub struct ServedVersions {
 }
 
 impl ServedVersions {
-    /// The version `session` is served: its experiment's, else production's.
-    pub fn serve(&self, kind: &str, target: &str, session: &str) -> Option<Served> {
-        self.serve_where(kind, target, session, |_| true)
-    }
-
-    /// The version `session` is served for a use that a version may not fit: its
-    /// experiment's (which joins it only when it `fits`, [`Experiments::serve_where`]), else
-    /// production's.
-    pub fn serve_where(
+    /// What `session` is served for a use in place of the backend's own text, if a version was
+    /// deployed: its experiment's version (which it joins only where the version `fits` the
+    /// use, [`Experiments::serve`]), else production's, with the number its signals name. A
+    /// version that does not fit is not served: the backend's own text is, named
+    /// [`prompts::BASELINE`].
+    pub fn serve(
         &self,
         kind: &str,
         target: &str,
         session: &str,
         fits: impl Fn(&Served) -> bool,
-    ) -> Option<Served> {
-        self.experiments
-            .serve_where(kind, target, session, fits)
-            .or_else(|| self.get(kind, target))
+    ) -> Option<(i64, Option<Served>)> {
+        let served = self
+            .experiments
+            .serve(kind, target, session, &fits)
+            .or_else(|| self.get(kind, target))?;
+        Some(match fits(&served) {
+            true => (served.version, Some(served)),
+            false => (prompts::BASELINE, None),
+        })
     }
 
     /// The production version of a target, if one was deployed.

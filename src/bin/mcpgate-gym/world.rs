@@ -257,9 +257,9 @@ pub async fn run(
         let texts: Vec<(String, Option<i64>)> = group
             .iter()
             .map(
-                |&t| match served.serve("tool", &data.tools[t].name, &session) {
-                    Some(s) => (s.text, Some(s.version)),
-                    None => (start[t].clone(), None),
+                |&t| match served.serve("tool", &data.tools[t].name, &session, |_| true) {
+                    Some((version, Some(s))) => (s.text, Some(version)),
+                    _ => (start[t].clone(), None),
                 },
             )
             .collect();
