@@ -4,6 +4,7 @@
 //! HTTP path. Helpers shared by the files are here.
 
 mod experiments;
+mod prompt_serving;
 mod prompts;
 mod restart;
 mod rollback;

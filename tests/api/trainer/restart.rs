@@ -10,7 +10,7 @@ use mcpgate::store::{experiments, feedback, prompt_templates};
 use serde_json::json;
 
 use super::experiments::{experiment, rate};
-use super::prompts::{fetch_and_rate_down, rate_in};
+use super::prompt_serving::{fetch_and_rate_down, rate_in};
 use super::rollback::{
     fail_until_rolled_back, production_becomes, production_of_becomes, watching,
 };
