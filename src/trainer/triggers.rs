@@ -125,7 +125,9 @@ impl Trainer {
         }
     }
 
-    /// Ends the live experiment of `key` as `ending` says; a version it deploys is watched.
+    /// Ends the live experiment of `key` as `ending` says; a version it deploys is watched. The
+    /// end counts as the target's last run from when it starts: evidence that comes while it
+    /// is stored counts for the next run.
     pub(super) fn end_experiment(
         &mut self,
         key: (String, String),
@@ -134,10 +136,10 @@ impl Trainer {
     ) {
         let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
         let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), ending);
+        self.last_run.insert(key.clone(), Instant::now());
         self.pending += 1;
         ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {
             act.pending -= 1;
-            act.last_run.insert(key.clone(), Instant::now());
             if let Some((version, previous)) = deployed {
                 act.watch(key, version, previous);
             }
