@@ -18,6 +18,8 @@ pub(super) struct Target {
     pub(super) name: String,
     /// The backend's own text (tool description; empty for a prompt template).
     original: String,
+    /// A tool's input schema ([`crate::catalog::input_schema`]; `None` for a prompt).
+    schema: Option<String>,
     /// `{{name}}`s a prompt template must keep (its required arguments).
     placeholders: Vec<String>,
 }
@@ -39,10 +41,12 @@ pub(super) fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
         _ => String::new(),
     };
     let placeholders = crate::catalog::required_arguments(&entry.item);
+    let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item));
     Ok(Target {
         kind: kind.into(),
         name: name.into(),
         original,
+        schema,
         placeholders,
     })
 }
@@ -93,12 +97,14 @@ pub async fn add(
         .reason
         .unwrap_or_else(|| "added through the API".into());
     let version = write(&gateway, move |conn| {
-        prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, now)?;
+        let schema = t.schema.as_deref();
+        prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, schema, now)?;
         let new = prompts::NewVersion {
             text: &body.text,
             approach: "manual",
             reason: &reason,
             based_on: None,
+            based_on_schema: None,
         };
         let version = prompts::add_version(conn, &t.kind, &t.name, new, now)?;
         prompts::move_label(conn, &t.kind, &t.name, "candidate", version, &reason, now)?;
@@ -125,7 +131,7 @@ pub async fn deploy(
     let version = body.version;
     let now = crate::connector::now_ms();
     let (kind, name) = (t.kind.clone(), t.name.clone());
-    let original = t.original.clone();
+    let (original, schema) = (t.original.clone(), t.schema.clone());
     let known = write(&gateway, move |conn| {
         let known = prompts::versions(conn, &kind, &name)?
             .iter()
@@ -133,7 +139,8 @@ pub async fn deploy(
         if !known {
             return Ok(None);
         }
-        let previous = prompts::ensure_baseline(conn, &kind, &name, &original, now)?;
+        let schema = schema.as_deref();
+        let previous = prompts::ensure_baseline(conn, &kind, &name, &original, schema, now)?;
         prompts::move_label(
             conn,
             &kind,

@@ -212,6 +212,14 @@ pub fn required_arguments(prompt: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A tool's input schema as canonical JSON (keys in order, no spaces), so that two releases of a
+/// backend that give the same schema give the same text: what a tool version made for the
+/// schema is checked against.
+pub fn input_schema(tool: &Value) -> String {
+    // `serde_json`'s maps keep their keys sorted (its `preserve_order` feature is off).
+    tool.get("inputSchema").unwrap_or(&Value::Null).to_string()
+}
+
 /// `item` with its `field` prefixed by `connector:`, if that field is a string.
 fn prefixed(item: &Item, field: &str, connector: &str) -> Option<Value> {
     let value = item.get(field)?.as_str()?;
@@ -306,5 +314,22 @@ mod tests {
         let changes = before.changes_to(&after);
         assert!(changes.tools && !changes.prompts && !changes.resources);
         assert!(!after.changes_to(&after).any());
+    }
+
+    #[test]
+    fn a_tools_input_schema_reads_the_same_whatever_the_order_of_its_keys() {
+        let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        let one = parse(
+            r#"{"inputSchema": {"type": "object", "required": ["q"], "properties": {"q": {}}}}"#,
+        );
+        let other = parse(
+            r#"{"inputSchema": {"properties": {"q": {}}, "required": ["q"], "type": "object"}}"#,
+        );
+        let renamed = parse(
+            r#"{"inputSchema": {"type": "object", "required": ["query"], "properties": {"query": {}}}}"#,
+        );
+        assert_eq!(input_schema(&one), input_schema(&other));
+        assert_ne!(input_schema(&one), input_schema(&renamed));
+        assert_eq!(input_schema(&json!({})), "null");
     }
 }

@@ -44,19 +44,21 @@ fn served(ctx: &Context, tool: &Value) -> Value {
         return tool.clone();
     }
     let name = tool["name"].as_str().unwrap_or_default();
-    let own = tool["description"].as_str().unwrap_or_default();
+    let served = version_for(ctx, name, tool);
     let mut tool = tool.clone();
-    if let Some((_, Some(served))) = version_for(ctx, name, own) {
+    if let Some((_, Some(served))) = served {
         tool["description"] = Value::String(served.text);
     }
     tool
 }
 
-/// What the session is served of tool `name` in place of its backend's description `own`
-/// ([`ServedVersions::serve`](crate::trainer::served::ServedVersions::serve)): a version made
-/// from another description than the backend's now (a new release of the backend) is not.
-fn version_for(ctx: &Context, name: &str, own: &str) -> Option<(i64, Option<Served>)> {
-    let fits = |served: &Served| served.based_on.as_deref().is_none_or(|made| made == own);
+/// What the session is served of tool `name` in place of the backend's description of it in
+/// `tool` ([`ServedVersions::serve`](crate::trainer::served::ServedVersions::serve)): a
+/// version made from another description or for another input schema than the backend's now
+/// (a new release of the backend) is not ([`Served::made_for`]).
+fn version_for(ctx: &Context, name: &str, tool: &Value) -> Option<(i64, Option<Served>)> {
+    let own = tool["description"].as_str().unwrap_or_default();
+    let fits = |served: &Served| served.made_for(own, &crate::catalog::input_schema(tool));
     ctx.served.serve("tool", name, &ctx.session_id, fits)
 }
 
@@ -142,8 +144,7 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Outcome::Error => "protocol_error",
     };
     let mut signal = signal_of(ctx, "tool", &name, signal, Some(elapsed));
-    let own = entry.item["description"].as_str().unwrap_or_default();
-    signal.version = version_for(ctx, &name, own).map(|(version, _)| version);
+    signal.version = version_for(ctx, &name, &entry.item).map(|(version, _)| version);
     signal.error = match &result {
         Ok(value) if outcome == Outcome::ToolError => value["content"][0]["text"]
             .as_str()

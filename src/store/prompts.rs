@@ -49,6 +49,18 @@ pub struct Version {
     /// template), and a tool's first version's own text: the version is served only while the
     /// backend's text is still that. `None` for an operator's version and a prompt's first.
     pub based_on: Option<String>,
+    /// For a tool version with [`Version::based_on`], the input schema it was made for
+    /// ([`crate::catalog::input_schema`]): it is served only while the tool still has that
+    /// schema. `None` where it was not recorded (served whatever the schema).
+    #[serde(serialize_with = "as_json")]
+    pub based_on_schema: Option<String>,
+}
+
+/// A JSON text kept in a column, shown as the JSON it holds.
+fn as_json<S: serde::Serializer>(text: &Option<String>, out: S) -> Result<S::Ok, S::Error> {
+    let value: Option<serde_json::Value> =
+        text.as_deref().and_then(|t| serde_json::from_str(t).ok());
+    serde::Serialize::serialize(&value, out)
 }
 
 /// A label move.
@@ -77,12 +89,13 @@ pub struct LabelMove {
 }
 
 /// What a new version is: its text, how it was made and why, and the backend's text it was
-/// made from, if any ([`Version::based_on`]).
+/// made from, if any ([`Version::based_on`], [`Version::based_on_schema`]).
 pub struct NewVersion<'a> {
     pub text: &'a str,
     pub approach: &'a str,
     pub reason: &'a str,
     pub based_on: Option<&'a str>,
+    pub based_on_schema: Option<&'a str>,
 }
 
 /// Adds the next version of a target; returns its number.
@@ -110,6 +123,7 @@ pub fn add_version(
                 prompt_versions::reason.eq(new.reason),
                 prompt_versions::created_at_ms.eq(now_ms),
                 prompt_versions::based_on.eq(new.based_on),
+                prompt_versions::based_on_schema.eq(new.based_on_schema),
             ))
             .execute(conn)?;
         Ok(version)
@@ -299,20 +313,24 @@ pub const BASELINE: i64 = 1;
 
 /// The production version of a target, keeping the backend's own text as version
 /// [`BASELINE`] (and production) the first time a target gets versions. A tool's is based on
-/// that text: once its backend describes the tool otherwise, the backend's new text is served.
+/// that text and on its input `schema` ([`crate::catalog::input_schema`]): once its backend
+/// describes the tool otherwise, the backend's new text is served.
 pub fn ensure_baseline(
     conn: &mut AnyConnection,
     kind: &str,
     target: &str,
     original: &str,
+    schema: Option<&str>,
     now_ms: i64,
 ) -> QueryResult<i64> {
     if versions(conn, kind, target)?.is_empty() {
+        let tool = kind == "tool";
         let baseline = NewVersion {
             text: original,
             approach: "original",
             reason: "the backend's own text",
-            based_on: (kind == "tool").then_some(original),
+            based_on: tool.then_some(original),
+            based_on_schema: schema.filter(|_| tool),
         };
         let first = add_version(conn, kind, target, baseline, now_ms)?;
         move_label(conn, kind, target, "production", first, "baseline", now_ms)?;

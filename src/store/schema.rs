@@ -59,6 +59,7 @@ diesel::table! {
         reason -> Text,
         created_at_ms -> BigInt,
         based_on -> Nullable<Text>,
+        based_on_schema -> Nullable<Text>,
     }
 }
 

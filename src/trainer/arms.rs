@@ -89,7 +89,7 @@ mod tests {
         Served {
             version,
             text,
-            based_on: None,
+            ..Default::default()
         }
     }
 

@@ -302,7 +302,7 @@ mod tests {
         Served {
             version,
             text: format!("v{version}"),
-            based_on: None,
+            ..Default::default()
         }
     }
 

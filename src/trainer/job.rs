@@ -35,6 +35,9 @@ pub struct Job {
     /// learnt template itself, or what the deployed version was made from (`None` for one an
     /// operator wrote). What the run makes is served only while the backend still renders it.
     pub based_on: Option<String>,
+    /// For a tool, its input schema now ([`crate::catalog::input_schema`]): what the run makes
+    /// is served only while the tool keeps it.
+    pub based_on_schema: Option<String>,
     /// The backend's own text (version 1).
     pub original: String,
     /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
@@ -71,6 +74,16 @@ pub struct Job {
 pub(super) const DAY: Duration = Duration::from_secs(86_400);
 
 impl Job {
+    /// A version of this run's target as served: `text`, made from what the run started from.
+    pub fn served(&self, version: i64, text: String) -> Served {
+        Served {
+            version,
+            text,
+            based_on: self.based_on.clone(),
+            based_on_schema: self.based_on_schema.clone(),
+        }
+    }
+
     /// Whether the run may still ask the LLM.
     pub fn can_ask(&self) -> bool {
         self.llm.is_some() && self.llm_used.load(Ordering::Relaxed) < self.llm_budget
@@ -156,15 +169,14 @@ impl Trainer {
         // the backend no longer renders (it is not served), and a tool's from its backend's
         // description.
         let learnt = self.templates.get(target);
-        let renders_now = match kind.as_str() {
-            "prompt" => learnt.map(String::as_str),
-            _ => Some(original.as_str()),
-        };
+        let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item));
         let renders = |s: &Served| {
             !s.text.is_empty()
-                && (renders_now.is_none()
-                    || s.based_on.is_none()
-                    || s.based_on.as_deref() == renders_now)
+                && match (kind.as_str(), learnt) {
+                    ("prompt", None) => true,
+                    ("prompt", Some(now)) => s.based_on.as_ref().is_none_or(|made| made == now),
+                    _ => s.made_for(&original, schema.as_deref().unwrap_or_default()),
+                }
         };
         let (current, based_on) = match kind.as_str() {
             "prompt" => served
@@ -231,6 +243,13 @@ impl Trainer {
                 });
             }
         }
+        // A tool's successful calls made for another schema (before its backend's release) are
+        // no examples of this one; its failures all tell what the text leaves unclear.
+        let examples = self.examples.get(key).into_iter().flatten();
+        let examples = examples
+            .filter(|e| kind != "tool" || !e.ok || inputs::given_for(&context.schema, &e.arguments))
+            .cloned()
+            .collect();
         let basis = inputs::basis(kind, &context.schema, &placeholders);
         let kept = self.inputs.get(key).filter(|(b, _)| *b == basis);
         let given = OnceLock::new();
@@ -243,13 +262,10 @@ impl Trainer {
             trigger: trigger.into(),
             current,
             based_on,
+            based_on_schema: schema,
             original,
             context,
-            examples: self
-                .examples
-                .get(key)
-                .map(|e| e.iter().cloned().collect())
-                .unwrap_or_default(),
+            examples,
             suggestions: self
                 .suggestions
                 .get(key)
@@ -287,12 +303,14 @@ impl Trainer {
 
     /// The text served for a tool (its production version, else the backend's description).
     pub(super) fn served_text(&self, kind: &str, name: &str, snapshot: &Snapshot) -> String {
-        let own = snapshot.catalog.tool(name).map_or_else(String::new, |e| {
-            e.item["description"].as_str().unwrap_or_default().into()
-        });
+        let tool = snapshot.catalog.tool(name).map(|e| &e.item);
+        let own = tool
+            .and_then(|t| t["description"].as_str())
+            .unwrap_or_default();
+        let schema = tool.map(crate::catalog::input_schema).unwrap_or_default();
         match self.deps.served.get(kind, name) {
-            Some(served) if served.based_on.as_ref().is_none_or(|made| *made == own) => served.text,
-            _ => own,
+            Some(served) if served.made_for(own, &schema) => served.text,
+            _ => own.to_string(),
         }
     }
 }

@@ -39,21 +39,14 @@ pub(super) async fn start(
     served: &ServedVersions,
 ) -> (Vec<i64>, String) {
     // A prompt's baseline has no text: the backend renders it.
-    let (text, based_on) = match job.kind.as_str() {
-        "prompt" => served
-            .get(&job.kind, &job.target)
-            .map(|s| (s.text, s.based_on))
-            .unwrap_or_default(),
-        _ => (job.current.clone(), job.based_on.clone()),
-    };
-    let mut arms = vec![
-        Served {
+    let production = match job.kind.as_str() {
+        "prompt" => Served {
             version: production,
-            text,
-            based_on,
+            ..served.get(&job.kind, &job.target).unwrap_or_default()
         },
-        variant,
-    ];
+        _ => job.served(production, job.current.clone()),
+    };
+    let mut arms = vec![production, variant];
     let mut note = String::new();
     if let Some((approach, text)) = alternative {
         match third_arm(job, &text, &arms) {
@@ -64,12 +57,7 @@ pub(super) async fn start(
                 {
                     Ok((version, _)) => {
                         note = format!(", the last made by {approach} from the text served now");
-                        let based_on = job.based_on.clone();
-                        arms.push(Served {
-                            version,
-                            text,
-                            based_on,
-                        });
+                        arms.push(job.served(version, text));
                     }
                     Err(err) => note = format!("; storing the {approach} candidate failed: {err}"),
                 }
@@ -102,41 +90,49 @@ pub(super) async fn start(
 impl Trainer {
     /// Ends what the versions of `key` made from another text of its backend's than `now` (a
     /// tool's description, or the template a prompt's fetches teach, with the same
-    /// placeholders) can no longer show, as they are not served: a live experiment of such
-    /// versions (production stays, and the run says why), and the watch of such a version in
-    /// production (it would see nothing, and hold back the target's triggers).
+    /// placeholders), or for a tool's other input schema than `schema`, can no longer show, as
+    /// they are not served: a live experiment of such versions (production stays, and the run
+    /// says why), and the watch of such a version in production (it would see nothing, and
+    /// hold back the target's triggers).
     pub(super) fn drop_stale(
         &mut self,
         key: &(String, String),
         now: &str,
+        schema: Option<&str>,
         ctx: &mut Context<Self>,
     ) {
-        let stale = |based_on: Option<&str>| {
-            based_on.is_some_and(|made| {
-                made != now && (key.0 != "prompt" || prompt::same_placeholders(made, now))
-            })
+        let stale = |served: &Served| match schema {
+            Some(schema) => !served.made_for(now, schema),
+            None => served
+                .based_on
+                .as_deref()
+                .is_some_and(|made| made != now && prompt::same_placeholders(made, now)),
         };
         let arms = self.deps.served.experiments.arms(&key.0, &key.1);
         let made: Vec<String> = arms
             .unwrap_or_default()
             .iter()
             .skip(1)
-            .filter(|a| stale(a.served.based_on.as_deref()))
+            .filter(|a| stale(&a.served))
             .map(|a| a.served.version.to_string())
             .collect();
         if !made.is_empty() {
+            let what = match schema {
+                Some(_) => "description or input schema",
+                None => "text",
+            };
             let why = format!(
-                "the backend's text is no longer the one versions {} were made from, so they cannot be served",
+                "the backend's {what} is no longer the one versions {} were made from, so they cannot be served",
                 made.join(", ")
             );
             self.end_experiment(key.clone(), Ending::Abandoned(why), ctx);
         }
         let watched = self.watched.get(key).map(|w| w.version);
         let production = self.deps.served.get(&key.0, &key.1);
-        if production.is_some_and(|p| Some(p.version) == watched && stale(p.based_on.as_deref())) {
+        if production.is_some_and(|p| Some(p.version) == watched && stale(&p)) {
             self.watched.remove(key);
             let (kind, target) = key;
-            log::info!("the watch of {kind} `{target}` ends: the backend's text is no longer the one its production version was made from, so that version is not served");
+            log::info!("the watch of {kind} `{target}` ends: the backend's text or input schema is no longer the one its production version was made for, so that version is not served");
         }
     }
 
@@ -151,11 +147,9 @@ impl Trainer {
             .collect();
         for key in tools {
             if let Some(entry) = snapshot.catalog.tool(&key.1) {
-                let own = entry.item["description"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                self.drop_stale(&key, &own, ctx);
+                let own = entry.item["description"].as_str().unwrap_or_default();
+                let schema = crate::catalog::input_schema(&entry.item);
+                self.drop_stale(&key, own, Some(&schema), ctx);
             }
         }
     }

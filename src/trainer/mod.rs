@@ -333,7 +333,7 @@ impl Handler<PromptRendered> for Trainer {
                 }
             }
             let key = ("prompt".to_string(), msg.target.clone());
-            self.drop_stale(&key, &msg.template, ctx);
+            self.drop_stale(&key, &msg.template, None, ctx);
             self.unstored_templates.insert(msg.target.clone());
             self.templates.insert(msg.target, msg.template);
         }

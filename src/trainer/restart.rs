@@ -189,11 +189,11 @@ fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
             arms.into_iter()
                 .map(|(version, sessions)| {
                     let stored = versions.iter().find(|v| v.version == version)?;
-                    let (text, based_on) = (stored.text.clone(), stored.based_on.clone());
                     let served = Served {
                         version,
-                        text,
-                        based_on,
+                        text: stored.text.clone(),
+                        based_on: stored.based_on.clone(),
+                        based_on_schema: stored.based_on_schema.clone(),
                     };
                     Some((served, sessions))
                 })

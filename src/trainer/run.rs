@@ -13,7 +13,7 @@ use super::approaches;
 use super::evaluate;
 pub use super::job::Job;
 use super::safety;
-use super::served::{Served, ServedVersions};
+use super::served::ServedVersions;
 use super::{inputs, joint, live, meta_prompt, prompt, tool, topic};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
@@ -358,11 +358,7 @@ async fn settle(
                 } else if live && result.improvement >= 0.0 {
                     match store_candidate(&pool, job, &deployed_text, approach, TRIED, now).await {
                         Ok((variant, production)) => {
-                            let variant = Served {
-                                version: variant,
-                                text: deployed_text.clone(),
-                                based_on: job.based_on.clone(),
-                            };
+                            let variant = job.served(variant, deployed_text.clone());
                             let (arms, others) =
                                 live::start(job, production, variant, alternative, &pool, &served)
                                     .await;
@@ -442,19 +438,22 @@ pub(super) async fn store_candidate(
 ) -> Result<(i64, i64), String> {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
     let (original, candidate) = (job.original.clone(), candidate.to_string());
-    let based_on = job.based_on.clone();
+    let (based_on, based_on_schema) = (job.based_on.clone(), job.based_on_schema.clone());
     let approach = approach.to_string();
     let reason = format!("{} ({approach})", prompts::TRAINED);
     web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         // One transaction: a version is never kept without its labels.
         store::write(&mut conn, |conn| {
-            let production = prompts::ensure_baseline(conn, &kind, &target, &original, now)?;
+            let schema = based_on_schema.as_deref();
+            let production =
+                prompts::ensure_baseline(conn, &kind, &target, &original, schema, now)?;
             let new = prompts::NewVersion {
                 text: &candidate,
                 approach: &approach,
                 reason: &reason,
                 based_on: based_on.as_deref(),
+                based_on_schema: schema,
             };
             let version = prompts::add_version(conn, &kind, &target, new, now)?;
             for label in labels {

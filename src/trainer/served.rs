@@ -13,7 +13,7 @@ use crate::store::Pool;
 
 /// A served version: its number and text, and the backend's text it was made from, where it is
 /// served only while the backend's text is still that ([`prompts::Version::based_on`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Served {
     /// The version number.
     pub version: i64,
@@ -21,6 +21,20 @@ pub struct Served {
     pub text: String,
     /// The backend's text it was made from (a prompt's as a template), if any.
     pub based_on: Option<String>,
+    /// The tool's input schema it was made for, if recorded
+    /// ([`prompts::Version::based_on_schema`]).
+    pub based_on_schema: Option<String>,
+}
+
+impl Served {
+    /// Whether this tool version may be served in place of the backend's `description` of a
+    /// tool whose input schema is `schema` ([`crate::catalog::input_schema`]): it was made from
+    /// that description for that schema, or written by an operator.
+    pub fn made_for(&self, description: &str, schema: &str) -> bool {
+        self.based_on.as_deref().is_none_or(|made| {
+            made == description && self.based_on_schema.as_deref().is_none_or(|s| s == schema)
+        })
+    }
 }
 
 /// Production versions by (kind, target), and the live experiments.
@@ -82,11 +96,36 @@ impl ServedVersions {
                     version: v.version,
                     text: v.text,
                     based_on: v.based_on,
+                    based_on_schema: v.based_on_schema,
                 };
                 ((v.target_kind, v.target), served)
             })
             .collect();
         self.inner.store(Arc::new(map));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_version_is_served_only_for_the_description_and_schema_it_was_made_for() {
+        let made = |based_on: Option<&str>, schema: Option<&str>| Served {
+            version: 2,
+            text: "Searches issues; give `repo`.".into(),
+            based_on: based_on.map(str::to_string),
+            based_on_schema: schema.map(str::to_string),
+        };
+        let (old, new) = (r#"{"required":["repo"]}"#, r#"{"required":["repository"]}"#);
+        assert!(made(Some("Search."), Some(old)).made_for("Search.", old));
+        assert!(!made(Some("Search."), Some(old)).made_for("Search.", new));
+        assert!(!made(Some("Search."), Some(old)).made_for("Find.", old));
+        assert!(
+            made(Some("Search."), None).made_for("Search.", new),
+            "one kept before schemas were recorded"
+        );
+        assert!(made(None, None).made_for("Find.", new), "an operator's");
     }
 }

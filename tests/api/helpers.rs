@@ -345,13 +345,18 @@ impl TestApp {
 
     /// The description of `tool`, as a session lists it (`null` when it is not listed).
     pub async fn tool_description(&self, session: &str, tool: &str) -> Value {
+        self.listed_tool(session, tool).await["description"].clone()
+    }
+
+    /// `tool` as `tools/list` gives it to `session` (`null` when it is not listed).
+    pub async fn listed_tool(&self, session: &str, tool: &str) -> Value {
         let list = self.rpc(session, "tools/list", json!({})).await;
         list["result"]["tools"]
             .as_array()
             .expect("tools")
             .iter()
             .find(|t| t["name"] == tool)
-            .map(|t| t["description"].clone())
+            .cloned()
             .unwrap_or(Value::Null)
     }
 

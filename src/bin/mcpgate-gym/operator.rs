@@ -59,6 +59,7 @@ pub async fn deploy_bad(
     text: String,
 ) -> Result<i64, String> {
     let (name, original) = (data.tools[t].name.clone(), original.to_string());
+    let schema = data.tools[t].schema.to_string();
     let (p, s) = (pool.clone(), served.clone());
     let (version, previous) = web::block(move || {
         let deployed = {
@@ -66,12 +67,14 @@ pub async fn deploy_bad(
             let conn = &mut conn;
             let err = |e: diesel::result::Error| e.to_string();
             let previous =
-                prompts::ensure_baseline(conn, "tool", &name, &original, 0).map_err(err)?;
+                prompts::ensure_baseline(conn, "tool", &name, &original, Some(&schema), 0)
+                    .map_err(err)?;
             let new = prompts::NewVersion {
                 text: &text,
                 approach: "manual",
                 reason: "operator",
                 based_on: None,
+                based_on_schema: None,
             };
             let version = prompts::add_version(conn, "tool", &name, new, 0).map_err(err)?;
             let reason = prompts::BY_API;

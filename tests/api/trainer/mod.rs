@@ -6,6 +6,7 @@
 mod experiments;
 mod prompt_serving;
 mod prompts;
+mod releases;
 mod restart;
 mod rollback;
 mod runs;
@@ -104,6 +105,14 @@ pub(super) async fn seen(app: &TestApp, tool: &str, count: u64) {
     }
     panic!("the trainer never saw {count} uses of {tool}");
 }
+
+/// Four (repo, query) searches, each with its own arguments.
+pub(super) const FOUR_SEARCHES: [(&str, &str); 4] = [
+    ("a/b", "bug"),
+    ("c/d", "crash"),
+    ("e/f", "leak"),
+    ("g/h", "slow"),
+];
 
 /// Calls `gh_search` once per (repo, query) in `session`, and waits until the trainer has seen
 /// them all.

@@ -4,8 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{
-    app, deploy_by_hand, description, description_becomes, description_changes, four_good_searches,
-    searches, seen, tools,
+    app, deploy_by_hand, description_becomes, description_changes, four_good_searches, tools,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -166,66 +165,4 @@ async fn a_deploy_through_the_api_stays_when_the_check_is_off() {
 
     let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
     assert_eq!(shown["production"], version);
-}
-
-#[actix_web::test]
-async fn a_backends_new_description_is_served_over_versions_made_from_its_old_one() {
-    let backend = FakeConnector::with_tools(tools()).await;
-    let app = app(&backend, |s| {
-        watching(s);
-        s.trainer.example_values = true;
-    })
-    .await;
-    let session = app.initialize().await;
-    let calls = [
-        ("a/b", "bug"),
-        ("c/d", "crash"),
-        ("e/f", "leak"),
-        ("g/h", "slow"),
-    ];
-    searches(&app, &session, &calls).await;
-    let train = "/api/v1/prompts/tool:gh_search/train";
-    let (_, trained) = app.send_json("POST", train, &json!({})).await;
-    let versions = "/api/v1/prompts/tool:gh_search/versions";
-    let (_, first) = app.get_json(&format!("{versions}/1")).await;
-    let (_, second) = app.get_json(&format!("{versions}/2")).await;
-
-    // A new release of the backend describes the tool otherwise.
-    let new = "Search the issues of a repository (owner/name) by text.";
-    let mut released = tools();
-    released[0]["description"] = json!(new);
-    backend.set_tools(released);
-    let served = description_becomes(&app, &session, "gh_search", new).await;
-    // The deployed version is not served, so its watch has ended: failures of the backend
-    // now are not its doing, and do not roll it back.
-    backend.set_behaviour(Behaviour::Fail);
-    let call = json!({"name": "gh_search", "arguments": {"repo": "a/b", "query": "q"}});
-    for _ in 0..4 {
-        app.rpc(&session, "tools/call", call.clone()).await;
-    }
-    seen(&app, "gh_search", 8).await;
-    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
-    let (_, runs) = app.get_json("/api/v1/training-runs").await;
-    backend.set_behaviour(Behaviour::Normal);
-    description_becomes(&app, &session, "gh_search", new).await;
-    // Version 1 holds the old description: rolled back to, the backend's new one is served.
-    let rollback = "/api/v1/prompts/tool:gh_search/rollback";
-    let (rolled_back, _) = app.send_json("POST", rollback, &json!({})).await;
-    let after_rollback = description(&app, &session, "gh_search").await;
-    // The next run starts from the backend's new description.
-    let (_, retrained) = app.send_json("POST", train, &json!({})).await;
-    let (_, third) = app.get_json(&format!("{versions}/3")).await;
-
-    assert_eq!(trained["outcome"], "deployed", "{trained}");
-    assert_eq!(first["based_on"], "Search.", "{first}");
-    assert_eq!(second["based_on"], "Search.", "{second}");
-    assert_eq!(served, new);
-    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
-    assert_eq!(rolled_back, 200);
-    assert_eq!(after_rollback, new);
-    assert!(
-        third["text"].as_str().unwrap_or_default().starts_with(new),
-        "{retrained}"
-    );
-    assert_eq!(third["based_on"], new, "{third}");
 }

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::{app, description, description_changes, fake_llm, fake_llm_by, searches, tools};
+use super::{
+    app, description, description_changes, fake_llm, fake_llm_by, searches, tools, FOUR_SEARCHES,
+};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
@@ -14,13 +16,7 @@ async fn few_shot_examples_from_successful_calls_are_deployed_when_they_test_bet
     let backend = FakeConnector::with_tools(tools()).await;
     let app = app(&backend, |s| s.trainer.example_values = true).await;
     let session = app.initialize().await;
-    let calls = [
-        ("a/b", "bug"),
-        ("c/d", "crash"),
-        ("e/f", "leak"),
-        ("g/h", "slow"),
-    ];
-    searches(&app, &session, &calls).await;
+    searches(&app, &session, &FOUR_SEARCHES).await;
 
     let (status, outcome) = app
         .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))

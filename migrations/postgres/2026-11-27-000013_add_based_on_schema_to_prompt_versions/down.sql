@@ -1,0 +1,1 @@
+ALTER TABLE prompt_versions DROP COLUMN based_on_schema;
