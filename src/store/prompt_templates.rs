@@ -1,5 +1,5 @@
 //! The `prompt_templates` table: the text of each connector prompt as the trainer learnt it from
-//! the prompt's fetches, one row per prompt.
+//! the prompt's fetches, and when it last changed, one row per prompt.
 
 use diesel::prelude::*;
 
@@ -16,11 +16,29 @@ pub struct Template {
     pub template: String,
     /// When it was learnt, milliseconds since the Unix epoch.
     pub learnt_at_ms: i64,
+    /// When the text last changed to another with the same placeholders: a JSON array of
+    /// milliseconds since the Unix epoch, oldest first (see [`Template::changes`]).
+    pub changed_at_ms: String,
 }
 
-/// Keeps `template` for `target` in place of what it had, unless what it had was learnt later
-/// (two writes may land out of order).
-pub fn put(conn: &mut AnyConnection, target: &str, template: &str, now_ms: i64) -> QueryResult<()> {
+impl Template {
+    /// When the text last changed, oldest first; none where the column does not read as such.
+    pub fn changes(&self) -> Vec<i64> {
+        serde_json::from_str(&self.changed_at_ms).unwrap_or_default()
+    }
+}
+
+/// Keeps `template` for `target`, and when it last `changed` (milliseconds since the Unix
+/// epoch), in place of what it had, unless what it had was learnt later (two writes may land
+/// out of order).
+pub fn put(
+    conn: &mut AnyConnection,
+    target: &str,
+    template: &str,
+    changed: &[i64],
+    now_ms: i64,
+) -> QueryResult<()> {
+    let changed = serde_json::Value::from(changed).to_string();
     super::write(conn, |conn| {
         let newer = prompt_templates::table
             .filter(prompt_templates::target.eq(target))
@@ -37,6 +55,7 @@ pub fn put(conn: &mut AnyConnection, target: &str, template: &str, now_ms: i64) 
                 prompt_templates::target.eq(target),
                 prompt_templates::template.eq(template),
                 prompt_templates::learnt_at_ms.eq(now_ms),
+                prompt_templates::changed_at_ms.eq(changed),
             ))
             .execute(conn)?;
         Ok(())

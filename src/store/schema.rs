@@ -129,5 +129,6 @@ diesel::table! {
         target -> Text,
         template -> Text,
         learnt_at_ms -> BigInt,
+        changed_at_ms -> Text,
     }
 }

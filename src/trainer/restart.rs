@@ -58,8 +58,8 @@ pub struct Restored {
     pub(super) at: Instant,
     /// The LLM's inputs per target, with what they were asked for.
     pub(super) inputs: inputs::Kept,
-    /// Each prompt's text learnt from its fetches.
-    pub(super) templates: Vec<(String, String)>,
+    /// Each prompt's text learnt from its fetches, and when it last changed (oldest first).
+    pub(super) templates: Vec<(String, String, Vec<Instant>)>,
     /// When each LLM call of the last day was made (as when its run started), oldest first.
     pub(super) llm_calls: Vec<Instant>,
 }
@@ -153,7 +153,10 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     let templates = prompt_templates::all(&mut conn)
         .map_err(err)?
         .into_iter()
-        .map(|t| (t.target, t.template))
+        .map(|t| {
+            let changes = t.changes().into_iter().filter_map(at).collect();
+            (t.target, t.template, changes)
+        })
         .collect();
     let runs = training_runs::llm_calls_since(&mut conn, since(DAY)).map_err(err)?;
     let llm_calls = runs
@@ -249,7 +252,10 @@ impl Trainer {
         for (key, inputs) in restored.inputs {
             self.inputs.entry(key).or_insert(inputs);
         }
-        for (target, template) in restored.templates {
+        for (target, template, changes) in restored.templates {
+            self.text_changes
+                .entry(target.clone())
+                .or_insert_with(|| changes.into());
             self.templates.entry(target).or_insert(template);
         }
         let mut calls: Vec<Instant> = self.llm_calls.drain(..).collect();
@@ -282,22 +288,25 @@ impl Trainer {
         Vec<String>,
         impl Future<Output = Result<(), String>> + 'static,
     )> {
-        let learnt: Vec<(String, String)> = self
+        let now = crate::connector::now_ms();
+        let ms = |at: &Instant| now.saturating_sub(at.elapsed().as_millis() as i64);
+        let learnt: Vec<(String, String, Vec<i64>)> = self
             .unstored_templates
             .drain()
             .filter_map(|target| {
                 let template = self.templates.get(&target)?.clone();
-                Some((target, template))
+                let changes = self.text_changes.get(&target).into_iter().flatten();
+                let changes = changes.map(ms).collect();
+                Some((target, template, changes))
             })
             .collect();
         if learnt.is_empty() {
             return None;
         }
-        let targets = learnt.iter().map(|(target, _)| target.clone()).collect();
-        let now = crate::connector::now_ms();
+        let targets = learnt.iter().map(|(target, ..)| target.clone()).collect();
         let put = move |conn: &mut AnyConnection| {
-            for (target, template) in &learnt {
-                prompt_templates::put(conn, target, template, now)?;
+            for (target, template, changes) in &learnt {
+                prompt_templates::put(conn, target, template, changes, now)?;
             }
             Ok(())
         };

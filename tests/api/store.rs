@@ -37,7 +37,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (13, 0), "{kind:?}");
+        assert_eq!((first, second), (14, 0), "{kind:?}");
     }
 }
 
@@ -134,18 +134,26 @@ fn a_prompts_learnt_text_is_replaced_only_by_one_learnt_later_on_both_backends()
         let pool = migrated_pool(&db);
         let mut conn = pool.get().unwrap();
 
-        prompt_templates::put(&mut conn, "p", "first", 10).unwrap();
-        prompt_templates::put(&mut conn, "p", "third", 30).unwrap();
-        prompt_templates::put(&mut conn, "p", "second, landing last", 20).unwrap();
-        prompt_templates::put(&mut conn, "q", "other", 5).unwrap();
+        prompt_templates::put(&mut conn, "p", "first", &[], 10).unwrap();
+        prompt_templates::put(&mut conn, "p", "third", &[20, 30], 30).unwrap();
+        prompt_templates::put(&mut conn, "p", "second, landing last", &[20], 20).unwrap();
+        prompt_templates::put(&mut conn, "q", "other", &[], 5).unwrap();
 
         let mut rows = prompt_templates::all(&mut conn).unwrap();
         rows.sort_by_key(|r| r.learnt_at_ms);
-        let kept: Vec<(&str, &str, i64)> = rows
+        let kept: Vec<(&str, &str, i64, Vec<i64>)> = rows
             .iter()
-            .map(|r| (r.target.as_str(), r.template.as_str(), r.learnt_at_ms))
+            .map(|r| {
+                (
+                    r.target.as_str(),
+                    r.template.as_str(),
+                    r.learnt_at_ms,
+                    r.changes(),
+                )
+            })
             .collect();
-        assert_eq!(kept, [("q", "other", 5), ("p", "third", 30)], "{kind:?}");
+        let expected = [("q", "other", 5, vec![]), ("p", "third", 30, vec![20, 30])];
+        assert_eq!(kept, expected, "{kind:?}");
     }
 }
 

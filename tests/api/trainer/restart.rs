@@ -1,7 +1,7 @@
 //! What the trainer keeps across a restart on the same store: the day's LLM budget, the
 //! signals of its window (live figures and triggers read them), the watch over a version
 //! deployed before it (counting for a prompt's version only the ratings about it), a live experiment with what it counted, and the prompts' texts learnt
-//! from their fetches.
+//! from their fetches, with when they changed.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::experiments::{experiment, rate};
 use super::prompt_serving::{fetch_and_rate_down, rate_in};
+use super::prompts::summary;
 use super::rollback::{
     fail_until_rolled_back, production_becomes, production_of_becomes, watching,
 };
@@ -345,6 +346,52 @@ async fn ratings_of_a_prompts_backend_text_before_a_restart_do_not_count_against
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
 }
 
+const TRAIN_SUMMARY: &str = "/api/v1/prompts/prompt:gh_summarize/train";
+
+/// Waits until the prompts' texts the store holds pass `done` (or gives up after 5 s); returns
+/// them.
+async fn learnt_when(
+    app: &TestApp,
+    done: impl Fn(&[prompt_templates::Template]) -> bool,
+) -> Vec<prompt_templates::Template> {
+    let mut learnt = Vec::new();
+    for _ in 0..250 {
+        let mut conn = app.gateway.pool.get().unwrap();
+        learnt = prompt_templates::all(&mut conn).unwrap();
+        if done(&learnt) {
+            break;
+        }
+        drop(conn);
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    learnt
+}
+
+#[actix_web::test]
+async fn a_prompt_whose_text_changes_from_fetch_to_fetch_is_not_trained_after_a_restart_either() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    for lead in ["Summarize", "At 10:00, summarize", "At 10:01, summarize"] {
+        backend.set_prompt_lead(lead);
+        summary(&app, &session, "rust").await;
+    }
+    let twice =
+        |learnt: &[prompt_templates::Template]| learnt.iter().any(|t| t.changes().len() == 2);
+    let learnt = learnt_when(&app, twice).await;
+
+    let restarted = restarted(&app, &backend, |_| {}).await;
+    let (status, answer) = restarted.send_json("POST", TRAIN_SUMMARY, &json!({})).await;
+
+    assert!(twice(&learnt), "{learnt:?}");
+    assert_eq!(status, 409, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the text of prompt `gh_summarize` changed 2 times"),
+        "{error}"
+    );
+}
+
 #[actix_web::test]
 async fn a_prompts_text_learnt_before_a_restart_lets_it_be_trained_after_it_before_a_fetch() {
     let backend = FakeConnector::start().await;
@@ -356,20 +403,10 @@ async fn a_prompts_text_learnt_before_a_restart_lets_it_be_trained_after_it_befo
         got["result"]["messages"][0]["content"]["text"],
         "Summarize rust."
     );
-    let mut learnt = Vec::new();
-    for _ in 0..250 {
-        let mut conn = app.gateway.pool.get().unwrap();
-        learnt = prompt_templates::all(&mut conn).unwrap();
-        if !learnt.is_empty() {
-            break;
-        }
-        drop(conn);
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let learnt = learnt_when(&app, |learnt| !learnt.is_empty()).await;
 
     let restarted = restarted(&app, &backend, |_| {}).await;
-    let train = "/api/v1/prompts/prompt:gh_summarize/train";
-    let (status, outcome) = restarted.send_json("POST", train, &json!({})).await;
+    let (status, outcome) = restarted.send_json("POST", TRAIN_SUMMARY, &json!({})).await;
 
     let learnt: Vec<(&str, &str)> = learnt
         .iter()
