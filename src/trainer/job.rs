@@ -243,11 +243,14 @@ impl Trainer {
                 });
             }
         }
-        // A tool's successful calls made for another schema (before its backend's release) are
-        // no examples of this one; its failures all tell what the text leaves unclear.
-        let examples = self.examples.get(key).into_iter().flatten();
-        let examples = examples
-            .filter(|e| kind != "tool" || !e.ok || inputs::given_for(&context.schema, &e.arguments))
+        if kind == "tool" {
+            self.follow_schema(key, &entry.item);
+        }
+        let examples = self
+            .examples
+            .get(key)
+            .into_iter()
+            .flatten()
             .cloned()
             .collect();
         let basis = inputs::basis(kind, &context.schema, &placeholders);

@@ -14,6 +14,7 @@ pub mod arms;
 mod batch;
 mod draw;
 pub mod evaluate;
+mod examples;
 pub mod experiment;
 pub mod inputs;
 mod job;
@@ -163,6 +164,8 @@ pub struct Trainer {
     seen: BTreeMap<(String, String), VecDeque<Seen>>,
     /// Recorded uses per (kind, target), oldest first.
     examples: HashMap<(String, String), VecDeque<Example>>,
+    /// The input schema each tool's recorded calls were made for.
+    schemas: examples::Schemas,
     /// Suggestions per (kind, target), oldest first.
     suggestions: HashMap<(String, String), VecDeque<String>>,
     /// Targets with a run under way.
@@ -215,6 +218,7 @@ impl Trainer {
             llm,
             seen: BTreeMap::new(),
             examples: HashMap::new(),
+            schemas: Default::default(),
             suggestions: HashMap::new(),
             running: HashSet::new(),
             last_run: HashMap::new(),
@@ -273,17 +277,14 @@ impl Handler<RecordFeedback> for Trainer {
             }
         }
         if let Some(arguments) = msg.arguments {
-            let examples = self.examples.entry(key.clone()).or_default();
-            examples.push_back(Example {
+            let example = Example {
                 arguments,
                 ok: matches!(feedback.signal.as_str(), "success" | "served"),
                 error: feedback.error.clone(),
                 session: feedback.session_id.clone(),
                 rating: None,
-            });
-            if examples.len() > MAX_EXAMPLES {
-                examples.pop_front();
-            }
+            };
+            self.keep_example(&key, example);
         }
         // A session's rating of the target marks the calls it made (few-shot takes its examples
         // from sessions that did not rate the target badly).

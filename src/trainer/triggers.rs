@@ -40,13 +40,15 @@ impl Trainer {
     /// Starts runs whose triggers fire, busiest targets first (they get the LLM's budget first);
     /// rolls back watched versions that do worse, and stops watching a version once it has twice
     /// the minimum volume without a breach; ends the experiments and watches of tool versions
-    /// made from a description their backend no longer gives. Triggers read only the signals
-    /// that came after a target's last run, so that a run needs new evidence.
+    /// made from a description their backend no longer gives, and forgets a tool's kept calls
+    /// that do not fit its new input schema ([`Trainer::follow_schemas`]). Triggers read only
+    /// the signals that came after a target's last run, so that a run needs new evidence.
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let mut due = Vec::new();
         let snapshot = self.deps.catalog.load();
         self.drop_stale_tools(&snapshot, ctx);
+        self.follow_schemas(&snapshot);
         for (key, seen) in &self.seen {
             if self.watched.contains_key(key) || self.in_experiment(key) {
                 continue;
