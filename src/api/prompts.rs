@@ -41,7 +41,7 @@ pub(super) fn target(gateway: &Gateway, id: &str) -> Result<Target, ApiError> {
         _ => String::new(),
     };
     let placeholders = crate::catalog::required_arguments(&entry.item);
-    let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item));
+    let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item).to_string());
     Ok(Target {
         kind: kind.into(),
         name: name.into(),

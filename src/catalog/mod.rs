@@ -212,12 +212,11 @@ pub fn required_arguments(prompt: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A tool's input schema as canonical JSON (keys in order, no spaces), so that two releases of a
-/// backend that give the same schema give the same text: what a tool version made for the
-/// schema is checked against.
-pub fn input_schema(tool: &Value) -> String {
-    // `serde_json`'s maps keep their keys sorted (its `preserve_order` feature is off).
-    tool.get("inputSchema").unwrap_or(&Value::Null).to_string()
+/// A tool's input schema (`null` when it gives none). Its `to_string()` is canonical JSON (keys
+/// in order, no spaces), the form a tool version keeps of the schema it was made for:
+/// `serde_json`'s maps keep their keys sorted (its `preserve_order` feature is off).
+pub fn input_schema(tool: &Value) -> &Value {
+    tool.get("inputSchema").unwrap_or(&Value::Null)
 }
 
 /// `item` with its `field` prefixed by `connector:`, if that field is a string.
@@ -328,8 +327,9 @@ mod tests {
         let renamed = parse(
             r#"{"inputSchema": {"type": "object", "required": ["query"], "properties": {"query": {}}}}"#,
         );
-        assert_eq!(input_schema(&one), input_schema(&other));
-        assert_ne!(input_schema(&one), input_schema(&renamed));
-        assert_eq!(input_schema(&json!({})), "null");
+        let text = |tool: &Value| input_schema(tool).to_string();
+        assert_eq!(text(&one), text(&other));
+        assert_ne!(text(&one), text(&renamed));
+        assert_eq!(text(&json!({})), "null");
     }
 }

@@ -58,7 +58,8 @@ fn served(ctx: &Context, tool: &Value) -> Value {
 /// (a new release of the backend) is not ([`Served::made_for`]).
 fn version_for(ctx: &Context, name: &str, tool: &Value) -> Option<(i64, Option<Served>)> {
     let own = tool["description"].as_str().unwrap_or_default();
-    let fits = |served: &Served| served.made_for(own, &crate::catalog::input_schema(tool));
+    let schema = crate::catalog::input_schema(tool);
+    let fits = |served: &Served| served.made_for(own, schema);
     ctx.served.serve("tool", name, &ctx.session_id, fits)
 }
 

@@ -16,7 +16,7 @@ use crate::registry::Snapshot;
 /// compared with it.
 #[derive(Default)]
 pub(super) struct Schemas {
-    by_tool: HashMap<(String, String), String>,
+    by_tool: HashMap<(String, String), Value>,
     compared: Option<Arc<Snapshot>>,
 }
 
@@ -27,7 +27,7 @@ impl Trainer {
         if key.0 == "tool" && !self.schemas.by_tool.contains_key(key) {
             let snapshot = self.deps.catalog.load();
             if let Some(entry) = snapshot.catalog.tool(&key.1) {
-                let schema = input_schema(&entry.item);
+                let schema = input_schema(&entry.item).clone();
                 self.schemas.by_tool.insert(key.clone(), schema);
             }
         }
@@ -59,14 +59,13 @@ impl Trainer {
     /// differs from the one its calls were made for, the successful calls that do not fit it
     /// are forgotten. Its failures stay: they tell what the text leaves unclear.
     pub(super) fn follow_schema(&mut self, key: &(String, String), tool: &Value) {
-        let now = input_schema(tool);
-        let Some(before) = self.schemas.by_tool.insert(key.clone(), now.clone()) else {
+        let schema = input_schema(tool);
+        let Some(before) = self.schemas.by_tool.insert(key.clone(), schema.clone()) else {
             return;
         };
-        if before == now {
+        if before == *schema {
             return;
         }
-        let schema = tool.get("inputSchema").unwrap_or(&Value::Null);
         let examples = self.examples.get_mut(key).map(std::mem::take);
         let kept: VecDeque<Example> = examples
             .into_iter()

@@ -37,7 +37,7 @@ pub struct Job {
     pub based_on: Option<String>,
     /// For a tool, its input schema now ([`crate::catalog::input_schema`]): what the run makes
     /// is served only while the tool keeps it.
-    pub based_on_schema: Option<String>,
+    pub based_on_schema: Option<Value>,
     /// The backend's own text (version 1).
     pub original: String,
     /// The tool's input schema (`null` for a prompt), and the siblings' texts and calls, for
@@ -169,13 +169,13 @@ impl Trainer {
         // the backend no longer renders (it is not served), and a tool's from its backend's
         // description.
         let learnt = self.templates.get(target);
-        let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item));
+        let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item).clone());
         let renders = |s: &Served| {
             !s.text.is_empty()
                 && match (kind.as_str(), learnt) {
                     ("prompt", None) => true,
                     ("prompt", Some(now)) => s.based_on.as_ref().is_none_or(|made| made == now),
-                    _ => s.made_for(&original, schema.as_deref().unwrap_or_default()),
+                    _ => s.made_for(&original, schema.as_ref().unwrap_or(&Value::Null)),
                 }
         };
         let (current, based_on) = match kind.as_str() {
@@ -310,9 +310,9 @@ impl Trainer {
         let own = tool
             .and_then(|t| t["description"].as_str())
             .unwrap_or_default();
-        let schema = tool.map(crate::catalog::input_schema).unwrap_or_default();
+        let schema = tool.map_or(&Value::Null, crate::catalog::input_schema);
         match self.deps.served.get(kind, name) {
-            Some(served) if served.made_for(own, &schema) => served.text,
+            Some(served) if served.made_for(own, schema) => served.text,
             _ => own.to_string(),
         }
     }

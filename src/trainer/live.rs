@@ -98,7 +98,7 @@ impl Trainer {
         &mut self,
         key: &(String, String),
         now: &str,
-        schema: Option<&str>,
+        schema: Option<&Value>,
         ctx: &mut Context<Self>,
     ) {
         let stale = |served: &Served| match schema {
@@ -149,7 +149,7 @@ impl Trainer {
             if let Some(entry) = snapshot.catalog.tool(&key.1) {
                 let own = entry.item["description"].as_str().unwrap_or_default();
                 let schema = crate::catalog::input_schema(&entry.item);
-                self.drop_stale(&key, own, Some(&schema), ctx);
+                self.drop_stale(&key, own, Some(schema), ctx);
             }
         }
     }

@@ -196,7 +196,7 @@ fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
                         version,
                         text: stored.text.clone(),
                         based_on: stored.based_on.clone(),
-                        based_on_schema: stored.based_on_schema.clone(),
+                        based_on_schema: Served::schema_from(stored.based_on_schema.as_deref()),
                     };
                     Some((served, sessions))
                 })

@@ -438,7 +438,8 @@ pub(super) async fn store_candidate(
 ) -> Result<(i64, i64), String> {
     let (pool, kind, target) = (pool.clone(), job.kind.clone(), job.target.clone());
     let (original, candidate) = (job.original.clone(), candidate.to_string());
-    let (based_on, based_on_schema) = (job.based_on.clone(), job.based_on_schema.clone());
+    let based_on = job.based_on.clone();
+    let based_on_schema = job.based_on_schema.as_ref().map(Value::to_string);
     let approach = approach.to_string();
     let reason = format!("{} ({approach})", prompts::TRAINED);
     web::block(move || {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use serde_json::Value;
 
 use super::experiment::Experiments;
 use crate::store::prompts;
@@ -23,17 +24,22 @@ pub struct Served {
     pub based_on: Option<String>,
     /// The tool's input schema it was made for, if recorded
     /// ([`prompts::Version::based_on_schema`]).
-    pub based_on_schema: Option<String>,
+    pub based_on_schema: Option<Value>,
 }
 
 impl Served {
     /// Whether this tool version may be served in place of the backend's `description` of a
     /// tool whose input schema is `schema` ([`crate::catalog::input_schema`]): it was made from
     /// that description for that schema, or written by an operator.
-    pub fn made_for(&self, description: &str, schema: &str) -> bool {
+    pub fn made_for(&self, description: &str, schema: &Value) -> bool {
         self.based_on.as_deref().is_none_or(|made| {
-            made == description && self.based_on_schema.as_deref().is_none_or(|s| s == schema)
+            made == description && self.based_on_schema.as_ref().is_none_or(|s| s == schema)
         })
+    }
+
+    /// The input schema a stored version was made for, as kept in the store.
+    pub fn schema_from(stored: Option<&str>) -> Option<Value> {
+        stored.and_then(|text| serde_json::from_str(text).ok())
     }
 }
 
@@ -96,7 +102,7 @@ impl ServedVersions {
                     version: v.version,
                     text: v.text,
                     based_on: v.based_on,
-                    based_on_schema: v.based_on_schema,
+                    based_on_schema: Served::schema_from(v.based_on_schema.as_deref()),
                 };
                 ((v.target_kind, v.target), served)
             })
@@ -109,6 +115,7 @@ impl ServedVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_tool_version_is_served_only_for_the_description_and_schema_it_was_made_for() {
@@ -116,16 +123,20 @@ mod tests {
             version: 2,
             text: "Searches issues; give `repo`.".into(),
             based_on: based_on.map(str::to_string),
-            based_on_schema: schema.map(str::to_string),
+            based_on_schema: Served::schema_from(schema),
         };
-        let (old, new) = (r#"{"required":["repo"]}"#, r#"{"required":["repository"]}"#);
-        assert!(made(Some("Search."), Some(old)).made_for("Search.", old));
-        assert!(!made(Some("Search."), Some(old)).made_for("Search.", new));
-        assert!(!made(Some("Search."), Some(old)).made_for("Find.", old));
+        let stored = r#"{"required":["repo"],"type":"object"}"#;
+        let (old, new) = (
+            json!({"type": "object", "required": ["repo"]}),
+            json!({"type": "object", "required": ["repository"]}),
+        );
+        assert!(made(Some("Search."), Some(stored)).made_for("Search.", &old));
+        assert!(!made(Some("Search."), Some(stored)).made_for("Search.", &new));
+        assert!(!made(Some("Search."), Some(stored)).made_for("Find.", &old));
         assert!(
-            made(Some("Search."), None).made_for("Search.", new),
+            made(Some("Search."), None).made_for("Search.", &new),
             "one kept before schemas were recorded"
         );
-        assert!(made(None, None).made_for("Find.", new), "an operator's");
+        assert!(made(None, None).made_for("Find.", &new), "an operator's");
     }
 }
