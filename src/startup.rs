@@ -16,7 +16,7 @@ use crate::feedback::FeedbackSink;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::recorder::{CallRecorder, Recorder, RecorderTask};
-use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source};
+use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source, Subscribe};
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::trainer::restart::Flush;
@@ -191,6 +191,11 @@ pub async fn build_gateway(
         Err(err) => log::error!("loading what the trainer kept failed: {err}"),
     }
     let trainer = trainer.start();
+    // A backend's release ends what its stale tool versions show at once.
+    registry.do_send(Subscribe {
+        session: "trainer".into(),
+        recipient: trainer.clone().recipient(),
+    });
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,

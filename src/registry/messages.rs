@@ -88,7 +88,7 @@ pub struct ConnectorReport {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Subscribe {
-    /// The session's id.
+    /// The session's id (or the trainer's key).
     pub session: String,
     /// Where changes go.
     pub recipient: Recipient<CatalogChanged>,

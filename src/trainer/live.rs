@@ -1,8 +1,9 @@
 //! Live experiments started (production beside a run's variant, and the rules' own candidate
 //! when an LLM wrote the variant) and stored while they run, what their live results decide
 //! (the best arm becomes production when it beats production by the margin), their end when
-//! the backend's text their prompt versions were made from is gone (as the watch of such a
-//! version ends), and a deployed version rolled back when the watch finds a breach.
+//! the backend's text their versions were made from is gone (as the watch of such a version
+//! ends; for a tool, as soon as the catalog changes), and a deployed version rolled back when
+//! the watch finds a breach.
 //! Conclusions and rollbacks are recorded as training runs.
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use super::prompt;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
 use super::Trainer;
-use crate::registry::Snapshot;
+use crate::registry::{CatalogChanged, Snapshot};
 use crate::store::experiments::{self, Stored};
 use crate::store::training_runs::NewRun;
 use crate::store::{self, prompts, training_runs, Pool};
@@ -152,6 +153,15 @@ impl Trainer {
                 self.drop_stale(&key, own, Some(schema), ctx);
             }
         }
+    }
+
+    /// What a change of the catalog's tools ends or forgets at once, rather than at the next
+    /// check: experiments and watches of stale tool versions ([`Trainer::drop_stale_tools`]),
+    /// and kept calls made for a tool's old schema ([`Trainer::follow_schemas`]).
+    fn follow_catalog(&mut self, ctx: &mut Context<Self>) {
+        let snapshot = self.deps.catalog.load();
+        self.drop_stale_tools(&snapshot, ctx);
+        self.follow_schemas(&snapshot);
     }
 
     /// Stores the sessions that joined live experiments since they were last stored, so that a
@@ -368,4 +378,14 @@ pub async fn roll_back(
         Err(err) => log::error!("rollback of {named} to version {previous} failed: {err}"),
     }
     false
+}
+
+impl Handler<CatalogChanged> for Trainer {
+    type Result = ();
+
+    fn handle(&mut self, msg: CatalogChanged, ctx: &mut Self::Context) {
+        if msg.0.tools {
+            self.follow_catalog(ctx);
+        }
+    }
 }

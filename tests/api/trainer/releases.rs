@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::experiments::experiment;
 use super::rollback::watching;
 use super::{
     app, description, description_becomes, description_changes, searches, seen, tools,
@@ -162,4 +163,30 @@ async fn after_a_backends_release_only_calls_made_for_its_new_schema_are_few_sho
     assert_eq!(trained["approach"], "few-shot", "{trained}");
     assert!(deployed.contains(r#""repository":"g/h""#), "{deployed}");
     assert!(!deployed.contains(r#""repo":"#), "{deployed}");
+}
+
+#[actix_web::test]
+async fn a_backends_release_ends_an_experiment_of_versions_made_for_its_old_schema_at_once() {
+    // No check comes within the test: only the catalog's change can end the experiment.
+    let (backend, app, _) = experiment(|s| s.trainer.check_interval_ms = 600_000).await;
+    let released = json!({"name": "search", "description": "Search `repo` for `query`.",
+        "inputSchema": {"type": "object", "properties": {"repository": {"type": "string"}}}});
+    backend.set_tools(vec![released]);
+
+    let mut ended = Value::Null;
+    for _ in 0..100 {
+        let (_, runs) = app.get_json("/api/v1/training-runs").await;
+        let runs = runs["runs"].as_array().cloned().unwrap_or_default();
+        if let Some(run) = runs.into_iter().find(|r| r["outcome"] == "kept") {
+            ended = run;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the backend's description or input schema is no longer the one"),
+        "{ended}"
+    );
 }
