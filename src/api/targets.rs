@@ -1,6 +1,7 @@
 //! `GET /api/v1/targets`: every tool and prompt that has feedback or stored versions, with its
-//! versions and where its labels point, the arms of its live experiment if one runs, and its
-//! live figures over the trainer's window.
+//! versions and where its labels point, whether a tool's production version is served (a
+//! backend's release may have left it behind), the arms of its live experiment if one runs,
+//! and its live figures over the trainer's window.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,19 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
         entry.1 = Some(stored);
     }
     let experiments = &gateway.served.experiments;
+    let snapshot = gateway.catalog.load();
+    // Whether the production version is served to tools/list, where that does not depend on
+    // the use (a prompt's depends on each fetch's arguments); null without one or out of the
+    // catalog.
+    let production_served = |kind: &str, target: &str| {
+        let production = gateway
+            .served
+            .get(kind, target)
+            .filter(|_| kind == "tool")?;
+        let tool = &snapshot.catalog.tool(target)?.item;
+        let own = tool["description"].as_str().unwrap_or_default();
+        Some(production.made_for(own, crate::catalog::input_schema(tool)))
+    };
     let targets: Vec<Value> = targets
         .into_values()
         .map(|(view, stored)| {
@@ -48,6 +62,8 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
             if let Some(fields) = target.as_object_mut() {
                 fields.insert("versions".into(), json!(stored.map_or(0, |s| s.versions)));
                 fields.insert("production".into(), json!(labels.get("production")));
+                let served = production_served(&view.kind, &view.target);
+                fields.insert("production_served".into(), json!(served));
                 fields.insert("labels".into(), json!(labels));
                 fields.insert("experiment".into(), json!(arms));
             }
