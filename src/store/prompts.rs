@@ -314,7 +314,7 @@ pub const BASELINE: i64 = 1;
 /// The production version of a target, keeping the backend's own text as version
 /// [`BASELINE`] (and production) the first time a target gets versions. A tool's is based on
 /// that text and on its input `schema` ([`crate::catalog::input_schema`]): once its backend
-/// describes the tool otherwise, the backend's new text is served.
+/// describes the tool otherwise or changes its schema, the backend's new text is served.
 pub fn ensure_baseline(
     conn: &mut AnyConnection,
     kind: &str,

@@ -117,10 +117,10 @@ pub fn violations(schema: &Value, arguments: &Value) -> Vec<String> {
     found
 }
 
-/// Whether `arguments` were given for `schema`: they break none of it
-/// ([`violations`]) and name no parameter it does not declare. A successful call that was not
-/// (made before a release of its backend renamed a parameter, say) is no example for a text
-/// that describes this schema.
+/// Whether `arguments` were given for `schema`: they break none of it ([`violations`]) and
+/// name no parameter it does not declare. A successful call that was not (made before a
+/// release of its backend renamed a parameter, say) is no example for a text that describes
+/// this schema.
 pub fn given_for(schema: &Value, arguments: &Value) -> bool {
     let declared = schema["properties"].as_object();
     let named = |given: &Map<String, Value>| {

@@ -166,8 +166,8 @@ impl Trainer {
         let served = self.deps.served.get(kind, target);
         // A prompt's baseline version has no text (its backend renders it): a run starts from
         // the template learnt from its fetches. So does one whose version was made from a text
-        // the backend no longer renders (it is not served), and a tool's from its backend's
-        // description.
+        // the backend no longer renders (it is not served); a tool's whose version was made for
+        // another description or input schema than its backend's starts from the description.
         let learnt = self.templates.get(target);
         let schema = (kind == "tool").then(|| crate::catalog::input_schema(&entry.item).clone());
         let renders = |s: &Served| {

@@ -109,6 +109,10 @@ impl Trainer {
                 .as_deref()
                 .is_some_and(|made| made != now && prompt::same_placeholders(made, now)),
         };
+        let what = match schema {
+            Some(_) => "description or input schema",
+            None => "text",
+        };
         let arms = self.deps.served.experiments.arms(&key.0, &key.1);
         let made: Vec<String> = arms
             .unwrap_or_default()
@@ -118,10 +122,6 @@ impl Trainer {
             .map(|a| a.served.version.to_string())
             .collect();
         if !made.is_empty() {
-            let what = match schema {
-                Some(_) => "description or input schema",
-                None => "text",
-            };
             let why = format!(
                 "the backend's {what} is no longer the one versions {} were made from, so they cannot be served",
                 made.join(", ")
@@ -133,7 +133,7 @@ impl Trainer {
         if production.is_some_and(|p| Some(p.version) == watched && stale(&p)) {
             self.watched.remove(key);
             let (kind, target) = key;
-            log::info!("the watch of {kind} `{target}` ends: the backend's text or input schema is no longer the one its production version was made for, so that version is not served");
+            log::info!("the watch of {kind} `{target}` ends: the backend's {what} is no longer the one its production version was made from, so that version is not served");
         }
     }
 

@@ -37,7 +37,8 @@ impl Served {
         })
     }
 
-    /// The input schema a stored version was made for, as kept in the store.
+    /// The input schema a stored version was made for, from the text the store keeps (`None`
+    /// without one, served whatever the schema).
     pub fn schema_from(stored: Option<&str>) -> Option<Value> {
         stored.and_then(|text| serde_json::from_str(text).ok())
     }
