@@ -1,5 +1,5 @@
 //! `GET /api/v1/targets`: every tool and prompt that has feedback or stored versions, with its
-//! versions and where its labels point, whether a tool's production version is served (a
+//! versions and where its labels point, whether its production version can be served (a
 //! backend's release may have left it behind), the arms of its live experiment if one runs,
 //! and its live figures over the trainer's window.
 
@@ -12,11 +12,12 @@ use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
 use crate::store::prompts;
-use crate::trainer::{ListTargets, TargetView};
+use crate::trainer::{LearntTemplates, ListTargets, TargetView};
 
 /// `GET /api/v1/targets`, in kind and name order.
 pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
     let live = gateway.feedback.trainer.send(ListTargets).await?;
+    let templates = gateway.feedback.trainer.send(LearntTemplates).await?;
     let versioned = store(&gateway, prompts::versioned).await?;
     let mut targets: BTreeMap<(String, String), (TargetView, Option<prompts::Versioned>)> = live
         .into_iter()
@@ -31,14 +32,18 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
     }
     let experiments = &gateway.served.experiments;
     let snapshot = gateway.catalog.load();
-    // Whether the production version is served to tools/list, where that does not depend on
-    // the use (a prompt's depends on each fetch's arguments); null without one or out of the
-    // catalog.
+    // Whether the production version can be served: a tool's is made for its backend's
+    // description and schema now; a prompt's, from the template its fetches teach now (it is
+    // then served to the fetches whose arguments it fits). Null without a production version,
+    // for a tool out of the catalog, and for a prompt whose template is not known yet.
     let production_served = |kind: &str, target: &str| {
-        let production = gateway
-            .served
-            .get(kind, target)
-            .filter(|_| kind == "tool")?;
+        let production = gateway.served.get(kind, target)?;
+        if kind == "prompt" {
+            let Some(made) = &production.based_on else {
+                return Some(true);
+            };
+            return templates.get(target).map(|learnt| learnt == made);
+        }
         let tool = &snapshot.catalog.tool(target)?.item;
         let own = tool["description"].as_str().unwrap_or_default();
         Some(production.made_for(own, crate::catalog::input_schema(tool)))

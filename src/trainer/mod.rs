@@ -93,6 +93,11 @@ pub struct PromptRendered {
 #[rtype(result = "Vec<TargetView>")]
 pub struct ListTargets;
 
+/// The prompts' texts learnt from their fetches (templates), by prompt.
+#[derive(Message)]
+#[rtype(result = "HashMap<String, String>")]
+pub struct LearntTemplates;
+
 /// Starts a training run for one target now, whatever the triggers say; answers how it ended.
 #[derive(Message)]
 #[rtype(result = "Result<TrainingOutcome, String>")]
@@ -369,6 +374,14 @@ impl Handler<ListTargets> for Trainer {
                 .map(|((kind, target), seen)| Trainer::view(kind, target, seen))
                 .collect(),
         )
+    }
+}
+
+impl Handler<LearntTemplates> for Trainer {
+    type Result = MessageResult<LearntTemplates>;
+
+    fn handle(&mut self, _msg: LearntTemplates, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.templates.clone())
     }
 }
 

@@ -106,6 +106,15 @@ pub(super) async fn seen(app: &TestApp, tool: &str, count: u64) {
     panic!("the trainer never saw {count} uses of {tool}");
 }
 
+/// Whether the ops API says the production version of `target` can be served (`null` when it
+/// does not list the target or cannot tell).
+pub(super) async fn production_served(app: &TestApp, target: &str) -> Value {
+    let (_, listed) = app.get_json("/api/v1/targets").await;
+    let targets = listed["targets"].as_array().cloned().unwrap_or_default();
+    let found = targets.into_iter().find(|t| t["target"] == target);
+    found.map_or(Value::Null, |t| t["production_served"].clone())
+}
+
 /// Four (repo, query) searches, each with its own arguments.
 pub(super) const FOUR_SEARCHES: [(&str, &str); 4] = [
     ("a/b", "bug"),

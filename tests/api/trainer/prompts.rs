@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand_to, fake_llm_by};
+use super::{app, deploy_by_hand_to, fake_llm_by, production_served};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
@@ -200,8 +200,10 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_beside_its_fenced_text_and
 
     // The backend's text changes: the winner was made from the old one, so the backend's text
     // is served, and the next run starts from the new one.
+    let served_before = production_served(&app, "gh_summarize").await;
     backend.set_prompt_lead("Summarize the news about");
     let changed = summary(&app, &app.initialize().await, "go").await;
+    let served_after = production_served(&app, "gh_summarize").await;
     let (status, retrained) = app
         .send_json(
             "POST",
@@ -211,6 +213,7 @@ async fn a_badly_rated_prompt_is_rewritten_tried_live_beside_its_fenced_text_and
         .await;
     let last = requests.lock().unwrap().last().cloned().unwrap_or_default();
     assert_eq!(changed, "Summarize the news about go.");
+    assert_eq!((served_before, served_after), (json!(true), json!(false)));
     assert_eq!(status, 200, "{retrained}");
     assert!(
         last.contains("Template:\nSummarize the news about {{topic}}."),

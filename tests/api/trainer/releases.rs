@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use super::experiments::experiment;
 use super::rollback::watching;
 use super::{
-    app, description, description_becomes, description_changes, searches, seen, tools,
-    FOUR_SEARCHES,
+    app, description, description_becomes, description_changes, production_served, searches, seen,
+    tools, FOUR_SEARCHES,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -27,14 +27,6 @@ async fn few_shot_deployed(backend: &FakeConnector) -> (TestApp, String, Value) 
 }
 
 const TRAIN: &str = "/api/v1/prompts/tool:gh_search/train";
-
-/// Whether the ops API says `gh_search`'s production version is served.
-async fn production_served(app: &TestApp) -> Value {
-    let (_, listed) = app.get_json("/api/v1/targets").await;
-    let targets = listed["targets"].as_array().cloned().unwrap_or_default();
-    let search = targets.into_iter().find(|t| t["target"] == "gh_search");
-    search.map_or(Value::Null, |t| t["production_served"].clone())
-}
 
 /// Gives the backend a release that renames `gh_search`'s `repo` to `repository` and keeps
 /// its description, and waits until `session` is listed the new schema (or gives up after 10 s).
@@ -118,13 +110,13 @@ async fn a_backends_new_input_schema_is_served_without_versions_made_for_its_old
     let backend = FakeConnector::with_tools(tools()).await;
     let (app, session, trained) = few_shot_deployed(&backend).await;
     let deployed = description_changes(&app, &session, "gh_search", "Search.").await;
-    let served_before = production_served(&app).await;
+    let served_before = production_served(&app, "gh_search").await;
 
     // A new release of the backend renames an argument, and keeps the description: the
     // deployed version's examples name the old argument.
     release_renaming(&app, &backend, &session).await;
     let served = description_becomes(&app, &session, "gh_search", "Search.").await;
-    let served_after = production_served(&app).await;
+    let served_after = production_served(&app, "gh_search").await;
     let arguments = json!({"repository": "a/b", "query": "q"});
     let runs = runs_after_four_failures(&app, &backend, &session, arguments).await;
     // The failures hid the tool a moment; it is back once it is listed again.
