@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::approaches::Example;
 use super::{inputs, Trainer, MAX_EXAMPLES};
-use crate::catalog::input_schema;
+use crate::catalog::{input_schema, same_shape};
 use crate::registry::Snapshot;
 
 /// Each tool's input schema its kept calls were made for, and the catalog snapshot last
@@ -56,14 +56,15 @@ impl Trainer {
     }
 
     /// Follows the input schema of tool `key` as the catalog gives it now (`tool`): once it
-    /// differs from the one its calls were made for, the successful calls that do not fit it
-    /// are forgotten. Its failures stay: they tell what the text leaves unclear.
+    /// asks for other arguments than the one its calls were made for (not only other prose,
+    /// [`same_shape`]), the successful calls that do not fit it are forgotten. Its failures
+    /// stay: they tell what the text leaves unclear.
     pub(super) fn follow_schema(&mut self, key: &(String, String), tool: &Value) {
         let schema = input_schema(tool);
         let Some(before) = self.schemas.by_tool.insert(key.clone(), schema.clone()) else {
             return;
         };
-        if before == *schema {
+        if same_shape(&before, schema) {
             return;
         }
         let examples = self.examples.get_mut(key).map(std::mem::take);

@@ -30,10 +30,12 @@ pub struct Served {
 impl Served {
     /// Whether this tool version may be served in place of the backend's `description` of a
     /// tool whose input schema is `schema` ([`crate::catalog::input_schema`]): it was made from
-    /// that description for that schema, or written by an operator.
+    /// that description for a schema of that shape ([`crate::catalog::same_shape`]), or
+    /// written by an operator.
     pub fn made_for(&self, description: &str, schema: &Value) -> bool {
+        let same_schema = |made: &Value| crate::catalog::same_shape(made, schema);
         self.based_on.as_deref().is_none_or(|made| {
-            made == description && self.based_on_schema.as_ref().is_none_or(|s| s == schema)
+            made == description && self.based_on_schema.as_ref().is_none_or(same_schema)
         })
     }
 

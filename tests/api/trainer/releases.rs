@@ -33,6 +33,12 @@ const TRAIN: &str = "/api/v1/prompts/tool:gh_search/train";
 async fn release_renaming(app: &TestApp, backend: &FakeConnector, session: &str) {
     let schema = json!({"type": "object", "required": ["repository"],
         "properties": {"repository": {"type": "string"}, "query": {"type": "string"}}});
+    release_schema(app, backend, session, schema).await;
+}
+
+/// Gives the backend a release whose `gh_search` has input `schema` and the same description,
+/// and waits until `session` is listed it (or gives up after 10 s).
+async fn release_schema(app: &TestApp, backend: &FakeConnector, session: &str, schema: Value) {
     let mut released = tools();
     released[0]["inputSchema"] = schema.clone();
     backend.set_tools(released);
@@ -192,4 +198,21 @@ async fn a_backends_release_ends_an_experiment_of_versions_made_for_its_old_sche
         reason.starts_with("the backend's description or input schema is no longer the one"),
         "{ended}"
     );
+}
+
+#[actix_web::test]
+async fn a_release_that_only_rewords_a_parameters_description_keeps_the_trained_version() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let (app, session, trained) = few_shot_deployed(&backend).await;
+    let deployed = description_changes(&app, &session, "gh_search", "Search.").await;
+
+    let mut schema = tools()[0]["inputSchema"].clone();
+    schema["properties"]["repo"]["description"] = json!("The repository, as owner/name.");
+    release_schema(&app, &backend, &session, schema.clone()).await;
+    let listed = app.listed_tool(&session, "gh_search").await;
+
+    assert_eq!(trained["outcome"], "deployed", "{trained}");
+    assert_eq!(listed["inputSchema"], schema);
+    assert_eq!(listed["description"], json!(deployed));
+    assert_eq!(production_served(&app, "gh_search").await, json!(true));
 }
