@@ -30,12 +30,14 @@ pub struct Served {
 impl Served {
     /// Whether this tool version may be served in place of the backend's `description` of a
     /// tool whose input schema is `schema` ([`crate::catalog::input_schema`]): it was made from
-    /// that description for a schema of that shape ([`crate::catalog::same_shape`]), or
-    /// written by an operator.
+    /// that description (the same words: a backend that only re-indents or re-wraps it has not
+    /// changed it) for a schema of that shape ([`crate::catalog::same_shape`]), or written by
+    /// an operator.
     pub fn made_for(&self, description: &str, schema: &Value) -> bool {
         let same_schema = |made: &Value| crate::catalog::same_shape(made, schema);
         self.based_on.as_deref().is_none_or(|made| {
-            made == description && self.based_on_schema.as_ref().is_none_or(same_schema)
+            made.split_whitespace().eq(description.split_whitespace())
+                && self.based_on_schema.as_ref().is_none_or(same_schema)
         })
     }
 
@@ -136,6 +138,9 @@ mod tests {
         assert!(made(Some("Search."), Some(stored)).made_for("Search.", &old));
         assert!(!made(Some("Search."), Some(stored)).made_for("Search.", &new));
         assert!(!made(Some("Search."), Some(stored)).made_for("Find.", &old));
+        let rewrapped = "\n    Search.\n";
+        assert!(made(Some("Search."), Some(stored)).made_for(rewrapped, &old));
+        assert!(!made(Some("Search."), Some(stored)).made_for("Search. Fast.", &old));
         assert!(
             made(Some("Search."), None).made_for("Search.", &new),
             "one kept before schemas were recorded"
