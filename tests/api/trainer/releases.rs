@@ -1,5 +1,6 @@
 //! A backend's new release: versions made from its old description or for its old input schema
-//! are no longer served nor watched, and the next run starts from what the backend gives now.
+//! are no longer served nor watched, and the next run starts from what the backend gives now;
+//! a release that changes only a parameter's prose keeps them. The ops API says which.
 
 use serde_json::{json, Value};
 
