@@ -2,7 +2,7 @@
 //! gateway served, and the signals recorded automatically for every tool call and prompt fetch.
 //!
 //! Owns validation (every problem named by field) and the hand-off: each piece of feedback goes
-//! to the [`Trainer`](crate::trainer::Trainer) as a message and to the store through a batch
+//! to the [`Trainer`] as a message and to the store through a batch
 //! [`Recorder`], never on the request's time. Suggestions are kept as data; nothing here reads
 //! them as instructions.
 

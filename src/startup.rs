@@ -114,7 +114,7 @@ impl Application {
 
 /// What shutdown does once no request is served any more: the trainer stores what it
 /// otherwise stores at its checks (a restart loses none of it), and the buffered call records
-/// are written. Each step waits at most [`SHUTDOWN_WAIT`]. The process that ends then ends
+/// are written. Each step waits at most `SHUTDOWN_WAIT`. The process that ends then ends
 /// the MCP server processes still running ([`crate::upstream::end_all_processes`]); a
 /// gateway embedded in a longer-lived process leaves that to it.
 pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {

@@ -5,7 +5,7 @@
 //! that never hold up a request; the triggers that read it (error rate, mean rating, thin
 //! descriptions, volume, cooldown); the training runs it starts ([`run`], started and ended in
 //! `running`, batched per backend in `batch`) within the LLM's budget; the watch over each
-//! deployed version ([`watch`]), rolled back by itself when live results breach their
+//! deployed version (`watch`), rolled back by itself when live results breach their
 //! threshold; and what it takes back from the store when it starts ([`restart`]). It does not
 //! store feedback (the feedback recorder does) and serves nothing (the served versions do).
 

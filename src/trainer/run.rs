@@ -1,4 +1,4 @@
-//! One training run: get a candidate (from [`super::tool`] or [`super::prompt`], which choose
+//! One training run: get a candidate (from `super::tool` or [`super::prompt`], which choose
 //! the approach from the feedback pattern, or nothing, and say why), check its safety, evaluate
 //! it against the deployed text, and deploy it only when it is better by the margin; or, for
 //! thin descriptions, one LLM call for a backend's tools, judged together. Every run is

@@ -21,9 +21,9 @@ const SLACK: f64 = 1.25;
 const MIN_SHARED: usize = 2;
 
 /// Why `candidate` is not about its own tool, for a tool with an input schema: a sibling's name
-/// and schema match its words clearly better than the tool's own (by more than [`SLACK`] times),
+/// and schema match its words clearly better than the tool's own (by more than `SLACK` times),
 /// so it describes that sibling, whatever it scores; or, `strict`ly (for an LLM's text), it
-/// shares fewer than [`MIN_SHARED`] words with the tool's name and parameters, not counting the
+/// shares fewer than `MIN_SHARED` words with the tool's name and parameters, not counting the
 /// catalog's generic words (see [`generic_words`]). `None` for a text about its own tool.
 pub fn off_topic(candidate: &str, context: &Context, strict: bool) -> Option<String> {
     if !context.schema.is_object() {

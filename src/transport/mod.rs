@@ -1,8 +1,8 @@
 //! Client-facing transports: how MCP messages travel over HTTP.
 //!
-//! - [`sse`]: the legacy HTTP+SSE transport of protocol 2024-11-05 (`GET /sse`,
+//! - `sse`: the legacy HTTP+SSE transport of protocol 2024-11-05 (`GET /sse`,
 //!   `POST /messages`).
-//! - [`streamable`]: Streamable HTTP on `/mcp` (2025-03-26 and later).
+//! - `streamable`: Streamable HTTP on `/mcp` (2025-03-26 and later).
 //! - [`guard`]: `Host`/`Origin` validation and bearer tokens in front of both.
 //! - [`stdio`]: one session on stdin/stdout (`mcpgate stdio`).
 //!
