@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web::web;
 
 use super::{run, Trainer, TrainingOutcome};
+use crate::store;
 use crate::store::training_runs::{self, NewRun};
 
 impl Trainer {
@@ -75,15 +75,9 @@ impl Trainer {
             started_at_ms: crate::connector::now_ms(),
             llm_calls: 0,
         };
-        let pool = self.deps.pool.clone();
-        let write = async move {
-            web::block(move || {
-                let mut conn = pool.get().map_err(|e| e.to_string())?;
-                training_runs::insert(&mut conn, &run).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        };
+        let write = store::blocking(&self.deps.pool, move |conn| {
+            training_runs::insert(conn, &run)
+        });
         self.pending += 1;
         ctx.spawn(write.into_actor(self).map(|written, act, _| {
             act.pending -= 1;
