@@ -2,7 +2,7 @@
 //! backend's release does to a tool's: once the tool's input schema changes, its successful
 //! calls that do not fit the new schema are no longer examples of it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -67,12 +67,8 @@ impl Trainer {
         if same_shape(&before, schema) {
             return;
         }
-        let examples = self.examples.get_mut(key).map(std::mem::take);
-        let kept: VecDeque<Example> = examples
-            .into_iter()
-            .flatten()
-            .filter(|e| !e.ok || inputs::given_for(schema, &e.arguments))
-            .collect();
-        self.examples.insert(key.clone(), kept);
+        if let Some(examples) = self.examples.get_mut(key) {
+            examples.retain(|e| !e.ok || inputs::given_for(schema, &e.arguments));
+        }
     }
 }
