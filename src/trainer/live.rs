@@ -158,10 +158,9 @@ impl Trainer {
     /// What a change of the catalog's tools ends or forgets at once, rather than at the next
     /// check: experiments and watches of stale tool versions ([`Trainer::drop_stale_tools`]),
     /// and kept calls made for a tool's old schema ([`Trainer::follow_schemas`]).
-    fn follow_catalog(&mut self, ctx: &mut Context<Self>) {
-        let snapshot = self.deps.catalog.load();
-        self.drop_stale_tools(&snapshot, ctx);
-        self.follow_schemas(&snapshot);
+    pub(super) fn follow_catalog(&mut self, snapshot: &Arc<Snapshot>, ctx: &mut Context<Self>) {
+        self.drop_stale_tools(snapshot, ctx);
+        self.follow_schemas(snapshot);
     }
 
     /// Stores the sessions that joined live experiments since they were last stored, so that a
@@ -385,7 +384,8 @@ impl Handler<CatalogChanged> for Trainer {
 
     fn handle(&mut self, msg: CatalogChanged, ctx: &mut Self::Context) {
         if msg.0.tools {
-            self.follow_catalog(ctx);
+            let snapshot = self.deps.catalog.load();
+            self.follow_catalog(&snapshot, ctx);
         }
     }
 }

@@ -47,8 +47,7 @@ impl Trainer {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let mut due = Vec::new();
         let snapshot = self.deps.catalog.load();
-        self.drop_stale_tools(&snapshot, ctx);
-        self.follow_schemas(&snapshot);
+        self.follow_catalog(&snapshot, ctx);
         for (key, seen) in &self.seen {
             if self.watched.contains_key(key) || self.in_experiment(key) {
                 continue;
