@@ -56,11 +56,21 @@ pub struct Version {
     pub based_on_schema: Option<String>,
 }
 
+impl Version {
+    /// [`Version::based_on_schema`] as the JSON it holds (`None` without one).
+    pub fn schema(&self) -> Option<serde_json::Value> {
+        json_of(self.based_on_schema.as_deref())
+    }
+}
+
+/// The JSON a column's text holds, if it holds any.
+fn json_of(text: Option<&str>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+}
+
 /// A JSON text kept in a column, shown as the JSON it holds.
 fn as_json<S: serde::Serializer>(text: &Option<String>, out: S) -> Result<S::Ok, S::Error> {
-    let value: Option<serde_json::Value> =
-        text.as_deref().and_then(|t| serde_json::from_str(t).ok());
-    serde::Serialize::serialize(&value, out)
+    serde::Serialize::serialize(&json_of(text.as_deref()), out)
 }
 
 /// A label move.

@@ -192,13 +192,7 @@ fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
             arms.into_iter()
                 .map(|(version, sessions)| {
                     let stored = versions.iter().find(|v| v.version == version)?;
-                    let served = Served {
-                        version,
-                        text: stored.text.clone(),
-                        based_on: stored.based_on.clone(),
-                        based_on_schema: Served::schema_from(stored.based_on_schema.as_deref()),
-                    };
-                    Some((served, sessions))
+                    Some((Served::from(stored.clone()), sessions))
                 })
                 .collect()
         });

@@ -40,11 +40,18 @@ impl Served {
                 && self.based_on_schema.as_ref().is_none_or(same_schema)
         })
     }
+}
 
-    /// The input schema a stored version was made for, from the text the store keeps (`None`
-    /// without one, served whatever the schema).
-    pub fn schema_from(stored: Option<&str>) -> Option<Value> {
-        stored.and_then(|text| serde_json::from_str(text).ok())
+impl From<prompts::Version> for Served {
+    /// A stored version as served; a schema the store does not hold as JSON counts as none
+    /// (served whatever the schema).
+    fn from(stored: prompts::Version) -> Self {
+        Served {
+            based_on_schema: stored.schema(),
+            version: stored.version,
+            text: stored.text,
+            based_on: stored.based_on,
+        }
     }
 }
 
@@ -102,15 +109,7 @@ impl ServedVersions {
         let rows = prompts::production(&mut conn).map_err(|e| e.to_string())?;
         let map = rows
             .into_iter()
-            .map(|v| {
-                let served = Served {
-                    version: v.version,
-                    text: v.text,
-                    based_on: v.based_on,
-                    based_on_schema: Served::schema_from(v.based_on_schema.as_deref()),
-                };
-                ((v.target_kind, v.target), served)
-            })
+            .map(|v| ((v.target_kind.clone(), v.target.clone()), Served::from(v)))
             .collect();
         self.inner.store(Arc::new(map));
         Ok(())
@@ -128,7 +127,7 @@ mod tests {
             version: 2,
             text: "Searches issues; give `repo`.".into(),
             based_on: based_on.map(str::to_string),
-            based_on_schema: Served::schema_from(schema),
+            based_on_schema: schema.map(|text| serde_json::from_str(text).unwrap()),
         };
         let stored = r#"{"required":["repo"],"type":"object"}"#;
         let (old, new) = (
