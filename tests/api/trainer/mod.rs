@@ -115,6 +115,30 @@ pub(super) async fn production_served(app: &TestApp, target: &str) -> Value {
     found.map_or(Value::Null, |t| t["production_served"].clone())
 }
 
+/// Waits until the newest training run of `target` (kind, name) satisfies `done` (or panics
+/// after 10 s); returns it.
+pub(super) async fn run_of(
+    app: &TestApp,
+    (kind, target): (&str, &str),
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut newest = Value::Null;
+    for _ in 0..200 {
+        let (_, runs) = app.get_json("/api/v1/training-runs").await;
+        let found = runs["runs"].as_array().and_then(|runs| {
+            runs.iter()
+                .find(|r| r["target_kind"] == kind && r["target"] == target)
+                .cloned()
+        });
+        newest = found.unwrap_or_default();
+        if done(&newest) {
+            return newest;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no such run of {target}; the newest: {newest}");
+}
+
 /// Four (repo, query) searches, each with its own arguments.
 pub(super) const FOUR_SEARCHES: [(&str, &str); 4] = [
     ("a/b", "bug"),

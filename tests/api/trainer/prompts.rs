@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{app, deploy_by_hand_to, fake_llm_by, production_served};
+use super::{app, deploy_by_hand_to, fake_llm_by, production_served, run_of};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
@@ -31,21 +31,7 @@ async fn rate(app: &TestApp, rating: &str, version: Option<i64>) {
 
 /// Waits until the newest training run of `gh_summarize` satisfies `done`; returns it.
 pub(super) async fn run_where(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
-    let mut newest = Value::Null;
-    for _ in 0..200 {
-        let (_, runs) = app.get_json("/api/v1/training-runs").await;
-        let found = runs["runs"].as_array().and_then(|runs| {
-            runs.iter()
-                .find(|r| r["target_kind"] == "prompt" && r["target"] == "gh_summarize")
-                .cloned()
-        });
-        newest = found.unwrap_or_default();
-        if done(&newest) {
-            return newest;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no such run of gh_summarize; the newest: {newest}");
+    run_of(app, ("prompt", "gh_summarize"), done).await
 }
 
 /// A gateway whose trainer rates prompts after three ratings, with `llm` if given; a fetch of

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use super::experiments::experiment;
 use super::rollback::watching;
 use super::{
-    app, description, description_becomes, description_changes, production_served, searches, seen,
-    tools, FOUR_SEARCHES,
+    app, description, description_becomes, description_changes, production_served, run_of,
+    searches, seen, tools, FOUR_SEARCHES,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -183,16 +183,7 @@ async fn a_backends_release_ends_an_experiment_of_versions_made_for_its_old_sche
         "inputSchema": {"type": "object", "properties": {"repository": {"type": "string"}}}});
     backend.set_tools(vec![released]);
 
-    let mut ended = Value::Null;
-    for _ in 0..100 {
-        let (_, runs) = app.get_json("/api/v1/training-runs").await;
-        let runs = runs["runs"].as_array().cloned().unwrap_or_default();
-        if let Some(run) = runs.into_iter().find(|r| r["outcome"] == "kept") {
-            ended = run;
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ended = run_of(&app, ("tool", "gh_search"), |r| r["outcome"] == "kept").await;
 
     let reason = ended["reason"].as_str().unwrap_or_default();
     assert!(
