@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
 use crate::store::{prompts, AnyConnection};
-use crate::trainer::safety;
+use crate::trainer::{safety, LearntTemplates};
 
 /// What the path names: a kind and a target that the catalog knows.
 pub(super) struct Target {
@@ -96,6 +96,17 @@ pub async fn add(
     let reason = body
         .reason
         .unwrap_or_else(|| "added through the API".into());
+    // What the backend gives now, so that the ops API can tell when a release changes it: a
+    // tool's description and schema, or the template the prompt's fetches teach, if learnt.
+    let over = match t.kind.as_str() {
+        "tool" => Some(t.original.clone()),
+        _ => gateway
+            .feedback
+            .trainer
+            .send(LearntTemplates)
+            .await?
+            .remove(&t.name),
+    };
     let version = write(&gateway, move |conn| {
         let schema = t.schema.as_deref();
         prompts::ensure_baseline(conn, &t.kind, &t.name, &t.original, schema, now)?;
@@ -103,8 +114,9 @@ pub async fn add(
             text: &body.text,
             approach: "manual",
             reason: &reason,
-            based_on: None,
-            based_on_schema: None,
+            written_over: over.as_deref(),
+            written_over_schema: schema,
+            ..Default::default()
         };
         let version = prompts::add_version(conn, &t.kind, &t.name, new, now)?;
         prompts::move_label(conn, &t.kind, &t.name, "candidate", version, &reason, now)?;

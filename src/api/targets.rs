@@ -1,7 +1,8 @@
 //! `GET /api/v1/targets`: every tool and prompt that has feedback or stored versions, with its
 //! versions and where its labels point, whether its production version can be served (a
-//! backend's release may have left it behind), the arms of its live experiment if one runs,
-//! and its live figures over the trainer's window.
+//! backend's release may have left it behind) and whether a release changed the backend's text
+//! since that version was made or written, the arms of its live experiment if one runs, and its
+//! live figures over the trainer's window.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,18 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
         let own = tool["description"].as_str().unwrap_or_default();
         Some(production.made_for(own, crate::catalog::input_schema(tool)))
     };
+    // Whether a backend's release changed the text since the production version was made
+    // from it or, an operator's, written over it: for an operator's version, still served, the
+    // only sign that it hides the release. Null where that text was not recorded.
+    let backend_changed = |kind: &str, target: &str| {
+        let production = gateway.served.get(kind, target)?;
+        if kind == "prompt" {
+            return production.prompt_released_since(templates.get(target)?);
+        }
+        let tool = &snapshot.catalog.tool(target)?.item;
+        let own = tool["description"].as_str().unwrap_or_default();
+        production.tool_released_since(own, crate::catalog::input_schema(tool))
+    };
     let targets: Vec<Value> = targets
         .into_values()
         .map(|(view, stored)| {
@@ -69,6 +82,8 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
                 fields.insert("production".into(), json!(labels.get("production")));
                 let served = production_served(&view.kind, &view.target);
                 fields.insert("production_served".into(), json!(served));
+                let changed = backend_changed(&view.kind, &view.target);
+                fields.insert("backend_changed".into(), json!(changed));
                 fields.insert("labels".into(), json!(labels));
                 fields.insert("experiment".into(), json!(arms));
             }

@@ -54,12 +54,24 @@ pub struct Version {
     /// schema. `None` where it was not recorded (served whatever the schema).
     #[serde(serialize_with = "as_json")]
     pub based_on_schema: Option<String>,
+    /// For an operator's version, the backend's text when it was written (a tool's description,
+    /// or the template a prompt's fetches taught then, if one was learnt). The version is served
+    /// whatever the backend's text becomes; this tells whether a release changed it since.
+    pub written_over: Option<String>,
+    /// For an operator's tool version, the tool's input schema when it was written.
+    #[serde(serialize_with = "as_json")]
+    pub written_over_schema: Option<String>,
 }
 
 impl Version {
     /// [`Version::based_on_schema`] as the JSON it holds (`None` without one).
     pub fn schema(&self) -> Option<serde_json::Value> {
         json_of(self.based_on_schema.as_deref())
+    }
+
+    /// [`Version::written_over_schema`] as the JSON it holds (`None` without one).
+    pub fn written_over_schema(&self) -> Option<serde_json::Value> {
+        json_of(self.written_over_schema.as_deref())
     }
 }
 
@@ -99,13 +111,17 @@ pub struct LabelMove {
 }
 
 /// What a new version is: its text, how it was made and why, and the backend's text it was
-/// made from, if any ([`Version::based_on`], [`Version::based_on_schema`]).
+/// made from, if any ([`Version::based_on`], [`Version::based_on_schema`]), or that an operator
+/// wrote it over ([`Version::written_over`], [`Version::written_over_schema`]).
+#[derive(Default)]
 pub struct NewVersion<'a> {
     pub text: &'a str,
     pub approach: &'a str,
     pub reason: &'a str,
     pub based_on: Option<&'a str>,
     pub based_on_schema: Option<&'a str>,
+    pub written_over: Option<&'a str>,
+    pub written_over_schema: Option<&'a str>,
 }
 
 /// Adds the next version of a target; returns its number.
@@ -134,6 +150,8 @@ pub fn add_version(
                 prompt_versions::created_at_ms.eq(now_ms),
                 prompt_versions::based_on.eq(new.based_on),
                 prompt_versions::based_on_schema.eq(new.based_on_schema),
+                prompt_versions::written_over.eq(new.written_over),
+                prompt_versions::written_over_schema.eq(new.written_over_schema),
             ))
             .execute(conn)?;
         Ok(version)
@@ -341,6 +359,7 @@ pub fn ensure_baseline(
             reason: "the backend's own text",
             based_on: tool.then_some(original),
             based_on_schema: schema.filter(|_| tool),
+            ..Default::default()
         };
         let first = add_version(conn, kind, target, baseline, now_ms)?;
         move_label(conn, kind, target, "production", first, "baseline", now_ms)?;

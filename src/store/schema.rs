@@ -60,6 +60,8 @@ diesel::table! {
         created_at_ms -> BigInt,
         based_on -> Nullable<Text>,
         based_on_schema -> Nullable<Text>,
+        written_over -> Nullable<Text>,
+        written_over_schema -> Nullable<Text>,
     }
 }
 

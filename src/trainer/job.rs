@@ -81,6 +81,7 @@ impl Job {
             text,
             based_on: self.based_on.clone(),
             based_on_schema: self.based_on_schema.clone(),
+            ..Default::default()
         }
     }
 

@@ -157,10 +157,12 @@ impl Trainer {
 
     /// What a change of the catalog's tools ends or forgets at once, rather than at the next
     /// check: experiments and watches of stale tool versions ([`Trainer::drop_stale_tools`]),
-    /// and kept calls made for a tool's old schema ([`Trainer::follow_schemas`]).
+    /// kept calls made for a tool's old schema ([`Trainer::follow_schemas`]), and the log of a
+    /// release that an operator's version hides ([`Trainer::note_hidden_tools`]).
     pub(super) fn follow_catalog(&mut self, snapshot: &Arc<Snapshot>, ctx: &mut Context<Self>) {
         self.drop_stale_tools(snapshot, ctx);
         self.follow_schemas(snapshot);
+        self.note_hidden_tools(snapshot);
     }
 
     /// Stores the sessions that joined live experiments since they were last stored, so that a

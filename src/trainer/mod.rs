@@ -16,6 +16,7 @@ mod draw;
 pub mod evaluate;
 mod examples;
 pub mod experiment;
+mod hidden;
 pub mod inputs;
 mod job;
 pub mod joint;
@@ -202,6 +203,9 @@ pub struct Trainer {
     /// When each prompt's learnt text last changed to another with the same placeholders (its
     /// backend's text changed): the latest [`job::MAX_TEXT_CHANGES`] times.
     text_changes: HashMap<String, VecDeque<Instant>>,
+    /// Operators' production versions (kind, target, version) whose backend's text a release
+    /// has changed since they were written, logged once ([`hidden`]).
+    hidden: HashSet<(String, String, i64)>,
 }
 
 impl Trainer {
@@ -237,6 +241,7 @@ impl Trainer {
             inputs: HashMap::new(),
             resuming: (Vec::new(), None),
             text_changes: HashMap::new(),
+            hidden: HashSet::new(),
         }
     }
 
@@ -340,6 +345,7 @@ impl Handler<PromptRendered> for Trainer {
             }
             let key = ("prompt".to_string(), msg.target.clone());
             self.drop_stale(&key, &msg.template, None, ctx);
+            self.note_hidden_prompt(&msg.target, &msg.template);
             self.unstored_templates.insert(msg.target.clone());
             self.templates.insert(msg.target, msg.template);
         }

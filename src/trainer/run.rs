@@ -455,6 +455,7 @@ pub(super) async fn store_candidate(
                 reason: &reason,
                 based_on: based_on.as_deref(),
                 based_on_schema: schema,
+                ..Default::default()
             };
             let version = prompts::add_version(conn, &kind, &target, new, now)?;
             for label in labels {

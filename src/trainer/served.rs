@@ -25,6 +25,11 @@ pub struct Served {
     /// The tool's input schema it was made for, if recorded
     /// ([`prompts::Version::based_on_schema`]).
     pub based_on_schema: Option<Value>,
+    /// For an operator's version, the backend's text when it was written, if recorded
+    /// ([`prompts::Version::written_over`]).
+    pub written_over: Option<String>,
+    /// For an operator's tool version, the tool's input schema when it was written.
+    pub written_over_schema: Option<Value>,
 }
 
 impl Served {
@@ -34,12 +39,45 @@ impl Served {
     /// changed it) for a schema of that shape ([`crate::catalog::same_shape`]), or written by
     /// an operator.
     pub fn made_for(&self, description: &str, schema: &Value) -> bool {
-        let same_schema = |made: &Value| crate::catalog::same_shape(made, schema);
-        self.based_on.as_deref().is_none_or(|made| {
-            made.split_whitespace().eq(description.split_whitespace())
-                && self.based_on_schema.as_ref().is_none_or(same_schema)
+        let made = self.based_on.as_deref();
+        made.is_none_or(|made| {
+            same_tool((made, self.based_on_schema.as_ref()), description, schema)
         })
     }
+
+    /// The backend's text this version was made from or, an operator's, written over, with a
+    /// tool's input schema then, if recorded.
+    fn basis(&self) -> Option<(&str, Option<&Value>)> {
+        match (&self.based_on, &self.written_over) {
+            (Some(made), _) => Some((made, self.based_on_schema.as_ref())),
+            (None, Some(over)) => Some((over, self.written_over_schema.as_ref())),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a release changed the tool since this version was made or written: its backend
+    /// now gives another `description` (other words) or an input `schema` of another shape.
+    /// `None` where the version recorded neither (an operator's kept before they were).
+    pub fn tool_released_since(&self, description: &str, schema: &Value) -> Option<bool> {
+        let basis = self.basis()?;
+        Some(!same_tool(basis, description, schema))
+    }
+
+    /// Whether a release changed the prompt since this version was made or written: its
+    /// fetches now teach another template than `learnt`. `None` where the version recorded
+    /// none (a prompt's first, an operator's written before a template was learnt).
+    pub fn prompt_released_since(&self, learnt: &str) -> Option<bool> {
+        self.basis().map(|(template, _)| template != learnt)
+    }
+}
+
+/// Whether a tool whose backend gives `description` and `schema` is still the one `basis` (a
+/// description, and a schema if recorded) was taken from: the same words (a backend that only
+/// re-indents or re-wraps its description has not changed it) and a schema of the same shape
+/// ([`crate::catalog::same_shape`]).
+fn same_tool((text, made): (&str, Option<&Value>), description: &str, schema: &Value) -> bool {
+    text.split_whitespace().eq(description.split_whitespace())
+        && made.is_none_or(|made| crate::catalog::same_shape(made, schema))
 }
 
 impl From<prompts::Version> for Served {
@@ -48,9 +86,11 @@ impl From<prompts::Version> for Served {
     fn from(stored: prompts::Version) -> Self {
         Served {
             based_on_schema: stored.schema(),
+            written_over_schema: stored.written_over_schema(),
             version: stored.version,
             text: stored.text,
             based_on: stored.based_on,
+            written_over: stored.written_over,
         }
     }
 }
@@ -97,6 +137,16 @@ impl ServedVersions {
             .cloned()
     }
 
+    /// The production versions of `kind`'s targets that an operator wrote over a backend's
+    /// recorded text ([`Served::written_over`]), by target.
+    pub fn written_over(&self, kind: &str) -> Vec<(String, Served)> {
+        let inner = self.inner.load();
+        let written = inner
+            .iter()
+            .filter(|((k, _), s)| k == kind && s.based_on.is_none() && s.written_over.is_some());
+        written.map(|((_, t), s)| (t.clone(), s.clone())).collect()
+    }
+
     /// Whether no target has a deployed version or an experiment (lists need no rewriting).
     pub fn is_empty(&self) -> bool {
         self.inner.load().is_empty() && self.experiments.is_empty()
@@ -128,6 +178,7 @@ mod tests {
             text: "Searches issues; give `repo`.".into(),
             based_on: based_on.map(str::to_string),
             based_on_schema: schema.map(|text| serde_json::from_str(text).unwrap()),
+            ..Default::default()
         };
         let stored = r#"{"required":["repo"],"type":"object"}"#;
         let (old, new) = (
@@ -145,5 +196,49 @@ mod tests {
             "one kept before schemas were recorded"
         );
         assert!(made(None, None).made_for("Find.", &new), "an operator's");
+    }
+
+    #[test]
+    fn a_release_since_a_version_was_made_or_written_is_told_by_the_text_it_was_taken_from() {
+        let (old, new) = (
+            json!({"required": ["repo"]}),
+            json!({"required": ["repository"]}),
+        );
+        let written = Served {
+            written_over: Some("Search.".into()),
+            written_over_schema: Some(old.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            written.tool_released_since("\n  Search.", &old),
+            Some(false)
+        );
+        assert_eq!(written.tool_released_since("Search.", &new), Some(true));
+        assert_eq!(written.tool_released_since("Find.", &old), Some(true));
+        assert!(written.made_for("Find.", &new), "still served");
+        let made = Served {
+            based_on: Some("Search.".into()),
+            written_over: Some("Find.".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            made.tool_released_since("Search.", &new),
+            Some(false),
+            "made from"
+        );
+        assert_eq!(Served::default().tool_released_since("Search.", &old), None);
+        let prompt = Served {
+            written_over: Some("Summarize {{topic}}.".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            prompt.prompt_released_since("Summarize {{topic}}."),
+            Some(false)
+        );
+        assert_eq!(prompt.prompt_released_since("List {{topic}}."), Some(true));
+        assert_eq!(
+            Served::default().prompt_released_since("List {{topic}}."),
+            None
+        );
     }
 }

@@ -62,6 +62,10 @@ async fn versioned_deployed_served_and_rolled_back(store: StoreKind) {
     let versions = shown["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[0]["approach"], "original");
+    // What the backend gave when the operator wrote version 2, kept on both stores.
+    assert_eq!(versions[1]["written_over"], "Echoes `text`.", "{store:?}");
+    let over = &versions[1]["written_over_schema"];
+    assert_eq!(over["required"], json!(["text"]), "{store:?}");
     let moves: Vec<_> = shown["label_moves"]
         .as_array()
         .unwrap()

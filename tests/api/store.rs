@@ -37,7 +37,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (14, 0), "{kind:?}");
+        assert_eq!((first, second), (15, 0), "{kind:?}");
     }
 }
 

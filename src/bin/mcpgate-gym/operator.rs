@@ -73,8 +73,7 @@ pub async fn deploy_bad(
                 text: &text,
                 approach: "manual",
                 reason: "operator",
-                based_on: None,
-                based_on_schema: None,
+                ..Default::default()
             };
             let version = prompts::add_version(conn, "tool", &name, new, 0).map_err(err)?;
             let reason = prompts::BY_API;

@@ -4,6 +4,7 @@
 //! HTTP path. Helpers shared by the files are here.
 
 mod experiments;
+mod operators;
 mod prompt_serving;
 mod prompts;
 mod releases;
@@ -109,10 +110,15 @@ pub(super) async fn seen(app: &TestApp, tool: &str, count: u64) {
 /// Whether the ops API says the production version of `target` can be served (`null` when it
 /// does not list the target or cannot tell).
 pub(super) async fn production_served(app: &TestApp, target: &str) -> Value {
+    listed_as(app, target, "production_served").await
+}
+
+/// What the ops API lists as `field` of `target` (`null` when it does not list the target).
+pub(super) async fn listed_as(app: &TestApp, target: &str, field: &str) -> Value {
     let (_, listed) = app.get_json("/api/v1/targets").await;
     let targets = listed["targets"].as_array().cloned().unwrap_or_default();
     let found = targets.into_iter().find(|t| t["target"] == target);
-    found.map_or(Value::Null, |t| t["production_served"].clone())
+    found.map_or(Value::Null, |t| t[field].clone())
 }
 
 /// Waits until the newest training run of `target` (kind, name) satisfies `done` (or panics

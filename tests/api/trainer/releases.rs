@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use super::experiments::experiment;
 use super::rollback::watching;
 use super::{
-    app, description, description_becomes, description_changes, production_served, run_of,
-    searches, seen, tools, FOUR_SEARCHES,
+    app, description, description_becomes, description_changes, listed_as, production_served,
+    run_of, searches, seen, tools, FOUR_SEARCHES,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -31,7 +31,7 @@ const TRAIN: &str = "/api/v1/prompts/tool:gh_search/train";
 
 /// Gives the backend a release that renames `gh_search`'s `repo` to `repository` and keeps
 /// its description, and waits until `session` is listed the new schema (or gives up after 10 s).
-async fn release_renaming(app: &TestApp, backend: &FakeConnector, session: &str) {
+pub(super) async fn release_renaming(app: &TestApp, backend: &FakeConnector, session: &str) {
     let schema = json!({"type": "object", "required": ["repository"],
         "properties": {"repository": {"type": "string"}, "query": {"type": "string"}}});
     release_schema(app, backend, session, schema).await;
@@ -118,12 +118,14 @@ async fn a_backends_new_input_schema_is_served_without_versions_made_for_its_old
     let (app, session, trained) = few_shot_deployed(&backend).await;
     let deployed = description_changes(&app, &session, "gh_search", "Search.").await;
     let served_before = production_served(&app, "gh_search").await;
+    let changed_before = listed_as(&app, "gh_search", "backend_changed").await;
 
     // A new release of the backend renames an argument, and keeps the description: the
     // deployed version's examples name the old argument.
     release_renaming(&app, &backend, &session).await;
     let served = description_becomes(&app, &session, "gh_search", "Search.").await;
     let served_after = production_served(&app, "gh_search").await;
+    let changed_after = listed_as(&app, "gh_search", "backend_changed").await;
     let arguments = json!({"repository": "a/b", "query": "q"});
     let runs = runs_after_four_failures(&app, &backend, &session, arguments).await;
     // The failures hid the tool a moment; it is back once it is listed again.
@@ -142,6 +144,7 @@ async fn a_backends_new_input_schema_is_served_without_versions_made_for_its_old
     );
     assert_eq!(served, "Search.");
     assert_eq!((served_before, served_after), (json!(true), json!(false)));
+    assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
     // The next run starts from the backend's description, not from examples of the old schema.
     let text = third["text"].as_str().unwrap_or_default();
@@ -207,4 +210,6 @@ async fn a_release_that_only_rewords_a_parameters_description_keeps_the_trained_
     assert_eq!(listed["inputSchema"], schema);
     assert_eq!(listed["description"], json!(deployed));
     assert_eq!(production_served(&app, "gh_search").await, json!(true));
+    let changed = listed_as(&app, "gh_search", "backend_changed").await;
+    assert_eq!(changed, json!(false));
 }

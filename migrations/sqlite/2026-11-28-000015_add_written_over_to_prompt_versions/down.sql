@@ -1,0 +1,2 @@
+ALTER TABLE prompt_versions DROP COLUMN written_over_schema;
+ALTER TABLE prompt_versions DROP COLUMN written_over;

@@ -1,0 +1,58 @@
+//! The releases an operator's version hides. An operator's production version is served
+//! whatever its backend's text becomes (the operator chose it), so a release that changes that
+//! text does not reach clients. The trainer logs it once per version, when the catalog or a
+//! prompt's fetches show it; the ops API shows it as `backend_changed`.
+
+use serde_json::Value;
+
+use super::Trainer;
+use crate::catalog::input_schema;
+use crate::registry::Snapshot;
+
+impl Trainer {
+    /// Notes, for each tool whose production version an operator wrote, whether its backend
+    /// in `snapshot` changed the tool's description or input schema since.
+    pub(super) fn note_hidden_tools(&mut self, snapshot: &Snapshot) {
+        for (target, served) in self.deps.served.written_over("tool") {
+            let Some(entry) = snapshot.catalog.tool(&target) else {
+                continue;
+            };
+            let tool: &Value = &entry.item;
+            let own = tool["description"].as_str().unwrap_or_default();
+            let released = served.tool_released_since(own, input_schema(tool));
+            let what = "description or input schema";
+            self.note_hidden(("tool", &target), served.version, released, what);
+        }
+    }
+
+    /// Notes whether the template `learnt` from a fetch of prompt `target` is another than the
+    /// one an operator wrote its production version over.
+    pub(super) fn note_hidden_prompt(&mut self, target: &str, learnt: &str) {
+        let written = self.deps.served.get("prompt", target);
+        if let Some(served) = written.filter(|s| s.based_on.is_none()) {
+            let released = served.prompt_released_since(learnt);
+            self.note_hidden(("prompt", target), served.version, released, "text");
+        }
+    }
+
+    /// Logs, the first time it is seen, that a release changed the backend's `what` since an
+    /// operator wrote `version`; forgets it when the backend's text is that one again.
+    fn note_hidden(
+        &mut self,
+        (kind, target): (&str, &str),
+        version: i64,
+        released: Option<bool>,
+        what: &str,
+    ) {
+        let key = (kind.to_string(), target.to_string(), version);
+        if released != Some(true) {
+            self.hidden.remove(&key);
+        } else if self.hidden.insert(key) {
+            log::warn!(
+                "{kind} `{target}`: its backend's {what} changed since an operator wrote production \
+                 version {version}, which is still served in its place; add a version written \
+                 over the new text, or roll production back"
+            );
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! An operator's version over a backend's release: it stays served whatever the backend's text
+//! becomes (the operator chose it), and the ops API shows when a release has changed the text it
+//! was written over, which clients no longer see.
+
+use serde_json::{json, Value};
+
+use super::prompts::summary;
+use super::releases::release_renaming;
+use super::{app, description, description_becomes, listed_as, production_served, seen, tools};
+use crate::fake_connector::FakeConnector;
+use crate::helpers::TestApp;
+
+/// Adds `text` as a version of `id` (`tool:…` or `prompt:…`) and deploys it; the statuses.
+async fn write_and_deploy(app: &TestApp, id: &str, text: &str) -> (u16, u16) {
+    let versions = format!("/api/v1/prompts/{id}/versions");
+    let (added, body) = app
+        .send_json("POST", &versions, &json!({"text": text}))
+        .await;
+    let deploy = format!("/api/v1/prompts/{id}/deploy");
+    let version = json!({"version": body["version"]});
+    let (deployed, _) = app.send_json("POST", &deploy, &version).await;
+    (added, deployed)
+}
+
+/// Waits until the ops API lists `target`'s `backend_changed` as `expected` (or gives up after
+/// 5 s); returns what it lists.
+async fn backend_changed_becomes(app: &TestApp, target: &str, expected: Value) -> Value {
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = listed_as(app, target, "backend_changed").await;
+        if listed == expected {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    listed
+}
+
+#[actix_web::test]
+async fn an_operators_tool_version_stays_served_over_a_release_that_the_ops_api_shows() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    let text = "Searches the issues of `repo` (owner/name) for `query`.";
+    let statuses = write_and_deploy(&app, "tool:gh_search", text).await;
+    let served = description_becomes(&app, &session, "gh_search", text).await;
+    let changed_before = listed_as(&app, "gh_search", "backend_changed").await;
+
+    // The backend renames `repo`: the operator's text, still served, names the old argument.
+    release_renaming(&app, &backend, &session).await;
+    let served_after = description(&app, &session, "gh_search").await;
+    let changed_after = listed_as(&app, "gh_search", "backend_changed").await;
+    let (_, written) = app
+        .get_json("/api/v1/prompts/tool:gh_search/versions/2")
+        .await;
+
+    assert_eq!(statuses, (201, 200));
+    assert_eq!((served.as_str(), served_after.as_str()), (text, text));
+    assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
+    assert_eq!(production_served(&app, "gh_search").await, json!(true));
+    assert_eq!(written["written_over"], "Search.", "{written}");
+    assert_eq!(
+        written["written_over_schema"]["required"],
+        json!(["repo"]),
+        "{written}"
+    );
+    assert_eq!(written["based_on"], Value::Null, "{written}");
+}
+
+#[actix_web::test]
+async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_the_ops_api_shows() {
+    let backend = FakeConnector::start().await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    // A fetch teaches the template the operator writes over: "Summarize {{topic}}.".
+    summary(&app, &session, "rust").await;
+    seen(&app, "gh_summarize", 1).await;
+    let text = "Summarize what is known about {{topic}}.";
+    let statuses = write_and_deploy(&app, "prompt:gh_summarize", text).await;
+    let mut served = String::new();
+    for _ in 0..100 {
+        served = summary(&app, &session, "rust").await;
+        if served != "Summarize rust." {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let changed_before = listed_as(&app, "gh_summarize", "backend_changed").await;
+
+    backend.set_prompt_lead("Summarize the news about");
+    let served_after = summary(&app, &session, "rust").await;
+    let changed_after = backend_changed_becomes(&app, "gh_summarize", json!(true)).await;
+    let (_, written) = app
+        .get_json("/api/v1/prompts/prompt:gh_summarize/versions/2")
+        .await;
+
+    assert_eq!(statuses, (201, 200));
+    assert_eq!(served, "Summarize what is known about rust.");
+    assert_eq!(served_after, served);
+    assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
+    assert_eq!(production_served(&app, "gh_summarize").await, json!(true));
+    assert_eq!(written["written_over"], "Summarize {{topic}}.", "{written}");
+}
