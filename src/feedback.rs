@@ -7,11 +7,13 @@
 //! them as instructions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix::Addr;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::metrics::Metrics;
 use crate::recorder::{Record, Recorder};
 use crate::registry::Snapshot;
 use crate::store::feedback::{self, NewFeedback};
@@ -36,6 +38,8 @@ pub struct FeedbackSink {
     pub recorder: Recorder<NewFeedback>,
     /// Learns from it.
     pub trainer: Addr<Trainer>,
+    /// Counts it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl FeedbackSink {
@@ -46,6 +50,8 @@ impl FeedbackSink {
 
     /// Hands on a tool call's signal with its arguments (kept by the trainer, never stored).
     pub fn record_call(&self, feedback: NewFeedback, arguments: Option<serde_json::Value>) {
+        let labels = [feedback.target_kind.as_str(), feedback.signal.as_str()];
+        self.metrics.feedback.with_label_values(&labels).inc();
         self.trainer.do_send(RecordFeedback {
             feedback: feedback.clone(),
             arguments,

@@ -2,9 +2,10 @@
 //! embedded gateways do not mix), rendered as text on `GET /metrics`.
 //!
 //! Counters and histograms are updated where things happen (tool calls in `mcp::tools`, cache
-//! lookups in list handlers and connectors); gauges that mirror state (breakers, sessions,
-//! recorder) are set when the registry reports or at scrape time. Labels never carry secrets,
-//! arguments or session ids.
+//! lookups in list handlers and connectors, feedback where it is handed on, training runs in
+//! the trainer); gauges that mirror state (breakers, sessions, recorders, operators' versions
+//! that hide a release) are set when their owner reports or at scrape time. Labels never carry
+//! secrets, arguments, session ids or target names.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -34,6 +35,20 @@ pub struct Metrics {
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
     pub call_records_written: IntGauge,
+    /// Feedback, given or recorded automatically, by kind of target and signal.
+    pub feedback: IntCounterVec,
+    /// Feedback records dropped because the recorder's buffer was full.
+    pub feedback_records_dropped: IntGauge,
+    /// Feedback records written to the store.
+    pub feedback_records_written: IntGauge,
+    /// Training runs recorded, by kind of target, approach and outcome (a deploy, a rejection,
+    /// a live experiment's start and end, a rollback, a skip).
+    pub training_runs: IntCounterVec,
+    /// Calls the trainer made to its LLM, by kind of target.
+    pub trainer_llm_calls: IntCounterVec,
+    /// Operators' production versions still served over a backend's release that changed the
+    /// text they were written over, by kind of target.
+    pub versions_hiding_release: IntGaugeVec,
 }
 
 impl Metrics {
@@ -61,6 +76,21 @@ impl Metrics {
             "mcpgate_cache_lookups_total",
             "Cache lookups by result.",
             &["cache", "result"],
+        );
+        let feedback = counter(
+            "mcpgate_feedback_total",
+            "Feedback, given or recorded automatically, by signal.",
+            &["kind", "signal"],
+        );
+        let training_runs = counter(
+            "mcpgate_training_runs_total",
+            "Training runs recorded, by approach and outcome.",
+            &["kind", "approach", "outcome"],
+        );
+        let trainer_llm_calls = counter(
+            "mcpgate_trainer_llm_calls_total",
+            "Calls the trainer made to its LLM.",
+            &["kind"],
         );
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
@@ -103,6 +133,11 @@ impl Metrics {
                 .expect("unique metric");
             metric
         };
+        let versions_hiding_release = gauge_vec(
+            "mcpgate_versions_hiding_release",
+            "Operators' production versions served over a backend's release that changed the text they were written over.",
+            &["kind"],
+        );
         let sessions_open = gauge("mcpgate_sessions_open", "Client sessions open.");
         let call_records_dropped = gauge(
             "mcpgate_call_records_dropped_total",
@@ -111,6 +146,14 @@ impl Metrics {
         let call_records_written = gauge(
             "mcpgate_call_records_written_total",
             "Call records written to the store.",
+        );
+        let feedback_records_dropped = gauge(
+            "mcpgate_feedback_records_dropped_total",
+            "Feedback records dropped because the recorder's buffer was full.",
+        );
+        let feedback_records_written = gauge(
+            "mcpgate_feedback_records_written_total",
+            "Feedback records written to the store.",
         );
         Metrics {
             registry,
@@ -124,6 +167,26 @@ impl Metrics {
             sessions_open,
             call_records_dropped,
             call_records_written,
+            feedback,
+            feedback_records_dropped,
+            feedback_records_written,
+            training_runs,
+            trainer_llm_calls,
+            versions_hiding_release,
+        }
+    }
+
+    /// Counts a recorded training run of a `kind` of target, and the LLM calls it made.
+    pub fn training_run(&self, kind: &str, approach: &str, outcome: &str, llm_calls: i32) {
+        let runs = self
+            .training_runs
+            .with_label_values(&[kind, approach, outcome]);
+        runs.inc();
+        let calls = u64::try_from(llm_calls).unwrap_or_default();
+        if calls > 0 {
+            self.trainer_llm_calls
+                .with_label_values(&[kind])
+                .inc_by(calls);
         }
     }
 

@@ -177,6 +177,7 @@ pub async fn build_gateway(
         pool: pool.clone(),
         catalog: catalog.clone(),
         served: served.clone(),
+        metrics: metrics.clone(),
     };
     let window = Duration::from_millis(settings.feedback.window_ms);
     let mut trainer = Trainer::new(settings.trainer.clone(), window, deps);
@@ -206,11 +207,12 @@ pub async fn build_gateway(
         tokens,
         admin_tokens,
         pool,
-        metrics,
+        metrics: metrics.clone(),
         servers: VirtualServers::new(&settings.servers),
         feedback: FeedbackSink {
             recorder: feedback_recorder,
             trainer,
+            metrics,
         },
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
         served,

@@ -39,6 +39,13 @@ pub async fn metrics(gateway: web::Data<Gateway>) -> HttpResponse {
     metrics
         .call_records_written
         .set(gateway.recorder.written() as i64);
+    let feedback = &gateway.feedback.recorder;
+    metrics
+        .feedback_records_dropped
+        .set(feedback.dropped() as i64);
+    metrics
+        .feedback_records_written
+        .set(feedback.written() as i64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())

@@ -1,7 +1,8 @@
 //! The releases an operator's version hides. An operator's production version is served
 //! whatever its backend's text becomes (the operator chose it), so a release that changes that
 //! text does not reach clients. The trainer logs it once per version, when the catalog or a
-//! prompt's fetches show it; the ops API shows it as `backend_changed`.
+//! prompt's fetches show it, and counts such versions in `mcpgate_versions_hiding_release`;
+//! the ops API shows each as `backend_changed`.
 
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ impl Trainer {
             let what = "description or input schema";
             self.note_hidden(("tool", &target), served.version, released, what);
         }
+        self.count_hidden();
     }
 
     /// Notes whether the template `learnt` from a fetch of prompt `target` is another than the
@@ -32,6 +34,27 @@ impl Trainer {
         if let Some(served) = written.filter(|s| s.based_on.is_none()) {
             let released = served.prompt_released_since(learnt);
             self.note_hidden(("prompt", target), served.version, released, "text");
+        }
+        self.count_hidden();
+    }
+
+    /// Forgets the versions no longer in production (rolled back, or replaced by a deploy),
+    /// and sets the gauge of those left, by kind.
+    fn count_hidden(&mut self) {
+        let served = &self.deps.served;
+        self.hidden.retain(|(kind, target, version)| {
+            served
+                .get(kind, target)
+                .is_some_and(|s| s.version == *version)
+        });
+        for kind in ["tool", "prompt"] {
+            let hiding = self.hidden.iter().filter(|(k, _, _)| k == kind).count();
+            let gauge = self
+                .deps
+                .metrics
+                .versions_hiding_release
+                .with_label_values(&[kind]);
+            gauge.set(i64::try_from(hiding).unwrap_or(i64::MAX));
         }
     }
 

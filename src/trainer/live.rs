@@ -20,6 +20,7 @@ use super::prompt;
 use super::run::{self, Writer};
 use super::served::{Served, ServedVersions};
 use super::Trainer;
+use crate::metrics::Metrics;
 use crate::registry::{CatalogChanged, Snapshot};
 use crate::store::experiments::{self, Stored};
 use crate::store::training_runs::NewRun;
@@ -230,8 +231,7 @@ pub enum Ending {
 /// rate by the margin without fewer successful uses per session ([`verdict`]), unless the
 /// experiment is abandoned; the run is recorded either way.
 pub async fn conclude(
-    pool: Pool,
-    served: Arc<ServedVersions>,
+    (pool, served, metrics): (Pool, Arc<ServedVersions>, Arc<Metrics>),
     kind: String,
     target: String,
     ending: Ending,
@@ -268,6 +268,7 @@ pub async fn conclude(
         llm_calls: 0,
     };
     let (version, previous) = (best.served.version, production.served.version);
+    let counted = kind.clone();
     let stored = web::block(move || {
         // Given back before the reload takes one: holding two at once deadlocks the pool when
         // several conclusions and rollbacks run together.
@@ -302,7 +303,12 @@ pub async fn conclude(
     })
     .await;
     match stored {
-        Ok(Ok(moved)) => moved.then_some((version, previous)),
+        Ok(Ok(moved)) => {
+            // Not moved, the run was recorded as kept (production changed meanwhile).
+            let outcome = if moved { "deployed" } else { "kept" };
+            metrics.training_run(&counted, "reinforcement", outcome, 0);
+            moved.then_some((version, previous))
+        }
         Ok(Err(err)) => {
             log::error!("concluding the experiment failed: {err}");
             None
@@ -317,8 +323,7 @@ pub async fn conclude(
 /// Returns production from `from` to `previous`, unless `from` is no longer production, and
 /// records why as a run started by `trigger`; says whether it rolled back.
 pub async fn roll_back(
-    pool: Pool,
-    served: Arc<ServedVersions>,
+    (pool, served, metrics): (Pool, Arc<ServedVersions>, Arc<Metrics>),
     (kind, target): (String, String),
     (from, previous): (i64, i64),
     trigger: &'static str,
@@ -338,6 +343,7 @@ pub async fn roll_back(
         llm_calls: 0,
     };
     let named = format!("{kind} `{target}`");
+    let counted = run.clone();
     let result = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         // One transaction: a deploy or another rollback between the check and the move
@@ -367,6 +373,7 @@ pub async fn roll_back(
     .await;
     match result {
         Ok(Ok(true)) => {
+            super::count_run(&metrics, &counted);
             log::warn!(
                 "rolled back {named} from version {from} to {previous} ({trigger}): {reason}"
             );

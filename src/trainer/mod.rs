@@ -45,8 +45,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::configuration::TrainerSettings;
+use crate::metrics::Metrics;
 use crate::registry::{CatalogHandle, Snapshot};
 use crate::store::feedback::{NewFeedback, AUTOMATIC};
+use crate::store::training_runs::NewRun;
 use crate::store::Pool;
 use approaches::Example;
 use llm::Llm;
@@ -157,6 +159,22 @@ pub struct TrainerDeps {
     pub catalog: CatalogHandle,
     /// The served versions (reloaded after deploys and rollbacks).
     pub served: Arc<ServedVersions>,
+    /// Counts training runs and LLM calls, and the operators' versions hiding a release.
+    pub metrics: Arc<Metrics>,
+}
+
+impl TrainerDeps {
+    /// What a run's end, a rollback or an experiment's conclusion needs off the actor: the
+    /// store, the served versions and the metrics.
+    fn shared(&self) -> (Pool, Arc<ServedVersions>, Arc<Metrics>) {
+        (self.pool.clone(), self.served.clone(), self.metrics.clone())
+    }
+}
+
+/// Counts a recorded training run in the gateway's metrics.
+fn count_run(metrics: &Metrics, run: &NewRun) {
+    let (kind, approach) = (run.target_kind.as_str(), run.approach.as_str());
+    metrics.training_run(kind, approach, &run.outcome, run.llm_calls);
 }
 
 /// The trainer actor.
@@ -433,6 +451,7 @@ mod tests {
             pool: crate::store::pool(&database),
             catalog: Default::default(),
             served: Default::default(),
+            metrics: Default::default(),
         };
         let window = Duration::from_secs(3600);
         let trainer = Trainer::new(settings.trainer.clone(), window, deps).start();

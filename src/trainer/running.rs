@@ -75,6 +75,7 @@ impl Trainer {
             started_at_ms: crate::connector::now_ms(),
             llm_calls: 0,
         };
+        super::count_run(&self.deps.metrics, &run);
         let write = store::blocking(&self.deps.pool, move |conn| {
             training_runs::insert(conn, &run)
         });
@@ -116,6 +117,7 @@ impl Trainer {
         if let Some((version, previous)) = finished.deployed {
             self.watch(key, version, previous);
         }
+        super::count_run(&self.deps.metrics, &finished.run);
         finished.run
     }
 }

@@ -135,8 +135,7 @@ impl Trainer {
         ending: live::Ending,
         ctx: &mut Context<Self>,
     ) {
-        let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
-        let done = live::conclude(pool, served, key.0.clone(), key.1.clone(), ending);
+        let done = live::conclude(self.deps.shared(), key.0.clone(), key.1.clone(), ending);
         self.last_run.insert(key.clone(), Instant::now());
         self.pending += 1;
         ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {

@@ -175,7 +175,8 @@ impl Trainer {
         let Ok(job) = self.job(&key, "manual_deploy") else {
             return;
         };
-        let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+        let shared = self.deps.shared();
+        let pool = shared.0.clone();
         let watched = key.clone();
         let work = async move {
             let (k, t) = (key.0.clone(), key.1.clone());
@@ -213,7 +214,7 @@ impl Trainer {
                 return false;
             };
             let versions = (version, previous);
-            live::roll_back(pool, served, key, versions, "manual_deploy", reason).await
+            live::roll_back(shared, key, versions, "manual_deploy", reason).await
         };
         self.pending += 1;
         ctx.spawn(work.into_actor(self).map(move |rolled_back, act, _| {
@@ -270,9 +271,9 @@ impl Trainer {
                 watch.version,
                 failed as f64 / used.max(1) as f64
             );
-            let (pool, served) = (self.deps.pool.clone(), self.deps.served.clone());
+            let shared = self.deps.shared();
             let versions = (watch.version, watch.previous);
-            let undo = live::roll_back(pool, served, key, versions, "live_results", reason);
+            let undo = live::roll_back(shared, key, versions, "live_results", reason);
             self.pending += 1;
             ctx.spawn(undo.into_actor(self).map(|_, act, _| act.pending -= 1));
         }

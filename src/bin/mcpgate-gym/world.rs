@@ -239,6 +239,7 @@ pub async fn run(
         pool: pool.clone(),
         catalog: Arc::new(ArcSwap::from_pointee(snapshot)),
         served: served.clone(),
+        metrics: Default::default(),
     };
     let window = Duration::from_secs(365 * 86_400);
     let trainer = Trainer::new(settings(base_url), window, deps).start();

@@ -6,21 +6,12 @@ use serde_json::{json, Value};
 
 use super::prompts::summary;
 use super::releases::release_renaming;
-use super::{app, description, description_becomes, listed_as, production_served, seen, tools};
+use super::{
+    app, deploy_by_hand_to, description, description_becomes, listed_as, metric_becomes,
+    production_served, seen, tools,
+};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
-
-/// Adds `text` as a version of `id` (`tool:…` or `prompt:…`) and deploys it; the statuses.
-async fn write_and_deploy(app: &TestApp, id: &str, text: &str) -> (u16, u16) {
-    let versions = format!("/api/v1/prompts/{id}/versions");
-    let (added, body) = app
-        .send_json("POST", &versions, &json!({"text": text}))
-        .await;
-    let deploy = format!("/api/v1/prompts/{id}/deploy");
-    let version = json!({"version": body["version"]});
-    let (deployed, _) = app.send_json("POST", &deploy, &version).await;
-    (added, deployed)
-}
 
 /// Waits until the ops API lists `target`'s `backend_changed` as `expected` (or gives up after
 /// 5 s); returns what it lists.
@@ -42,7 +33,7 @@ async fn an_operators_tool_version_stays_served_over_a_release_that_the_ops_api_
     let app = app(&backend, |_| {}).await;
     let session = app.initialize().await;
     let text = "Searches the issues of `repo` (owner/name) for `query`.";
-    let statuses = write_and_deploy(&app, "tool:gh_search", text).await;
+    deploy_by_hand_to(&app, "tool:gh_search", text).await;
     let served = description_becomes(&app, &session, "gh_search", text).await;
     let changed_before = listed_as(&app, "gh_search", "backend_changed").await;
 
@@ -53,8 +44,9 @@ async fn an_operators_tool_version_stays_served_over_a_release_that_the_ops_api_
     let (_, written) = app
         .get_json("/api/v1/prompts/tool:gh_search/versions/2")
         .await;
+    let hiding = r#"mcpgate_versions_hiding_release{kind="tool"}"#;
+    let hiding = metric_becomes(&app, hiding, 1.0).await;
 
-    assert_eq!(statuses, (201, 200));
     assert_eq!((served.as_str(), served_after.as_str()), (text, text));
     assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
     assert_eq!(production_served(&app, "gh_search").await, json!(true));
@@ -65,6 +57,7 @@ async fn an_operators_tool_version_stays_served_over_a_release_that_the_ops_api_
         "{written}"
     );
     assert_eq!(written["based_on"], Value::Null, "{written}");
+    assert_eq!(hiding, Some(1.0));
 }
 
 #[actix_web::test]
@@ -76,7 +69,7 @@ async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_t
     summary(&app, &session, "rust").await;
     seen(&app, "gh_summarize", 1).await;
     let text = "Summarize what is known about {{topic}}.";
-    let statuses = write_and_deploy(&app, "prompt:gh_summarize", text).await;
+    deploy_by_hand_to(&app, "prompt:gh_summarize", text).await;
     let mut served = String::new();
     for _ in 0..100 {
         served = summary(&app, &session, "rust").await;
@@ -93,11 +86,19 @@ async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_t
     let (_, written) = app
         .get_json("/api/v1/prompts/prompt:gh_summarize/versions/2")
         .await;
+    let hiding = r#"mcpgate_versions_hiding_release{kind="prompt"}"#;
+    let hiding = metric_becomes(&app, hiding, 1.0).await;
+    // Rolled back, the operator's version hides nothing any more.
+    let rollback = "/api/v1/prompts/prompt:gh_summarize/rollback";
+    app.send_json("POST", rollback, &json!({})).await;
+    summary(&app, &session, "go").await;
+    let after_rollback = r#"mcpgate_versions_hiding_release{kind="prompt"}"#;
+    let after_rollback = metric_becomes(&app, after_rollback, 0.0).await;
 
-    assert_eq!(statuses, (201, 200));
     assert_eq!(served, "Summarize what is known about rust.");
     assert_eq!(served_after, served);
     assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
     assert_eq!(production_served(&app, "gh_summarize").await, json!(true));
     assert_eq!(written["written_over"], "Summarize {{topic}}.", "{written}");
+    assert_eq!((hiding, after_rollback), (Some(1.0), Some(0.0)));
 }

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    app, deploy_by_hand, description_becomes, description_changes, four_good_searches, tools,
+    app, deploy_by_hand, description_becomes, description_changes, four_good_searches,
+    metric_becomes, tools,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -44,11 +45,26 @@ async fn a_deployed_version_that_does_worse_live_is_rolled_back_by_the_trainer()
     assert_eq!(outcome["outcome"], "deployed", "{outcome}");
 
     let (production, runs) = fail_until_rolled_back(&app, &backend, &session, &call).await;
+    // The metrics count the run that deployed, the rollback, and the feedback behind them.
+    let approach = outcome["approach"].as_str().unwrap_or_default();
+    let deployed = format!(
+        r#"mcpgate_training_runs_total{{approach="{approach}",kind="tool",outcome="deployed"}}"#
+    );
+    let deployed = metric_becomes(&app, &deployed, 1.0).await;
+    let rollback =
+        r#"mcpgate_training_runs_total{approach="none",kind="tool",outcome="rolled_back"}"#;
+    let rolled_back = metric_becomes(&app, rollback, 1.0).await;
+    let successes = r#"mcpgate_feedback_total{kind="tool",signal="success"}"#;
+    let successes = metric_becomes(&app, successes, 4.0).await;
+    let failures = r#"mcpgate_feedback_total{kind="tool",signal="tool_error"}"#;
+    let failures = metric_becomes(&app, failures, 4.0).await;
 
     assert_eq!(production, 1);
     assert_eq!(runs["runs"][0]["outcome"], "rolled_back");
     let served = description_becomes(&app, &session, "gh_search", "Search.").await;
     assert_eq!(served, "Search.");
+    assert_eq!((deployed, rolled_back), (Some(1.0), Some(1.0)));
+    assert_eq!((successes, failures), (Some(4.0), Some(4.0)));
 }
 
 #[actix_web::test]
