@@ -268,7 +268,7 @@ pub async fn conclude(
         llm_calls: 0,
     };
     let (version, previous) = (best.served.version, production.served.version);
-    let counted = kind.clone();
+    let mut counted = run.clone();
     let stored = web::block(move || {
         // Given back before the reload takes one: holding two at once deadlocks the pool when
         // several conclusions and rollbacks run together.
@@ -304,9 +304,9 @@ pub async fn conclude(
     .await;
     match stored {
         Ok(Ok(moved)) => {
-            // Not moved, the run was recorded as kept (production changed meanwhile).
-            let outcome = if moved { "deployed" } else { "kept" };
-            metrics.training_run(&counted, "reinforcement", outcome, 0);
+            // A winner not moved was recorded as kept (production changed meanwhile).
+            counted.outcome = if moved { "deployed" } else { "kept" }.into();
+            super::count_run(&metrics, &counted);
             moved.then_some((version, previous))
         }
         Ok(Err(err)) => {

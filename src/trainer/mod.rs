@@ -164,8 +164,8 @@ pub struct TrainerDeps {
 }
 
 impl TrainerDeps {
-    /// What a run's end, a rollback or an experiment's conclusion needs off the actor: the
-    /// store, the served versions and the metrics.
+    /// What a rollback or an experiment's conclusion needs off the actor: the store, the
+    /// served versions and the metrics.
     fn shared(&self) -> (Pool, Arc<ServedVersions>, Arc<Metrics>) {
         (self.pool.clone(), self.served.clone(), self.metrics.clone())
     }

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::rollback::production_becomes;
-use super::{app, deploy_by_hand, description_when, fake_llm, searches};
+use super::{app, deploy_by_hand, description_when, fake_llm, metric_becomes, searches};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
@@ -64,10 +64,19 @@ async fn an_inconclusive_candidate_is_tried_live_and_the_winner_becomes_producti
     rate(&app, 1, "down", 3).await;
     let production = production_becomes(&app, &Value::from(variant)).await;
     let (_, runs) = app.get_json("/api/v1/training-runs").await;
+    // The metrics count the run that started the experiment and the one that ended it.
+    let series = |outcome: &str| {
+        format!(
+            r#"mcpgate_training_runs_total{{approach="reinforcement",kind="tool",outcome="{outcome}"}}"#
+        )
+    };
+    let started = metric_becomes(&app, &series("experiment"), 1.0).await;
+    let won = metric_becomes(&app, &series("deployed"), 1.0).await;
 
     assert_eq!(production, variant);
     assert_eq!(runs["runs"][0]["approach"], "reinforcement");
     assert_eq!(runs["runs"][0]["outcome"], "deployed");
+    assert_eq!((started, won), (Some(1.0), Some(1.0)));
     let session = app.initialize().await;
     let served = description_when(&app, &session, "gh_search", |s| s.contains("Examples")).await;
     assert!(served.contains("Examples"), "{served}");
@@ -138,7 +147,11 @@ async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_pr
         actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
+    let kept =
+        r#"mcpgate_training_runs_total{approach="reinforcement",kind="tool",outcome="kept"}"#;
+    let kept = metric_becomes(&app, kept, 1.0).await;
 
+    assert_eq!(kept, Some(1.0));
     assert_eq!(concluded["trigger"], "experiment", "{concluded}");
     assert_eq!(concluded["outcome"], "kept", "{concluded}");
     let reason = concluded["reason"].as_str().unwrap();
