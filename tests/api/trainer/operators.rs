@@ -88,10 +88,10 @@ async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_t
         .await;
     let hiding = r#"mcpgate_versions_hiding_release{kind="prompt"}"#;
     let hiding = metric_becomes(&app, hiding, 1.0).await;
-    // Rolled back, the operator's version hides nothing any more.
+    // Rolled back, the operator's version hides nothing any more (from the trainer's next
+    // check).
     let rollback = "/api/v1/prompts/prompt:gh_summarize/rollback";
-    app.send_json("POST", rollback, &json!({})).await;
-    summary(&app, &session, "go").await;
+    let (rolled_back, _) = app.send_json("POST", rollback, &json!({})).await;
     let after_rollback = r#"mcpgate_versions_hiding_release{kind="prompt"}"#;
     let after_rollback = metric_becomes(&app, after_rollback, 0.0).await;
 
@@ -100,5 +100,6 @@ async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_t
     assert_eq!((changed_before, changed_after), (json!(false), json!(true)));
     assert_eq!(production_served(&app, "gh_summarize").await, json!(true));
     assert_eq!(written["written_over"], "Summarize {{topic}}.", "{written}");
+    assert_eq!(rolled_back, 200);
     assert_eq!((hiding, after_rollback), (Some(1.0), Some(0.0)));
 }
