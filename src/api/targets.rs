@@ -33,33 +33,35 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
     }
     let experiments = &gateway.served.experiments;
     let snapshot = gateway.catalog.load();
-    // Whether the production version can be served: a tool's is made for its backend's
-    // description and schema now; a prompt's, from the template its fetches teach now (it is
-    // then served to the fetches whose arguments it fits). Null without a production version,
-    // for a tool out of the catalog, and for a prompt whose template is not known yet.
-    let production_served = |kind: &str, target: &str| {
-        let production = gateway.served.get(kind, target)?;
+    // Of the production version: whether it can be served, and whether a backend's release
+    // changed the text since it was made from it or, an operator's, written over it (for an
+    // operator's version, served anyway, the only sign that it hides the release). A tool's
+    // is served while made for its backend's description and schema now; a prompt's, while
+    // made from the template its fetches teach now (then to the fetches whose arguments it
+    // fits). Null without a production version, for a tool out of the catalog, for a prompt
+    // whose template is not known yet, and (the release) where the version recorded no text.
+    let production_state = |kind: &str, target: &str| -> (Option<bool>, Option<bool>) {
+        let Some(production) = gateway.served.get(kind, target) else {
+            return (None, None);
+        };
         if kind == "prompt" {
-            let Some(made) = &production.based_on else {
-                return Some(true);
+            let learnt = templates.get(target);
+            let served = match &production.based_on {
+                None => Some(true),
+                Some(made) => learnt.map(|learnt| learnt == made),
             };
-            return templates.get(target).map(|learnt| learnt == made);
+            return (
+                served,
+                learnt.and_then(|l| production.prompt_released_since(l)),
+            );
         }
-        let tool = &snapshot.catalog.tool(target)?.item;
-        let own = tool["description"].as_str().unwrap_or_default();
-        Some(production.made_for(own, crate::catalog::input_schema(tool)))
-    };
-    // Whether a backend's release changed the text since the production version was made
-    // from it or, an operator's, written over it: for an operator's version, still served, the
-    // only sign that it hides the release. Null where that text was not recorded.
-    let backend_changed = |kind: &str, target: &str| {
-        let production = gateway.served.get(kind, target)?;
-        if kind == "prompt" {
-            return production.prompt_released_since(templates.get(target)?);
-        }
-        let tool = &snapshot.catalog.tool(target)?.item;
-        let own = tool["description"].as_str().unwrap_or_default();
-        production.tool_released_since(own, crate::catalog::input_schema(tool))
+        let Some(entry) = snapshot.catalog.tool(target) else {
+            return (None, None);
+        };
+        let own = entry.item["description"].as_str().unwrap_or_default();
+        let schema = crate::catalog::input_schema(&entry.item);
+        let served = production.made_for(own, schema);
+        (Some(served), production.tool_released_since(own, schema))
     };
     let targets: Vec<Value> = targets
         .into_values()
@@ -80,9 +82,8 @@ pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError>
             if let Some(fields) = target.as_object_mut() {
                 fields.insert("versions".into(), json!(stored.map_or(0, |s| s.versions)));
                 fields.insert("production".into(), json!(labels.get("production")));
-                let served = production_served(&view.kind, &view.target);
+                let (served, changed) = production_state(&view.kind, &view.target);
                 fields.insert("production_served".into(), json!(served));
-                let changed = backend_changed(&view.kind, &view.target);
                 fields.insert("backend_changed".into(), json!(changed));
                 fields.insert("labels".into(), json!(labels));
                 fields.insert("experiment".into(), json!(arms));

@@ -39,10 +39,9 @@ impl Trainer {
 
     /// Starts runs whose triggers fire, busiest targets first (they get the LLM's budget first);
     /// rolls back watched versions that do worse, and stops watching a version once it has twice
-    /// the minimum volume without a breach; ends the experiments and watches of tool versions
-    /// made from a description their backend no longer gives, and forgets a tool's kept calls
-    /// that do not fit its new input schema ([`Trainer::follow_schemas`]). Triggers read only
-    /// the signals that came after a target's last run, so that a run needs new evidence.
+    /// the minimum volume without a breach; follows the catalog as a catalog change does
+    /// ([`Trainer::follow_catalog`]). Triggers read only the signals that came after a
+    /// target's last run, so that a run needs new evidence.
     pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
         let cooldown = Duration::from_millis(self.settings.cooldown_ms);
         let mut due = Vec::new();
