@@ -221,6 +221,23 @@ impl TestApp {
         panic!("condition not met within 10 s");
     }
 
+    /// Reads `read` every 50 ms until what it reads passes `done`, at most 100 times (5 s);
+    /// returns the last reading.
+    pub async fn read_until<T, F: std::future::Future<Output = T>>(
+        read: impl Fn() -> F,
+        done: impl Fn(&T) -> bool,
+    ) -> T {
+        let mut value = read().await;
+        for _ in 1..100 {
+            if done(&value) {
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            value = read().await;
+        }
+        value
+    }
+
     /// `POST /mcp` with a raw body and extra headers.
     pub async fn post_mcp(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         self.post_at("/mcp", body, headers).await

@@ -116,19 +116,15 @@ pub(super) async fn production_served(app: &TestApp, target: &str) -> Value {
 /// The value `/metrics` gives `series` (a metric and its labels as Prometheus writes them,
 /// `name{label="value",…}`) once it is `expected` (or after 5 s); `None` while not exposed.
 pub(super) async fn metric_becomes(app: &TestApp, series: &str, expected: f64) -> Option<f64> {
-    let mut value = None;
-    for _ in 0..100 {
+    let read = || async {
         let text = app.metrics_text().await;
         let line = text
             .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
-        value = line.and_then(|v| v.trim().parse().ok());
-        if value == Some(expected) {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    value
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(str::to_string);
+        line.and_then(|v| v.trim().parse().ok())
+    };
+    TestApp::read_until(read, |value| *value == Some(expected)).await
 }
 
 /// What the ops API lists as `field` of `target` (`null` when it does not list the target).

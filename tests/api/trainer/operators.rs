@@ -13,20 +13,6 @@ use super::{
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
-/// Waits until the ops API lists `target`'s `backend_changed` as `expected` (or gives up after
-/// 5 s); returns what it lists.
-async fn backend_changed_becomes(app: &TestApp, target: &str, expected: Value) -> Value {
-    let mut listed = Value::Null;
-    for _ in 0..100 {
-        listed = listed_as(app, target, "backend_changed").await;
-        if listed == expected {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    listed
-}
-
 #[actix_web::test]
 async fn an_operators_tool_version_stays_served_over_a_release_that_the_ops_api_shows() {
     let backend = FakeConnector::with_tools(tools()).await;
@@ -70,19 +56,14 @@ async fn an_operators_prompt_version_stays_served_over_a_new_backend_text_that_t
     seen(&app, "gh_summarize", 1).await;
     let text = "Summarize what is known about {{topic}}.";
     deploy_by_hand_to(&app, "prompt:gh_summarize", text).await;
-    let mut served = String::new();
-    for _ in 0..100 {
-        served = summary(&app, &session, "rust").await;
-        if served != "Summarize rust." {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let fetch = || summary(&app, &session, "rust");
+    let served = TestApp::read_until(fetch, |s| s != "Summarize rust.").await;
     let changed_before = listed_as(&app, "gh_summarize", "backend_changed").await;
 
     backend.set_prompt_lead("Summarize the news about");
     let served_after = summary(&app, &session, "rust").await;
-    let changed_after = backend_changed_becomes(&app, "gh_summarize", json!(true)).await;
+    let listed = || listed_as(&app, "gh_summarize", "backend_changed");
+    let changed_after = TestApp::read_until(listed, |v| *v == json!(true)).await;
     let (_, written) = app
         .get_json("/api/v1/prompts/prompt:gh_summarize/versions/2")
         .await;
