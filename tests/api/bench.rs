@@ -68,3 +68,72 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
         assert_eq!(cells[7], "0", "no errors: {row}");
     }
 }
+
+/// `compare` with the same build on both sides: every call at every level for both, no errors,
+/// and a ratio per row.
+#[test]
+fn the_comparison_measures_both_builds_and_writes_its_table() {
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("compare.md");
+
+    let status = Command::new(env!("CARGO_BIN_EXE_mcpgate-bench"))
+        .args([
+            "compare",
+            "--smoke",
+            "--rounds",
+            "2",
+            "--baseline",
+            env!("CARGO_BIN_EXE_mcpgate"),
+            "--gateway",
+            env!("CARGO_BIN_EXE_mcpgate"),
+            "--out",
+        ])
+        .arg(&report)
+        .status()
+        .unwrap();
+
+    assert!(status.success());
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("2 rounds"), "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| B"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    // Three calls (B1, B2, B6) at the smoke run's two levels.
+    assert_eq!(rows.len(), 6, "{text}");
+    for cells in rows {
+        for (column, cell) in [(3, cells[3]), (4, cells[4]), (5, cells[5])] {
+            let figure: f64 = cell.parse().unwrap_or_else(|_| panic!("{cells:?}"));
+            assert!(figure > 0.0, "column {column}: {cells:?}");
+        }
+        assert!(
+            cells[6].contains('–'),
+            "a range of per-round ratios: {cells:?}"
+        );
+        assert_eq!(cells[9], "0", "no errors: {cells:?}");
+    }
+}
+
+#[test]
+fn the_comparison_names_a_missing_build_and_a_round_count_of_zero() {
+    let missing = Command::new(env!("CARGO_BIN_EXE_mcpgate-bench"))
+        .args(["compare", "--smoke", "--baseline", "/nonexistent/mcpgate"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("no gateway binary at /nonexistent/mcpgate"),
+        "{stderr}"
+    );
+
+    let zero = Command::new(env!("CARGO_BIN_EXE_mcpgate-bench"))
+        .args(["compare", "--rounds", "0", "--baseline"])
+        .arg(env!("CARGO_BIN_EXE_mcpgate"))
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(stderr.contains("--rounds"), "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! `mcpgate-bench`: the MCP-hop benchmark. `run` starts everything it needs on loopback (the
 //! fast upstream, then the release gateway in front of it), warms up, measures, and writes
-//! `docs/PERFORMANCE.md`; `upstream` is the fast upstream on its own (`--stdio` for its stdio
+//! `docs/PERFORMANCE.md`; `compare` measures the gateway's calls for two gateway builds in
+//! alternating rounds; `upstream` is the fast upstream on its own (`--stdio` for its stdio
 //! mode).
 //!
 //! What `run` measures, in order: B1 (`tools/call` over Streamable HTTP through the gateway's
@@ -15,6 +16,7 @@
 //! - `gateway`: starting the gateway and the upstream, ports, sessions, /proc readings.
 //! - `load`: the HTTP load generator. `b6`: the stdio driver.
 //! - `b3`, `b4`, `peers` (B7, with `contextforge` and `b7_report`): one benchmark each.
+//! - `compare`: two builds side by side.
 //! - `report`: the Markdown of B1, B2, B5, B6 and the targets table.
 //! - `upstream`, `stdio_upstream`: the fast upstream over HTTP and over stdio.
 
@@ -22,6 +24,7 @@ mod b3;
 mod b4;
 mod b6;
 mod b7_report;
+mod compare;
 mod contextforge;
 mod gateway;
 mod load;
@@ -79,6 +82,28 @@ enum Mode {
         #[arg(long)]
         sessions: Option<usize>,
     },
+    /// Measure the calls through the gateway (B1, B2 and B6) for two gateway builds, in
+    /// alternating rounds, and write their comparison.
+    Compare {
+        /// The build compared with.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The build measured (default: `mcpgate` beside this one).
+        #[arg(long)]
+        gateway: Option<PathBuf>,
+        /// Rounds; each starts both gateways afresh, in alternating order.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..))]
+        rounds: u16,
+        /// Short durations (whether it works, not how fast).
+        #[arg(long)]
+        smoke: bool,
+        /// The settings directory whose default.yaml both gateways start from.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// Where the Markdown report goes (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +129,24 @@ fn main() -> std::process::ExitCode {
         } => {
             let plan = Plan::new(smoke, sessions);
             actix_web::rt::System::new().block_on(run(&plan, gateway, &config, &out))
+        }
+        Mode::Compare {
+            baseline,
+            gateway,
+            rounds,
+            smoke,
+            config,
+            out,
+        } => {
+            let plan = Plan::new(smoke, None);
+            actix_web::rt::System::new().block_on(compare(
+                &plan,
+                baseline,
+                gateway,
+                &config,
+                out.as_deref(),
+                rounds.into(),
+            ))
         }
     };
     match outcome {
@@ -163,6 +206,50 @@ pub fn call(tool: &str) -> String {
     )
 }
 
+/// The connectors.yaml of the gateway that B1, B2 and B6 call: `up` (mcp) and `rest` (http)
+/// in front of the upstream at `upstream_port`, `st` (stdio) spawning `exe upstream --stdio`.
+pub fn connectors(exe: &Path, upstream_port: u16) -> String {
+    format!(
+        "connectors:\n  - name: up\n    kind: mcp\n    url: http://127.0.0.1:{upstream_port}/mcp\n    transport: streamable_http\n  - name: rest\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n  - name: st\n    kind: stdio\n    command: {}\n    args: [upstream, --stdio]\n",
+        serde_json::Value::from(exe.display().to_string())
+    )
+}
+
+/// `compare`: writes the report to `out`, or to standard output.
+async fn compare(
+    plan: &Plan,
+    baseline: PathBuf,
+    candidate: Option<PathBuf>,
+    config: &Path,
+    out: Option<&Path>,
+    rounds: usize,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let candidate = candidate.unwrap_or_else(|| exe.with_file_name("mcpgate"));
+    for binary in [&baseline, &candidate] {
+        if !binary.is_file() {
+            return Err(format!("no gateway binary at {}", binary.display()));
+        }
+    }
+    let builds = compare::Builds {
+        baseline,
+        candidate,
+    };
+    let text = compare::run(plan, &exe, config, &builds, rounds).await?;
+    match out {
+        Some(out) => {
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(out, text)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!("report written to {}", out.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 async fn run(
     plan: &Plan,
     gateway_binary: Option<PathBuf>,
@@ -172,15 +259,10 @@ async fn run(
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let gateway_binary = gateway_binary.unwrap_or_else(|| exe.with_file_name("mcpgate"));
     let open_files = gateway::raise_open_files(2 * plan.sessions as u64 + 4096)?;
-    let started = std::time::Instant::now();
-    let machine_before = gateway::machine_busy_seconds();
-    let own_before = gateway::own_tree_seconds();
+    let start = report::Readings::now();
     let (upstream, upstream_port) = gateway::upstream(&exe, 1).await?;
 
-    let connectors = format!(
-        "connectors:\n  - name: up\n    kind: mcp\n    url: http://127.0.0.1:{upstream_port}/mcp\n    transport: streamable_http\n  - name: rest\n    kind: http\n    url: http://127.0.0.1:{upstream_port}\n  - name: st\n    kind: stdio\n    command: {}\n    args: [upstream, --stdio]\n",
-        serde_json::Value::from(exe.display().to_string())
-    );
+    let connectors = connectors(&exe, upstream_port);
     let gateway = Gateway::spawn(&gateway_binary, config, "main", &connectors, &[])?;
     let port = gateway.port;
     gateway::wait_for(port, "/readyz", Duration::from_secs(30)).await?;
@@ -292,15 +374,7 @@ async fn run(
     targets.extend(report::b6_targets(&rows));
     targets.extend(b7_report::targets(&b7, &rows));
     drop(upstream);
-    let others = report::Others {
-        wall: started.elapsed(),
-        machine: gateway::machine_busy_seconds()
-            .zip(machine_before)
-            .map(|(a, b)| a - b),
-        own: gateway::own_tree_seconds()
-            .zip(own_before)
-            .map(|(a, b)| a - b),
-    };
+    let others = report::Others::since(&start);
     let mut text = report::markdown(
         &rows,
         plan.smoke,

@@ -2,8 +2,9 @@
 //! reproduce it.
 
 use std::fmt::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::gateway;
 use crate::load::Measured;
 
 /// One measurement.
@@ -55,9 +56,40 @@ pub struct Others {
     pub own: Option<f64>,
 }
 
+/// The counters [`Others`] is measured from, read when a run starts.
+pub struct Readings {
+    at: Instant,
+    machine: Option<f64>,
+    own: Option<f64>,
+}
+
+impl Readings {
+    /// The counters now.
+    pub fn now() -> Readings {
+        Readings {
+            at: Instant::now(),
+            machine: gateway::machine_busy_seconds(),
+            own: gateway::own_tree_seconds(),
+        }
+    }
+}
+
 impl Others {
+    /// What was used since `start`.
+    pub fn since(start: &Readings) -> Others {
+        Others {
+            wall: start.at.elapsed(),
+            machine: gateway::machine_busy_seconds()
+                .zip(start.machine)
+                .map(|(a, b)| a - b),
+            own: gateway::own_tree_seconds()
+                .zip(start.own)
+                .map(|(a, b)| a - b),
+        }
+    }
+
     /// The sentence for the report.
-    fn sentence(&self) -> String {
+    pub fn sentence(&self) -> String {
         let wall = self.wall.as_secs_f64();
         match (self.machine, self.own) {
             (Some(machine), Some(own)) => format!(
@@ -177,7 +209,7 @@ pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target], others: &Ot
 }
 
 /// This process's command line, as it was run.
-fn command_line() -> String {
+pub fn command_line() -> String {
     std::env::args()
         .enumerate()
         .map(|(i, arg)| match i {
