@@ -95,7 +95,7 @@ impl Others {
             (Some(machine), Some(own)) => format!(
                 "Other load during this run: over its {wall:.0} s the machine's cores were busy \
                  for {machine:.1} CPU-seconds (/proc/stat), of which the benchmark's own processes \
-                 (generator, upstreams, gateways, peers and the children they reaped; \
+                 (generator, upstreams, gateways, any peers, and the children they reaped; \
                  /proc/self/stat) used {own:.1}; the difference, {:.1} CPU-seconds ({:.0}% of one \
                  core on average), is what other processes used. The two counters are sampled \
                  differently, so a few percent of the total either way is noise; the stdio \
