@@ -221,14 +221,14 @@ impl TestApp {
         panic!("condition not met within 10 s");
     }
 
-    /// Reads `read` every 50 ms until what it reads passes `done`, at most 100 times (5 s);
-    /// returns the last reading.
+    /// Reads `read` every 50 ms until what it reads passes `done`, at most 200 times (10 s, as
+    /// [`TestApp::wait_until`]); returns the last reading.
     pub async fn read_until<T, F: std::future::Future<Output = T>>(
         read: impl Fn() -> F,
         done: impl Fn(&T) -> bool,
     ) -> T {
         let mut value = read().await;
-        for _ in 1..100 {
+        for _ in 1..200 {
             if done(&value) {
                 break;
             }

@@ -114,7 +114,7 @@ pub(super) async fn production_served(app: &TestApp, target: &str) -> Value {
 }
 
 /// The value `/metrics` gives `series` (a metric and its labels as Prometheus writes them,
-/// `name{label="value",…}`) once it is `expected` (or after 5 s); `None` while not exposed.
+/// `name{label="value",…}`) once it is `expected` (or after 10 s); `None` while not exposed.
 pub(super) async fn metric_becomes(app: &TestApp, series: &str, expected: f64) -> Option<f64> {
     let read = || async {
         let text = app.metrics_text().await;
@@ -142,21 +142,20 @@ pub(super) async fn run_of(
     (kind, target): (&str, &str),
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let mut newest = Value::Null;
-    for _ in 0..200 {
+    let newest = || async {
         let (_, runs) = app.get_json("/api/v1/training-runs").await;
-        let found = runs["runs"].as_array().and_then(|runs| {
-            runs.iter()
-                .find(|r| r["target_kind"] == kind && r["target"] == target)
-                .cloned()
-        });
-        newest = found.unwrap_or_default();
-        if done(&newest) {
-            return newest;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no such run of {target}; the newest: {newest}");
+        let runs = runs["runs"].as_array().cloned().unwrap_or_default();
+        let found = runs
+            .into_iter()
+            .find(|r| r["target_kind"] == kind && r["target"] == target);
+        found.unwrap_or_default()
+    };
+    let newest = TestApp::read_until(newest, &done).await;
+    assert!(
+        done(&newest),
+        "no such run of {target}; the newest: {newest}"
+    );
+    newest
 }
 
 /// Four (repo, query) searches, each with its own arguments.
