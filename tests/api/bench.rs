@@ -4,25 +4,24 @@
 
 use std::process::Command;
 
-#[test]
-fn the_benchmark_runs_end_to_end_and_writes_its_report() {
+/// Runs `mcpgate-bench` with `args` and `--out` a new file, checks that it succeeded, and gives
+/// the report it wrote.
+fn report_of(args: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
-    let report = out.path().join("PERFORMANCE.md");
-
+    let report = out.path().join("report.md");
     let status = Command::new(env!("CARGO_BIN_EXE_mcpgate-bench"))
-        .args([
-            "run",
-            "--smoke",
-            "--gateway",
-            env!("CARGO_BIN_EXE_mcpgate"),
-            "--out",
-        ])
+        .args(args)
+        .arg("--out")
         .arg(&report)
         .status()
         .unwrap();
+    assert!(status.success(), "mcpgate-bench {args:?}");
+    std::fs::read_to_string(&report).unwrap()
+}
 
-    assert!(status.success());
-    let text = std::fs::read_to_string(&report).unwrap();
+#[test]
+fn the_benchmark_runs_end_to_end_and_writes_its_report() {
+    let text = report_of(&["run", "--smoke", "--gateway", env!("CARGO_BIN_EXE_mcpgate")]);
     let rows: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -73,27 +72,16 @@ fn the_benchmark_runs_end_to_end_and_writes_its_report() {
 /// and a ratio per row.
 #[test]
 fn the_comparison_measures_both_builds_and_writes_its_table() {
-    let out = tempfile::tempdir().unwrap();
-    let report = out.path().join("compare.md");
-
-    let status = Command::new(env!("CARGO_BIN_EXE_mcpgate-bench"))
-        .args([
-            "compare",
-            "--smoke",
-            "--rounds",
-            "2",
-            "--baseline",
-            env!("CARGO_BIN_EXE_mcpgate"),
-            "--gateway",
-            env!("CARGO_BIN_EXE_mcpgate"),
-            "--out",
-        ])
-        .arg(&report)
-        .status()
-        .unwrap();
-
-    assert!(status.success());
-    let text = std::fs::read_to_string(&report).unwrap();
+    let text = report_of(&[
+        "compare",
+        "--smoke",
+        "--rounds",
+        "2",
+        "--baseline",
+        env!("CARGO_BIN_EXE_mcpgate"),
+        "--gateway",
+        env!("CARGO_BIN_EXE_mcpgate"),
+    ]);
     assert!(text.contains("2 rounds"), "{text}");
     let rows: Vec<Vec<&str>> = text
         .lines()
