@@ -188,20 +188,11 @@ async fn a_crashed_process_is_restarted_and_serves_again() {
             json!({"name": "tiny_crash", "arguments": {}}),
         )
         .await;
-    let mut answer = Value::Null;
-    for _ in 0..100 {
-        answer = app
-            .rpc(
-                &session,
-                "tools/call",
-                json!({"name": "tiny_echo", "arguments": {"text": "back"}}),
-            )
-            .await;
-        if answer.get("result").is_some() {
-            break;
-        }
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    let call = || {
+        let echo = json!({"name": "tiny_echo", "arguments": {"text": "back"}});
+        app.rpc(&session, "tools/call", echo)
+    };
+    let answer = TestApp::read_until(call, |a| a.get("result").is_some()).await;
 
     assert_eq!(crashed["error"]["code"], -32000);
     assert_eq!(answer["result"]["content"][0]["text"], "back");

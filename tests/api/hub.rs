@@ -350,14 +350,9 @@ async fn a_connector_that_keeps_failing_checks_restarts_and_fails_its_calls_unde
 impl TestApp {
     /// Polls the ops API view of `name` until `check` holds (10 s at most).
     pub async fn wait_until_view(&self, name: &str, check: impl Fn(&Value) -> bool) {
-        for _ in 0..200 {
-            let (_, view) = self.get_json(&format!("/api/v1/connectors/{name}")).await;
-            if check(&view) {
-                return;
-            }
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
-        let (_, view) = self.get_json(&format!("/api/v1/connectors/{name}")).await;
-        panic!("connector view never matched: {view}");
+        let path = format!("/api/v1/connectors/{name}");
+        let view = || async { self.get_json(&path).await.1 };
+        let view = TestApp::read_until(view, &check).await;
+        assert!(check(&view), "connector view never matched: {view}");
     }
 }

@@ -215,17 +215,12 @@ async fn a_version_without_a_place_for_each_argument_given_leaves_the_backends_t
     // `style` has no place in version 2: served, it would be lost.
     let more = get(json!({"topic": "rust", "style": "short"})).await;
     let empty = get(json!({"topic": "rust", "style": ""})).await;
-    let mut versions = Vec::new();
-    for _ in 0..100 {
+    let versions = || async {
         let mut conn = app.gateway.pool.get().unwrap();
         let rows = feedback::outcomes_since(&mut conn, ("prompt", "c_summarize"), 0, 10).unwrap();
-        versions = rows.iter().map(|r| r.version).collect();
-        if versions.len() >= 3 {
-            break;
-        }
-        drop(conn);
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        rows.iter().map(|r| r.version).collect::<Vec<_>>()
+    };
+    let versions = TestApp::read_until(versions, |v| v.len() >= 3).await;
 
     assert_eq!((created, deployed), (201, 200));
     assert_eq!(fits, "Summarize what is known about rust.");
@@ -255,14 +250,8 @@ async fn a_prompt_rolled_back_to_its_first_version_is_its_backends_own_again() {
             &json!({}),
         )
         .await;
-    let mut after = Value::Null;
-    for _ in 0..100 {
-        after = app.rpc(&session, "prompts/get", get.clone()).await;
-        if after != before {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let fetch = || app.rpc(&session, "prompts/get", get.clone());
+    let after = TestApp::read_until(fetch, |after| *after != before).await;
 
     assert_eq!((created, deployed, rolled_back), (201, 200, 200));
     let text = |got: &Value| got["result"]["messages"][0]["content"]["text"].clone();
@@ -287,15 +276,11 @@ async fn targets_are_listed(store: StoreKind) {
         .await;
     let rating = json!({"target_kind": "prompt", "target": "c_summarize", "rating": 2});
     let (rated, _) = app.send_json("POST", "/api/v1/feedback", &rating).await;
-    let mut listed = Vec::new();
-    for _ in 0..100 {
+    let targets = || async {
         let (_, body) = app.get_json("/api/v1/targets").await;
-        listed = body["targets"].as_array().cloned().unwrap_or_default();
-        if listed.len() == 2 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        body["targets"].as_array().cloned().unwrap_or_default()
+    };
+    let listed = TestApp::read_until(targets, |t| t.len() == 2).await;
 
     assert_eq!((added, rated), (201, 202));
     let names: Vec<&Value> = listed.iter().map(|t| &t["target"]).collect();

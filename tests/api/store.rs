@@ -7,7 +7,7 @@ use mcpgate::store::{self, experiments, prompt_templates, tool_calls, trainer_in
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app_with, test_settings, StoreKind, TestDatabase};
+use crate::helpers::{connector, spawn_app_with, test_settings, StoreKind, TestApp, TestDatabase};
 
 fn record(i: i64) -> tool_calls::NewToolCall {
     tool_calls::NewToolCall {
@@ -198,12 +198,7 @@ async fn records_wait_while_the_database_is_away_and_are_all_written_after() {
     assert_eq!(recorder.written(), 0);
 
     db.bring_online();
-    for _ in 0..200 {
-        if recorder.written() == 50 {
-            break;
-        }
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    TestApp::read_until(|| async { recorder.written() }, |w| *w == 50).await;
 
     assert_eq!(recorder.written(), 50);
     assert_eq!(recorder.dropped(), 0);

@@ -137,15 +137,8 @@ async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_pr
     for _ in 0..3 {
         send(rate(variant, "up")).await;
     }
-    let mut concluded = Value::Null;
-    for _ in 0..100 {
-        let (_, runs) = app.get_json("/api/v1/training-runs").await;
-        concluded = runs["runs"][0].clone();
-        if concluded["trigger"] == "experiment" {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let newest = || async { app.get_json("/api/v1/training-runs").await.1["runs"][0].clone() };
+    let concluded = TestApp::read_until(newest, |r| r["trigger"] == "experiment").await;
     let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
     let kept =
         r#"mcpgate_training_runs_total{approach="reinforcement",kind="tool",outcome="kept"}"#;

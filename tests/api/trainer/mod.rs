@@ -77,34 +77,17 @@ pub(super) async fn description_when(
     tool: &str,
     done: impl Fn(&str) -> bool,
 ) -> String {
-    let mut served = String::new();
-    for _ in 0..200 {
-        served = description(app, session, tool).await;
-        if done(&served) {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    served
+    TestApp::read_until(|| description(app, session, tool), |s| done(s)).await
 }
 
 /// Waits until the trainer has seen `count` uses of `tool`.
 pub(super) async fn seen(app: &TestApp, tool: &str, count: u64) {
-    for _ in 0..200 {
-        let (_, body) = app.get_json("/api/v1/targets").await;
-        let uses = body["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["target"] == tool)
-            .and_then(|t| t["uses"].as_u64())
-            .unwrap_or(0);
-        if uses >= count {
-            return;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the trainer never saw {count} uses of {tool}");
+    let uses = || async { listed_as(app, tool, "uses").await.as_u64().unwrap_or(0) };
+    let uses = TestApp::read_until(uses, |u| *u >= count).await;
+    assert!(
+        uses >= count,
+        "the trainer saw {uses} uses of {tool}, not {count}"
+    );
 }
 
 /// Whether the ops API says the production version of `target` can be served (`null` when it

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::prompts::{badly_rated_by_llm, badly_rated_with, run_where, summary};
 use super::rollback::{production_of_becomes, watching};
-use super::{app, deploy_by_hand_to, fake_llm_by};
+use super::{app, deploy_by_hand_to, fake_llm_by, listed_as};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
 
@@ -162,14 +162,6 @@ pub(super) async fn fetch_and_rate_down(app: &TestApp, session: &str, styled: bo
     }
 }
 
-/// The ratings of `gh_summarize` the trainer's window holds.
-async fn ratings_seen(app: &TestApp) -> Value {
-    let (_, body) = app.get_json("/api/v1/targets").await;
-    let targets = body["targets"].as_array().cloned().unwrap_or_default();
-    let prompt = targets.iter().find(|t| t["target"] == "gh_summarize");
-    prompt.map(|t| t["ratings"].clone()).unwrap_or_default()
-}
-
 #[actix_web::test]
 async fn a_deployed_prompt_is_rolled_back_on_its_own_ratings_not_on_those_of_the_backends_text() {
     let backend = FakeConnector::start().await;
@@ -191,12 +183,8 @@ async fn a_deployed_prompt_is_rolled_back_on_its_own_ratings_not_on_those_of_the
     for _ in 0..4 {
         fetch_and_rate_down(&app, &session, true).await;
     }
-    for _ in 0..100 {
-        if ratings_seen(&app).await == 16 {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let ratings = || listed_as(&app, "gh_summarize", "ratings");
+    TestApp::read_until(ratings, |r| *r == 16).await;
     // A few checks of the watch.
     actix_rt::time::sleep(std::time::Duration::from_millis(400)).await;
     let path = format!("/api/v1/prompts/{id}");

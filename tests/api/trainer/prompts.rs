@@ -306,19 +306,17 @@ async fn without_an_llm_a_fenced_prompt_gets_the_arguments_of_well_rated_fetches
             "target_kind": "prompt", "target": "gh_summarize", "rating": rating}});
         app.rpc(&session, "tools/call", feedback).await;
     }
-    let mut outcome = Value::Null;
-    for _ in 0..100 {
+    // Asked again until the trainer has seen the ratings, when its reason counts 3 fetches.
+    let train = || async {
         let path = "/api/v1/prompts/prompt:gh_summarize/train";
-        outcome = app.send_json("POST", path, &json!({})).await.1;
-        if outcome["reason"]
+        app.send_json("POST", path, &json!({})).await.1
+    };
+    let seen_all = |o: &Value| {
+        o["reason"]
             .as_str()
-            .unwrap_or_default()
-            .contains("3 fetches")
-        {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .is_some_and(|r| r.contains("3 fetches"))
+    };
+    let outcome = TestApp::read_until(train, seen_all).await;
 
     assert_eq!(outcome["outcome"], "experiment", "{outcome}");
     let reason = outcome["reason"].as_str().unwrap();

@@ -43,12 +43,8 @@ async fn release_schema(app: &TestApp, backend: &FakeConnector, session: &str, s
     let mut released = tools();
     released[0]["inputSchema"] = schema.clone();
     backend.set_tools(released);
-    for _ in 0..200 {
-        if app.listed_tool(session, "gh_search").await["inputSchema"] == schema {
-            return;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let listed = || async { app.listed_tool(session, "gh_search").await["inputSchema"].clone() };
+    TestApp::read_until(listed, |s| *s == schema).await;
 }
 
 /// Makes the backend fail four calls of `gh_search` (with `arguments`), and gives the training

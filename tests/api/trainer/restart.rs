@@ -30,15 +30,15 @@ async fn stored(app: &TestApp, tool: &str, count: i64) {
 
 /// Waits until the store holds `count` feedback rows of the target (kind, name).
 async fn stored_of(app: &TestApp, (kind, target): (&str, &str), count: i64) {
-    for _ in 0..250 {
+    let rows = || async {
         let mut conn = app.gateway.pool.get().unwrap();
-        if feedback::count_for(&mut conn, kind, target).unwrap() >= count {
-            return;
-        }
-        drop(conn);
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the store never held {count} feedback rows");
+        feedback::count_for(&mut conn, kind, target).unwrap()
+    };
+    let rows = TestApp::read_until(rows, |rows| *rows >= count).await;
+    assert!(
+        rows >= count,
+        "the store held {rows} feedback rows, not {count}"
+    );
 }
 
 /// A gateway on `app`'s store in front of `backend`, with settings changed by `tweak`.
@@ -183,25 +183,18 @@ async fn a_version_deployed_before_a_restart_is_still_watched_and_rolled_back_af
 /// Waits until the store holds `count` sessions for the experiment of `gh_search` (the trainer
 /// stores them at its checks).
 async fn sessions_stored(app: &TestApp, count: u64) {
-    for _ in 0..250 {
-        let mut conn = app.gateway.pool.get().unwrap();
-        let rows = experiments::all(&mut conn).unwrap();
+    let sessions = || async {
+        let rows = experiments::all(&mut app.gateway.pool.get().unwrap()).unwrap();
         let arms: Vec<serde_json::Value> = rows
             .first()
             .and_then(|r| serde_json::from_str(&r.arms).ok())
             .unwrap_or_default();
-        if arms
-            .iter()
+        arms.iter()
             .filter_map(|a| a["sessions"].as_u64())
             .sum::<u64>()
-            == count
-        {
-            return;
-        }
-        drop(conn);
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the store never held {count} sessions of the experiment");
+    };
+    let sessions = TestApp::read_until(sessions, |s| *s == count).await;
+    assert_eq!(sessions, count, "sessions of the experiment in the store");
 }
 
 #[actix_web::test]
@@ -348,23 +341,14 @@ async fn ratings_of_a_prompts_backend_text_before_a_restart_do_not_count_against
 
 const TRAIN_SUMMARY: &str = "/api/v1/prompts/prompt:gh_summarize/train";
 
-/// Waits until the prompts' texts the store holds pass `done` (or gives up after 5 s); returns
+/// Waits until the prompts' texts the store holds pass `done` (or gives up after 10 s); returns
 /// them.
 async fn learnt_when(
     app: &TestApp,
     done: impl Fn(&[prompt_templates::Template]) -> bool,
 ) -> Vec<prompt_templates::Template> {
-    let mut learnt = Vec::new();
-    for _ in 0..250 {
-        let mut conn = app.gateway.pool.get().unwrap();
-        learnt = prompt_templates::all(&mut conn).unwrap();
-        if done(&learnt) {
-            break;
-        }
-        drop(conn);
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    learnt
+    let learnt = || async { prompt_templates::all(&mut app.gateway.pool.get().unwrap()).unwrap() };
+    TestApp::read_until(learnt, |l| done(l)).await
 }
 
 #[actix_web::test]

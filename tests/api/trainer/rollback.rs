@@ -94,19 +94,11 @@ pub(super) async fn production_becomes(app: &TestApp, version: &Value) -> Value 
 /// Waits until production of target `id` (`kind:name`) is `version` (or gives up); returns
 /// production.
 pub(super) async fn production_of_becomes(app: &TestApp, id: &str, version: &Value) -> Value {
-    let mut production = Value::Null;
     let path = format!("/api/v1/prompts/{id}");
     // Up to 10 s: under load (a build beside the tests) a check and its rollback can take
     // seconds.
-    for _ in 0..500 {
-        let (_, shown) = app.get_json(&path).await;
-        production = shown["production"].clone();
-        if production == *version {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    production
+    let production = || async { app.get_json(&path).await.1["production"].clone() };
+    TestApp::read_until(production, |p| p == version).await
 }
 
 #[actix_web::test]

@@ -184,13 +184,8 @@ async fn without_data_or_an_llm_the_trainer_does_nothing_and_says_why() {
 }
 
 async fn seen_feedback(app: &TestApp) {
-    for _ in 0..100 {
-        let (_, body) = app.get_json("/api/v1/targets").await;
-        if body["targets"].as_array().is_some_and(|t| !t.is_empty()) {
-            return;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let targets = || async { app.get_json("/api/v1/targets").await.1["targets"].clone() };
+    TestApp::read_until(targets, |t| t.as_array().is_some_and(|t| !t.is_empty())).await;
 }
 
 #[actix_web::test]
@@ -428,23 +423,18 @@ pub(super) async fn five_failures(app: &TestApp, session: &str) {
     }
 }
 
-/// The training runs of `app` once `count` of them are the LLM's rewrites, or after 5 s.
+/// The training runs of `app` once `count` of them are the LLM's rewrites, or after 10 s.
 pub(super) async fn rewritten(app: &TestApp, count: usize) -> Vec<Value> {
-    let mut runs = Vec::new();
-    for _ in 0..100 {
+    let runs = || async {
         let (_, listed) = app.get_json("/api/v1/training-runs").await;
-        runs = listed["runs"].as_array().cloned().unwrap_or_default();
-        if runs
-            .iter()
+        listed["runs"].as_array().cloned().unwrap_or_default()
+    };
+    let rewrites = |runs: &Vec<Value>| {
+        runs.iter()
             .filter(|r| r["approach"] == "meta-prompt")
             .count()
-            >= count
-        {
-            break;
-        }
-        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    runs
+    };
+    TestApp::read_until(runs, |runs| rewrites(runs) >= count).await
 }
 
 /// Calls `strict` nine times from `session`: four leave out `repo` and fail, five succeed.
