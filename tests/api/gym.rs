@@ -1,7 +1,8 @@
 //! The prompt gym end to end: it runs the real trainer against its simulated world, writes its
-//! report, gives the same figures for the same seed, keeps injected instructions out of what it
-//! deploys, rolls back an operator's bad deploy, judges the watch's rollbacks on the test set,
-//! and refuses an unknown scenario by name.
+//! report, gives the same figures for the same seed, tells which regressions any deploy of the
+//! oracle would have been, keeps injected instructions out of what it deploys, rolls back an
+//! operator's bad deploy, judges the watch's rollbacks on the test set, and refuses an unknown
+//! scenario by name.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -67,8 +68,23 @@ fn the_gym_gives_the_same_report_for_the_same_seed() {
         count("regressions_small") <= count("regressions_deployed"),
         "{run}"
     );
+    // Some tools' originals score below their starting texts on test, and deploys of them
+    // are among the regressions.
+    let below = count("regressions_oracle_below_start");
+    assert!(
+        0 < below && below <= count("regressions_over_start"),
+        "{run}"
+    );
+    assert!(
+        count("regressions_over_start") <= count("regressions_deployed"),
+        "{run}"
+    );
     let markdown = std::fs::read_to_string(a.path().join("GYM.md")).unwrap();
     assert!(markdown.contains("| cold_recovery | 7 |"), "{markdown}");
+    assert!(
+        markdown.contains("of those, the original where it scores below the starting text"),
+        "{markdown}"
+    );
 }
 
 #[test]
