@@ -2,7 +2,7 @@
 //! versions and where its labels point, whether its production version can be served (a
 //! backend's release may have left it behind) and whether a release changed the backend's text
 //! since that version was made or written, the arms of its live experiment if one runs, and its
-//! live figures over the trainer's window.
+//! live figures over the trainer's window (among them the uses each version was served for).
 
 use std::collections::BTreeMap;
 

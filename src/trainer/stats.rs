@@ -1,7 +1,7 @@
 //! A target's live figures: what the trainer's window keeps of each signal, and the counts and
 //! rates computed from it. Pure.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
@@ -24,6 +24,10 @@ pub struct TargetView {
     pub uses: usize,
     /// Of those, how many failed (tool error, protocol error, reported error).
     pub errors: usize,
+    /// The uses by the version they were served: production, an experiment's arm, or 1 (the
+    /// backend's own text) where the version could not be served. Uses from before the target
+    /// had versions are in `uses` only.
+    pub uses_by_version: BTreeMap<i64, usize>,
     /// `errors / uses` (0 without uses).
     pub error_rate: f64,
 }
@@ -164,7 +168,7 @@ pub(super) fn view_of<'a>(
 ) -> TargetView {
     let seen: Vec<&Seen> = seen.collect();
     let ratings: Vec<f64> = seen.iter().filter_map(|s| s.rating).collect();
-    let uses = seen
+    let used: Vec<&&Seen> = seen
         .iter()
         .filter(|s| {
             matches!(
@@ -172,7 +176,12 @@ pub(super) fn view_of<'a>(
                 "success" | "tool_error" | "protocol_error" | "served"
             )
         })
-        .count();
+        .collect();
+    let uses = used.len();
+    let mut uses_by_version = BTreeMap::new();
+    for version in used.iter().filter_map(|s| s.version) {
+        *uses_by_version.entry(version).or_default() += 1;
+    }
     let errors = seen
         .iter()
         .filter(|s| matches!(s.signal.as_str(), "tool_error" | "protocol_error" | "error"))
@@ -186,6 +195,7 @@ pub(super) fn view_of<'a>(
         suggestions: seen.iter().filter(|s| s.signal == "suggestion").count(),
         uses,
         errors,
+        uses_by_version,
         error_rate: if uses == 0 {
             0.0
         } else {
@@ -224,6 +234,30 @@ mod tests {
         assert_eq!(view.error_rate, 0.5);
         assert_eq!(view.mean_rating, Some(0.75));
         assert_eq!(view.suggestions, 1);
+        assert!(view.uses_by_version.is_empty(), "no version was served");
+    }
+
+    #[test]
+    fn a_view_counts_the_uses_of_each_version_served() {
+        let of = |signal: &str, version| Seen {
+            version,
+            ..seen(signal, None)
+        };
+        let window = [
+            of("served", Some(2)),
+            of("served", Some(1)),
+            of("served", Some(2)),
+            of("success", Some(3)),
+            of("tool_error", Some(3)),
+            of("served", None),
+            of("rating", Some(2)),
+        ];
+
+        let view = view_of("prompt", "p", window.iter());
+
+        assert_eq!(view.uses, 6);
+        let by_version: Vec<(i64, usize)> = view.uses_by_version.into_iter().collect();
+        assert_eq!(by_version, [(1, 1), (2, 2), (3, 2)], "a rating is no use");
     }
 
     #[test]

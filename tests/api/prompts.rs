@@ -195,7 +195,7 @@ async fn a_deployed_prompt_template_is_rendered_and_survives_a_restart() {
 }
 
 #[actix_web::test]
-async fn a_version_without_a_place_for_each_argument_given_leaves_the_backends_text() {
+async fn a_fetch_a_version_has_no_place_for_gets_the_backends_text_counted_as_version_1() {
     let backend = FakeConnector::start().await;
     let app = spawn_app(vec![connector("c", &backend.url)]).await;
     let (created, deployed) =
@@ -221,6 +221,13 @@ async fn a_version_without_a_place_for_each_argument_given_leaves_the_backends_t
         rows.iter().map(|r| r.version).collect::<Vec<_>>()
     };
     let versions = TestApp::read_until(versions, |v| v.len() >= 3).await;
+    let listed = || async {
+        let (_, body) = app.get_json("/api/v1/targets").await;
+        let targets = body["targets"].as_array().cloned().unwrap_or_default();
+        let prompt = targets.into_iter().find(|t| t["target"] == "c_summarize");
+        prompt.unwrap_or_default()
+    };
+    let listed = TestApp::read_until(listed, |t| t["uses"] == 3).await;
 
     assert_eq!((created, deployed), (201, 200));
     assert_eq!(fits, "Summarize what is known about rust.");
@@ -230,6 +237,12 @@ async fn a_version_without_a_place_for_each_argument_given_leaves_the_backends_t
         versions,
         [Some(2), Some(1), Some(2)],
         "the version each was served"
+    );
+    assert_eq!(listed["production"], 2, "{listed}");
+    assert_eq!(
+        listed["uses_by_version"],
+        json!({"1": 1, "2": 2}),
+        "production served to two fetches of three: {listed}"
     );
 }
 

@@ -124,6 +124,7 @@ async fn a_backends_new_input_schema_is_served_without_versions_made_for_its_old
     let changed_after = listed_as(&app, "gh_search", "backend_changed").await;
     let arguments = json!({"repository": "a/b", "query": "q"});
     let runs = runs_after_four_failures(&app, &backend, &session, arguments).await;
+    let uses_by_version = listed_as(&app, "gh_search", "uses_by_version").await;
     // The failures hid the tool a moment; it is back once it is listed again.
     description_becomes(&app, &session, "gh_search", "Search.").await;
     let (_, retrained) = app.send_json("POST", TRAIN, &json!({})).await;
@@ -133,6 +134,9 @@ async fn a_backends_new_input_schema_is_served_without_versions_made_for_its_old
 
     assert_eq!(trained["outcome"], "deployed", "{trained}");
     assert!(deployed.contains("repo"), "{deployed}");
+    // The four searches before the first version count in `uses` only; the four after the
+    // release were served the backend's text.
+    assert_eq!(uses_by_version, json!({"1": 4}));
     assert_eq!(
         second["based_on_schema"]["required"],
         json!(["repo"]),
