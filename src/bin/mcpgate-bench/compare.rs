@@ -170,7 +170,7 @@ fn markdown(
             let highest = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let per_round = match ratios.is_empty() {
                 true => "—".to_string(),
-                false => format!("{:.3} ({lowest:.3}–{highest:.3})", median(ratios.clone())),
+                false => format!("{:.3} ({lowest:.3}–{highest:.3})", median(ratios)),
             };
             let overall = match rps(base) > 0.0 {
                 true => format!("{:.3}", rps(cand) / rps(base)),

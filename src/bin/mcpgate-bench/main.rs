@@ -237,16 +237,21 @@ async fn compare(
     };
     let text = compare::run(plan, &exe, config, &builds, rounds).await?;
     match out {
-        Some(out) => {
-            if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(out, text)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            eprintln!("report written to {}", out.display());
+        Some(out) => write_report(out, &text),
+        None => {
+            print!("{text}");
+            Ok(())
         }
-        None => print!("{text}"),
     }
+}
+
+/// Writes a report to `out`, making its directory if need be, and says where.
+fn write_report(out: &Path, text: &str) -> Result<(), String> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("report written to {}", out.display());
     Ok(())
 }
 
@@ -389,10 +394,5 @@ async fn run(
     text.push_str(&report::b3(&b3));
     text.push_str(&b4::section(&b4));
     text.push_str(&b7_report::section(&b7, &rows));
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    eprintln!("report written to {}", out.display());
-    Ok(())
+    write_report(out, &text)
 }
