@@ -37,17 +37,10 @@ pub struct NewFeedback {
 /// clients' feedback.
 pub const AUTOMATIC: &str = "auto";
 
-/// Inserts `rows` in one transaction.
+/// Inserts `rows` in one transaction; all or nothing. On PostgreSQL as multi-row `INSERT`s of
+/// at most [`ROWS_PER_INSERT`](super::ROWS_PER_INSERT) rows, on SQLite row by row.
 pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        let mut written = 0;
-        for row in rows {
-            written += diesel::insert_into(feedback::table)
-                .values(row)
-                .execute(conn)?;
-        }
-        Ok(written)
-    })
+    super::insert_rows!(conn, feedback::table, rows)
 }
 
 /// How many rows there are for a target.

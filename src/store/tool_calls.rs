@@ -69,18 +69,10 @@ pub struct ToolCall {
     pub error_kind: Option<String>,
 }
 
-/// Inserts `rows` in one transaction; all or nothing. (Row by row: diesel's multi-backend
-/// connection has no multi-row insert; inside one transaction that costs little.)
+/// Inserts `rows` in one transaction; all or nothing. On PostgreSQL as multi-row `INSERT`s of
+/// at most [`ROWS_PER_INSERT`](super::ROWS_PER_INSERT) rows, on SQLite row by row.
 pub fn insert(conn: &mut AnyConnection, rows: &[NewToolCall]) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        let mut written = 0;
-        for row in rows {
-            written += diesel::insert_into(tool_calls::table)
-                .values(row)
-                .execute(conn)?;
-        }
-        Ok(written)
-    })
+    super::insert_rows!(conn, tool_calls::table, rows)
 }
 
 /// The newest `limit` rows, newest first.

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
-use mcpgate::store::{self, experiments, prompt_templates, tool_calls, trainer_inputs};
+use mcpgate::store::{self, experiments, feedback, prompt_templates, tool_calls, trainer_inputs};
 use serde_json::json;
 
 use crate::fake_connector::FakeConnector;
@@ -58,6 +58,54 @@ fn rows_round_trip_on_both_backends() {
             ("t2", 2),
             "{kind:?}"
         );
+    }
+}
+
+#[test]
+fn batches_longer_than_one_insert_statement_are_written_whole_and_in_order_on_both_backends() {
+    let rows = 2 * store::ROWS_PER_INSERT + 1;
+    let signal = |i: usize| feedback::NewFeedback {
+        target_kind: "tool".into(),
+        target: "c_t".into(),
+        version: i.is_multiple_of(2).then_some(i as i64),
+        session_id: i.is_multiple_of(3).then(|| format!("s{i}")),
+        signal: "success".into(),
+        rating: i.is_multiple_of(5).then_some(0.25),
+        suggestion: None,
+        error: i.is_multiple_of(7).then(|| format!("e{i}")),
+        latency_ms: Some(i as i64),
+        source: feedback::AUTOMATIC.into(),
+        created_at_ms: i as i64,
+    };
+    let calls: Vec<_> = (0..rows as i64).map(record).collect();
+    let signals: Vec<_> = (0..rows).map(signal).collect();
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+
+        let written = (
+            tool_calls::insert(&mut conn, &calls).unwrap(),
+            feedback::insert(&mut conn, &signals).unwrap(),
+        );
+
+        assert_eq!(written, (rows, rows), "{kind:?}");
+        let mut stored = tool_calls::recent(&mut conn, rows as i64 + 1).unwrap();
+        stored.reverse();
+        let order: Vec<i64> = stored.iter().map(|c| c.started_at_ms).collect();
+        assert_eq!(order, (0..rows as i64).collect::<Vec<_>>(), "{kind:?}");
+        let read = feedback::since(&mut conn, 0, rows as i64 + 1).unwrap();
+        assert_eq!(read.len(), rows, "{kind:?}");
+        for (got, sent) in read.iter().zip(&signals) {
+            let got = (got.version, &got.session_id, got.rating, got.created_at_ms);
+            let sent = (
+                sent.version,
+                &sent.session_id,
+                sent.rating,
+                sent.created_at_ms,
+            );
+            assert_eq!(got, sent, "{kind:?}");
+        }
     }
 }
 
