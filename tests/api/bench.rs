@@ -4,6 +4,10 @@
 
 use std::process::Command;
 
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use crate::helpers::{StoreKind, TestDatabase};
+
 /// Runs `mcpgate-bench` with `args` and `--out` a new file, checks that it succeeded, and gives
 /// the report it wrote.
 fn report_of(args: &[&str]) -> String {
@@ -101,6 +105,42 @@ fn the_comparison_measures_both_builds_and_writes_its_table() {
         );
         assert_eq!(cells[9], "0", "no errors: {cells:?}");
     }
+}
+
+/// `compare --database`: both gateways store their calls in that database, and the report
+/// names no password.
+#[test]
+fn the_comparison_runs_both_builds_on_the_database_it_is_given() {
+    let db = TestDatabase::create(StoreKind::Postgres);
+    let mut url = url::Url::parse(db.url()).unwrap();
+    if url.password().is_none() {
+        // Trust authentication ignores it; the report must not show it all the same.
+        url.set_password(Some("s3cret-bench")).unwrap();
+    }
+    let password = url.password().unwrap().to_string();
+    let text = report_of(&[
+        "compare",
+        "--smoke",
+        "--rounds",
+        "1",
+        "--baseline",
+        env!("CARGO_BIN_EXE_mcpgate"),
+        "--gateway",
+        env!("CARGO_BIN_EXE_mcpgate"),
+        "--database",
+        url.as_str(),
+    ]);
+
+    assert!(
+        text.contains("- store: the database given by `--database`"),
+        "{text}"
+    );
+    assert!(!text.contains(&password), "{text}");
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    let calls = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM tool_calls")
+        .get_result::<i64>(&mut conn)
+        .unwrap();
+    assert!(calls > 0, "the gateways recorded their calls there");
 }
 
 #[test]

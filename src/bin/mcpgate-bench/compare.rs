@@ -21,12 +21,14 @@ const CALLS: [(&str, &str); 3] = [
     ("B6 `stdio` connector", "st_echo"),
 ];
 
-/// The two builds.
+/// The two builds, and the store both use.
 pub struct Builds {
     /// What the candidate is compared with.
     pub baseline: PathBuf,
     /// The build being measured.
     pub candidate: PathBuf,
+    /// `database.url` for both (one database, shared); `None`: each gateway its own SQLite file.
+    pub database: Option<String>,
 }
 
 /// One build's figures: `[call][level][round]`.
@@ -50,7 +52,8 @@ pub async fn run(
         for side in order {
             let binary = [&builds.baseline, &builds.candidate][side];
             let name = ["compare-baseline", "compare-candidate"][side];
-            let measured = one_build(plan, binary, config, name, &connectors).await?;
+            let database = builds.database.as_deref();
+            let measured = one_build(plan, binary, config, name, &connectors, database).await?;
             for (call, levels) in measured.into_iter().enumerate() {
                 for (level, m) in levels.into_iter().enumerate() {
                     eprintln!(
@@ -76,8 +79,13 @@ async fn one_build(
     config: &Path,
     name: &str,
     connectors: &str,
+    database: Option<&str>,
 ) -> Result<Vec<Vec<Measured>>, String> {
-    let gateway = Gateway::spawn(binary, config, name, connectors, &[])?;
+    let env: Vec<_> = database
+        .map(|url| ("MCPGATE__DATABASE__URL", url.to_string()))
+        .into_iter()
+        .collect();
+    let gateway = Gateway::spawn(binary, config, name, connectors, &env)?;
     let port = gateway.port;
     gateway::wait_for(port, "/readyz", Duration::from_secs(30)).await?;
     let session = gateway::session(port).await?;
@@ -129,10 +137,15 @@ fn markdown(
         );
     }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    // The URL may hold a password: the report names the kind of store only.
+    let store = match &builds.database {
+        Some(_) => "the database given by `--database`, one for both",
+        None => "a SQLite file of its own for each gateway",
+    };
     let _ = writeln!(
         text,
         "Measured on this machine in one run of:\n\n```sh\n{}\n```\n\n\
-         - baseline: `{}` ({} bytes)\n- candidate: `{}` ({} bytes)\n\n\
+         - baseline: `{}` ({} bytes)\n- candidate: `{}` ({} bytes)\n- store: {store}\n\n\
          {rounds} rounds; in each, both gateways were started afresh in turn (the order \
          alternates between rounds) in front of the same upstream, and each was measured for \
          {:?} after a warm-up of {:?} per call and concurrency, with the load generator of \

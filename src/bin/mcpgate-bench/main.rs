@@ -100,6 +100,10 @@ enum Mode {
         /// The settings directory whose default.yaml both gateways start from.
         #[arg(long, default_value = "config")]
         config: PathBuf,
+        /// `database.url` for both gateways, e.g. `postgres://postgres@127.0.0.1/bench` (default:
+        /// a SQLite file of its own for each).
+        #[arg(long)]
+        database: Option<String>,
         /// Where the Markdown report goes (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -136,13 +140,14 @@ fn main() -> std::process::ExitCode {
             rounds,
             smoke,
             config,
+            database,
             out,
         } => {
             let plan = Plan::new(smoke, None);
+            let builds = (baseline, gateway, database);
             actix_web::rt::System::new().block_on(compare(
                 &plan,
-                baseline,
-                gateway,
+                builds,
                 &config,
                 out.as_deref(),
                 rounds.into(),
@@ -218,8 +223,7 @@ pub fn connectors(exe: &Path, upstream_port: u16) -> String {
 /// `compare`: writes the report to `out`, or to standard output.
 async fn compare(
     plan: &Plan,
-    baseline: PathBuf,
-    candidate: Option<PathBuf>,
+    (baseline, candidate, database): (PathBuf, Option<PathBuf>, Option<String>),
     config: &Path,
     out: Option<&Path>,
     rounds: usize,
@@ -234,6 +238,7 @@ async fn compare(
     let builds = compare::Builds {
         baseline,
         candidate,
+        database,
     };
     let text = compare::run(plan, &exe, config, &builds, rounds).await?;
     match out {

@@ -208,7 +208,8 @@ pub fn markdown(rows: &[Row], smoke: bool, b5: &B5, more: &[Target], others: &Ot
     text
 }
 
-/// This process's command line, as it was run.
+/// This process's command line, as it was run, with any password in a URL (`--database`)
+/// shown as `***`.
 pub fn command_line() -> String {
     std::env::args()
         .enumerate()
@@ -216,10 +217,25 @@ pub fn command_line() -> String {
             0 => arg
                 .rsplit_once("/target/")
                 .map_or(arg.clone(), |(_, tail)| format!("target/{tail}")),
-            _ => arg,
+            _ => without_password(arg),
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `arg` with the password of a URL in it replaced by `***`.
+fn without_password(arg: String) -> String {
+    let (flag, value) = match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (format!("{flag}="), value),
+        _ => (String::new(), arg.as_str()),
+    };
+    match url::Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            format!("{flag}{url}")
+        }
+        _ => arg,
+    }
 }
 
 /// B6's lines of the targets table: no target is set for B6, so they are for information.
@@ -358,4 +374,30 @@ pub fn b3(b3: &B3) -> String {
             "not met"
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_password_in_a_url_is_not_shown() {
+        let shown = |arg: &str| without_password(arg.to_string());
+        assert_eq!(
+            shown("postgres://bench:s3cret@127.0.0.1/bench"),
+            "postgres://bench:***@127.0.0.1/bench"
+        );
+        assert_eq!(
+            shown("--database=postgres://bench:s3cret@db/bench"),
+            "--database=postgres://bench:***@db/bench"
+        );
+        for kept in [
+            "postgres://postgres@127.0.0.1/bench",
+            "--rounds",
+            "6",
+            "/tmp/a=b",
+        ] {
+            assert_eq!(shown(kept), kept);
+        }
+    }
 }
