@@ -161,6 +161,13 @@ pub struct RecorderSettings {
     pub flush_interval_ms: u64,
     /// Longest wait between retries while the store is away.
     pub max_retry_interval_ms: u64,
+    /// Call records older than this are deleted; 0 keeps them for ever.
+    pub keep_calls_ms: u64,
+    /// Feedback rows (ratings, suggestions, automatic signals) older than this are deleted; 0
+    /// keeps them for ever.
+    pub keep_feedback_ms: u64,
+    /// How often the records past their keep are deleted.
+    pub prune_interval_ms: u64,
 }
 
 /// What the gateway says and does as an MCP server.
@@ -208,6 +215,11 @@ impl RecorderSettings {
     /// Longest wait between retries.
     pub fn max_retry_interval(&self) -> Duration {
         Duration::from_millis(self.max_retry_interval_ms)
+    }
+
+    /// How often the records past their keep are deleted.
+    pub fn prune_interval(&self) -> Duration {
+        Duration::from_millis(self.prune_interval_ms)
     }
 }
 
@@ -300,6 +312,24 @@ impl Settings {
         }
         if self.recorder.buffer_size == 0 || self.recorder.batch_size == 0 {
             return invalid("recorder", "buffer_size and batch_size must be above 0");
+        }
+        // The ops API's call metrics look back 24 h; a starting trainer reads its window.
+        let day = 24 * 60 * 60 * 1000;
+        if self.recorder.keep_calls_ms != 0 && self.recorder.keep_calls_ms < day {
+            return invalid(
+                "recorder.keep_calls_ms",
+                "must be 0 (for ever) or at least 86400000 (24 h, the longest window of the call metrics)",
+            );
+        }
+        let keep = self.recorder.keep_feedback_ms;
+        if keep != 0 && keep < self.feedback.window_ms {
+            return invalid(
+                "recorder.keep_feedback_ms",
+                "must be 0 (for ever) or at least feedback.window_ms",
+            );
+        }
+        if self.recorder.prune_interval_ms == 0 {
+            return invalid("recorder.prune_interval_ms", "must be above 0");
         }
         if self.mcp.page_size == 0 {
             return invalid("mcp.page_size", "must be above 0");

@@ -13,7 +13,8 @@
 //! - [`catalog`]: the aggregated catalog as plain data: naming, ordering, lookup.
 //! - [`connector`]: the supervised `Connector` actor, one per backend, and its backend kinds.
 //! - [`upstream`]: the MCP client of `mcp` and `stdio` backends (Streamable HTTP, SSE, processes).
-//! - [`recorder`]: tool-call records written in batches off the request path.
+//! - [`recorder`]: tool-call records written in batches off the request path; [`retention`]:
+//!   deletes call records and feedback past their keep.
 //! - [`metrics`]: Prometheus counters, histograms and gauges.
 //! - [`store`]: diesel over PostgreSQL or SQLite, with embedded migrations.
 //! - [`feedback`], [`trainer`]: feedback collection and the `Trainer` actor that learns from it.
@@ -30,6 +31,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod recorder;
 pub mod registry;
+pub mod retention;
 pub mod secrets;
 pub mod servers;
 pub mod session;

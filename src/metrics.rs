@@ -41,6 +41,8 @@ pub struct Metrics {
     pub feedback_records_dropped: IntGauge,
     /// Feedback records written to the store.
     pub feedback_records_written: IntGauge,
+    /// Rows deleted past their keep, by table (`tool_calls`, `feedback`).
+    pub records_pruned: IntCounterVec,
     /// Training runs recorded, by kind of target, approach and outcome (a deploy, a rejection,
     /// a live experiment's start and end, a rollback, a skip).
     pub training_runs: IntCounterVec,
@@ -91,6 +93,11 @@ impl Metrics {
             "mcpgate_trainer_llm_calls_total",
             "Calls the trainer made to its LLM.",
             &["kind"],
+        );
+        let records_pruned = counter(
+            "mcpgate_records_pruned_total",
+            "Rows deleted past their keep, by table.",
+            &["table"],
         );
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
@@ -170,6 +177,7 @@ impl Metrics {
             feedback,
             feedback_records_dropped,
             feedback_records_written,
+            records_pruned,
             training_runs,
             trainer_llm_calls,
             versions_hiding_release,

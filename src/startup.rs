@@ -17,6 +17,7 @@ use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::recorder::{CallRecorder, Recorder, RecorderTask};
 use crate::registry::{CatalogHandle, ConnectorRegistry, RegisterConnector, Source, Subscribe};
+use crate::retention;
 use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::trainer::restart::Flush;
@@ -164,6 +165,7 @@ pub async fn build_gateway(
     let (recorder, calls_task) = CallRecorder::start(pool.clone(), &settings.recorder);
     let (feedback_recorder, feedback_task) = Recorder::start(pool.clone(), &settings.recorder);
     let recorder_task = calls_task.and(feedback_task);
+    retention::start(pool.clone(), &settings.recorder, metrics.clone());
     let catalog = CatalogHandle::default();
     let separator = settings.mcp.name_separator.clone();
     let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();

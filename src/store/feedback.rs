@@ -43,6 +43,12 @@ pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usi
     super::insert_rows!(conn, feedback::table, rows)
 }
 
+/// Deletes at most `limit` of the rows made before `before_ms`, oldest first; gives how many
+/// went.
+pub fn delete_before(conn: &mut AnyConnection, before_ms: i64, limit: i64) -> QueryResult<usize> {
+    super::delete_oldest(conn, "feedback", "created_at_ms", before_ms, limit)
+}
+
 /// How many rows there are for a target.
 pub fn count_for(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult<i64> {
     feedback::table

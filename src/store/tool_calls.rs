@@ -75,6 +75,12 @@ pub fn insert(conn: &mut AnyConnection, rows: &[NewToolCall]) -> QueryResult<usi
     super::insert_rows!(conn, tool_calls::table, rows)
 }
 
+/// Deletes at most `limit` of the rows that started before `before_ms`, oldest first; gives how
+/// many went.
+pub fn delete_before(conn: &mut AnyConnection, before_ms: i64, limit: i64) -> QueryResult<usize> {
+    super::delete_oldest(conn, "tool_calls", "started_at_ms", before_ms, limit)
+}
+
 /// The newest `limit` rows, newest first.
 pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<ToolCall>> {
     tool_calls::table

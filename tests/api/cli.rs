@@ -50,7 +50,7 @@ fn migrate_applies_the_migrations_once() {
     let second = run(dir.path(), &["migrate"], &env);
 
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stderr).contains("applied 15 migrations"));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("applied 16 migrations"));
     assert!(String::from_utf8_lossy(&second.stderr).contains("applied 0 migrations"));
 }
 
@@ -78,6 +78,38 @@ fn a_value_of_the_wrong_type_stops_start_up_naming_the_key() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("server.port"), "{stderr}");
+}
+
+#[test]
+fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
+    let dir = config_dir("connectors: []");
+    let cases = [
+        (
+            "MCPGATE__RECORDER__KEEP_CALLS_MS",
+            "3600000",
+            "recorder.keep_calls_ms",
+        ),
+        (
+            "MCPGATE__RECORDER__KEEP_FEEDBACK_MS",
+            "1000",
+            "recorder.keep_feedback_ms",
+        ),
+        (
+            "MCPGATE__RECORDER__PRUNE_INTERVAL_MS",
+            "0",
+            "recorder.prune_interval_ms",
+        ),
+    ];
+    for (variable, value, key) in cases {
+        let output = run(dir.path(), &["serve"], &[(variable, value)]);
+
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("invalid setting `{key}`")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
+use mcpgate::retention;
 use mcpgate::store::{self, experiments, feedback, prompt_templates, tool_calls, trainer_inputs};
 use serde_json::json;
 
@@ -37,7 +38,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (15, 0), "{kind:?}");
+        assert_eq!((first, second), (16, 0), "{kind:?}");
     }
 }
 
@@ -107,6 +108,110 @@ fn batches_longer_than_one_insert_statement_are_written_whole_and_in_order_on_bo
             assert_eq!(got, sent, "{kind:?}");
         }
     }
+}
+
+/// A feedback row of target `c_t` made at `at_ms`.
+fn signal_at(at_ms: i64) -> feedback::NewFeedback {
+    feedback::NewFeedback {
+        target_kind: "tool".into(),
+        target: "c_t".into(),
+        version: None,
+        session_id: None,
+        signal: "success".into(),
+        rating: None,
+        suggestion: None,
+        error: None,
+        latency_ms: None,
+        source: feedback::AUTOMATIC.into(),
+        created_at_ms: at_ms,
+    }
+}
+
+#[test]
+fn rows_past_their_keep_are_deleted_and_the_others_kept_on_both_backends() {
+    let (now, day) = (1_800_000_000_000_i64, 86_400_000_i64);
+    // More old call records than one delete takes, so that pruning has to go on.
+    let old_calls = retention::ROWS_PER_DELETE + 3;
+    let calls: Vec<_> = (0..old_calls)
+        .map(|i| record(now - 8 * day - i))
+        .chain([record(now - 6 * day), record(now)])
+        .collect();
+    let signals = [now - 31 * day, now - 30 * day - 1, now - day, now].map(signal_at);
+    let keeps = [
+        (retention::Table::ToolCalls, 7 * day as u64),
+        (retention::Table::Feedback, 30 * day as u64),
+    ];
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+        tool_calls::insert(&mut conn, &calls).unwrap();
+        feedback::insert(&mut conn, &signals).unwrap();
+        drop(conn);
+
+        let pruned = retention::prune(&pool, keeps, now).unwrap();
+
+        let expected = vec![
+            (retention::Table::ToolCalls, old_calls as u64),
+            (retention::Table::Feedback, 2),
+        ];
+        assert_eq!(pruned, expected, "{kind:?}");
+        let mut conn = pool.get().unwrap();
+        let kept: Vec<i64> = tool_calls::recent(&mut conn, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.started_at_ms)
+            .collect();
+        assert_eq!(kept, [now, now - 6 * day], "{kind:?}");
+        let kept: Vec<i64> = feedback::since(&mut conn, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.created_at_ms)
+            .collect();
+        assert_eq!(kept, [now - day, now], "{kind:?}");
+        // A table kept for ever is left alone.
+        tool_calls::insert(&mut conn, &[record(now - 100 * day)]).unwrap();
+        drop(conn);
+        let for_ever = [keeps[0], (retention::Table::Feedback, 0)];
+        let pruned = retention::prune(&pool, [(retention::Table::ToolCalls, 0), keeps[1]], now);
+        assert_eq!(
+            pruned.unwrap(),
+            [(retention::Table::Feedback, 0)],
+            "{kind:?}"
+        );
+        let pruned = retention::prune(&pool, for_ever, now).unwrap();
+        assert_eq!(pruned, [(retention::Table::ToolCalls, 1)], "{kind:?}");
+    }
+}
+
+/// The gateway prunes by itself, at start-up and then at every interval, and counts what it
+/// deleted.
+#[actix_web::test]
+async fn the_gateway_deletes_old_records_by_itself_and_counts_them() {
+    let day = 86_400_000_i64;
+    let app = spawn_app_with(StoreKind::Postgres, |s| s.recorder.prune_interval_ms = 50).await;
+    let pool = migrated_pool(&app.db);
+    let now = mcpgate::connector::now_ms();
+    {
+        let mut conn = pool.get().unwrap();
+        let old = [record(now - 8 * day), record(now - 9 * day), record(now)];
+        tool_calls::insert(&mut conn, &old).unwrap();
+        feedback::insert(&mut conn, &[signal_at(now - 31 * day), signal_at(now)]).unwrap();
+    }
+
+    let metrics = TestApp::read_until(
+        || app.metrics_text(),
+        |text: &String| text.contains("mcpgate_records_pruned_total{table=\"feedback\"} 1"),
+    )
+    .await;
+
+    assert!(
+        metrics.contains("mcpgate_records_pruned_total{table=\"tool_calls\"} 2"),
+        "{metrics}"
+    );
+    let mut conn = pool.get().unwrap();
+    assert_eq!(tool_calls::count(&mut conn).unwrap(), 1);
+    assert_eq!(feedback::count_for(&mut conn, "tool", "c_t").unwrap(), 1);
 }
 
 #[test]
