@@ -88,6 +88,8 @@ pub fn start(pool: Pool, settings: &RecorderSettings, metrics: Arc<Metrics>) {
     let interval = settings.prune_interval();
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
+        // A prune that outlasts the interval is followed by one interval of rest, not a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             let pool = pool.clone();
