@@ -144,10 +144,11 @@ fn main() -> std::process::ExitCode {
             out,
         } => {
             let plan = Plan::new(smoke, None);
-            let builds = (baseline, gateway, database);
             actix_web::rt::System::new().block_on(compare(
                 &plan,
-                builds,
+                baseline,
+                gateway,
+                database,
                 &config,
                 out.as_deref(),
                 rounds.into(),
@@ -223,7 +224,9 @@ pub fn connectors(exe: &Path, upstream_port: u16) -> String {
 /// `compare`: writes the report to `out`, or to standard output.
 async fn compare(
     plan: &Plan,
-    (baseline, candidate, database): (PathBuf, Option<PathBuf>, Option<String>),
+    baseline: PathBuf,
+    candidate: Option<PathBuf>,
+    database: Option<String>,
     config: &Path,
     out: Option<&Path>,
     rounds: usize,
