@@ -156,3 +156,129 @@ async fn hostile_bodies_never_crash_the_gateway() {
     let pong = app.rpc(&session, "ping", json!({})).await;
     assert_eq!(pong["result"], json!({}));
 }
+
+/// The JSON-RPC messages of an answer's body: one object, a batch, or the `data:` lines of an
+/// event stream.
+fn answers_in(body: &str) -> Vec<Value> {
+    let parsed: Vec<Value> = match serde_json::from_str::<Value>(body) {
+        Ok(value) => vec![value],
+        Err(_) => body
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str(data.trim()).ok())
+            .collect(),
+    };
+    parsed
+        .into_iter()
+        .flat_map(|value| match value {
+            Value::Array(answers) => answers,
+            single => vec![single],
+        })
+        .collect()
+}
+
+/// Seeded random requests to every method, most of them malformed (odd ids and params, values
+/// of the wrong type, cut-off bodies, batches): each gets an answer under 500, every answer is
+/// a result or an error with a code and a message, and the session still answers afterwards.
+#[actix_web::test]
+async fn random_malformed_requests_get_clear_errors_and_leave_the_session_working() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let session = app.initialize().await;
+    let header = [("mcp-session-id", session.as_str())];
+    let odd = [
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1e308),
+        json!(""),
+        json!("x".repeat(10_000)),
+        json!([]),
+        json!({}),
+        json!([1, [2]]),
+        json!("\u{0}"),
+        json!({"a": {"b": null}}),
+    ];
+    let methods = [
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "initialize",
+        "no/such/method",
+    ];
+    let names = [
+        "c_echo",
+        "c_fail",
+        "c_summarize",
+        "c:file://readme",
+        "c_nothing",
+    ];
+    let keys = [
+        "name",
+        "uri",
+        "cursor",
+        "arguments",
+        "level",
+        "ref",
+        "argument",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut answered = 0;
+    for i in 0..300 {
+        let mut params = serde_json::Map::new();
+        for key in keys {
+            if rng.bool() {
+                continue;
+            }
+            let value = match rng.bool() {
+                true => odd[rng.usize(..odd.len())].clone(),
+                false => json!(names[rng.usize(..names.len())]),
+            };
+            params.insert(key.into(), value);
+        }
+        let method = methods[rng.usize(..methods.len())];
+        let mut message = json!({"jsonrpc": "2.0", "id": i, "method": method, "params": params});
+        if rng.u8(..8) == 0 {
+            message["params"] = odd[rng.usize(..odd.len())].clone();
+        }
+        if rng.u8(..8) == 0 {
+            message["id"] = odd[rng.usize(..odd.len())].clone();
+        }
+        if rng.u8(..10) == 0 {
+            message = json!([message.clone(), message]);
+        }
+        let mut body = message.to_string();
+        if rng.u8(..10) == 0 {
+            body.truncate(rng.usize(..body.len()));
+        }
+
+        let response = app.post_mcp(&body, &header).await;
+
+        let status = response.status().as_u16();
+        let shown: String = body.chars().take(200).collect();
+        assert!((200..500).contains(&status), "{shown} → {status}");
+        let text = response.text().await.unwrap();
+        for answer in answers_in(&text) {
+            let result = answer.get("result").is_some();
+            let code = answer["error"]["code"].as_i64();
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                result || (code.is_some() && !message.is_empty()),
+                "{shown} → {answer}"
+            );
+            answered += 1;
+        }
+    }
+    assert!(answered > 200, "only {answered} answers");
+    let pong = app.rpc(&session, "ping", json!({})).await;
+    assert_eq!(pong["result"], json!({}));
+}
