@@ -66,17 +66,12 @@ fn rows_round_trip_on_both_backends() {
 fn batches_longer_than_one_insert_statement_are_written_whole_and_in_order_on_both_backends() {
     let rows = 2 * store::ROWS_PER_INSERT + 1;
     let signal = |i: usize| feedback::NewFeedback {
-        target_kind: "tool".into(),
-        target: "c_t".into(),
         version: i.is_multiple_of(2).then_some(i as i64),
         session_id: i.is_multiple_of(3).then(|| format!("s{i}")),
-        signal: "success".into(),
         rating: i.is_multiple_of(5).then_some(0.25),
-        suggestion: None,
         error: i.is_multiple_of(7).then(|| format!("e{i}")),
         latency_ms: Some(i as i64),
-        source: feedback::AUTOMATIC.into(),
-        created_at_ms: i as i64,
+        ..signal_at(i as i64)
     };
     let calls: Vec<_> = (0..rows as i64).map(record).collect();
     let signals: Vec<_> = (0..rows).map(signal).collect();
