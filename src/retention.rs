@@ -44,7 +44,7 @@ impl Table {
 }
 
 /// How long each table's rows are kept, in milliseconds; 0 keeps them for ever.
-pub fn keeps(settings: &RecorderSettings) -> [(Table, u64); 2] {
+fn keeps(settings: &RecorderSettings) -> [(Table, u64); 2] {
     [
         (Table::ToolCalls, settings.keep_calls_ms),
         (Table::Feedback, settings.keep_feedback_ms),
