@@ -187,7 +187,7 @@ async fn the_inspector_cli_lists_calls_reads_and_gets_through_both_transports() 
 }
 
 /// An environment variable that `scripts/interop-setup` exports, or `None` outside CI.
-fn installed(var: &str) -> Option<String> {
+pub fn installed(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) => Some(value),
         Err(_) if std::env::var_os("CI").is_some() => {

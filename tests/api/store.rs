@@ -42,6 +42,82 @@ fn migrations_apply_once_on_both_backends() {
     }
 }
 
+/// The tables of a database, the store's own and diesel's.
+fn tables(db: &TestDatabase) -> Vec<String> {
+    use diesel::sql_types::Text;
+    use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+    #[derive(diesel::QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let mut names: Vec<String> = match db.url().strip_prefix("sqlite://") {
+        Some(path) => diesel::sql_query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence'",
+        )
+        .load::<Table>(&mut SqliteConnection::establish(path).unwrap()),
+        None => {
+            diesel::sql_query("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
+                .load::<Table>(&mut PgConnection::establish(db.url()).unwrap())
+        }
+    }
+    .unwrap()
+    .into_iter()
+    .map(|t| t.name)
+    .collect();
+    names.sort();
+    names
+}
+
+/// Runs `diesel migration <args>` from the project's root, where `diesel.toml` is, on `db`.
+fn diesel_cli(diesel: &str, db: &TestDatabase, args: &[&str]) {
+    let mut command = std::process::Command::new(diesel);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("migration")
+        .args(args);
+    match db.url().strip_prefix("sqlite://") {
+        Some(path) => command
+            .args(["--migration-dir", "migrations/sqlite"])
+            .args(["--database-url", path]),
+        None => command.env("DATABASE_URL", db.url()),
+    };
+    let out = command.output().expect("diesel runs");
+    assert!(
+        out.status.success(),
+        "diesel migration {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn diesel_cli_applies_and_reverts_the_migrations_the_gateway_embeds_on_both_backends() {
+    let Some(diesel) = crate::interop::installed("MCPGATE_DIESEL") else {
+        return;
+    };
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = store::pool(&test_settings(db.url()).database);
+
+        diesel_cli(&diesel, &db, &["run"]);
+        let left_for_the_gateway = store::migrate(&pool).unwrap();
+        let made = tables(&db);
+        tool_calls::insert(&mut pool.get().unwrap(), &[record(1)]).unwrap();
+        diesel_cli(&diesel, &db, &["revert", "--all"]);
+        let after_revert = tables(&db);
+        diesel_cli(&diesel, &db, &["run"]);
+
+        assert_eq!(left_for_the_gateway, 0, "{kind:?}");
+        assert!(
+            made.len() > 8 && made.contains(&"tool_calls".to_string()),
+            "{kind:?}: {made:?}"
+        );
+        assert_eq!(after_revert, ["__diesel_schema_migrations"], "{kind:?}");
+        assert_eq!(tables(&db), made, "{kind:?}");
+        assert_eq!(store::migrate(&pool).unwrap(), 0, "{kind:?}");
+    }
+}
+
 #[test]
 fn rows_round_trip_on_both_backends() {
     for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
