@@ -17,7 +17,7 @@ use crate::connector::ConnectorSettings;
 pub struct Settings {
     /// The client-facing HTTP server.
     pub server: ServerSettings,
-    /// The store for call records (and, later, prompts and feedback).
+    /// The store: call records, feedback, prompt versions, training runs.
     pub database: DatabaseSettings,
     /// The batch writer that takes call records off the request path.
     pub recorder: RecorderSettings,
@@ -163,9 +163,12 @@ pub struct RecorderSettings {
     pub max_retry_interval_ms: u64,
     /// Call records older than this are deleted; 0 keeps them for ever.
     pub keep_calls_ms: u64,
-    /// Feedback rows (ratings, suggestions, automatic signals) older than this are deleted; 0
-    /// keeps them for ever.
-    pub keep_feedback_ms: u64,
+    /// The gateway's own feedback signals (one per tool call and prompt fetch) older than this
+    /// are deleted; 0 keeps them for ever.
+    pub keep_signals_ms: u64,
+    /// Clients' feedback (ratings, suggestions, reported errors) older than this is deleted; 0
+    /// keeps it for ever.
+    pub keep_ratings_ms: u64,
     /// How often the records past their keep are deleted.
     pub prune_interval_ms: u64,
 }
@@ -321,12 +324,14 @@ impl Settings {
                 "must be 0 (for ever) or at least 86400000 (24 h, the longest window of the call metrics)",
             );
         }
-        let keep = self.recorder.keep_feedback_ms;
-        if keep != 0 && keep < self.feedback.window_ms {
-            return invalid(
-                "recorder.keep_feedback_ms",
-                "must be 0 (for ever) or at least feedback.window_ms",
-            );
+        let feedback_keeps = [
+            ("recorder.keep_signals_ms", self.recorder.keep_signals_ms),
+            ("recorder.keep_ratings_ms", self.recorder.keep_ratings_ms),
+        ];
+        for (key, keep) in feedback_keeps {
+            if keep != 0 && keep < self.feedback.window_ms {
+                return invalid(key, "must be 0 (for ever) or at least feedback.window_ms");
+            }
         }
         if self.recorder.prune_interval_ms == 0 {
             return invalid("recorder.prune_interval_ms", "must be above 0");

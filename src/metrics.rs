@@ -96,8 +96,8 @@ impl Metrics {
         );
         let records_pruned = counter(
             "mcpgate_records_pruned_total",
-            "Rows deleted past their keep, by table.",
-            &["table"],
+            "Records deleted past their keep: calls, signals (the gateway's own feedback) or ratings (clients' feedback).",
+            &["records"],
         );
         let rate_limited = counter(
             "mcpgate_rate_limited_total",

@@ -43,10 +43,27 @@ pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usi
     super::insert_rows!(conn, feedback::table, rows)
 }
 
-/// Deletes at most `limit` of the rows made before `before_ms`, oldest first; gives how many
-/// went.
-pub fn delete_before(conn: &mut AnyConnection, before_ms: i64, limit: i64) -> QueryResult<usize> {
-    super::delete_oldest(conn, "feedback", "created_at_ms", before_ms, limit)
+/// Deletes at most `limit` of the rows made before `before_ms`, oldest first: the gateway's own
+/// signals when `automatic`, else clients' feedback; gives how many went.
+pub fn delete_before(
+    conn: &mut AnyConnection,
+    before_ms: i64,
+    limit: i64,
+    automatic: bool,
+) -> QueryResult<usize> {
+    let condition = if automatic {
+        format!("source = '{AUTOMATIC}'")
+    } else {
+        format!("source <> '{AUTOMATIC}'")
+    };
+    super::delete_oldest(
+        conn,
+        "feedback",
+        "created_at_ms",
+        &condition,
+        before_ms,
+        limit,
+    )
 }
 
 /// How many rows there are for a target.

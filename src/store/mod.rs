@@ -183,21 +183,23 @@ pub fn write<T>(
     }
 }
 
-/// Deletes at most `limit` rows of `table` whose `time_column` is before `before_ms`, oldest
-/// first; gives how many went. Both names come from the schema, never from input. One statement
-/// on both backends (diesel's DSL takes no subquery of the table it deletes from).
+/// Deletes at most `limit` rows of `table` whose `time_column` is before `before_ms` and that
+/// meet `condition` (SQL, or `TRUE`), oldest first; gives how many went. Names and condition come
+/// from the code, never from input. One statement on both backends (diesel's DSL takes no
+/// subquery of the table it deletes from).
 fn delete_oldest(
     conn: &mut AnyConnection,
     table: &'static str,
     time_column: &'static str,
+    condition: &str,
     before_ms: i64,
     limit: i64,
 ) -> diesel::QueryResult<usize> {
     use diesel::sql_types::BigInt;
     use diesel::RunQueryDsl;
     diesel::sql_query(format!(
-        "DELETE FROM {table} WHERE id IN \
-         (SELECT id FROM {table} WHERE {time_column} < $1 ORDER BY {time_column} LIMIT $2)"
+        "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+         WHERE {condition} AND {time_column} < $1 ORDER BY {time_column} LIMIT $2)"
     ))
     .bind::<BigInt, _>(before_ms)
     .bind::<BigInt, _>(limit)

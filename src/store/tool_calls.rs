@@ -78,7 +78,14 @@ pub fn insert(conn: &mut AnyConnection, rows: &[NewToolCall]) -> QueryResult<usi
 /// Deletes at most `limit` of the rows that started before `before_ms`, oldest first; gives how
 /// many went.
 pub fn delete_before(conn: &mut AnyConnection, before_ms: i64, limit: i64) -> QueryResult<usize> {
-    super::delete_oldest(conn, "tool_calls", "started_at_ms", before_ms, limit)
+    super::delete_oldest(
+        conn,
+        "tool_calls",
+        "started_at_ms",
+        "TRUE",
+        before_ms,
+        limit,
+    )
 }
 
 /// The newest `limit` rows, newest first.

@@ -90,9 +90,14 @@ fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
             "recorder.keep_calls_ms",
         ),
         (
-            "MCPGATE__RECORDER__KEEP_FEEDBACK_MS",
+            "MCPGATE__RECORDER__KEEP_SIGNALS_MS",
             "1000",
-            "recorder.keep_feedback_ms",
+            "recorder.keep_signals_ms",
+        ),
+        (
+            "MCPGATE__RECORDER__KEEP_RATINGS_MS",
+            "3599999",
+            "recorder.keep_ratings_ms",
         ),
         (
             "MCPGATE__RECORDER__PRUNE_INTERVAL_MS",
@@ -285,4 +290,59 @@ fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
 
     assert!(output.status.success(), "{:?}", output.status);
     assert_eq!(count(), 0, "no process of the backend's group is left");
+}
+
+#[test]
+fn a_stop_during_a_long_prune_ends_the_process_without_waiting_for_the_whole_backlog() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let dir = config_dir("connectors: []");
+    let path = dir.path().join("s.db");
+    let db = format!("sqlite://{}", path.display());
+    let env = [
+        ("MCPGATE__DATABASE__URL", db.as_str()),
+        ("MCPGATE__SERVER__PORT", "0"),
+    ];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    // Call records ten days old, far more than one statement deletes: their prune runs for
+    // seconds, and starts before the server listens.
+    let backlog = 2_000_000;
+    let old_ms = mcpgate::connector::now_ms() - 10 * 86_400_000;
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(format!(
+        "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {backlog}) \
+         INSERT INTO tool_calls (connector, tool, started_at_ms, duration_us, outcome) \
+         SELECT 'c', 't', {old_ms} + x, 1, 'ok' FROM g"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let mut child = mcpgate(dir.path(), &["serve"], &env)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = std::io::BufRead::lines(stderr).map_while(Result::ok);
+    let listening = lines.by_ref().any(|line| line.contains("starting service"));
+    // The server's signal handlers are in place shortly after it starts its service.
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SAFETY: sends SIGTERM to the gateway process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let log: Vec<String> = lines.collect();
+
+    assert!(listening && status.success(), "{status:?}: {log:?}");
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left = diesel::sql_query("SELECT COUNT(*) AS n FROM tool_calls")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert!(
+        left > 0 && left < backlog,
+        "{left} of {backlog} left: {log:?}"
+    );
 }

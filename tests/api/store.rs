@@ -1,5 +1,6 @@
 //! The store on both backends, and the recorder while the database is away.
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use mcpgate::recorder::CallRecorder;
@@ -198,8 +199,19 @@ fn signal_at(at_ms: i64) -> feedback::NewFeedback {
     }
 }
 
+/// A client's rating of target `c_t` made at `at_ms`.
+fn rating_at(at_ms: i64) -> feedback::NewFeedback {
+    feedback::NewFeedback {
+        signal: "rating".into(),
+        rating: Some(1.0),
+        source: "api".into(),
+        ..signal_at(at_ms)
+    }
+}
+
 #[test]
-fn rows_past_their_keep_are_deleted_and_the_others_kept_on_both_backends() {
+fn records_past_their_keep_are_deleted_and_the_others_kept_on_both_backends() {
+    use retention::Records::{Calls, Ratings, Signals};
     let (now, day) = (1_800_000_000_000_i64, 86_400_000_i64);
     // More old call records than one delete takes, so that pruning has to go on.
     let old_calls = retention::ROWS_PER_DELETE + 3;
@@ -207,51 +219,69 @@ fn rows_past_their_keep_are_deleted_and_the_others_kept_on_both_backends() {
         .map(|i| record(now - 8 * day - i))
         .chain([record(now - 6 * day), record(now)])
         .collect();
-    let signals = [now - 31 * day, now - 30 * day - 1, now - day, now].map(signal_at);
-    let keeps = [
-        (retention::Table::ToolCalls, 7 * day as u64),
-        (retention::Table::Feedback, 30 * day as u64),
+    // Signals and ratings interleaved in time, each with a keep of its own.
+    let feedback_rows = [
+        rating_at(now - 400 * day),
+        signal_at(now - 366 * day),
+        rating_at(now - 366 * day),
+        signal_at(now - 31 * day),
+        rating_at(now - 31 * day),
+        signal_at(now - 30 * day - 1),
+        signal_at(now - day),
+        rating_at(now - day),
+        signal_at(now),
     ];
+    let keeps = [
+        (Calls, 7 * day as u64),
+        (Signals, 30 * day as u64),
+        (Ratings, 365 * day as u64),
+    ];
+    let kept = |conn: &mut store::AnyConnection| -> (Vec<i64>, Vec<(i64, String)>) {
+        let calls = tool_calls::recent(conn, 10).unwrap();
+        let rows = feedback::since(conn, 0, 20).unwrap();
+        (
+            calls.iter().map(|c| c.started_at_ms).collect(),
+            rows.into_iter()
+                .map(|r| ((now - r.created_at_ms) / day, r.source))
+                .collect(),
+        )
+    };
     for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
         let db = TestDatabase::create(kind);
         let pool = migrated_pool(&db);
         let mut conn = pool.get().unwrap();
         tool_calls::insert(&mut conn, &calls).unwrap();
-        feedback::insert(&mut conn, &signals).unwrap();
+        feedback::insert(&mut conn, &feedback_rows).unwrap();
         drop(conn);
 
-        let pruned = retention::prune(&pool, keeps, now).unwrap();
+        let go_on = AtomicBool::new(false);
+        let pruned = retention::prune(&pool, &keeps, now, &go_on).unwrap();
 
-        let expected = vec![
-            (retention::Table::ToolCalls, old_calls as u64),
-            (retention::Table::Feedback, 2),
-        ];
+        let expected = vec![(Calls, old_calls as u64), (Signals, 3), (Ratings, 2)];
         assert_eq!(pruned, expected, "{kind:?}");
-        let mut conn = pool.get().unwrap();
-        let kept: Vec<i64> = tool_calls::recent(&mut conn, 10)
-            .unwrap()
+        let (calls_left, feedback_left) = kept(&mut pool.get().unwrap());
+        assert_eq!(calls_left, [now, now - 6 * day], "{kind:?}");
+        let feedback_left: Vec<_> = feedback_left
             .iter()
-            .map(|c| c.started_at_ms)
+            .map(|(d, s)| (*d, s.as_str()))
             .collect();
-        assert_eq!(kept, [now, now - 6 * day], "{kind:?}");
-        let kept: Vec<i64> = feedback::since(&mut conn, 0, 10)
-            .unwrap()
-            .iter()
-            .map(|s| s.created_at_ms)
-            .collect();
-        assert_eq!(kept, [now - day, now], "{kind:?}");
-        // A table kept for ever is left alone.
-        tool_calls::insert(&mut conn, &[record(now - 100 * day)]).unwrap();
-        drop(conn);
-        let for_ever = [keeps[0], (retention::Table::Feedback, 0)];
-        let pruned = retention::prune(&pool, [(retention::Table::ToolCalls, 0), keeps[1]], now);
         assert_eq!(
-            pruned.unwrap(),
-            [(retention::Table::Feedback, 0)],
+            feedback_left,
+            [(31, "api"), (1, "auto"), (1, "api"), (0, "auto")],
             "{kind:?}"
         );
-        let pruned = retention::prune(&pool, for_ever, now).unwrap();
-        assert_eq!(pruned, [(retention::Table::ToolCalls, 1)], "{kind:?}");
+        // Records kept for ever are left alone, whatever their age.
+        tool_calls::insert(&mut pool.get().unwrap(), &[record(now - 100 * day)]).unwrap();
+        let for_ever = [(Calls, 0), (Signals, 0), (Ratings, (day / 2) as u64)];
+        let pruned = retention::prune(&pool, &for_ever, now, &go_on);
+        assert_eq!(pruned.unwrap(), [(Ratings, 2)], "{kind:?}");
+        let (calls_left, feedback_left) = kept(&mut pool.get().unwrap());
+        assert_eq!(calls_left.len(), 3, "{kind:?}");
+        assert_eq!(feedback_left.len(), 2, "{kind:?}");
+        // A prune told to stop starts no statement.
+        let pruned = retention::prune(&pool, &keeps, now, &AtomicBool::new(true));
+        assert_eq!(pruned.unwrap(), [(Calls, 0), (Signals, 0), (Ratings, 0)]);
+        assert_eq!(kept(&mut pool.get().unwrap()).0.len(), 3, "{kind:?}");
     }
 }
 
@@ -267,22 +297,28 @@ async fn the_gateway_deletes_old_records_by_itself_and_counts_them() {
         let mut conn = pool.get().unwrap();
         let old = [record(now - 8 * day), record(now - 9 * day), record(now)];
         tool_calls::insert(&mut conn, &old).unwrap();
-        feedback::insert(&mut conn, &[signal_at(now - 31 * day), signal_at(now)]).unwrap();
+        let rows = [
+            signal_at(now - 31 * day),
+            signal_at(now),
+            rating_at(now - 400 * day),
+            rating_at(now - 31 * day),
+        ];
+        feedback::insert(&mut conn, &rows).unwrap();
     }
 
     let metrics = TestApp::read_until(
         || app.metrics_text(),
-        |text: &String| text.contains("mcpgate_records_pruned_total{table=\"feedback\"} 1"),
+        |text: &String| text.contains("mcpgate_records_pruned_total{records=\"ratings\"} 1"),
     )
     .await;
 
-    assert!(
-        metrics.contains("mcpgate_records_pruned_total{table=\"tool_calls\"} 2"),
-        "{metrics}"
-    );
+    for expected in ["{records=\"calls\"} 2", "{records=\"signals\"} 1"] {
+        let line = format!("mcpgate_records_pruned_total{expected}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     let mut conn = pool.get().unwrap();
     assert_eq!(tool_calls::count(&mut conn).unwrap(), 1);
-    assert_eq!(feedback::count_for(&mut conn, "tool", "c_t").unwrap(), 1);
+    assert_eq!(feedback::count_for(&mut conn, "tool", "c_t").unwrap(), 2);
 }
 
 #[test]
