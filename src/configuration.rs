@@ -14,6 +14,7 @@ use crate::connector::ConnectorSettings;
 
 /// Everything the gateway reads from its settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The client-facing HTTP server.
     pub server: ServerSettings,
@@ -39,6 +40,7 @@ pub struct Settings {
 
 /// The client-facing HTTP server.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to bind; loopback unless the operator opens it up.
     pub host: String,
@@ -62,6 +64,7 @@ pub struct ServerSettings {
 
 /// Client authentication for the MCP endpoints.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
     pub bearer_tokens: Vec<String>,
@@ -69,6 +72,7 @@ pub struct AuthSettings {
 
 /// Feedback collection.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeedbackSettings {
     /// Name of the built-in MCP tool that clients call to rate what they got; empty: no tool.
     pub tool_name: String,
@@ -78,6 +82,7 @@ pub struct FeedbackSettings {
 
 /// Prompt training.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainerSettings {
     /// Whether triggers start runs on their own (the API can always start one).
     pub enabled: bool,
@@ -113,6 +118,7 @@ pub struct TrainerSettings {
 
 /// The optimizer LLM.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LlmSettings {
     /// `https://…/v1`; empty: no LLM (the meta-prompt approach is disabled).
     pub base_url: String,
@@ -131,6 +137,7 @@ pub struct LlmSettings {
 
 /// The ops API under `/api/v1`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Accepted bearer tokens, each a literal or a `${VAR}` reference; empty means no auth.
     pub tokens: Vec<String>,
@@ -138,6 +145,7 @@ pub struct AdminSettings {
 
 /// The store.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://…` for PostgreSQL, `sqlite://PATH` (or a bare path) for SQLite.
     pub url: String,
@@ -151,6 +159,7 @@ pub struct DatabaseSettings {
 
 /// The batch writer for call records.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecorderSettings {
     /// Records held in memory at most while the store is slow or away; past it new ones are
     /// dropped and counted.
@@ -175,6 +184,7 @@ pub struct RecorderSettings {
 
 /// What the gateway says and does as an MCP server.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct McpSettings {
     /// `serverInfo.name` in `initialize`.
     pub server_name: String,

@@ -81,6 +81,38 @@ fn a_value_of_the_wrong_type_stops_start_up_naming_the_key() {
 }
 
 #[test]
+fn an_unknown_setting_stops_start_up_naming_it_and_its_section() {
+    let dir = config_dir("connectors: []");
+    // A key renamed since (recorder.keep_feedback_ms), misspelt ones, one in a nested section.
+    let cases = [
+        (
+            "MCPGATE__RECORDER__KEEP_FEEDBACK_MS",
+            "keep_feedback_ms",
+            "recorder",
+        ),
+        ("MCPGATE__SERVER__PROT", "prot", "server"),
+        ("MCPGATE__TRAINER__LLM__MODLE", "modle", "trainer.llm"),
+    ];
+    for (variable, field, section) in cases {
+        let output = run(dir.path(), &["serve"], &[(variable, "1")]);
+
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let named = format!("unknown field `{field}`");
+        assert!(stderr.contains(&named), "{stderr}");
+        assert!(stderr.contains(&format!("for key `{section}`")), "{stderr}");
+    }
+    let output = run(
+        dir.path(),
+        &["serve"],
+        &[("MCPGATE__DATABSE__URL", "sqlite://x.db")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown field `databse`"), "{stderr}");
+}
+
+#[test]
 fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
     let dir = config_dir("connectors: []");
     let cases = [
