@@ -104,7 +104,7 @@ impl Drop for StopOnDrop {
 }
 
 /// Prunes at once and then every `recorder.prune_interval_ms` on the current actix system, until
-/// it stops; nothing when every table is kept for ever. A store that is away is tried again at
+/// it stops; nothing when every kind is kept for ever. A store that is away is tried again at
 /// the next interval.
 pub fn start(pool: Pool, settings: &RecorderSettings, metrics: Arc<Metrics>) {
     let keeps = keeps(settings);
