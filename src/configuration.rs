@@ -56,6 +56,9 @@ pub struct ServerSettings {
     pub keep_alive_ms: u64,
     /// A Streamable HTTP session with no traffic and no open stream for this long is ended.
     pub session_idle_timeout_ms: u64,
+    /// Client sessions open at most (Streamable HTTP and legacy SSE together); a new one past
+    /// it is refused with 503.
+    pub max_sessions: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Client authentication for the MCP endpoints.
@@ -309,6 +312,9 @@ impl Settings {
         }
         if self.server.keep_alive_ms == 0 {
             return invalid("server.keep_alive_ms", "must be above 0");
+        }
+        if self.server.max_sessions == 0 {
+            return invalid("server.max_sessions", "must be above 0");
         }
         if !(self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://")

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub connector_up: IntGaugeVec,
     /// Client sessions open.
     pub sessions_open: IntGauge,
+    /// New client sessions refused because `server.max_sessions` were open, by transport.
+    pub sessions_refused: IntCounterVec,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
@@ -98,6 +100,11 @@ impl Metrics {
             "mcpgate_records_pruned_total",
             "Records deleted past their keep: calls, signals (the gateway's own feedback) or ratings (clients' feedback).",
             &["records"],
+        );
+        let sessions_refused = counter(
+            "mcpgate_sessions_refused_total",
+            "New client sessions refused because server.max_sessions were open, by transport.",
+            &["transport"],
         );
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
@@ -172,6 +179,7 @@ impl Metrics {
             breaker_state,
             connector_up,
             sessions_open,
+            sessions_refused,
             call_records_dropped,
             call_records_written,
             feedback,

@@ -15,7 +15,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// The gateway failed.
 pub const INTERNAL_ERROR: i64 = -32603;
-/// A backend is unavailable (timeout, unreachable, invalid answer).
+/// A backend, or the gateway itself, is unavailable (timeout, unreachable, invalid answer, no room
+/// for another session).
 pub const BACKEND_UNAVAILABLE: i64 = -32000;
 /// The request did not finish within the gateway's deadline.
 pub const REQUEST_TIMEOUT: i64 = -32001;

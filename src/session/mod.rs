@@ -50,6 +50,17 @@ pub enum Transport {
     Stdio,
 }
 
+impl Transport {
+    /// Its name in metrics: `sse`, `streamable` or `stdio`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::LegacySse => "sse",
+            Transport::Streamable => "streamable",
+            Transport::Stdio => "stdio",
+        }
+    }
+}
+
 /// Handles one message from the client; the answer, if any, comes back (Streamable HTTP) or goes
 /// on the stream (legacy SSE, stdio: then `None` comes back).
 #[derive(Message)]
@@ -141,15 +152,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session and enters it in the session table; returns its id and address.
+    /// Starts a session and enters it in the session table; returns its id and address, or
+    /// `None` when `server.max_sessions` are open (counted in `mcpgate_sessions_refused_total`).
     pub fn start(
         gateway: Arc<Gateway>,
         transport: Transport,
         stream: Option<(mpsc::Sender<Bytes>, u64)>,
         scope: Scope,
-    ) -> (Arc<str>, Addr<Session>) {
+    ) -> Option<(Arc<str>, Addr<Session>)> {
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let sessions = gateway.sessions.clone();
+        let max = gateway.server.max_sessions;
+        let metrics = gateway.metrics.clone();
         let session = Session {
             id: id.clone(),
             transport,
@@ -164,9 +178,16 @@ impl Session {
             next_ask: 1,
             scope,
         };
-        let addr = session.start();
-        sessions.insert(id.clone(), addr.clone());
-        (id, addr)
+        match sessions.admit(id.clone(), max, move || session.start()) {
+            Some(addr) => Some((id, addr)),
+            None => {
+                let refused = metrics
+                    .sessions_refused
+                    .with_label_values(&[transport.name()]);
+                refused.inc();
+                None
+            }
+        }
     }
 
     /// Puts one JSON-RPC message on the outbound stream, if there is one.

@@ -30,10 +30,21 @@ impl Sessions {
         self.len() == 0
     }
 
-    pub(super) fn insert(&self, id: Arc<str>, addr: Addr<Session>) {
-        if let Ok(mut map) = self.inner.write() {
-            map.insert(id, addr);
+    /// Enters the session that `start` starts, unless `max` sessions are open already; the
+    /// count and the entry are one step, so concurrent starts cannot pass `max` together.
+    pub(super) fn admit(
+        &self,
+        id: Arc<str>,
+        max: usize,
+        start: impl FnOnce() -> Addr<Session>,
+    ) -> Option<Addr<Session>> {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= max {
+            return None;
         }
+        let addr = start();
+        map.insert(id, addr.clone());
+        Some(addr)
     }
 
     /// Forgets the session with `id`; later requests for it get 404.

@@ -80,6 +80,18 @@ impl Rejection {
             error: RpcError::invalid_request(message),
         }
     }
+
+    /// 503: `max` sessions are open, the most `server.max_sessions` allows.
+    fn sessions_full(max: usize) -> Self {
+        let message = format!(
+            "the gateway has {max} sessions open, the most it takes (server.max_sessions); \
+             end a session or try again later"
+        );
+        Rejection {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: RpcError::new(jsonrpc::BACKEND_UNAVAILABLE, message),
+        }
+    }
 }
 
 impl ResponseError for Rejection {

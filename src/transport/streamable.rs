@@ -81,7 +81,9 @@ pub async fn post(
         }
         let scope = super::scope_for(&gateway, &req)?;
         let shared = gateway.clone().into_inner();
-        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope);
+        let max = gateway.server.max_sessions;
+        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope)
+            .ok_or_else(|| Rejection::sessions_full(max))?;
         (addr, Some(id))
     } else {
         (find_session(&gateway, req.headers())?, None)

@@ -86,3 +86,52 @@ async fn bearer_tokens_from_the_environment_guard_the_mcp_endpoints_only() {
     assert_eq!(right.status(), 200);
     assert_eq!(probe.status(), 200);
 }
+
+#[actix_web::test]
+async fn a_session_past_the_limit_is_refused_with_503_until_one_ends() {
+    let app = spawn_app_with(StoreKind::Postgres, |s| s.server.max_sessions = 2).await;
+    let first = app.initialize().await;
+    let second = app.initialize().await;
+
+    let refused = app.post_mcp(&ping(), &[]).await;
+    let (status, header) = (
+        refused.status(),
+        refused.headers().get("mcp-session-id").cloned(),
+    );
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let sse = app
+        .client
+        .get(format!("{}/sse", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!((status.as_u16(), header), (503, None));
+    assert_eq!(body["error"]["code"], -32000, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("2 sessions open") && message.contains("server.max_sessions"),
+        "{body}"
+    );
+    assert_eq!(sse.status(), 503);
+    // The open sessions go on, and one that ends makes room.
+    assert_eq!(
+        app.rpc(&first, "ping", json!({})).await["result"],
+        json!({})
+    );
+    let ended = app
+        .client
+        .delete(format!("{}/mcp", app.address))
+        .header("mcp-session-id", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    let third = app.initialize().await;
+    assert_ne!(third, first);
+    let metrics = app.metrics_text().await;
+    for transport in ["streamable", "sse"] {
+        let line = format!("mcpgate_sessions_refused_total{{transport=\"{transport}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+}
