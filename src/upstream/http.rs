@@ -138,19 +138,25 @@ impl HttpConnection {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let max = mcp.max_message_bytes();
         if content_type.starts_with("text/event-stream") {
-            let mut parser = Parser::default();
+            let mut parser = Parser::new(max);
             while let Some(chunk) = response.next().await {
                 let Ok(chunk) = chunk else {
                     return Sent::Failed("the answer stream broke".into());
                 };
-                for event in parser.push(&chunk) {
-                    deliver(mcp, &event.data, related);
+                match parser.push(&chunk) {
+                    Ok(events) => events
+                        .iter()
+                        .for_each(|event| deliver(mcp, &event.data, related)),
+                    Err(too_large) => {
+                        return Sent::Failed(format!("the answer stream sent {too_large}"))
+                    }
                 }
             }
             return Sent::Ok;
         }
-        match response.body().limit(64 * 1024 * 1024).await {
+        match response.body().limit(max).await {
             Ok(body) if body.is_empty() => Sent::Ok,
             Ok(body) => {
                 deliver(mcp, &String::from_utf8_lossy(&body), related);
@@ -183,10 +189,20 @@ impl HttpConnection {
             if !response.status().is_success() {
                 return;
             }
-            let mut parser = Parser::default();
+            let mut parser = Parser::new(mcp.max_message_bytes());
             while let Some(Ok(chunk)) = response.next().await {
-                for event in parser.push(&chunk) {
-                    deliver(&mcp, &event.data, None);
+                match parser.push(&chunk) {
+                    Ok(events) => events
+                        .iter()
+                        .for_each(|event| deliver(&mcp, &event.data, None)),
+                    Err(too_large) => {
+                        log::warn!(
+                            "connector `{}`: its stream of server messages sent {too_large}; \
+                             the stream is closed",
+                            mcp.connector()
+                        );
+                        break;
+                    }
                 }
             }
         });
@@ -216,10 +232,20 @@ impl HttpConnection {
         let reader = mcp.clone();
         let generation = self.generation;
         actix_rt::spawn(async move {
-            let mut parser = Parser::default();
+            let mut parser = Parser::new(reader.max_message_bytes());
             let mut endpoint_tx = Some(endpoint_tx);
             while let Some(Ok(chunk)) = response.next().await {
-                for event in parser.push(&chunk) {
+                let events = match parser.push(&chunk) {
+                    Ok(events) => events,
+                    Err(too_large) => {
+                        reader.connection_lost(
+                            generation,
+                            &format!("the SSE stream sent {too_large}"),
+                        );
+                        return;
+                    }
+                };
+                for event in events {
                     if event.name == "endpoint" {
                         if let Some(tx) = endpoint_tx.take() {
                             let _ = tx.send(resolve(&base, &event.data));

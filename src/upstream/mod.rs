@@ -106,6 +106,8 @@ struct Inner {
     target: Target,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    /// The longest message accepted from the server, in bytes.
+    max_message_bytes: usize,
     events: Box<dyn Fn(UpstreamEvent)>,
     connection: RefCell<Option<Rc<Connection>>>,
     connecting: RefCell<Option<Connecting>>,
@@ -142,6 +144,7 @@ impl McpClient {
                 target,
                 headers,
                 timeout: settings.timeout(),
+                max_message_bytes: settings.max_response_bytes,
                 events,
                 connection: RefCell::new(None),
                 connecting: RefCell::new(None),
@@ -161,6 +164,12 @@ impl McpClient {
     /// The connector's name.
     pub fn connector(&self) -> &str {
         &self.inner.connector
+    }
+
+    /// The longest message accepted from the server (`max_response_bytes`): a JSON body, an
+    /// event of a stream, a line on stdout.
+    pub fn max_message_bytes(&self) -> usize {
+        self.inner.max_message_bytes
     }
 
     /// What the server declared in `initialize` (empty before the first connection).

@@ -9,53 +9,132 @@ pub struct Event {
     pub data: String,
 }
 
-/// Accumulates bytes and yields complete events.
-#[derive(Default)]
+/// An event that grew past the parser's limit before it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTooLarge(pub usize);
+
+impl std::fmt::Display for EventTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an event longer than {} bytes", self.0)
+    }
+}
+
+/// Accumulates bytes and yields complete events. It works on bytes, so that a character split
+/// across chunks is read whole; turns `\r\n` and `\r` into `\n` as bytes arrive, remembering a
+/// `\r` that ends a chunk; searches each byte for the end of an event about once, however the
+/// stream is cut; and refuses an event longer than its limit.
 pub struct Parser {
-    buffer: String,
+    /// Bytes of events not yet complete, line ends already `\n`.
+    buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no blank line.
+    searched: usize,
+    /// Whether the last byte seen was a `\r` (already written as `\n`).
+    after_cr: bool,
+    /// The longest event accepted, in bytes.
+    max: usize,
+    /// Bytes looked at while searching for ends of events.
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl Parser {
-    /// Adds a chunk; returns the events it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
-        self.buffer.push_str(&String::from_utf8_lossy(chunk));
-        if self.buffer.contains('\r') {
-            self.buffer = self.buffer.replace("\r\n", "\n").replace('\r', "\n");
+    /// A parser that refuses events longer than `max_event_bytes`.
+    pub fn new(max_event_bytes: usize) -> Self {
+        Parser {
+            buffer: Vec::new(),
+            searched: 0,
+            after_cr: false,
+            max: max_event_bytes,
+            #[cfg(test)]
+            examined: 0,
         }
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let block: String = self.buffer.drain(..end + 2).collect();
-            let mut name = String::from("message");
-            let mut data: Vec<&str> = Vec::new();
-            for line in block.lines() {
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "event" => name = value.to_string(),
-                    "data" => data.push(value),
-                    _ => {}
+    }
+
+    /// Adds a chunk; returns the events it completed, or an error once the event under way is
+    /// longer than the limit (the stream cannot be read on after that).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>, EventTooLarge> {
+        for &byte in chunk {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' => {
+                    self.buffer.push(b'\n');
+                    self.after_cr = true;
+                }
+                _ => {
+                    self.buffer.push(byte);
+                    self.after_cr = false;
                 }
             }
-            if !data.is_empty() {
-                events.push(Event {
-                    name,
-                    data: data.join("\n"),
-                });
-            }
         }
-        events
+        let mut events = Vec::new();
+        let mut start = 0;
+        // A blank line that ends an event may begin on the last byte already searched.
+        let mut from = self.searched.saturating_sub(1);
+        while let Some(at) = find_blank_line(&self.buffer[from..]) {
+            self.count_examined(at + 2);
+            let end = from + at;
+            events.extend(parse_block(&self.buffer[start..end]));
+            start = end + 2;
+            from = start;
+        }
+        self.count_examined(self.buffer.len() - from);
+        self.buffer.drain(..start);
+        self.searched = self.buffer.len();
+        if self.buffer.len() > self.max {
+            return Err(EventTooLarge(self.max));
+        }
+        Ok(events)
     }
+
+    #[cfg(test)]
+    fn count_examined(&mut self, bytes: usize) {
+        self.examined += bytes;
+    }
+
+    #[cfg(not(test))]
+    fn count_examined(&mut self, _bytes: usize) {}
+}
+
+/// Where the first `\n\n` in `bytes` begins.
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|pair| pair == b"\n\n")
+}
+
+/// The event of one block of lines, if it has data.
+fn parse_block(block: &[u8]) -> Option<Event> {
+    let block = String::from_utf8_lossy(block);
+    let mut name = String::from("message");
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.split('\n') {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => name = value.to_string(),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    (!data.is_empty()).then(|| Event {
+        name,
+        data: data.join("\n"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parser() -> Parser {
+        Parser::new(usize::MAX)
+    }
+
     #[test]
     fn events_split_across_chunks_are_joined() {
-        let mut parser = Parser::default();
-        assert!(parser.push(b"event: endpoint\nda").is_empty());
-        let events = parser.push(b"ta: /messages?x=1\n\n: comment\n\ndata: {\"a\":1}\n\n");
+        let mut parser = parser();
+        assert!(parser.push(b"event: endpoint\nda").unwrap().is_empty());
+        let events = parser
+            .push(b"ta: /messages?x=1\n\n: comment\n\ndata: {\"a\":1}\n\n")
+            .unwrap();
         assert_eq!(
             events,
             [
@@ -73,8 +152,45 @@ mod tests {
 
     #[test]
     fn crlf_line_ends_and_multi_line_data_are_understood() {
-        let mut parser = Parser::default();
-        let events = parser.push(b"data: a\r\ndata: b\r\n\r\n");
+        let events = parser().push(b"data: a\r\ndata: b\r\n\r\n").unwrap();
         assert_eq!(events[0].data, "a\nb");
+    }
+
+    #[test]
+    fn a_character_or_a_line_end_split_across_chunks_is_read_whole() {
+        let text = "data: é中\r\ndata: b\r\n\r\n".as_bytes();
+        // Every place a chunk can end, inside a character and between `\r` and `\n` among them.
+        for cut in 1..text.len() {
+            let mut parser = parser();
+            let mut events = parser.push(&text[..cut]).unwrap();
+            events.extend(parser.push(&text[cut..]).unwrap());
+            let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+            assert_eq!(data, ["é中\nb"], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_large_event_in_small_chunks_is_searched_once() {
+        // 8 MiB of data in 8 KiB chunks: searching the whole buffer again at every chunk
+        // would look at about 4 GiB.
+        let line = format!("data: {}\n", "x".repeat(1023));
+        let mut stream = line.repeat(8 * 1024).into_bytes();
+        stream.push(b'\n');
+        let mut parser = parser();
+        let mut events = Vec::new();
+        for chunk in stream.chunks(8 * 1024) {
+            events.extend(parser.push(chunk).unwrap());
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 8 * 1024 * (1023 + 1) - 1);
+        assert!(parser.examined < 2 * stream.len(), "{}", parser.examined);
+    }
+
+    #[test]
+    fn an_event_longer_than_the_limit_is_refused() {
+        let mut parser = Parser::new(16);
+        assert_eq!(parser.push(b"data: 0123456789\n\n").unwrap().len(), 1);
+        assert!(parser.push(b"data: 0123456").unwrap().is_empty());
+        assert_eq!(parser.push(b"7890"), Err(EventTooLarge(16)));
     }
 }

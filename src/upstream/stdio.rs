@@ -3,7 +3,10 @@
 //!
 //! Each process runs in its own process group. Ending a connection ends the whole group (TERM,
 //! then KILL after a grace period), and a task waits for the child so no zombie is left; stderr
-//! lines go to the log. [`end_all`] ends every group still running, for shutdown.
+//! lines go to the log. [`end_all`] ends every group still running, for shutdown. Lines are read
+//! with a bound: a stdout line longer than `max_response_bytes` is dropped, and so is a stderr
+//! line longer than [`MAX_STDERR_LINE`], so that a process cannot grow the gateway's memory by
+//! writing without a line end.
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{McpClient, Sent};
@@ -19,11 +22,64 @@ use super::{McpClient, Sent};
 /// How long a process has to exit after TERM before it gets KILL.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Longest stderr line logged.
+/// Longest stderr line logged; the rest of it is cut.
 const MAX_LOG_LINE: usize = 2048;
+
+/// Longest stderr line read; a longer one is dropped, with a note in the log.
+const MAX_STDERR_LINE: usize = 64 * 1024;
 
 /// Process groups that are running, for [`end_all`].
 static GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// One line read by [`read_line`].
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// The line, without its line end; bytes that are not UTF-8 become U+FFFD.
+    Text(String),
+    /// A line longer than the limit, skipped to its end without being kept.
+    TooLong,
+}
+
+/// The next line of `reader`, holding at most `max` bytes of it in memory; `None` at the end.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            if line.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let end = available.iter().position(|&b| b == b'\n');
+        let used = end.map_or(available.len(), |at| at + 1);
+        let content = end.unwrap_or(available.len());
+        if !too_long && line.len() + content > max {
+            too_long = true;
+            line = Vec::new();
+        }
+        if !too_long {
+            line.extend_from_slice(&available[..content]);
+        }
+        reader.consume(used);
+        if end.is_some() {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Line::TooLong));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(Some(Line::Text(
+        String::from_utf8_lossy(&line).into_owned(),
+    )))
+}
 
 /// What to spawn.
 #[derive(Clone)]
@@ -92,9 +148,18 @@ impl StdioConnection {
 
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let reader = client.clone();
+        let max = client.max_message_bytes();
         actix_rt::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut stdout = BufReader::new(stdout);
+            while let Ok(Some(line)) = read_line(&mut stdout, max).await {
+                let Line::Text(line) = line else {
+                    log::warn!(
+                        "connector `{}` wrote a line longer than {max} bytes \
+                         (max_response_bytes) on stdout; it is dropped",
+                        reader.connector()
+                    );
+                    continue;
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -112,10 +177,17 @@ impl StdioConnection {
         if let Some(stderr) = child.stderr.take() {
             let name = connector.clone();
             actix_rt::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(mut line)) = lines.next_line().await {
-                    line.truncate(floor_char_boundary(&line, MAX_LOG_LINE));
-                    log::info!("connector `{name}` stderr: {line}");
+                let mut stderr = BufReader::new(stderr);
+                while let Ok(Some(line)) = read_line(&mut stderr, MAX_STDERR_LINE).await {
+                    match line {
+                        Line::Text(mut line) => {
+                            line.truncate(floor_char_boundary(&line, MAX_LOG_LINE));
+                            log::info!("connector `{name}` stderr: {line}");
+                        }
+                        Line::TooLong => log::info!(
+                            "connector `{name}` stderr: (a line longer than {MAX_STDERR_LINE} bytes, not shown)"
+                        ),
+                    }
                 }
             });
         }
@@ -227,4 +299,25 @@ pub fn resolve_env(
                 .map_err(|e| format!("env `{name}`: {e}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn lines_over_the_limit_are_skipped_whole_and_the_reading_goes_on() {
+        let input = format!("short\r\n{}\nnext é\nlast", "x".repeat(100));
+        // A buffer of 7 bytes, so that lines end in the middle of reads.
+        let mut reader = BufReader::with_capacity(7, input.as_bytes());
+        let mut lines = Vec::new();
+        while let Some(line) = read_line(&mut reader, 10).await.unwrap() {
+            lines.push(line);
+        }
+        let text = |s: &str| Line::Text(s.to_string());
+        assert_eq!(
+            lines,
+            [text("short"), Line::TooLong, text("next é"), text("last")]
+        );
+    }
 }

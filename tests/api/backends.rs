@@ -65,7 +65,7 @@ async fn read_until_answer(
     mut response: reqwest::Response,
     reply: &str,
 ) -> Vec<Value> {
-    let mut parser = mcpgate::upstream::sse::Parser::default();
+    let mut parser = mcpgate::upstream::sse::Parser::new(usize::MAX);
     let mut seen = Vec::new();
     loop {
         let chunk = actix_rt::time::timeout(Duration::from_secs(10), response.chunk())
@@ -73,7 +73,7 @@ async fn read_until_answer(
             .expect("an event within 10 s")
             .unwrap()
             .expect("the stream holds the answer");
-        for event in parser.push(&chunk) {
+        for event in parser.push(&chunk).expect("no limit") {
             let message: Value = serde_json::from_str(&event.data).unwrap();
             if message["method"] == "sampling/createMessage" {
                 let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {
@@ -239,7 +239,7 @@ async fn many_start_stop_cycles_leave_no_process_and_no_zombie() {
     for cycle in 0..8 {
         let (created, view) = app.send_json("POST", "/api/v1/connectors", &body).await;
         assert_eq!(created, 201, "cycle {cycle}: {view}");
-        app.wait_until_view("cycle", |v| v["tools"] == 7).await;
+        app.wait_until_view("cycle", |v| v["tools"] == 8).await;
         assert_eq!(
             processes_with(&marker).0,
             2,
@@ -401,4 +401,83 @@ async fn a_failed_call_to_a_broken_mcp_server_does_not_make_the_gateway_hammer_i
         "the gateway kept posting to a broken server: {} POSTs in 500 ms",
         later - after_failure
     );
+}
+
+#[actix_web::test]
+async fn a_stdout_line_longer_than_max_response_bytes_is_dropped_and_the_process_read_on() {
+    let mut settings = tiny("tiny", &marker());
+    settings.max_response_bytes = 64 * 1024;
+    let app = spawn_app(vec![settings]).await;
+    let session = app.initialize().await;
+
+    let call = |bytes: u64| json!({"name": "tiny_long", "arguments": {"bytes": bytes}});
+    let small = app.rpc(&session, "tools/call", call(1000)).await;
+    let large = app.rpc(&session, "tools/call", call(100_000)).await;
+
+    // Under the limit the first answer wins; over it, that line is dropped and the next counts.
+    assert_eq!(
+        small["result"]["content"][0]["text"],
+        "x".repeat(1000),
+        "{small}"
+    );
+    assert_eq!(large["result"]["content"][0]["text"], "short", "{large}");
+}
+
+/// A Streamable HTTP MCP server whose `tools/call` answer is an event stream that never ends its
+/// event: 4 KiB lines of data, with no blank line, for as long as it is read.
+async fn endless_event_server() -> String {
+    use actix_web::{web, HttpResponse};
+    let port = crate::helpers::serve_local(|cfg| {
+        cfg.route(
+            "/mcp",
+            web::post().to(|body: web::Json<Value>| async move {
+                let result = match body["method"].as_str().unwrap_or("") {
+                    "initialize" => json!({"protocolVersion": "2025-06-18",
+                        "capabilities": {"tools": {}}, "serverInfo": {"name": "e", "version": "0"}}),
+                    "tools/list" => json!({"tools": [{"name": "flood", "inputSchema": {"type": "object"}}]}),
+                    "tools/call" => {
+                        let line = web::Bytes::from(format!("data: {}\n", "x".repeat(4090)));
+                        let lines = futures_util::StreamExt::map(
+                            futures_util::stream::repeat(line),
+                            Ok::<_, actix_web::Error>,
+                        );
+                        return HttpResponse::Ok()
+                            .content_type("text/event-stream")
+                            .streaming(lines);
+                    }
+                    _ if body.get("id").is_none() => return HttpResponse::Accepted().finish(),
+                    _ => json!({}),
+                };
+                HttpResponse::Ok().json(json!({"jsonrpc": "2.0", "id": body["id"], "result": result}))
+            }),
+        );
+    });
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+#[actix_web::test]
+async fn an_event_longer_than_max_response_bytes_ends_the_call_with_an_error_naming_it() {
+    let url = endless_event_server().await;
+    let flood: ConnectorSettings = serde_json::from_value(json!({
+        "name": "up", "kind": "mcp", "url": url, "transport": "streamable_http",
+        "timeout_ms": 30000, "max_response_bytes": 1_048_576}))
+    .unwrap();
+    let app = spawn_app(vec![flood]).await;
+    let session = app.initialize().await;
+
+    let failed = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "up_flood", "arguments": {}}),
+        )
+        .await;
+
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("an event longer than 1048576 bytes"),
+        "{failed}"
+    );
+    let ping = app.rpc(&session, "ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}), "{ping}");
 }

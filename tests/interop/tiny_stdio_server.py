@@ -3,8 +3,9 @@
 
 Tools: `echo` (text), `progress` (three progress notifications, then a result), `ask` (asks the
 client for a sampling/createMessage and returns its text), `crash` (exits at once), `grow` (adds
-the tool `extra` and announces the change), `wait` (never answers; notes its cancellation) and
-`cancelled` (the ids of the requests cancelled so far).
+the tool `extra` and announces the change), `wait` (never answers; notes its cancellation),
+`cancelled` (the ids of the requests cancelled so far) and `long` (first answers with a line of
+at least `bytes` bytes, then with the text `short`, both for the same request).
 With `--marker M` it starts a grandchild process whose command line holds M, so tests can check
 that the whole process group ends.
 """
@@ -20,6 +21,7 @@ TOOLS = [
     {"name": "grow", "inputSchema": {"type": "object"}},
     {"name": "wait", "inputSchema": {"type": "object"}},
     {"name": "cancelled", "inputSchema": {"type": "object"}},
+    {"name": "long", "inputSchema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}},
 ]
 CANCELLED = []
 NO_ANSWER = object()
@@ -55,6 +57,10 @@ def call(request):
         return text("grown")
     if name == "cancelled":
         return text(json.dumps(CANCELLED))
+    if name == "long":
+        size = params.get("arguments", {}).get("bytes", 0)
+        send({"jsonrpc": "2.0", "id": request["id"], "result": text("x" * size)})
+        return text("short")
     if name == "wait":
         while True:
             message = read()
