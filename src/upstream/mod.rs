@@ -86,6 +86,8 @@ pub(crate) enum Sent {
     SessionGone,
     /// The connection failed.
     Failed(String),
+    /// Not sent, and the connection kept: the server is behind on what it was sent.
+    Refused(String),
 }
 
 /// A request under way and who it serves.
@@ -211,6 +213,7 @@ impl McpClient {
             Sent::Ok => Ok(()),
             Sent::SessionGone => Err(self.drop_connection("the server ended the session")),
             Sent::Failed(reason) => Err(self.drop_connection(&reason)),
+            Sent::Refused(reason) => Err(self.unreachable(&reason)),
         }
     }
 
@@ -243,6 +246,7 @@ impl McpClient {
                 Sent::Failed(reason) => {
                     return Err(Failure::Connector(self.drop_connection(&reason)));
                 }
+                Sent::Refused(reason) => return Err(Failure::Connector(self.unreachable(&reason))),
             }
             match receiver.await {
                 Ok(Ok(result)) => Ok(result),

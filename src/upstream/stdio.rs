@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ const MAX_LOG_LINE: usize = 2048;
 
 /// Longest stderr line read; a longer one is dropped, with a note in the log.
 const MAX_STDERR_LINE: usize = 64 * 1024;
+
+/// Most bytes of messages waiting for a process to read them; a message past it is refused.
+const MAX_UNREAD_INPUT: usize = 64 * 1024 * 1024;
 
 /// Process groups that are running, for [`end_all`].
 static GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
@@ -97,6 +101,8 @@ pub struct StdioSpec {
 /// A running process.
 pub struct StdioConnection {
     lines: mpsc::UnboundedSender<String>,
+    /// Bytes in `lines` not yet written to the process.
+    unread: Arc<AtomicUsize>,
     group: i32,
     exited: Arc<Mutex<bool>>,
 }
@@ -137,12 +143,15 @@ impl StdioConnection {
         );
 
         let (lines, mut queue) = mpsc::unbounded_channel::<String>();
+        let unread = Arc::new(AtomicUsize::new(0));
+        let written = unread.clone();
         let mut stdin = child.stdin.take().ok_or("no stdin")?;
         actix_rt::spawn(async move {
             while let Some(line) = queue.recv().await {
                 if stdin.write_all(line.as_bytes()).await.is_err() {
                     break;
                 }
+                written.fetch_sub(line.len(), Ordering::Relaxed);
             }
         });
 
@@ -209,14 +218,25 @@ impl StdioConnection {
         });
         Ok(StdioConnection {
             lines,
+            unread,
             group,
             exited,
         })
     }
 
-    /// Writes one message as a line.
+    /// Writes one message as a line; refuses it while the process has more than
+    /// [`MAX_UNREAD_INPUT`] bytes of earlier ones still to read.
     pub async fn send(&self, message: &Value) -> Sent {
-        match self.lines.send(format!("{message}\n")) {
+        let line = format!("{message}\n");
+        let unread = self.unread.load(Ordering::Relaxed);
+        if unread + line.len() > MAX_UNREAD_INPUT {
+            return Sent::Refused(format!(
+                "the process has not read {unread} bytes of what it was sent; \
+                 it is sent nothing more until it reads"
+            ));
+        }
+        self.unread.fetch_add(line.len(), Ordering::Relaxed);
+        match self.lines.send(line) {
             Ok(()) => Sent::Ok,
             Err(_) => Sent::Failed("the process's stdin is closed".into()),
         }

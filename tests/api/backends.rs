@@ -239,7 +239,7 @@ async fn many_start_stop_cycles_leave_no_process_and_no_zombie() {
     for cycle in 0..8 {
         let (created, view) = app.send_json("POST", "/api/v1/connectors", &body).await;
         assert_eq!(created, 201, "cycle {cycle}: {view}");
-        app.wait_until_view("cycle", |v| v["tools"] == 8).await;
+        app.wait_until_view("cycle", |v| v["tools"] == 9).await;
         assert_eq!(
             processes_with(&marker).0,
             2,
@@ -480,4 +480,56 @@ async fn an_event_longer_than_max_response_bytes_ends_the_call_with_an_error_nam
     );
     let ping = app.rpc(&session, "ping", json!({})).await;
     assert_eq!(ping["result"], json!({}), "{ping}");
+}
+
+#[actix_web::test]
+async fn a_process_that_stops_reading_is_sent_no_more_than_the_bound_and_calls_get_a_clear_error() {
+    let mut settings = tiny("tiny", &marker());
+    // Long enough for all 80 calls to reach the gateway before the first times out.
+    settings.timeout_ms = 10_000;
+    // Its health checks would soon fail too (refused like the calls) and restart it.
+    settings.health_check_interval_ms = 60_000;
+    let app = spawn_app(vec![settings]).await;
+    let session = app.initialize().await;
+    let deaf = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_deaf", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        deaf["result"]["content"][0]["text"], "deaf from now on",
+        "{deaf}"
+    );
+
+    // 80 calls of 1 MiB each: more than the 64 MiB a process may leave unread.
+    let text = "x".repeat(1024 * 1024);
+    let calls = (0..80).map(|_| {
+        let params = json!({"name": "tiny_echo", "arguments": {"text": text}});
+        app.rpc(&session, "tools/call", params)
+    });
+    let answers = futures_util::future::join_all(calls).await;
+
+    let kind = |a: &Value| {
+        let message = a["error"]["message"].as_str().unwrap_or_default();
+        if message.contains("the process has not read") {
+            return "refused".to_string();
+        }
+        a["error"]["data"]["kind"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    };
+    let kinds: Vec<String> = answers.iter().map(kind).collect();
+    let count = |k: &str| kinds.iter().filter(|&x| x == k).count();
+    // What it took before it stopped reading waits, and times out; the rest is refused at once,
+    // until the refusals open the connector's circuit.
+    assert!(count("timeout") <= 64, "{kinds:?}");
+    assert!(count("refused") >= 1, "{kinds:?}");
+    assert_eq!(
+        count("timeout") + count("refused") + count("circuit_open"),
+        80,
+        "{kinds:?}"
+    );
 }

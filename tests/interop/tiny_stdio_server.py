@@ -4,14 +4,16 @@
 Tools: `echo` (text), `progress` (three progress notifications, then a result), `ask` (asks the
 client for a sampling/createMessage and returns its text), `crash` (exits at once), `grow` (adds
 the tool `extra` and announces the change), `wait` (never answers; notes its cancellation),
-`cancelled` (the ids of the requests cancelled so far) and `long` (first answers with a line of
-at least `bytes` bytes, then with the text `short`, both for the same request).
+`cancelled` (the ids of the requests cancelled so far), `long` (first answers with a line of
+at least `bytes` bytes, then with the text `short`, both for the same request) and `deaf`
+(answers, then never reads its input again).
 With `--marker M` it starts a grandchild process whose command line holds M, so tests can check
 that the whole process group ends.
 """
 import json
 import subprocess
 import sys
+import time
 
 TOOLS = [
     {"name": "echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
@@ -22,6 +24,7 @@ TOOLS = [
     {"name": "wait", "inputSchema": {"type": "object"}},
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}},
+    {"name": "deaf", "inputSchema": {"type": "object"}},
 ]
 CANCELLED = []
 NO_ANSWER = object()
@@ -57,6 +60,9 @@ def call(request):
         return text("grown")
     if name == "cancelled":
         return text(json.dumps(CANCELLED))
+    if name == "deaf":
+        send({"jsonrpc": "2.0", "id": request["id"], "result": text("deaf from now on")})
+        time.sleep(600)
     if name == "long":
         size = params.get("arguments", {}).get("bytes", 0)
         send({"jsonrpc": "2.0", "id": request["id"], "result": text("x" * size)})
