@@ -27,6 +27,7 @@ pub mod configuration;
 pub mod connector;
 pub mod feedback;
 pub mod gateway;
+pub mod lines;
 pub mod mcp;
 pub mod metrics;
 pub mod recorder;

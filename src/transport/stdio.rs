@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::configuration::Settings;
+use crate::lines::{read_line, Line};
 use crate::mcp::jsonrpc::{classify, RpcError, PARSE_ERROR};
 use crate::mcp::scope::Scope;
 use crate::session::{EndSession, HandleMessage, Session, Transport, STREAM_CAPACITY};
@@ -40,16 +41,23 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
 
     let mut asked = 0;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let message = match serde_json::from_str::<Value>(&line) {
-            Ok(value) => classify(value),
-            Err(e) => Err((
+    let max = settings.server.max_body_bytes;
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    while let Some(line) = read_line(&mut stdin, max).await? {
+        let message = match line {
+            Line::Text(line) if line.trim().is_empty() => continue,
+            Line::Text(line) => match serde_json::from_str::<Value>(&line) {
+                Ok(value) => classify(value),
+                Err(e) => Err((
+                    Value::Null,
+                    RpcError::new(PARSE_ERROR, format!("the line is not valid JSON: {e}")),
+                )),
+            },
+            Line::TooLong => Err((
                 Value::Null,
-                RpcError::new(PARSE_ERROR, format!("the line is not valid JSON: {e}")),
+                RpcError::invalid_request(format!(
+                    "the line is longer than {max} bytes (server.max_body_bytes)"
+                )),
             )),
         };
         if message.as_ref().map_or(true, |m| m.is_request()) {

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{McpClient, Sent};
+use crate::lines::{read_line, Line};
 
 /// How long a process has to exit after TERM before it gets KILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -34,56 +35,6 @@ const MAX_UNREAD_INPUT: usize = 64 * 1024 * 1024;
 
 /// Process groups that are running, for [`end_all`].
 static GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
-
-/// One line read by [`read_line`].
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    /// The line, without its line end; bytes that are not UTF-8 become U+FFFD.
-    Text(String),
-    /// A line longer than the limit, skipped to its end without being kept.
-    TooLong,
-}
-
-/// The next line of `reader`, holding at most `max` bytes of it in memory; `None` at the end.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-) -> std::io::Result<Option<Line>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            if line.is_empty() && !too_long {
-                return Ok(None);
-            }
-            break;
-        }
-        let end = available.iter().position(|&b| b == b'\n');
-        let used = end.map_or(available.len(), |at| at + 1);
-        let content = end.unwrap_or(available.len());
-        if !too_long && line.len() + content > max {
-            too_long = true;
-            line = Vec::new();
-        }
-        if !too_long {
-            line.extend_from_slice(&available[..content]);
-        }
-        reader.consume(used);
-        if end.is_some() {
-            break;
-        }
-    }
-    if too_long {
-        return Ok(Some(Line::TooLong));
-    }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(Some(Line::Text(
-        String::from_utf8_lossy(&line).into_owned(),
-    )))
-}
 
 /// What to spawn.
 #[derive(Clone)]
@@ -319,25 +270,4 @@ pub fn resolve_env(
                 .map_err(|e| format!("env `{name}`: {e}"))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_rt::test]
-    async fn lines_over_the_limit_are_skipped_whole_and_the_reading_goes_on() {
-        let input = format!("short\r\n{}\nnext é\nlast", "x".repeat(100));
-        // A buffer of 7 bytes, so that lines end in the middle of reads.
-        let mut reader = BufReader::with_capacity(7, input.as_bytes());
-        let mut lines = Vec::new();
-        while let Some(line) = read_line(&mut reader, 10).await.unwrap() {
-            lines.push(line);
-        }
-        let text = |s: &str| Line::Text(s.to_string());
-        assert_eq!(
-            lines,
-            [text("short"), Line::TooLong, text("next é"), text("last")]
-        );
-    }
 }

@@ -25,6 +25,14 @@ fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     mcpgate(config, args, env).output().unwrap()
 }
 
+/// The messages of `mcpgate stdio`'s output, one per line; every line must be one.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON-RPC"))
+        .collect()
+}
+
 #[test]
 fn version_and_help_describe_the_commands() {
     let dir = config_dir("connectors: []");
@@ -234,11 +242,8 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
     let output = child.wait_with_output().unwrap();
 
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let answers: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON-RPC"))
-        .filter(|m: &serde_json::Value| m.get("id").is_some())
-        .collect();
+    let mut answers = json_lines(&stdout);
+    answers.retain(|m| m.get("id").is_some());
     let by_id = |id: i64| {
         answers
             .iter()
@@ -376,5 +381,49 @@ fn a_stop_during_a_long_prune_ends_the_process_without_waiting_for_the_whole_bac
     assert!(
         left > 0 && left < backlog,
         "{left} of {backlog} left: {log:?}"
+    );
+}
+
+#[test]
+fn stdio_answers_a_line_that_is_not_utf8_or_too_long_with_an_error_and_reads_on() {
+    use std::io::Write;
+    let dir = config_dir("connectors: []");
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let env = [
+        ("MCPGATE__DATABASE__URL", db.as_str()),
+        ("MCPGATE__SERVER__MAX_BODY_BYTES", "2000"),
+    ];
+    let mut child = mcpgate(dir.path(), &["stdio"], &env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    writeln!(stdin, "{initialize}").unwrap();
+    stdin.write_all(b"\xff\xfe not UTF-8\n").unwrap();
+    writeln!(stdin, "{}", "x".repeat(5000)).unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"ping"}}"#).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answers = json_lines(&stdout);
+    // Answers come as they are ready, not in the order asked.
+    let error = |code: i64| answers.iter().find(|a| a["error"]["code"] == code);
+    let ping = answers.iter().find(|a| a["id"] == 2);
+    assert!(output.status.success(), "{:?}: {stdout}", output.status);
+    assert_eq!(answers.len(), 4, "{stdout}");
+    assert!(error(-32700).is_some(), "{stdout}");
+    let too_long = error(-32600).map(|a| a["error"]["message"].to_string());
+    assert!(
+        too_long.is_some_and(|m| m.contains("longer than 2000 bytes")),
+        "{stdout}"
+    );
+    assert_eq!(
+        ping.map(|p| p["result"].clone()),
+        Some(serde_json::json!({})),
+        "{stdout}"
     );
 }
