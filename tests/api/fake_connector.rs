@@ -156,8 +156,11 @@ impl FakeConnector {
     }
 
     /// Stops the server: its port refuses connections afterwards, and stays this connector's.
+    /// The stop is a graceful one with no grace (`shutdown_timeout(0)`), because only a graceful
+    /// stop waits for the worker to end; a forced one returns at once, and a keep-alive
+    /// connection the gateway holds could still be answered by the worker for a moment.
     pub async fn stop(&self) {
-        self.handle.stop(false).await;
+        self.handle.stop(true).await;
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
         socket.set_reuse_address(true).expect("reuse");
