@@ -227,7 +227,7 @@ impl HttpConnection {
                 response.status()
             )));
         }
-        let (endpoint_tx, endpoint_rx) = oneshot::channel::<String>();
+        let (endpoint_tx, endpoint_rx) = oneshot::channel::<Result<String, String>>();
         let base = self.url.clone();
         let reader = mcp.clone();
         let generation = self.generation;
@@ -260,7 +260,8 @@ impl HttpConnection {
         let endpoint = actix_rt::time::timeout(self.timeout, endpoint_rx)
             .await
             .map_err(|_| unreachable("no endpoint event on the SSE stream".into()))?
-            .map_err(|_| unreachable("the SSE stream ended before its endpoint event".into()))?;
+            .map_err(|_| unreachable("the SSE stream ended before its endpoint event".into()))?
+            .map_err(unreachable)?;
         *self.legacy_endpoint.borrow_mut() = Some(endpoint);
         Ok(())
     }
@@ -295,11 +296,22 @@ fn deliver(mcp: &McpClient, data: &str, related: Option<u64>) {
 }
 
 /// `endpoint` resolved against the stream's URL.
-fn resolve(base: &str, endpoint: &str) -> String {
-    url::Url::parse(base)
-        .and_then(|b| b.join(endpoint))
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| endpoint.to_string())
+/// The URL that the SSE stream at `base` names in its `endpoint` event, resolved against
+/// `base`. It must be on the stream's origin (scheme, host and port): messages to it carry the
+/// connector's headers and credentials, which must not go to a host the server picks.
+fn resolve(base: &str, endpoint: &str) -> Result<String, String> {
+    let base = url::Url::parse(base).map_err(|e| format!("the SSE URL is invalid: {e}"))?;
+    let url = base
+        .join(endpoint)
+        .map_err(|e| format!("the SSE stream's endpoint `{endpoint}` is not a URL: {e}"))?;
+    if url.origin() != base.origin() {
+        return Err(format!(
+            "the SSE stream's endpoint `{url}` is not on the stream's origin `{}`; \
+             nothing is sent to it",
+            base.origin().ascii_serialization()
+        ));
+    }
+    Ok(url.to_string())
 }
 
 #[cfg(test)]
@@ -309,6 +321,24 @@ mod tests {
     #[test]
     fn a_relative_endpoint_is_resolved_against_the_stream_url() {
         let url = resolve("http://127.0.0.1:9/sse", "/messages?session_id=1");
-        assert_eq!(url, "http://127.0.0.1:9/messages?session_id=1");
+        assert_eq!(url.unwrap(), "http://127.0.0.1:9/messages?session_id=1");
+        let same = resolve("http://127.0.0.1:9/sse", "http://127.0.0.1:9/m?s=1");
+        assert_eq!(same.unwrap(), "http://127.0.0.1:9/m?s=1");
+    }
+
+    #[test]
+    fn an_endpoint_on_another_origin_is_refused() {
+        for endpoint in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://127.0.0.1:9/messages",
+            "http://127.0.0.1:10/messages",
+            "//evil.example/messages",
+        ] {
+            let refused = resolve("http://127.0.0.1:9/sse", endpoint).unwrap_err();
+            assert!(
+                refused.contains("is not on the stream's origin `http://127.0.0.1:9`"),
+                "{refused}"
+            );
+        }
     }
 }
