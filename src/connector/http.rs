@@ -77,7 +77,12 @@ impl HttpBackend {
         url: &str,
         headers: &[(String, SecretString)],
     ) -> Self {
-        let mut builder = Client::builder().timeout(settings.timeout());
+        // Redirects are not followed: they would carry the connector's headers (its secrets
+        // among them; awc drops only `Authorization` and cookies across origins) to wherever
+        // the backend points.
+        let mut builder = Client::builder()
+            .timeout(settings.timeout())
+            .disable_redirects();
         for (name, value) in headers {
             builder = builder.add_default_header((name.as_str(), value.expose_secret()));
         }
@@ -276,6 +281,9 @@ impl HttpBackend {
                     reason: other.to_string(),
                 },
             })?;
+            if response.status().is_redirection() {
+                return Err(self.bad_response(redirected(&response)));
+            }
             let body = response
                 .body()
                 .limit(self.max_response_bytes)
@@ -337,6 +345,19 @@ impl HttpBackend {
             timeout_ms: timeout.as_millis() as u64,
         }
     }
+}
+
+/// What a redirect is reported as: where it pointed, and that it was not followed.
+pub(crate) fn redirected<S>(response: &awc::ClientResponse<S>) -> String {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nowhere");
+    format!(
+        "HTTP {} to `{location}`: redirects are not followed; set the connector's URL to where it points",
+        response.status().as_u16()
+    )
 }
 
 /// Percent-encodes `value` as one path segment.

@@ -32,6 +32,7 @@ use serde_json::{Map, Value};
 pub use breaker::{BreakerSettings, BreakerState};
 pub use error::ConnectorError;
 pub use health::{now_ms, ConnectorStatus, Health};
+pub(crate) use http::redirected;
 pub use rate_limit::RateLimitSettings;
 pub use replicas::ReplicaView;
 pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};

@@ -53,7 +53,8 @@ impl HttpConnection {
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<HttpConnection, ConnectorError> {
-        let mut builder = Client::builder().timeout(timeout);
+        // Redirects are not followed, for the connector's headers' sake (see the `http` backend).
+        let mut builder = Client::builder().timeout(timeout).disable_redirects();
         for (name, value) in headers {
             builder = builder.add_default_header((name.as_str(), value.as_str()));
         }
@@ -119,6 +120,9 @@ impl HttpConnection {
         }
         if status == 202 {
             return Sent::Ok;
+        }
+        if response.status().is_redirection() {
+            return Sent::Failed(crate::connector::redirected(&response));
         }
         if !(200..300).contains(&status) {
             let body = response.body().limit(4096).await.unwrap_or_default();
@@ -221,6 +225,10 @@ impl HttpConnection {
             .send()
             .await
             .map_err(|e| unreachable(format!("SSE stream: {e}")))?;
+        if response.status().is_redirection() {
+            let redirect = crate::connector::redirected(&response);
+            return Err(unreachable(format!("SSE stream: {redirect}")));
+        }
         if !response.status().is_success() {
             return Err(unreachable(format!(
                 "SSE stream: HTTP {}",
