@@ -50,6 +50,13 @@ pub enum Transport {
     Stdio,
 }
 
+/// A new session was refused: `max` sessions (`server.max_sessions`) are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionsFull {
+    /// The limit that was reached.
+    pub max: usize,
+}
+
 impl Transport {
     /// Its name in metrics: `sse`, `streamable` or `stdio`.
     pub fn name(self) -> &'static str {
@@ -153,13 +160,14 @@ pub struct Session {
 
 impl Session {
     /// Starts a session and enters it in the session table; returns its id and address, or
-    /// `None` when `server.max_sessions` are open (counted in `mcpgate_sessions_refused_total`).
+    /// [`SessionsFull`] when `server.max_sessions` are open (counted in
+    /// `mcpgate_sessions_refused_total`).
     pub fn start(
         gateway: Arc<Gateway>,
         transport: Transport,
         stream: Option<(mpsc::Sender<Bytes>, u64)>,
         scope: Scope,
-    ) -> Option<(Arc<str>, Addr<Session>)> {
+    ) -> Result<(Arc<str>, Addr<Session>), SessionsFull> {
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let sessions = gateway.sessions.clone();
         let max = gateway.server.max_sessions;
@@ -179,13 +187,13 @@ impl Session {
             scope,
         };
         match sessions.admit(id.clone(), max, move || session.start()) {
-            Some(addr) => Some((id, addr)),
+            Some(addr) => Ok((id, addr)),
             None => {
                 let refused = metrics
                     .sessions_refused
                     .with_label_values(&[transport.name()]);
                 refused.inc();
-                None
+                Err(SessionsFull { max })
             }
         }
     }

@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, RpcError, PARSE_ERROR};
 use crate::mcp::scope::Scope;
+use crate::session::SessionsFull;
 
 /// Mounts the MCP endpoints behind the guard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -80,9 +81,11 @@ impl Rejection {
             error: RpcError::invalid_request(message),
         }
     }
+}
 
-    /// 503: `max` sessions are open, the most `server.max_sessions` allows.
-    fn sessions_full(max: usize) -> Self {
+/// 503: `max` sessions are open, the most `server.max_sessions` allows.
+impl From<SessionsFull> for Rejection {
+    fn from(SessionsFull { max }: SessionsFull) -> Self {
         let message = format!(
             "the gateway has {max} sessions open, the most it takes (server.max_sessions); \
              end a session or try again later"

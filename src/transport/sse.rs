@@ -24,10 +24,8 @@ pub async fn open(
         None => "/messages".to_string(),
     };
     let (sender, stream) = EventStream::channel();
-    let max = gateway.server.max_sessions;
     let shared = gateway.into_inner();
-    let (id, addr) = Session::start(shared, Transport::LegacySse, Some(sender.clone()), scope)
-        .ok_or_else(|| Rejection::sessions_full(max))?;
+    let (id, addr) = Session::start(shared, Transport::LegacySse, Some(sender.clone()), scope)?;
     let endpoint = event("endpoint", &format!("{messages}?session_id={id}"));
     // The channel is new and empty: the first event always fits.
     let _ = sender.0.try_send(endpoint);

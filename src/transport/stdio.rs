@@ -24,7 +24,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (sender, mut outbound) = mpsc::channel::<Bytes>(STREAM_CAPACITY);
     let shared = gateway.clone().into_inner();
     let (_, session) = Session::start(shared, Transport::Stdio, Some((sender, 0)), Scope::All)
-        .ok_or_else(|| anyhow::anyhow!("no session could be opened (server.max_sessions)"))?;
+        .map_err(|full| {
+            anyhow::anyhow!("no session: server.max_sessions ({}) are open", full.max)
+        })?;
     let answered = Arc::new(AtomicUsize::new(0));
 
     let written = answered.clone();

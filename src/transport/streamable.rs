@@ -81,9 +81,7 @@ pub async fn post(
         }
         let scope = super::scope_for(&gateway, &req)?;
         let shared = gateway.clone().into_inner();
-        let max = gateway.server.max_sessions;
-        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope)
-            .ok_or_else(|| Rejection::sessions_full(max))?;
+        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope)?;
         (addr, Some(id))
     } else {
         (find_session(&gateway, req.headers())?, None)
