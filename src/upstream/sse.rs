@@ -53,18 +53,10 @@ impl Parser {
     /// Adds a chunk; returns the events it completed, or an error once the event under way is
     /// longer than the limit (the stream cannot be read on after that).
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>, EventTooLarge> {
-        for &byte in chunk {
-            match byte {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\r' => {
-                    self.buffer.push(b'\n');
-                    self.after_cr = true;
-                }
-                _ => {
-                    self.buffer.push(byte);
-                    self.after_cr = false;
-                }
-            }
+        if !self.after_cr && !chunk.contains(&b'\r') {
+            self.buffer.extend_from_slice(chunk);
+        } else {
+            self.push_converting(chunk);
         }
         let mut events = Vec::new();
         let mut start = 0;
@@ -84,6 +76,23 @@ impl Parser {
             return Err(EventTooLarge(self.max));
         }
         Ok(events)
+    }
+
+    /// Appends `chunk` with its `\r\n` and `\r` line ends turned into `\n`.
+    fn push_converting(&mut self, chunk: &[u8]) {
+        for &byte in chunk {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' => {
+                    self.buffer.push(b'\n');
+                    self.after_cr = true;
+                }
+                _ => {
+                    self.buffer.push(byte);
+                    self.after_cr = false;
+                }
+            }
+        }
     }
 
     #[cfg(test)]
