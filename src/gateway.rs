@@ -16,6 +16,7 @@ use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::store::Pool;
 use crate::trainer::served::ServedVersions;
+use crate::transport::Parked;
 
 /// Shared by all handlers and sessions.
 pub struct Gateway {
@@ -47,4 +48,6 @@ pub struct Gateway {
     pub feedback_tool: Option<String>,
     /// Versions served in place of the backends' own texts.
     pub served: Arc<ServedVersions>,
+    /// Stateless requests waiting for their client's input.
+    pub parked: Parked,
 }

@@ -23,6 +23,7 @@ use crate::session::Sessions;
 use crate::trainer::restart::Flush;
 use crate::trainer::served::ServedVersions;
 use crate::trainer::{restart, Trainer, TrainerDeps};
+use crate::transport::Parked;
 use crate::{api, secrets, store, transport};
 
 /// How long shutdown waits for each of its writes.
@@ -218,6 +219,7 @@ pub async fn build_gateway(
         },
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
         served,
+        parked: Parked::default(),
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {

@@ -10,6 +10,7 @@ pub mod dispatch;
 mod feedback_tool;
 pub mod jsonrpc;
 pub mod lifecycle;
+pub mod modern;
 mod paging;
 mod prompts;
 mod resources;

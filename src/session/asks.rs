@@ -31,10 +31,7 @@ impl Session {
     /// Whether a log message at `level` passes the level the client set.
     fn wants_level(&self, level: Option<&str>) -> bool {
         let rank = level.and_then(|l| LEVELS.iter().position(|known| *known == l));
-        match (self.log_level, rank) {
-            (Some(min), Some(rank)) => rank >= min,
-            _ => true,
-        }
+        rank.unwrap_or(LEVELS.len()) >= self.log_floor()
     }
 }
 

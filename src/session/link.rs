@@ -9,8 +9,9 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{AskClient, Push, Session};
+use super::{AskClient, Exchange, Push, Session};
 use crate::mcp::jsonrpc::{RpcError, METHOD_NOT_FOUND};
+use crate::mcp::lifecycle::LEVELS;
 
 /// The stream of one client request's answer (a Streamable HTTP POST answered as SSE): messages
 /// related to that request go there while it is open.
@@ -53,28 +54,50 @@ pub struct ClientLink {
     session: Addr<Session>,
     /// The stream of the request being served, if it has one.
     related: Option<RelatedStream>,
-    /// What the client declared in `initialize`.
+    /// What the client declared (in `initialize`, or in a stateless request's `_meta`).
     capabilities: Arc<Value>,
+    /// The rank in [`LEVELS`] of the least severe log message the client takes.
+    log_floor: usize,
+    /// For a stateless request: where requests for the client go.
+    exchange: Option<Exchange>,
 }
 
 impl ClientLink {
-    /// A link to `session`.
+    /// A link to `session`, passing on log messages from `log_floor` (a rank in [`LEVELS`];
+    /// `usize::MAX` for none).
     pub fn new(
         session_id: Arc<str>,
         session: Addr<Session>,
         related: Option<RelatedStream>,
         capabilities: Arc<Value>,
+        log_floor: usize,
     ) -> Self {
         ClientLink {
             session_id,
             session,
             related,
             capabilities,
+            log_floor,
+            exchange: None,
         }
     }
 
+    /// The link of a stateless request, whose requests for the client go through `exchange`.
+    pub fn with_exchange(mut self, exchange: Option<Exchange>) -> Self {
+        self.exchange = exchange;
+        self
+    }
+
     /// Sends a notification: on the request's stream while it is open, else on the session's.
+    /// A log message below the level the client asked for is dropped.
     pub fn notify(&self, message: Value) {
+        if message.get("method").and_then(Value::as_str) == Some("notifications/message") {
+            let level = message["params"]["level"].as_str();
+            let rank = level.and_then(|l| LEVELS.iter().position(|known| *known == l));
+            if rank.unwrap_or(LEVELS.len()) < self.log_floor {
+                return;
+            }
+        }
         if self.related.as_ref().is_some_and(|r| r.send(&message)) {
             return;
         }
@@ -92,11 +115,17 @@ impl ClientLink {
         };
         if let Some(capability) = capability {
             if self.capabilities.get(capability).is_none() {
+                if let Some(exchange) = &self.exchange {
+                    exchange.capability_missing(capability);
+                }
                 return Err(RpcError::new(
                     METHOD_NOT_FOUND,
                     format!("the client did not declare the `{capability}` capability"),
                 ));
             }
+        }
+        if let Some(exchange) = &self.exchange {
+            return exchange.ask(method, params).await;
         }
         let request = AskClient {
             method: method.to_string(),

@@ -9,6 +9,7 @@
 //! request to [`crate::mcp::dispatch`]. HTTP framing belongs to [`crate::transport`].
 
 mod asks;
+mod exchange;
 mod link;
 mod sessions;
 
@@ -22,6 +23,7 @@ use futures_util::future::{AbortHandle, Abortable};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+pub use exchange::{Ask, Asks, Exchange};
 pub use link::{ClientLink, RelatedStream};
 pub use sessions::Sessions;
 
@@ -30,6 +32,7 @@ use crate::gateway::Gateway;
 use crate::mcp::dispatch::{self, Context as DispatchContext};
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, BACKEND_UNAVAILABLE, REQUEST_TIMEOUT};
 use crate::mcp::lifecycle;
+use crate::mcp::modern::{self, RequestMeta};
 use crate::mcp::scope::Scope;
 use crate::registry::{CatalogChanged, Subscribe, Unsubscribe};
 
@@ -48,6 +51,9 @@ pub enum Transport {
     Streamable,
     /// stdin/stdout: every message goes on the stream.
     Stdio,
+    /// One stateless request on `/mcp` (revision 2026-07-28): the session lives as long as the
+    /// request, in no table, and its answer goes in the HTTP response.
+    Stateless,
 }
 
 /// A new session was refused: `max` sessions (`server.max_sessions`) are open.
@@ -64,6 +70,7 @@ impl Transport {
             Transport::LegacySse => "sse",
             Transport::Streamable => "streamable",
             Transport::Stdio => "stdio",
+            Transport::Stateless => "stateless",
         }
     }
 }
@@ -156,6 +163,23 @@ pub struct Session {
     next_ask: u64,
     /// What it sees of the catalog.
     scope: Scope,
+    /// For a stateless request: where backends' requests for the client go.
+    exchange: Option<Exchange>,
+    /// For a `subscriptions/listen` stream: the changes the client listens for.
+    listen: Option<Listen>,
+}
+
+/// What a `subscriptions/listen` stream (revision 2026-07-28) carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listen {
+    /// The listen request's id, named in every notification.
+    pub id: Value,
+    /// `notifications/tools/list_changed`.
+    pub tools: bool,
+    /// `notifications/prompts/list_changed`.
+    pub prompts: bool,
+    /// `notifications/resources/list_changed`.
+    pub resources: bool,
 }
 
 impl Session {
@@ -185,6 +209,8 @@ impl Session {
             asked: HashMap::new(),
             next_ask: 1,
             scope,
+            exchange: None,
+            listen: None,
         };
         match sessions.admit(id.clone(), max, move || session.start()) {
             Some(addr) => Ok((id, addr)),
@@ -195,6 +221,63 @@ impl Session {
                 refused.inc();
                 Err(SessionsFull { max })
             }
+        }
+    }
+
+    /// Starts the session of one stateless request: its revision, capabilities and log level
+    /// are those of the request's `_meta`, and backends' requests for the client go through
+    /// `exchange`. It is in no table; it ends with its request.
+    pub fn start_stateless(
+        gateway: Arc<Gateway>,
+        scope: Scope,
+        meta: &RequestMeta,
+        exchange: Exchange,
+    ) -> Addr<Session> {
+        let version = modern::VERSIONS
+            .iter()
+            .find(|v| **v == meta.version)
+            .copied()
+            .unwrap_or(modern::VERSIONS[0]);
+        Session {
+            id: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            transport: Transport::Stateless,
+            gateway,
+            stream: None,
+            version: Some(version),
+            client_capabilities: Arc::new(meta.capabilities.clone()),
+            log_level: meta.log_level,
+            last_seen: Instant::now(),
+            in_flight: HashMap::new(),
+            asked: HashMap::new(),
+            next_ask: 1,
+            scope,
+            exchange: Some(exchange),
+            listen: None,
+        }
+        .start()
+    }
+
+    /// Starts the session behind one `subscriptions/listen` stream: it tells the client of the
+    /// catalog changes that `listen` names until the client closes `stream`. It counts against
+    /// `server.max_sessions` like any session.
+    pub fn start_listener(
+        gateway: Arc<Gateway>,
+        scope: Scope,
+        stream: (mpsc::Sender<Bytes>, u64),
+        listen: Listen,
+    ) -> Result<Addr<Session>, SessionsFull> {
+        let (_, addr) = Session::start(gateway, Transport::Stateless, Some(stream), scope)?;
+        addr.do_send(StartListening(listen));
+        Ok(addr)
+    }
+
+    /// The rank of the least severe log message the client takes: all by default, none for a
+    /// stateless request that names no level.
+    fn log_floor(&self) -> usize {
+        match (self.log_level, self.transport) {
+            (Some(level), _) => level,
+            (None, Transport::Stateless) => usize::MAX,
+            (None, _) => 0,
         }
     }
 
@@ -282,7 +365,9 @@ impl Session {
             ctx.address(),
             related,
             self.client_capabilities.clone(),
-        );
+            self.log_floor(),
+        )
+        .with_exchange(self.exchange.clone());
         DispatchContext {
             session_id: self.id.clone(),
             catalog: self.gateway.catalog.clone(),
@@ -356,6 +441,9 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.exchange.is_some() {
+            return;
+        }
         self.gateway.registry.do_send(Subscribe {
             session: self.id.to_string(),
             recipient: ctx.address().recipient(),
@@ -365,14 +453,17 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        for handle in self.in_flight.values() {
+            handle.abort();
+        }
+        if self.exchange.is_some() {
+            return;
+        }
         self.gateway.metrics.sessions_open.dec();
         self.gateway.sessions.remove(&self.id);
         self.gateway.registry.do_send(Unsubscribe {
             session: self.id.to_string(),
         });
-        for handle in self.in_flight.values() {
-            handle.abort();
-        }
     }
 }
 
@@ -483,18 +574,63 @@ impl Handler<CatalogChanged> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: CatalogChanged, ctx: &mut Self::Context) {
-        if self.version.is_none() {
+        if self.version.is_none() && self.listen.is_none() {
             return;
         }
         let changes = msg.0;
-        for (changed, method) in [
-            (changes.tools, "notifications/tools/list_changed"),
-            (changes.resources, "notifications/resources/list_changed"),
-            (changes.prompts, "notifications/prompts/list_changed"),
+        let wanted = match &self.listen {
+            Some(l) => (l.tools, l.resources, l.prompts),
+            None => (true, true, true),
+        };
+        let params = self
+            .listen
+            .as_ref()
+            .map(|l| json!({"_meta": {modern::META_SUBSCRIPTION: l.id}}));
+        for (changed, wanted, method) in [
+            (changes.tools, wanted.0, "notifications/tools/list_changed"),
+            (
+                changes.resources,
+                wanted.1,
+                "notifications/resources/list_changed",
+            ),
+            (
+                changes.prompts,
+                wanted.2,
+                "notifications/prompts/list_changed",
+            ),
         ] {
-            if changed {
-                self.push(&jsonrpc::notification(method, None), ctx);
+            if changed && wanted {
+                self.push(&jsonrpc::notification(method, params.clone()), ctx);
             }
         }
+    }
+}
+
+/// Makes the session a `subscriptions/listen` stream.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StartListening(Listen);
+
+impl Handler<StartListening> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartListening, ctx: &mut Self::Context) {
+        let listen = msg.0;
+        let honoured: serde_json::Map<String, Value> = [
+            ("toolsListChanged", listen.tools),
+            ("promptsListChanged", listen.prompts),
+            ("resourcesListChanged", listen.resources),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(key, on)| (key.to_string(), json!(on)))
+        .collect();
+        let params = json!({
+            "_meta": {modern::META_SUBSCRIPTION: listen.id},
+            "notifications": honoured,
+        });
+        let ack = jsonrpc::notification("notifications/subscriptions/acknowledged", Some(params));
+        self.push(&ack, ctx);
+        self.listen = Some(listen);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `sse`: the legacy HTTP+SSE transport of protocol 2024-11-05 (`GET /sse`,
 //!   `POST /messages`).
-//! - `streamable`: Streamable HTTP on `/mcp` (2025-03-26 and later).
+//! - `streamable`: Streamable HTTP on `/mcp` (2025-03-26 to 2025-11-25, with sessions), which
+//!   hands requests of the stateless revision (2026-07-28) to `stateless` and `listen`.
 //! - [`guard`]: `Host`/`Origin` validation and bearer tokens in front of both.
 //! - [`stdio`]: one session on stdin/stdout (`mcpgate stdio`).
 //!
@@ -10,9 +11,14 @@
 
 mod event_stream;
 pub mod guard;
+mod listen;
+mod running;
 mod sse;
+mod stateless;
 pub mod stdio;
 mod streamable;
+
+pub use running::Parked;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;

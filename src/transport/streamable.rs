@@ -4,6 +4,10 @@
 //! `Mcp-Session-Id`; requests are answered as JSON or as a short SSE stream, as the client
 //! accepts; notifications and responses get 202. `GET` opens the session's stream for server
 //! messages; `DELETE` ends the session. An unknown or ended session gets 404.
+//!
+//! A message of the stateless revision (2026-07-28, named in its `_meta`, or in the
+//! `MCP-Protocol-Version` header of a request naming no session) goes to [`super::stateless`];
+//! `GET` and `DELETE` in that revision get 405.
 
 use actix::Addr;
 use actix_web::http::header::{self, HeaderMap};
@@ -16,6 +20,7 @@ use super::event_stream::{event, EventStream};
 use super::{parse, Rejection};
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
+use crate::mcp::modern::is_stateless;
 use crate::session::{AttachStream, EndSession, HandleMessage, RelatedStream, Session, Transport};
 use futures_util::StreamExt;
 
@@ -58,6 +63,14 @@ pub async fn post(
         ));
     }
     let value = parse(&body)?;
+    let version = req
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|h| h.to_str().ok());
+    let params = value.get("params");
+    if !value.is_array() && is_stateless(params, version, session_id(req.headers()).is_some()) {
+        return Ok(super::stateless::post(gateway, req, value, accepts.sse).await);
+    }
     let batch = value.is_array();
     let messages: Vec<_> = match value {
         Value::Array(items) if items.is_empty() => {
@@ -204,6 +217,13 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
 
 /// The session named by the headers, after checking the protocol revision header.
 fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>, Rejection> {
+    let version = headers.get(VERSION_HEADER).and_then(|h| h.to_str().ok());
+    if is_stateless(None, version, session_id(headers).is_some()) {
+        return Err(Rejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "revision 2026-07-28 has no sessions: POST requests, and subscriptions/listen for changes",
+        ));
+    }
     if let Some(version) = headers.get(VERSION_HEADER) {
         let version = version.to_str().unwrap_or("");
         if !crate::mcp::is_supported(version) {

@@ -20,6 +20,7 @@ mod outage;
 mod prompts;
 mod retention;
 mod servers;
+mod stateless;
 mod store;
 mod streamable;
 mod trainer;

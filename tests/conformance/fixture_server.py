@@ -5,6 +5,11 @@ It exposes the tools, resources, prompts and completions that the suite's server
 scenarios for the 2025-11-25 revision call, built on the official Python MCP SDK
 (2.x, low-level `mcp.server.lowlevel.Server`, so every wire shape is spelled out here).
 
+It speaks 2025-11-25 only. The tools and the prompt that the suite's 2026-07-28 scenarios
+call (`test_missing_capability`, `test_input_required_result_*`, ...) are written the
+2025-11-25 way: they ask the client for sampling, elicitation or roots with requests of
+their own, which a gateway serving a 2026-07-28 client turns into input requests.
+
 Usage:
     python fixture_server.py streamable-http --port PORT   # http://127.0.0.1:PORT/mcp
     python fixture_server.py stdio
@@ -173,6 +178,27 @@ TOOLS: list[dict[str, Any]] = [
         "inputSchema": JSON_SCHEMA_2020_12,
     },
 ]
+
+# Tools of the suite's 2026-07-28 scenarios, in the 2025-11-25 way (see the module doc).
+STATELESS_TOOLS = {
+    "test_missing_capability": "Asks the client for sampling; fails without it",
+    "test_streaming_elicitation": "Reports progress, then asks the user to confirm (elicitation)",
+    "test_logging_tool": "Sends an info log message, then answers",
+    "test_trigger_tool_change": "Adds or removes test_dynamic_tool, and says the tool list changed",
+    "test_trigger_prompt_change": "Adds or removes test_dynamic_prompt, and says the prompt list changed",
+    "test_input_required_result_elicitation": "Asks the user's name (elicitation)",
+    "test_input_required_result_sampling": "Asks the client's LLM a question (sampling)",
+    "test_input_required_result_list_roots": "Asks the client for its roots",
+    "test_input_required_result_request_state": "Asks the user to confirm, then answers state-ok",
+    "test_input_required_result_multiple_inputs": "Asks for elicitation, sampling and roots at once",
+    "test_input_required_result_multi_round": "Asks the user twice, one question after the other",
+    "test_input_required_result_tampered_state": "Asks the user to confirm",
+    "test_input_required_result_capabilities": "Asks by elicitation, or by sampling when elicitation fails",
+}
+TOOLS += [{"name": n, "description": d, "inputSchema": NO_ARGS} for n, d in STATELESS_TOOLS.items()]
+DYNAMIC_TOOL = {"name": "test_dynamic_tool", "description": "Listed after test_trigger_tool_change", "inputSchema": NO_ARGS}
+DYNAMIC_PROMPT = {"name": "test_dynamic_prompt", "description": "Listed after test_trigger_prompt_change"}
+dynamic = {"tool": False, "prompt": False}
 TOOL_NAMES = {t["name"] for t in TOOLS}
 
 ELICITATION_USER_SCHEMA = {
@@ -284,7 +310,7 @@ async def on_set_logging_level(ctx: Any, params: types.SetLevelRequestParams) ->
 
 
 async def on_list_tools(ctx: Any, params: Any) -> dict[str, Any]:
-    return {"tools": TOOLS}
+    return {"tools": TOOLS + ([DYNAMIC_TOOL] if dynamic["tool"] else [])}
 
 
 def _client_has(ctx: Any, capability: str) -> bool:
@@ -404,7 +430,84 @@ async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[st
     if name == "json_schema_2020_12_tool":
         return tool_result(text(f"Received arguments: {json.dumps(args, sort_keys=True)}"))
 
+    if name in STATELESS_TOOLS:
+        return await stateless_tool(ctx, name)
+
     raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"name": name})
+
+
+CONFIRM_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+
+
+async def _sample(ctx: Any, question: str) -> str:
+    result = await ctx.session.create_message(
+        messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=question))],
+        max_tokens=100,
+        related_request_id=ctx.request_id,
+    )
+    content = result.content[0] if isinstance(result.content, list) else result.content
+    return getattr(content, "text", "") or ""
+
+
+async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
+    if name == "test_missing_capability":
+        return tool_result(text(f"Success: {await _sample(ctx, 'Say yes')}"))
+    if name == "test_streaming_elicitation":
+        await ctx.session.report_progress(50, 100, "Halfway")
+        action, _ = await _elicit(ctx, "Continue?", CONFIRM_SCHEMA)
+        return tool_result(text(f"Streaming complete: {action}"))
+    if name == "test_logging_tool":
+        await ctx.session.send_log_message("info", "Diagnostic trace", logger="fixture", related_request_id=ctx.request_id)
+        return tool_result(text("Logging evaluated"))
+    if name in ("test_trigger_tool_change", "test_trigger_prompt_change"):
+        kind = "tool" if name == "test_trigger_tool_change" else "prompt"
+        dynamic[kind] = not dynamic[kind]
+        if kind == "tool":
+            await ctx.session.send_tool_list_changed()
+        else:
+            await ctx.session.send_prompt_list_changed()
+        return tool_result(text("Mutation triggered"))
+    if name == "test_input_required_result_elicitation":
+        _, content = await _elicit(ctx, "What is your name?", NAME_SCHEMA)
+        return tool_result(text(f"Hello, {(content or {}).get('name', 'stranger')}!"))
+    if name == "test_input_required_result_sampling":
+        return tool_result(text(f"Sampling result: {await _sample(ctx, 'What is the capital of France?')}"))
+    if name == "test_input_required_result_list_roots":
+        roots = (await ctx.session.list_roots()).roots
+        return tool_result(text(f"Found {len(roots)} root(s)"))
+    if name == "test_input_required_result_request_state":
+        _, content = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
+        return tool_result(text("state-ok" if (content or {}).get("ok") is True else "state-not-confirmed"))
+    if name == "test_input_required_result_multiple_inputs":
+        answers: dict[str, Any] = {}
+
+        async def ask_name() -> None:
+            answers["name"] = (await _elicit(ctx, "What is your name?", NAME_SCHEMA))[1]
+
+        async def ask_llm() -> None:
+            answers["llm"] = await _sample(ctx, "What is the capital of France?")
+
+        async def ask_roots() -> None:
+            answers["roots"] = len((await ctx.session.list_roots()).roots)
+
+        async with anyio.create_task_group() as tg:
+            for ask in (ask_name, ask_llm, ask_roots):
+                tg.start_soon(ask)
+        return tool_result(text(f"All inputs received: {json.dumps(answers, sort_keys=True)}"))
+    if name == "test_input_required_result_multi_round":
+        first = (await _elicit(ctx, "Step 1: your name?", NAME_SCHEMA))[1]
+        second = (await _elicit(ctx, "Step 2: confirm?", CONFIRM_SCHEMA))[1]
+        return tool_result(text(f"Multi-round complete: {json.dumps([first, second])}"))
+    if name == "test_input_required_result_tampered_state":
+        action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
+        return tool_result(text(f"Confirmed: {action}"))
+    # test_input_required_result_capabilities: elicitation if the client takes it, else sampling.
+    try:
+        action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
+        return tool_result(text(f"Elicited: {action}"))
+    except MCPError:
+        return tool_result(text(f"Sampled: {await _sample(ctx, 'Confirm?')}"))
 
 
 # --------------------------------------------------------------------------------------
@@ -521,12 +624,13 @@ PROMPTS = [
         "arguments": [{"name": "resourceUri", "description": "URI of the resource to embed", "required": True}],
     },
     {"name": "test_prompt_with_image", "description": "A prompt with image content"},
+    {"name": "test_input_required_result_prompt", "description": "Asks the user's name (elicitation), then greets"},
 ]
 PROMPTS_BY_NAME = {p["name"]: p for p in PROMPTS}
 
 
 async def on_list_prompts(ctx: Any, params: Any) -> dict[str, Any]:
-    return {"prompts": PROMPTS}
+    return {"prompts": PROMPTS + ([DYNAMIC_PROMPT] if dynamic["prompt"] else [])}
 
 
 def _user(content: dict[str, Any]) -> dict[str, Any]:
@@ -547,6 +651,9 @@ async def on_get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> dict[
         messages = [_user(text("This is a simple prompt for testing."))]
     elif name == "test_prompt_with_arguments":
         messages = [_user(text(f"Prompt with arguments: arg1='{args['arg1']}', arg2='{args['arg2']}'"))]
+    elif name == "test_input_required_result_prompt":
+        _, content = await _elicit(ctx, "What is your name?", NAME_SCHEMA)
+        messages = [_user(text(f"Greet {(content or {}).get('name', 'the user')} warmly."))]
     elif name == "test_prompt_with_embedded_resource":
         messages = [
             _user(

@@ -1,0 +1,443 @@
+//! Stateless requests on `/mcp` (revision 2026-07-28), beside the sessions of older revisions.
+//!
+//! A request is checked in the revision's order: its `_meta` (`-32602`), then its headers
+//! against its body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`: `-32020`), then the
+//! revision it names (`-32022`), all with HTTP 400; a method the revision does not have gets 404.
+//! `server/discover` is answered here, `subscriptions/listen` by [`super::listen`], and every
+//! other method in a session that lives as long as the request.
+//!
+//! The answer is JSON unless something related to the request (progress, a log message the
+//! client asked for) comes before it; then it is an SSE stream ending with the answer. A backend's
+//! request for the client (sampling, elicitation, roots) ends the answer with
+//! `resultType: "input_required"`: the request is parked under a random `requestState`, and the
+//! client's next attempt, with the same method and params plus its `inputResponses`, takes it up
+//! where it stopped.
+
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+
+use super::event_stream::event;
+use super::running::{params_of, Next, Running};
+use super::Rejection;
+use crate::gateway::Gateway;
+use crate::mcp::jsonrpc::{self, Incoming, RpcError, METHOD_NOT_FOUND};
+use crate::mcp::modern::{self, RequestMeta};
+use crate::session::{Ask, Exchange, HandleMessage, RelatedStream, Session, STREAM_CAPACITY};
+
+/// Methods run in a session.
+const DISPATCHED: [&str; 8] = [
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// Methods whose answer may ask the client for input.
+const MAY_ASK: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
+
+/// A JSON-RPC error with the HTTP status it travels with.
+pub(super) struct Refusal {
+    pub(super) status: StatusCode,
+    pub(super) error: RpcError,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(Rejection { status, error }: Rejection) -> Self {
+        Refusal { status, error }
+    }
+}
+
+impl Refusal {
+    pub(super) fn bad(error: RpcError) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            error,
+        }
+    }
+
+    /// The response, naming the request's `id`.
+    pub(super) fn respond(self, id: Value) -> HttpResponse {
+        HttpResponse::build(self.status).json(jsonrpc::error(id, &self.error))
+    }
+}
+
+/// `POST /mcp` with a stateless message.
+pub async fn post(
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+    message: Value,
+    sse: bool,
+) -> HttpResponse {
+    let (id, method, params) = match jsonrpc::classify(message) {
+        Ok(Incoming::Request { id, method, params }) => (id, method, params),
+        Ok(Incoming::Notification { .. }) => return HttpResponse::Accepted().finish(),
+        Ok(Incoming::Response { .. }) => {
+            let error = RpcError::invalid_request(
+                "revision 2026-07-28 has no requests from server to client to answer",
+            );
+            return Refusal::bad(error).respond(Value::Null);
+        }
+        Err((id, error)) => return Refusal::bad(error).respond(id),
+    };
+    let meta = match check(req.headers(), &method, params.as_ref()) {
+        Ok(meta) => meta,
+        Err(refusal) => return refusal.respond(id),
+    };
+    match method.as_str() {
+        "server/discover" => {
+            let result = modern::complete(&method, modern::discover(&gateway.mcp), &gateway.mcp);
+            HttpResponse::Ok().json(jsonrpc::result(id, result))
+        }
+        "subscriptions/listen" => super::listen::open(gateway, &req, id, params, sse),
+        m if DISPATCHED.contains(&m) => run(gateway, &req, id, method, params, meta, sse).await,
+        m => {
+            let message = if modern::is_removed(m) {
+                format!("`{m}` is not a method of revision 2026-07-28")
+            } else {
+                format!("unknown method `{m}`")
+            };
+            Refusal {
+                status: StatusCode::NOT_FOUND,
+                error: RpcError::new(METHOD_NOT_FOUND, message),
+            }
+            .respond(id)
+        }
+    }
+}
+
+/// Checks `_meta`, then the headers against the body, then the revision.
+pub(super) fn check(
+    headers: &HeaderMap,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<RequestMeta, Refusal> {
+    let meta = modern::request_meta(params).map_err(Refusal::bad)?;
+    let mismatch = |message: String| Refusal::bad(modern::header_mismatch(message));
+    match header(headers, "mcp-protocol-version") {
+        None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
+        Some(v) if v != meta.version => {
+            return Err(mismatch(format!(
+                "Header mismatch: MCP-Protocol-Version header value '{v}' does not match _meta value '{}'",
+                meta.version
+            )))
+        }
+        Some(_) => {}
+    }
+    if !modern::VERSIONS.contains(&meta.version.as_str()) {
+        return Err(Refusal::bad(modern::unsupported_version(&meta.version)));
+    }
+    match header(headers, "mcp-method") {
+        None => return Err(mismatch("the Mcp-Method header is required".into())),
+        Some(m) if m != method => {
+            return Err(mismatch(format!(
+            "Header mismatch: Mcp-Method header value '{m}' does not match body value '{method}'"
+        )))
+        }
+        Some(_) => {}
+    }
+    let field = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return Ok(meta),
+    };
+    let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
+    match (header(headers, "mcp-name"), body) {
+        (None, _) => Err(mismatch("the Mcp-Name header is required".into())),
+        (Some(name), Some(body)) if name == body => Ok(meta),
+        (Some(name), body) => Err(mismatch(format!(
+            "Header mismatch: Mcp-Name header value '{name}' does not match body value '{}'",
+            body.unwrap_or("")
+        ))),
+    }
+}
+
+/// A header's value: trimmed, and decoded when sent as `=?base64?…?=`.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    let raw = headers.get(name)?.to_str().ok()?.trim();
+    let decoded = raw
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+        .map(|b64| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+        });
+    match decoded {
+        Some(value) => value,
+        None => Some(raw.to_string()),
+    }
+}
+
+/// Runs a method in a session of its own, or takes up the request its `requestState` names.
+async fn run(
+    gateway: web::Data<Gateway>,
+    req: &HttpRequest,
+    id: Value,
+    method: String,
+    params: Option<Value>,
+    meta: RequestMeta,
+    sse: bool,
+) -> HttpResponse {
+    let principal = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
+    let running = match state {
+        Some(state) => match resume(&gateway, &method, params.as_ref(), &state, principal) {
+            Ok(running) => running,
+            Err(refusal) => return refusal.respond(id),
+        },
+        None => {
+            let scope = match super::scope_for(&gateway, req) {
+                Ok(scope) => scope,
+                Err(rejection) => return Refusal::from(rejection).respond(id),
+            };
+            let (exchange, asks) = Exchange::new();
+            let shared = gateway.clone().into_inner();
+            let session = Session::start_stateless(shared, scope, &meta, exchange);
+            let (sender, events) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
+            let related = RelatedStream::new(sender);
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let message = Ok(Incoming::Request {
+                id: id.clone(),
+                method: method.clone(),
+                params: for_backends(params.clone()),
+            });
+            let addr = session.clone();
+            actix_rt::spawn(async move {
+                let request = HandleMessage {
+                    message,
+                    related: Some(related.clone()),
+                };
+                let reply = addr.send(request).await.ok().flatten();
+                related.close();
+                let _ = done.send(reply);
+            });
+            Running::new(
+                session,
+                events,
+                asks,
+                answer,
+                &method,
+                params.as_ref(),
+                principal,
+            )
+        }
+    };
+    respond(gateway, id, running, sse).await
+}
+
+/// The params as backends get them: `_meta` keeps what is not the revision's own
+/// (`progressToken`, for one).
+fn for_backends(params: Option<Value>) -> Option<Value> {
+    let mut params = params?;
+    if let Some(Value::Object(meta)) = params.get_mut("_meta") {
+        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+    }
+    Some(params)
+}
+
+/// Takes up a parked request, handing the client's replies to the backends waiting for them.
+fn resume(
+    gateway: &Gateway,
+    method: &str,
+    params: Option<&Value>,
+    state: &Value,
+    principal: Option<String>,
+) -> Result<Running, Refusal> {
+    let invalid = |message: &str| Refusal::bad(RpcError::invalid_params(message));
+    let state = state
+        .as_str()
+        .ok_or_else(|| invalid("requestState must be a string"))?;
+    let mut running = gateway.parked.take(state).ok_or_else(|| {
+        invalid(
+            "requestState names no request waiting for input: it is unknown, altered or expired",
+        )
+    })?;
+    if running.method != method
+        || running.params != params_of(params)
+        || running.principal != principal
+    {
+        return Err(invalid(
+            "requestState belongs to another request: retry with the same method, params and credentials",
+        ));
+    }
+    // A malformed reply is refused; the request waits on under a new `requestState`.
+    let refuse = |running: Running, message: String| {
+        let state = gateway.parked.park(running, gateway.mcp.request_timeout());
+        let mut refusal = invalid(&message);
+        refusal.error.data = Some(json!({"requestState": state}));
+        refusal
+    };
+    let replies = match params.and_then(|p| p.get("inputResponses")) {
+        None => Map::new(),
+        Some(Value::Object(replies)) => replies.clone(),
+        Some(_) => return Err(refuse(running, "inputResponses must be an object".into())),
+    };
+    let malformed = running
+        .waiting
+        .iter()
+        .map(|(key, _)| key)
+        .find(|key| replies.get(*key).is_some_and(|r| !r.is_object()))
+        .cloned();
+    if let Some(key) = malformed {
+        let message = format!("inputResponses.{key} must be an object (the client's result)");
+        return Err(refuse(running, message));
+    }
+    let waiting = std::mem::take(&mut running.waiting);
+    for (key, ask) in waiting {
+        match replies.get(&key) {
+            Some(reply) => {
+                let _ = ask.reply.send(Ok(reply.clone()));
+            }
+            None => running.waiting.push((key, ask)),
+        }
+    }
+    Ok(running)
+}
+
+/// Answers from what the request brings first: JSON for its answer or its input requests, an SSE
+/// stream when related messages come before them.
+async fn respond(
+    gateway: web::Data<Gateway>,
+    id: Value,
+    mut running: Running,
+    sse: bool,
+) -> HttpResponse {
+    loop {
+        if !running.waiting.is_empty() {
+            let body = ask_client(&gateway, running);
+            return HttpResponse::Ok().json(jsonrpc::result(id, body));
+        }
+        match running.next().await {
+            Next::Done(reply) => {
+                let (status, body) = finish(&gateway, &running, reply, &id);
+                return HttpResponse::build(status).json(body);
+            }
+            Next::Ask(ask) => take_ask(&mut running, ask).await,
+            Next::Event(event) if sse => return stream(gateway, id, running, event),
+            Next::Event(_) => {}
+        }
+    }
+}
+
+/// Keeps a backend's request for the client, or refuses it where the revision allows none.
+async fn take_ask(running: &mut Running, ask: Ask) {
+    if MAY_ASK.contains(&running.method.as_str()) {
+        running.wait_for(ask).await;
+    } else {
+        let message = format!("`{}` cannot ask the client for input", running.method);
+        let _ = ask
+            .reply
+            .send(Err(RpcError::new(METHOD_NOT_FOUND, message)));
+    }
+}
+
+/// An SSE answer: `first`, the related messages after it, then the answer.
+fn stream(
+    gateway: web::Data<Gateway>,
+    id: Value,
+    mut running: Running,
+    first: Bytes,
+) -> HttpResponse {
+    let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
+    actix_rt::spawn(async move {
+        if sender.send(first).await.is_err() {
+            return;
+        }
+        loop {
+            if !running.waiting.is_empty() {
+                let body = jsonrpc::result(id, ask_client(&gateway, running));
+                let _ = sender.send(event("message", &body.to_string())).await;
+                return;
+            }
+            match running.next().await {
+                Next::Event(event) => {
+                    // A client that closed the stream cancelled the request: dropping
+                    // `running` ends its session.
+                    if sender.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Next::Ask(ask) => take_ask(&mut running, ask).await,
+                Next::Done(reply) => {
+                    let (_, body) = finish(&gateway, &running, reply, &id);
+                    let _ = sender.send(event("message", &body.to_string())).await;
+                    return;
+                }
+            }
+        }
+    });
+    let body = tokio_stream::wrappers::ReceiverStream::new(receiver)
+        .map(Ok::<Bytes, std::convert::Infallible>);
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body)
+}
+
+/// Parks the request and returns the result naming what it waits for.
+fn ask_client(gateway: &Gateway, running: Running) -> Value {
+    let requests: Map<String, Value> = running
+        .waiting
+        .iter()
+        .map(|(key, ask)| {
+            let mut request = json!({"method": ask.method});
+            if let Some(params) = &ask.params {
+                request["params"] = params.clone();
+            }
+            (key.clone(), request)
+        })
+        .collect();
+    let state = gateway.parked.park(running, gateway.mcp.request_timeout());
+    let result = json!({
+        "resultType": "input_required",
+        "inputRequests": requests,
+        "requestState": state,
+    });
+    modern::complete("", result, &gateway.mcp)
+}
+
+/// The answer as the revision wants it, with its HTTP status: a failure after a backend asked
+/// for a capability the client did not declare becomes `-32021`.
+fn finish(
+    gateway: &Gateway,
+    running: &Running,
+    reply: Option<Value>,
+    id: &Value,
+) -> (StatusCode, Value) {
+    let failed = reply
+        .as_ref()
+        .is_none_or(|r| r.get("error").is_some() || r["result"]["isError"].as_bool() == Some(true));
+    if let (true, Some(capability)) = (failed, running.asks.missing()) {
+        let error = modern::missing_capability(&capability);
+        return (StatusCode::BAD_REQUEST, jsonrpc::error(id.clone(), &error));
+    }
+    let Some(mut reply) = reply else {
+        let error = RpcError::new(-32800, "request cancelled");
+        return (StatusCode::OK, jsonrpc::error(id.clone(), &error));
+    };
+    // A retry has an id of its own; the request's session answers with the first one.
+    reply["id"] = id.clone();
+    if let Some(result) = reply.get_mut("result") {
+        *result = modern::complete(&running.method, result.take(), &gateway.mcp);
+    }
+    let status = match reply["error"]["code"].as_i64() {
+        Some(METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    };
+    (status, reply)
+}

@@ -1,0 +1,498 @@
+//! The stateless revision (2026-07-28) on `/mcp`, beside sessions: discovery, the checks of
+//! `_meta` and headers in the revision's order, complete results, a backend's request for the
+//! client turned into an input request and taken up on retry, progress on the answer's stream,
+//! and `subscriptions/listen`. The backend is the tiny stdio server.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backends::{marker, tiny};
+use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
+
+const VERSION: &str = "2026-07-28";
+
+fn meta(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": VERSION,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
+/// A request with its `_meta` (declaring `capabilities`) and the headers the revision wants.
+fn request(id: i64, method: &str, mut params: Value, capabilities: Value) -> Value {
+    params["_meta"] = meta(capabilities);
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// Posts `body` with `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` as the body says, then
+/// `extra` (which may replace them).
+async fn post(app: &TestApp, body: &Value, extra: &[(&str, &str)]) -> reqwest::Response {
+    let method = body["method"].as_str().unwrap_or("").to_string();
+    let name = body["params"]["name"]
+        .as_str()
+        .or(body["params"]["uri"].as_str())
+        .map(str::to_string);
+    let mut headers: Vec<(&str, &str)> =
+        vec![("mcp-protocol-version", VERSION), ("mcp-method", &method)];
+    if let Some(name) = &name {
+        headers.push(("mcp-name", name));
+    }
+    for (key, value) in extra {
+        headers.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            headers.push((key, value));
+        }
+    }
+    app.post_mcp(&body.to_string(), &headers).await
+}
+
+/// The messages of an answer: one JSON body, or the events of an SSE body.
+async fn messages(response: reqwest::Response) -> (u16, Vec<Value>) {
+    let status = response.status().as_u16();
+    let sse = response.headers()["content-type"] == "text/event-stream";
+    let body = response.text().await.unwrap();
+    if !sse {
+        return (status, vec![serde_json::from_str(&body).unwrap()]);
+    }
+    let events = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    (status, events)
+}
+
+async fn answer(app: &TestApp, body: &Value) -> (u16, Value) {
+    let (status, mut all) = messages(post(app, body, &[]).await).await;
+    (status, all.pop().unwrap())
+}
+
+#[actix_web::test]
+async fn stateless_requests_are_served_beside_sessions_with_complete_results() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+
+    let (status, found) = answer(&app, &request(1, "server/discover", json!({}), json!({}))).await;
+    let listed = post(&app, &request(2, "tools/list", json!({}), json!({})), &[]).await;
+    let session_header = listed.headers().get("mcp-session-id").cloned();
+    let (_, listed) = messages(listed).await;
+    let echo = json!({"name": "tiny_echo", "arguments": {"text": "hi"}});
+    let (_, called) = answer(&app, &request(3, "tools/call", echo, json!({}))).await;
+    let session = app.initialize().await;
+    let old = app.rpc(&session, "tools/list", json!({})).await;
+    let get = app
+        .client
+        .get(format!("{}/mcp", app.address))
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", VERSION)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(status, 200);
+    let found = &found["result"];
+    assert_eq!(found["supportedVersions"], json!([VERSION]));
+    assert!(found["capabilities"]["tools"]["listChanged"] == true);
+    assert_eq!(found["resultType"], "complete");
+    assert_eq!(
+        found["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcpgate"
+    );
+    assert_eq!(
+        (found["ttlMs"].as_u64(), found["cacheScope"].as_str()),
+        (Some(0), Some("public"))
+    );
+    let listed = &listed[0]["result"];
+    assert!(listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "tiny_echo"));
+    assert_eq!(
+        (listed["resultType"].as_str(), listed["cacheScope"].as_str()),
+        (Some("complete"), Some("public"))
+    );
+    assert!(
+        session_header.is_none(),
+        "a stateless request opens no session"
+    );
+    assert_eq!(called["id"], 3);
+    assert_eq!(called["result"]["content"][0]["text"], "hi");
+    assert_eq!(called["result"]["resultType"], "complete");
+    assert!(called["result"].get("ttlMs").is_none());
+    assert!(old["result"]["tools"].is_array() && old["result"].get("resultType").is_none());
+    assert_eq!(get.status().as_u16(), 405);
+}
+
+/// What is sent, with which headers changed, and the status and code expected.
+type Case<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, u16, i64);
+
+#[actix_web::test]
+async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_naming_their_id() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let discover = |params: Value| json!({"jsonrpc": "2.0", "id": 9, "method": "server/discover", "params": params});
+    let v999 = json!({"io.modelcontextprotocol/protocolVersion": "v999",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let echo = request(
+        9,
+        "tools/call",
+        json!({"name": "tiny_echo", "arguments": {}}),
+        json!({}),
+    );
+    let encoded = format!("=?base64?{}?=", base64_of("tiny_echo"));
+    let mut bad_level = request(9, "tools/list", json!({}), json!({}));
+    bad_level["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("loud");
+    let cases: Vec<Case> = vec![
+        ("no _meta", discover(json!({})), vec![], 400, -32602),
+        (
+            "no revision in _meta",
+            discover(json!({"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}})),
+            vec![],
+            400,
+            -32602,
+        ),
+        (
+            "no capabilities in _meta",
+            discover(json!({"_meta": {"io.modelcontextprotocol/protocolVersion": VERSION}})),
+            vec![],
+            400,
+            -32602,
+        ),
+        ("an unknown log level", bad_level, vec![], 400, -32602),
+        (
+            "header and _meta disagree",
+            discover(json!({"_meta": v999})),
+            vec![],
+            400,
+            -32020,
+        ),
+        (
+            "no MCP-Protocol-Version",
+            request(9, "server/discover", json!({}), json!({})),
+            vec![("mcp-protocol-version", "")],
+            400,
+            -32020,
+        ),
+        (
+            "an unsupported revision",
+            discover(json!({"_meta": v999})),
+            vec![("mcp-protocol-version", "v999")],
+            400,
+            -32022,
+        ),
+        (
+            "no Mcp-Method",
+            request(9, "tools/list", json!({}), json!({})),
+            vec![("mcp-method", "")],
+            400,
+            -32020,
+        ),
+        (
+            "Mcp-Method in other case",
+            request(9, "tools/list", json!({}), json!({})),
+            vec![("mcp-method", "TOOLS/LIST")],
+            400,
+            -32020,
+        ),
+        (
+            "no Mcp-Name",
+            echo.clone(),
+            vec![("mcp-name", "")],
+            400,
+            -32020,
+        ),
+        (
+            "Mcp-Name of another tool",
+            echo.clone(),
+            vec![("mcp-name", "tiny_progress")],
+            400,
+            -32020,
+        ),
+        (
+            "ping",
+            request(9, "ping", json!({}), json!({})),
+            vec![],
+            404,
+            -32601,
+        ),
+        (
+            "initialize",
+            request(
+                9,
+                "initialize",
+                json!({"protocolVersion": VERSION}),
+                json!({}),
+            ),
+            vec![],
+            404,
+            -32601,
+        ),
+        (
+            "logging/setLevel",
+            request(9, "logging/setLevel", json!({"level": "info"}), json!({})),
+            vec![],
+            404,
+            -32601,
+        ),
+        (
+            "an unknown method",
+            request(9, "unknown/method", json!({}), json!({})),
+            vec![],
+            404,
+            -32601,
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (what, body, headers, _, _) in &cases {
+        let (status, mut all) = messages(post(&app, body, headers).await).await;
+        let reply = all.pop().unwrap();
+        seen.push((
+            *what,
+            status,
+            reply["error"]["code"].as_i64(),
+            reply["id"].clone(),
+            reply,
+        ));
+    }
+    let (status, encoded_ok) = messages(post(&app, &echo, &[("mcp-name", &encoded)]).await).await;
+
+    for ((what, status, code, id, reply), (_, _, _, want_status, want_code)) in
+        seen.iter().zip(&cases)
+    {
+        assert_eq!(
+            (*status, *code),
+            (*want_status, Some(*want_code)),
+            "{what}: {reply}"
+        );
+        assert_eq!(id, &json!(9), "{what}: the error names the request");
+    }
+    let unsupported = &seen[6].4["error"]["data"];
+    assert_eq!(unsupported["requested"], "v999");
+    assert_eq!(unsupported["supported"], json!([VERSION]));
+    assert_eq!(status, 200, "a base64-encoded Mcp-Name is decoded");
+    assert_eq!(encoded_ok[0]["result"]["resultType"], "complete");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn retry(state: &Value, replies: Value) -> Value {
+    let params = json!({"name": "tiny_ask", "arguments": {}, "inputResponses": replies, "requestState": state});
+    request(12, "tools/call", params, json!({"sampling": {}}))
+}
+
+#[actix_web::test]
+async fn a_backends_request_for_the_client_becomes_an_input_request_taken_up_on_retry() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}});
+    let sampled = json!({"role": "assistant", "content": {"type": "text", "text": "from the client"}, "model": "m"});
+
+    let (status, first) = answer(
+        &app,
+        &request(11, "tools/call", ask.clone(), json!({"sampling": {}})),
+    )
+    .await;
+    let first = &first["result"];
+    let requests = first["inputRequests"].as_object().unwrap().clone();
+    let (key, asked) = requests.iter().next().unwrap();
+    let (_, again) = answer(&app, &retry(&first["requestState"], json!({"other": {}}))).await;
+    let state = again["result"]["requestState"].clone();
+    let (reused_status, reused) =
+        answer(&app, &retry(&first["requestState"], json!({key: sampled}))).await;
+    let (malformed_status, malformed) = answer(&app, &retry(&state, json!({key: 12345}))).await;
+    let state = malformed["error"]["data"]["requestState"].clone();
+    let (tampered_status, tampered) = answer(
+        &app,
+        &retry(
+            &json!(format!("{}-TAMPERED", state.as_str().unwrap())),
+            json!({key: sampled}),
+        ),
+    )
+    .await;
+    let (_, done) = answer(&app, &retry(&state, json!({key: sampled}))).await;
+    let (missing_status, missing) = answer(&app, &request(13, "tools/call", ask, json!({}))).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(first["resultType"], "input_required");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(asked["method"], "sampling/createMessage");
+    assert_eq!(asked["params"]["messages"][0]["content"]["text"], "hi");
+    assert!(first.get("ttlMs").is_none());
+    assert_eq!(
+        again["result"]["resultType"], "input_required",
+        "a missing reply is asked again"
+    );
+    assert_eq!(again["result"]["inputRequests"][key], *asked);
+    assert_ne!(state, first["requestState"]);
+    assert_eq!(
+        (reused_status, reused["error"]["code"].as_i64()),
+        (400, Some(-32602)),
+        "a state is good once"
+    );
+    assert_eq!(
+        (malformed_status, malformed["error"]["code"].as_i64()),
+        (400, Some(-32602))
+    );
+    assert!(
+        state.is_string(),
+        "the request waits on under a new state: {malformed}"
+    );
+    assert_eq!(
+        (tampered_status, tampered["error"]["code"].as_i64()),
+        (400, Some(-32602))
+    );
+    assert_eq!(done["id"], 12);
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "sampled: from the client"
+    );
+    assert_eq!(done["result"]["resultType"], "complete");
+    assert_eq!(missing_status, 400);
+    assert_eq!(missing["error"]["code"], -32021);
+    assert_eq!(
+        missing["error"]["data"],
+        json!({"requiredCapabilities": {"sampling": {}}})
+    );
+    app.wait_until(|app| app.gateway.parked.is_empty()).await;
+}
+
+#[actix_web::test]
+async fn an_input_request_left_unanswered_expires_and_its_retry_is_refused() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.mcp.request_timeout_ms = 500;
+    })
+    .await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}});
+    let (_, first) = answer(
+        &app,
+        &request(11, "tools/call", ask, json!({"sampling": {}})),
+    )
+    .await;
+    let state = first["result"]["requestState"].clone();
+    assert_eq!(app.gateway.parked.len(), 1);
+
+    app.wait_until(|app| app.gateway.parked.is_empty()).await;
+    let sampled =
+        json!({"role": "assistant", "content": {"type": "text", "text": "late"}, "model": "m"});
+    let (status, late) = answer(&app, &retry(&state, json!({"sampling-1": sampled}))).await;
+
+    assert_eq!(
+        (status, late["error"]["code"].as_i64()),
+        (400, Some(-32602)),
+        "{late}"
+    );
+    assert!(late["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+}
+
+#[actix_web::test]
+async fn progress_of_a_stateless_call_comes_on_its_answers_stream_before_the_result() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let mut body = request(
+        21,
+        "tools/call",
+        json!({"name": "tiny_progress", "arguments": {}}),
+        json!({}),
+    );
+    body["params"]["_meta"]["progressToken"] = json!("p-1");
+
+    let (status, events) = messages(post(&app, &body, &[]).await).await;
+
+    assert_eq!(status, 200);
+    let progress: Vec<_> = events
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].clone())
+        .collect();
+    assert_eq!(progress, [json!(1), json!(2), json!(3)]);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            last["id"].clone(),
+            last["result"]["content"][0]["text"].clone()
+        ),
+        (json!(21), json!("done"))
+    );
+    assert!(events.iter().all(|m| m
+        .get("method")
+        .is_none_or(|m| m.as_str().unwrap().starts_with("notifications/"))));
+}
+
+/// Reads events from a listen stream until `want` of them came or `wait` passed.
+async fn listened(response: &mut reqwest::Response, want: usize, wait: Duration) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < want {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await else {
+            break;
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                events.push(serde_json::from_str(data).unwrap());
+            }
+        }
+    }
+    events
+}
+
+#[actix_web::test]
+async fn subscriptions_listen_acknowledges_and_tells_only_of_the_changes_asked_for() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let listen = |id: i64, notifications: Value| {
+        request(
+            id,
+            "subscriptions/listen",
+            json!({"notifications": notifications}),
+            json!({}),
+        )
+    };
+    let mut tools = post(&app, &listen(31, json!({"toolsListChanged": true})), &[]).await;
+    let mut prompts = post(&app, &listen(32, json!({"promptsListChanged": true})), &[]).await;
+    let tools_ack = listened(&mut tools, 1, Duration::from_secs(10)).await;
+    let prompts_ack = listened(&mut prompts, 1, Duration::from_secs(10)).await;
+    let (bad_status, bad) = answer(&app, &listen(33, json!({"toolsListChanged": "yes"}))).await;
+
+    let grow = json!({"name": "tiny_grow", "arguments": {}});
+    let (_, grown) = answer(&app, &request(34, "tools/call", grow, json!({}))).await;
+    let changed = listened(&mut tools, 1, Duration::from_secs(10)).await;
+    let quiet = listened(&mut prompts, 1, Duration::from_millis(500)).await;
+
+    assert_eq!(
+        tools_ack[0]["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    assert_eq!(
+        tools_ack[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        31
+    );
+    assert_eq!(
+        tools_ack[0]["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        prompts_ack[0]["params"]["notifications"],
+        json!({"promptsListChanged": true})
+    );
+    assert_eq!(
+        (bad_status, bad["error"]["code"].as_i64()),
+        (400, Some(-32602))
+    );
+    assert_eq!(grown["result"]["content"][0]["text"], "grown");
+    assert_eq!(changed[0]["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        changed[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        31
+    );
+    assert!(
+        quiet.is_empty(),
+        "a prompts listener hears no tool change: {quiet:?}"
+    );
+}
