@@ -1,7 +1,8 @@
-//! The official conformance suite (`@modelcontextprotocol/conformance`, the 30 server scenarios
-//! required by 2025-11-25) against the fixture server directly and through the gateway's virtual
-//! server in front of it. Both must pass every required scenario; the per-scenario summaries are
-//! printed side by side.
+//! The official conformance suite (`@modelcontextprotocol/conformance`): the 30 server scenarios
+//! required by 2025-11-25 against the fixture server directly and through the gateway's virtual
+//! server in front of it, where both must pass every one; then the 37 required by 2026-07-28
+//! (stateless) through the gateway, which speaks 2025-11-25 to the fixture. The per-scenario
+//! summaries are printed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -48,8 +49,9 @@ fn start_fixture(python: &str) -> Fixture {
     }
 }
 
-/// Runs `tests/conformance/run-suite` off the test's thread; returns its exit status and summary.
-async fn run_suite(url: String) -> (bool, String) {
+/// Runs `tests/conformance/run-suite` for `revision` off the test's thread; returns its exit
+/// status and summary.
+async fn run_suite(url: String, revision: &'static str) -> (bool, String) {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_path_buf();
     let output = actix_web::web::block(move || {
@@ -57,6 +59,7 @@ async fn run_suite(url: String) -> (bool, String) {
             .arg("tests/conformance/run-suite")
             .arg(&url)
             .arg(&dir)
+            .env("MCPGATE_CONFORMANCE_REVISION", revision)
             .output()
             .expect("run-suite runs")
     })
@@ -99,9 +102,10 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     })
     .await;
 
-    let (direct_ok, direct) = run_suite(fixture.url.clone()).await;
+    let (direct_ok, direct) = run_suite(fixture.url.clone(), "2025-11-25").await;
     let through = format!("{}/servers/conformance/mcp", app.address);
-    let (gateway_ok, gateway) = run_suite(through).await;
+    let (gateway_ok, gateway) = run_suite(through.clone(), "2025-11-25").await;
+    let (_, stateless) = run_suite(through, "2026-07-28").await;
 
     let headline = |summary: &str| {
         summary
@@ -115,6 +119,10 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
         headline(&direct)
     );
     eprintln!("=== through the gateway ===\n{}", headline(&gateway));
+    eprintln!(
+        "=== 2026-07-28 through the gateway ===\n{}",
+        headline(&stateless)
+    );
     assert!(
         direct_ok,
         "the fixture fails required scenarios directly:\n{direct}"
@@ -127,4 +135,21 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
         gateway.contains("30/30 required server scenarios passed"),
         "{gateway}"
     );
+    // The gateway names the input requests it makes of a 2025-11-25 backend's requests itself
+    // (`elicitation-1`); this one scenario wants the key its own fixture would choose.
+    let failed: Vec<&str> = stateless
+        .lines()
+        .take_while(|l| !l.starts_with("=== Every check"))
+        .filter(|l| l.starts_with("FAIL") && l.contains("[required]"))
+        .collect();
+    assert!(
+        stateless.contains("36/37 required server scenarios passed"),
+        "{stateless}"
+    );
+    assert_eq!(
+        failed,
+        ["FAIL  input-required-result-basic-elicitation [required]: 1 passed, 1 failed - failed: InputRequiredResultElicitationIncomplete"],
+        "{stateless}"
+    );
+    assert!(stateless.contains("inputRequests missing expected key \"user_name\""));
 }
