@@ -1,5 +1,6 @@
 //! Real MCP clients (the Python SDK and the MCP Inspector CLI) against the gateway, in front of a
-//! real connector process written in Python. `scripts/interop-setup` installs the clients and
+//! real connector process written in Python; the Python SDK also as a client of the stateless
+//! revision (2026-07-28), in front of the tiny stdio server. `scripts/interop-setup` installs the clients and
 //! names them in MCPGATE_INTEROP_* variables; `scripts/test` does both.
 
 use std::io::{BufRead, BufReader};
@@ -441,4 +442,41 @@ async fn a_legacy_sse_server_is_reached_by_falling_back_from_streamable_http() {
 
     let _ = server.kill();
     let _ = server.wait();
+}
+
+#[actix_web::test]
+async fn the_python_sdk_speaks_the_stateless_revision_and_answers_an_input_request() {
+    let Some((python, _, _)) = tools() else {
+        return;
+    };
+    let app = spawn_app(vec![crate::backends::tiny(
+        "tiny",
+        &crate::backends::marker(),
+    )])
+    .await;
+    let mut command = Command::new(&python);
+    command.args([
+        "tests/interop/python_stateless_client.py",
+        &format!("{}/mcp", app.address),
+    ]);
+
+    let out = output(command).await;
+
+    assert!(
+        out.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
+    assert_eq!(seen["server_name"], "mcpgate");
+    assert!(seen["tools"]
+        .as_array()
+        .unwrap()
+        .contains(&"tiny_echo".into()));
+    assert_eq!(seen["echo"], "stateless hello");
+    assert_eq!(seen["progress"], serde_json::json!([1.0, 2.0, 3.0]));
+    assert_eq!(seen["progress_text"], "done");
+    assert_eq!(seen["sampled"], serde_json::json!(["hi"]));
+    assert_eq!(seen["asked"], "sampled: from the python client");
 }
