@@ -9,6 +9,7 @@
 //!
 //! Transports parse and frame; the [`crate::session::Session`] answers.
 
+mod checks;
 mod event_stream;
 pub mod guard;
 mod listen;

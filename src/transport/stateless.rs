@@ -1,8 +1,6 @@
 //! Stateless requests on `/mcp` (revision 2026-07-28), beside the sessions of older revisions.
 //!
-//! A request is checked in the revision's order: its `_meta` (`-32602`), then its headers
-//! against its body (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`: `-32020`), then the
-//! revision it names (`-32022`), all with HTTP 400; a method the revision does not have gets 404.
+//! A request passes [`super::checks`] first; a method the revision does not have gets 404.
 //! `server/discover` is answered here, `subscriptions/listen` by [`super::listen`], and every
 //! other method in a session that lives as long as the request.
 //!
@@ -13,13 +11,13 @@
 //! client's next attempt, with the same method and params plus its `inputResponses`, takes it up
 //! where it stopped.
 
-use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use super::checks;
 use super::event_stream::event;
 use super::running::{params_of, Next, Running};
 use super::Rejection;
@@ -87,7 +85,7 @@ pub async fn post(
         }
         Err((id, error)) => return Refusal::bad(error).respond(id),
     };
-    let meta = match check(req.headers(), &method, params.as_ref()) {
+    let meta = match checks::check(&gateway, &req, &method, params.as_ref()) {
         Ok(meta) => meta,
         Err(refusal) => return refusal.respond(id),
     };
@@ -110,71 +108,6 @@ pub async fn post(
             }
             .respond(id)
         }
-    }
-}
-
-/// Checks `_meta`, then the headers against the body, then the revision.
-pub(super) fn check(
-    headers: &HeaderMap,
-    method: &str,
-    params: Option<&Value>,
-) -> Result<RequestMeta, Refusal> {
-    let meta = modern::request_meta(params).map_err(Refusal::bad)?;
-    let mismatch = |message: String| Refusal::bad(modern::header_mismatch(message));
-    match header(headers, "mcp-protocol-version") {
-        None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
-        Some(v) if v != meta.version => {
-            return Err(mismatch(format!(
-                "Header mismatch: MCP-Protocol-Version header value '{v}' does not match _meta value '{}'",
-                meta.version
-            )))
-        }
-        Some(_) => {}
-    }
-    if !modern::VERSIONS.contains(&meta.version.as_str()) {
-        return Err(Refusal::bad(modern::unsupported_version(&meta.version)));
-    }
-    match header(headers, "mcp-method") {
-        None => return Err(mismatch("the Mcp-Method header is required".into())),
-        Some(m) if m != method => {
-            return Err(mismatch(format!(
-            "Header mismatch: Mcp-Method header value '{m}' does not match body value '{method}'"
-        )))
-        }
-        Some(_) => {}
-    }
-    let field = match method {
-        "tools/call" | "prompts/get" => "name",
-        "resources/read" => "uri",
-        _ => return Ok(meta),
-    };
-    let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
-    match (header(headers, "mcp-name"), body) {
-        (None, _) => Err(mismatch("the Mcp-Name header is required".into())),
-        (Some(name), Some(body)) if name == body => Ok(meta),
-        (Some(name), body) => Err(mismatch(format!(
-            "Header mismatch: Mcp-Name header value '{name}' does not match body value '{}'",
-            body.unwrap_or("")
-        ))),
-    }
-}
-
-/// A header's value: trimmed, and decoded when sent as `=?base64?…?=`.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    let raw = headers.get(name)?.to_str().ok()?.trim();
-    let decoded = raw
-        .strip_prefix("=?base64?")
-        .and_then(|rest| rest.strip_suffix("?="))
-        .map(|b64| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-        });
-    match decoded {
-        Some(value) => value,
-        None => Some(raw.to_string()),
     }
 }
 

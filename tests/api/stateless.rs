@@ -124,8 +124,25 @@ async fn stateless_requests_are_served_beside_sessions_with_complete_results() {
     assert_eq!(get.status().as_u16(), 405);
 }
 
-/// What is sent, with which headers changed, and the status and code expected.
+/// What is sent, with which headers changed, and the status and error code expected (0 for a
+/// complete result).
 type Case<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, u16, i64);
+
+/// Sends each case, checks its status and code, and returns the replies.
+async fn run_cases(app: &TestApp, cases: &[Case<'_>]) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    for (what, body, headers, status, code) in cases {
+        let (got, mut all) = messages(post(app, body, headers).await).await;
+        let reply = all.pop().unwrap();
+        assert_eq!(got, *status, "{what}: {reply}");
+        match code {
+            0 => assert_eq!(reply["result"]["resultType"], "complete", "{what}: {reply}"),
+            code => assert_eq!(reply["error"]["code"], *code, "{what}: {reply}"),
+        }
+        seen.push((what.to_string(), reply));
+    }
+    seen
+}
 
 #[actix_web::test]
 async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_naming_their_id() {
@@ -242,31 +259,13 @@ async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_namin
             -32601,
         ),
     ];
-    let mut seen = Vec::new();
-    for (what, body, headers, _, _) in &cases {
-        let (status, mut all) = messages(post(&app, body, headers).await).await;
-        let reply = all.pop().unwrap();
-        seen.push((
-            *what,
-            status,
-            reply["error"]["code"].as_i64(),
-            reply["id"].clone(),
-            reply,
-        ));
-    }
+    let seen = run_cases(&app, &cases).await;
     let (status, encoded_ok) = messages(post(&app, &echo, &[("mcp-name", &encoded)]).await).await;
 
-    for ((what, status, code, id, reply), (_, _, _, want_status, want_code)) in
-        seen.iter().zip(&cases)
-    {
-        assert_eq!(
-            (*status, *code),
-            (*want_status, Some(*want_code)),
-            "{what}: {reply}"
-        );
-        assert_eq!(id, &json!(9), "{what}: the error names the request");
+    for (what, reply) in &seen {
+        assert_eq!(reply["id"], 9, "{what}: the error names the request");
     }
-    let unsupported = &seen[6].4["error"]["data"];
+    let unsupported = &seen[6].1["error"]["data"];
     assert_eq!(unsupported["requested"], "v999");
     assert_eq!(unsupported["supported"], json!([VERSION]));
     assert_eq!(status, 200, "a base64-encoded Mcp-Name is decoded");
@@ -494,5 +493,85 @@ async fn subscriptions_listen_acknowledges_and_tells_only_of_the_changes_asked_f
     assert!(
         quiet.is_empty(),
         "a prompts listener hears no tool change: {quiet:?}"
+    );
+}
+
+#[actix_web::test]
+async fn parameters_marked_x_mcp_header_must_come_with_matching_headers() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let call = |arguments: Value| {
+        request(
+            41,
+            "tools/call",
+            json!({"name": "tiny_region", "arguments": arguments}),
+            json!({}),
+        )
+    };
+    let hello = format!("=?base64?{}?=", base64_of("Hello"));
+    let cases: Vec<Case> = vec![
+        (
+            "both match",
+            call(json!({"region": "eu-west", "zone": 3})),
+            vec![("mcp-param-region", "eu-west"), ("mcp-param-zone", "3")],
+            200,
+            0,
+        ),
+        ("no values, no headers", call(json!({})), vec![], 200, 0),
+        (
+            "base64 decoded",
+            call(json!({"region": "Hello"})),
+            vec![("mcp-param-region", &hello)],
+            200,
+            0,
+        ),
+        (
+            "a number compared as one",
+            call(json!({"zone": 3})),
+            vec![("mcp-param-zone", "3.0")],
+            200,
+            0,
+        ),
+        (
+            "header missing",
+            call(json!({"region": "eu-west"})),
+            vec![],
+            400,
+            -32020,
+        ),
+        (
+            "header disagrees",
+            call(json!({"region": "eu-west"})),
+            vec![("mcp-param-region", "us-east")],
+            400,
+            -32020,
+        ),
+        (
+            "header without a value",
+            call(json!({})),
+            vec![("mcp-param-zone", "3")],
+            400,
+            -32020,
+        ),
+        (
+            "bad base64 padding",
+            call(json!({"region": "Hello"})),
+            vec![("mcp-param-region", "=?base64?SGVsbG8?=")],
+            400,
+            -32020,
+        ),
+        (
+            "number disagrees",
+            call(json!({"zone": 3})),
+            vec![("mcp-param-zone", "4")],
+            400,
+            -32020,
+        ),
+    ];
+
+    let seen = run_cases(&app, &cases).await;
+
+    assert_eq!(
+        seen[0].1["result"]["content"][0]["text"],
+        r#"{"region": "eu-west", "zone": 3}"#
     );
 }

@@ -196,6 +196,17 @@ STATELESS_TOOLS = {
     "test_input_required_result_capabilities": "Asks by elicitation, or by sampling when elicitation fails",
 }
 TOOLS += [{"name": n, "description": d, "inputSchema": NO_ARGS} for n, d in STATELESS_TOOLS.items()]
+TOOLS.append(
+    {
+        "name": "test_header_param",
+        "description": "Echoes its region, which 2026-07-28 clients also send as the Mcp-Param-Region header",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+            "required": ["region"],
+        },
+    }
+)
 DYNAMIC_TOOL = {"name": "test_dynamic_tool", "description": "Listed after test_trigger_tool_change", "inputSchema": NO_ARGS}
 DYNAMIC_PROMPT = {"name": "test_dynamic_prompt", "description": "Listed after test_trigger_prompt_change"}
 dynamic = {"tool": False, "prompt": False}
@@ -429,6 +440,9 @@ async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[st
 
     if name == "json_schema_2020_12_tool":
         return tool_result(text(f"Received arguments: {json.dumps(args, sort_keys=True)}"))
+
+    if name == "test_header_param":
+        return tool_result(text(f"Region: {args.get('region')}"))
 
     if name in STATELESS_TOOLS:
         return await stateless_tool(ctx, name)

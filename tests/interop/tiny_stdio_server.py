@@ -25,6 +25,9 @@ TOOLS = [
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}},
     {"name": "deaf", "inputSchema": {"type": "object"}},
+    {"name": "region", "inputSchema": {"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "zone": {"type": "integer", "x-mcp-header": "Zone"}}}},
 ]
 CANCELLED = []
 NO_ANSWER = object()
@@ -51,6 +54,8 @@ def call(request):
     name = params.get("name")
     if name == "echo":
         return text(params.get("arguments", {}).get("text", ""))
+    if name == "region":
+        return text(json.dumps(params.get("arguments", {}), sort_keys=True))
     if name == "crash":
         sys.exit(3)
     if name == "grow":
