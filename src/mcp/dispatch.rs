@@ -22,7 +22,8 @@ use crate::trainer::served::ServedVersions;
 /// What a method handler may use.
 #[derive(Clone)]
 pub struct Context {
-    /// The session the request came in on.
+    /// The session the request came in on, as the trainer knows it (empty for a stateless
+    /// request that names no principal).
     pub session_id: Arc<str>,
     /// The published catalog.
     pub catalog: CatalogHandle,
@@ -49,6 +50,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// The session to record signals and calls under, if the request has one.
+    pub(super) fn session(&self) -> Option<String> {
+        Some(self.session_id.to_string()).filter(|s| !s.is_empty())
+    }
+
     /// The snapshot to route a call with: at once when every connector has loaded, else after
     /// waiting for the first load, at most `first_load_wait` (a client may call right after
     /// start-up).

@@ -40,7 +40,7 @@ pub fn call(ctx: &Context, arguments: Value) -> Value {
         Ok(input) => input,
         Err(e) => return error_result(&format!("invalid arguments: {e}")),
     };
-    input.session_id = Some(ctx.session_id.to_string());
+    input.session_id = ctx.session();
     let snapshot = ctx.catalog.load();
     match input.validate(&snapshot, "tool", crate::connector::now_ms()) {
         Ok(feedback) => {

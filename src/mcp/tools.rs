@@ -131,7 +131,7 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
     ctx.recorder.record(NewToolCall {
         connector,
         tool: entry.original.clone(),
-        session_id: Some(ctx.session_id.to_string()),
+        session_id: ctx.session(),
         started_at_ms: started_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
@@ -169,7 +169,7 @@ pub(super) fn signal_of(
         target_kind: kind.into(),
         target: target.into(),
         version: None,
-        session_id: Some(ctx.session_id.to_string()),
+        session_id: ctx.session(),
         signal: signal.into(),
         rating: None,
         suggestion: None,

@@ -165,6 +165,9 @@ pub struct Session {
     scope: Scope,
     /// For a stateless request: where backends' requests for the client go.
     exchange: Option<Exchange>,
+    /// Who the client is to the trainer (sticky versions, signals): the session's id, or for a
+    /// stateless request its principal's key (empty when it names none).
+    client: Arc<str>,
     /// For a `subscriptions/listen` stream: the changes the client listens for.
     listen: Option<Listen>,
 }
@@ -197,6 +200,7 @@ impl Session {
         let max = gateway.server.max_sessions;
         let metrics = gateway.metrics.clone();
         let session = Session {
+            client: id.clone(),
             id: id.clone(),
             transport,
             gateway,
@@ -225,13 +229,15 @@ impl Session {
     }
 
     /// Starts the session of one stateless request: its revision, capabilities and log level
-    /// are those of the request's `_meta`, and backends' requests for the client go through
-    /// `exchange`. It is in no table; it ends with its request.
+    /// are those of the request's `_meta`, backends' requests for the client go through
+    /// `exchange`, and `client` names the principal it came from (empty for none). It is in no
+    /// table; it ends with its request.
     pub fn start_stateless(
         gateway: Arc<Gateway>,
         scope: Scope,
         meta: &RequestMeta,
         exchange: Exchange,
+        client: &str,
     ) -> Addr<Session> {
         let version = modern::VERSIONS
             .iter()
@@ -239,6 +245,7 @@ impl Session {
             .copied()
             .unwrap_or(modern::VERSIONS[0]);
         Session {
+            client: Arc::from(client),
             id: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
             transport: Transport::Stateless,
             gateway,
@@ -369,7 +376,7 @@ impl Session {
         )
         .with_exchange(self.exchange.clone());
         DispatchContext {
-            session_id: self.id.clone(),
+            session_id: self.client.clone(),
             catalog: self.gateway.catalog.clone(),
             recorder: self.gateway.recorder.clone(),
             page_size: self.gateway.mcp.page_size,

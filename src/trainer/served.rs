@@ -111,7 +111,8 @@ impl ServedVersions {
     /// deployed: its experiment's version (which it joins only where the version `fits` the
     /// use, [`Experiments::serve`]), else production's, with the number its signals name. A
     /// version that does not fit is not served: the backend's own text is, named
-    /// [`prompts::BASELINE`].
+    /// [`prompts::BASELINE`]. A use with no session (`""`: a stateless request naming no
+    /// principal) joins no experiment, whose versions are sticky per session.
     pub fn serve(
         &self,
         kind: &str,
@@ -119,10 +120,11 @@ impl ServedVersions {
         session: &str,
         fits: impl Fn(&Served) -> bool,
     ) -> Option<(i64, Option<Served>)> {
-        let served = self
-            .experiments
-            .serve(kind, target, session, &fits)
-            .or_else(|| self.get(kind, target))?;
+        let experiment = match session.is_empty() {
+            true => None,
+            false => self.experiments.serve(kind, target, session, &fits),
+        };
+        let served = experiment.or_else(|| self.get(kind, target))?;
         Some(match fits(&served) {
             true => (served.version, Some(served)),
             false => (prompts::BASELINE, None),

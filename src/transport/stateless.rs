@@ -139,7 +139,8 @@ async fn run(
             };
             let (exchange, asks) = Exchange::new();
             let shared = gateway.clone().into_inner();
-            let session = Session::start_stateless(shared, scope, &meta, exchange);
+            let client = client_key(principal.as_deref());
+            let session = Session::start_stateless(shared, scope, &meta, exchange, &client);
             let (sender, events) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
             let related = RelatedStream::new(sender);
             let (done, answer) = tokio::sync::oneshot::channel();
@@ -170,6 +171,22 @@ async fn run(
         }
     };
     respond(gateway, id, running, sse).await
+}
+
+/// Who a stateless request comes from, to the trainer: a key of its `Authorization` header
+/// (hashed with this process's random key, so neither stored nor logged as sent), or nothing.
+/// The versions an experiment serves stick to it as they stick to a session.
+fn client_key(principal: Option<&str>) -> String {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    match principal {
+        Some(principal) => {
+            let hash = KEY.get_or_init(Default::default).hash_one(principal);
+            format!("principal-{hash:016x}")
+        }
+        None => String::new(),
+    }
 }
 
 /// The params as backends get them: `_meta` keeps what is not the revision's own

@@ -20,14 +20,14 @@ fn meta(capabilities: Value) -> Value {
 }
 
 /// A request with its `_meta` (declaring `capabilities`) and the headers the revision wants.
-fn request(id: i64, method: &str, mut params: Value, capabilities: Value) -> Value {
+pub(crate) fn request(id: i64, method: &str, mut params: Value, capabilities: Value) -> Value {
     params["_meta"] = meta(capabilities);
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
 /// Posts `body` with `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` as the body says, then
 /// `extra` (which may replace them).
-async fn post(app: &TestApp, body: &Value, extra: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, body: &Value, extra: &[(&str, &str)]) -> reqwest::Response {
     let method = body["method"].as_str().unwrap_or("").to_string();
     let name = body["params"]["name"]
         .as_str()
@@ -48,7 +48,7 @@ async fn post(app: &TestApp, body: &Value, extra: &[(&str, &str)]) -> reqwest::R
 }
 
 /// The messages of an answer: one JSON body, or the events of an SSE body.
-async fn messages(response: reqwest::Response) -> (u16, Vec<Value>) {
+pub(crate) async fn messages(response: reqwest::Response) -> (u16, Vec<Value>) {
     let status = response.status().as_u16();
     let sse = response.headers()["content-type"] == "text/event-stream";
     let body = response.text().await.unwrap();

@@ -8,6 +8,7 @@ use super::rollback::production_becomes;
 use super::{app, deploy_by_hand, description_when, fake_llm, metric_becomes, searches};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::TestApp;
+use crate::stateless::{messages, post, request};
 
 /// A gateway whose one tool, `gh_search`, is documented, with four successful calls seen.
 async fn documented(
@@ -150,4 +151,51 @@ async fn an_experiment_that_ends_after_a_deploy_by_hand_leaves_that_deploy_in_pr
     let reason = concluded["reason"].as_str().unwrap();
     assert!(reason.contains("production changed"), "{reason}");
     assert_eq!(shown["production"], by_hand);
+}
+
+/// The description of `gh_search` in a stateless `tools/list`, sent with `authorization`.
+async fn listed_statelessly(app: &TestApp, authorization: Option<&str>) -> String {
+    let body = request(1, "tools/list", json!({}), json!({}));
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
+    let (_, replies) = messages(post(app, &body, &headers).await).await;
+    let tools = replies[0]["result"]["tools"].as_array().unwrap().clone();
+    let tool = tools.iter().find(|t| t["name"] == "gh_search").unwrap();
+    tool["description"].as_str().unwrap().to_string()
+}
+
+#[actix_web::test]
+async fn stateless_requests_keep_their_principals_version_and_anonymous_ones_join_no_experiment() {
+    let (_backend, app, _) = experiment(|_| {}).await;
+    let (_, production) = app
+        .get_json("/api/v1/prompts/tool:gh_search/versions/1")
+        .await;
+    let production = production["text"].as_str().unwrap().to_string();
+
+    let mut principals = Vec::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        let token = format!("Bearer {name}");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(listed_statelessly(&app, Some(&token)).await);
+        }
+        principals.push((name, seen));
+    }
+    let mut anonymous = Vec::new();
+    for _ in 0..10 {
+        anonymous.push(listed_statelessly(&app, None).await);
+    }
+
+    for (name, seen) in &principals {
+        assert!(
+            seen.iter().all(|d| d == &seen[0]),
+            "{name} was served: {seen:?}"
+        );
+    }
+    assert!(
+        anonymous.iter().all(|d| d.starts_with(&production)),
+        "a request naming no principal gets production ({production:?}): {anonymous:?}"
+    );
 }
