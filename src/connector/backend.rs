@@ -160,10 +160,7 @@ impl McpBackend {
         let (resources, resource_templates) = match due.resources && offers("resources") {
             true => (
                 Some(self.list_all("resources/list", "resources").await?),
-                Some(
-                    self.list_all("resources/templates/list", "resourceTemplates")
-                        .await?,
-                ),
+                Some(self.templates().await?),
             ),
             false => (due.resources.then(Vec::new), due.resources.then(Vec::new)),
         };
@@ -177,6 +174,22 @@ impl McpBackend {
             resource_templates,
             prompts,
         })
+    }
+
+    /// The resource templates. A server that offers resources need not have templates: one that
+    /// does not know `resources/templates/list` has none, rather than failing the whole load.
+    async fn templates(&self) -> Result<Vec<Item>, ConnectorError> {
+        match self
+            .list_all("resources/templates/list", "resourceTemplates")
+            .await
+        {
+            Err(ConnectorError::Remote { error, .. })
+                if error.code == crate::mcp::jsonrpc::METHOD_NOT_FOUND =>
+            {
+                Ok(Vec::new())
+            }
+            other => other,
+        }
     }
 
     /// Every page of a paginated list.
