@@ -140,7 +140,7 @@ pub fn is_removed(method: &str) -> bool {
 pub fn capabilities() -> Value {
     json!({
         "tools": {"listChanged": true},
-        "resources": {"listChanged": true},
+        "resources": {"listChanged": true, "subscribe": true},
         "prompts": {"listChanged": true},
         "completions": {},
         "logging": {},

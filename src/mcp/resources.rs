@@ -100,7 +100,7 @@ pub async fn unsubscribe(ctx: &Context, params: Option<Value>) -> Result<Value, 
     let (connector, addr, inner) = route(&snapshot, &uri)?;
     let message = UnsubscribeResource {
         uri: inner.to_string(),
-        session: ctx.session_id.to_string(),
+        session: ctx.client.session_id.to_string(),
     };
     send_to(addr, connector, message).await
 }

@@ -39,7 +39,13 @@ impl Handler<Push> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
-        let message = msg.0;
+        let message = match &self.listen {
+            Some(listen) => match listen.tag(msg.0, &self.subscribed) {
+                Some(message) => message,
+                None => return,
+            },
+            None => msg.0,
+        };
         if message.get("method").and_then(Value::as_str) == Some("notifications/message") {
             let level = message["params"]["level"].as_str();
             if !self.wants_level(level) {

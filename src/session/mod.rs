@@ -11,9 +11,10 @@
 mod asks;
 mod exchange;
 mod link;
+mod listen;
 mod sessions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use exchange::{Ask, Asks, Exchange};
 pub use link::{ClientLink, RelatedStream};
+pub use listen::Listen;
 pub use sessions::Sessions;
 
 use crate::connector::Forward;
@@ -170,19 +172,9 @@ pub struct Session {
     client: Arc<str>,
     /// For a `subscriptions/listen` stream: the changes the client listens for.
     listen: Option<Listen>,
-}
-
-/// What a `subscriptions/listen` stream (revision 2026-07-28) carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listen {
-    /// The listen request's id, named in every notification.
-    pub id: Value,
-    /// `notifications/tools/list_changed`.
-    pub tools: bool,
-    /// `notifications/prompts/list_changed`.
-    pub prompts: bool,
-    /// `notifications/resources/list_changed`.
-    pub resources: bool,
+    /// The resources (as the client names them) this session subscribed to, unsubscribed when
+    /// it ends.
+    subscribed: HashSet<String>,
 }
 
 impl Session {
@@ -215,6 +207,7 @@ impl Session {
             scope,
             exchange: None,
             listen: None,
+            subscribed: HashSet::new(),
         };
         match sessions.admit(id.clone(), max, move || session.start()) {
             Some(addr) => Ok((id, addr)),
@@ -260,22 +253,9 @@ impl Session {
             scope,
             exchange: Some(exchange),
             listen: None,
+            subscribed: HashSet::new(),
         }
         .start()
-    }
-
-    /// Starts the session behind one `subscriptions/listen` stream: it tells the client of the
-    /// catalog changes that `listen` names until the client closes `stream`. It counts against
-    /// `server.max_sessions` like any session.
-    pub fn start_listener(
-        gateway: Arc<Gateway>,
-        scope: Scope,
-        stream: (mpsc::Sender<Bytes>, u64),
-        listen: Listen,
-    ) -> Result<Addr<Session>, SessionsFull> {
-        let (_, addr) = Session::start(gateway, Transport::Stateless, Some(stream), scope)?;
-        addr.do_send(StartListening(listen));
-        Ok(addr)
     }
 
     /// The rank of the least severe log message the client takes: all by default, none for a
@@ -459,10 +439,11 @@ impl Actor for Session {
         ctx.run_interval(self.gateway.server.keep_alive(), |act, ctx| act.tick(ctx));
     }
 
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         for handle in self.in_flight.values() {
             handle.abort();
         }
+        self.unsubscribe_all(ctx);
         if self.exchange.is_some() {
             return;
         }
@@ -498,6 +479,7 @@ impl Handler<HandleMessage> for Session {
             }
         };
         let key = id.to_string();
+        let subscription = listen::subscription(&method, params.as_ref());
         let answer: futures_util::future::LocalBoxFuture<'static, Result<Value, RpcError>> =
             match self.answer_here(&method, params.as_ref()) {
                 Some(answer) => Box::pin(std::future::ready(answer)),
@@ -527,6 +509,9 @@ impl Handler<HandleMessage> for Session {
         Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
             let cancelled = act.in_flight.remove(&key).is_none()
                 && matches!(&answer, Err(e) if e.code == CANCELLED);
+            if let (Ok(_), Some((subscribed, uri))) = (&answer, subscription) {
+                act.subscribed(subscribed, uri);
+            }
             let reply = match answer {
                 Ok(result) => jsonrpc::result(id, result),
                 Err(err) => {
@@ -610,34 +595,5 @@ impl Handler<CatalogChanged> for Session {
                 self.push(&jsonrpc::notification(method, params.clone()), ctx);
             }
         }
-    }
-}
-
-/// Makes the session a `subscriptions/listen` stream.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct StartListening(Listen);
-
-impl Handler<StartListening> for Session {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartListening, ctx: &mut Self::Context) {
-        let listen = msg.0;
-        let honoured: serde_json::Map<String, Value> = [
-            ("toolsListChanged", listen.tools),
-            ("promptsListChanged", listen.prompts),
-            ("resourcesListChanged", listen.resources),
-        ]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(key, on)| (key.to_string(), json!(on)))
-        .collect();
-        let params = json!({
-            "_meta": {modern::META_SUBSCRIPTION: listen.id},
-            "notifications": honoured,
-        });
-        let ack = jsonrpc::notification("notifications/subscriptions/acknowledged", Some(params));
-        self.push(&ack, ctx);
-        self.listen = Some(listen);
     }
 }

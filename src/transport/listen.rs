@@ -60,11 +60,24 @@ fn read(id: Value, params: Option<&Value>) -> Result<Listen, RpcError> {
             ))),
         }
     };
+    let updates = match notifications.get("resourceSubscriptions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(uris)) if uris.iter().all(Value::is_string) => uris
+            .iter()
+            .filter_map(|u| u.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                "notifications.resourceSubscriptions must be an array of URIs",
+            ))
+        }
+    };
     Ok(Listen {
         id,
         tools: flag("toolsListChanged")?,
         prompts: flag("promptsListChanged")?,
         resources: flag("resourcesListChanged")?,
+        updates,
     })
 }
 
@@ -78,6 +91,9 @@ mod tests {
         let params = json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["a://b"]}});
         let listen = read(json!(7), Some(&params)).unwrap();
         assert!(listen.tools && !listen.prompts && !listen.resources);
+        assert_eq!(listen.updates, ["a://b"]);
+        let bad = json!({"notifications": {"resourceSubscriptions": "a://b"}});
+        assert!(read(json!(1), Some(&bad)).is_err());
         assert_eq!(listen.id, json!(7));
         assert!(read(json!(1), Some(&json!({}))).is_err());
         let bad = json!({"notifications": {"promptsListChanged": "yes"}});

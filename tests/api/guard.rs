@@ -119,13 +119,7 @@ async fn a_session_past_the_limit_is_refused_with_503_until_one_ends() {
         app.rpc(&first, "ping", json!({})).await["result"],
         json!({})
     );
-    let ended = app
-        .client
-        .delete(format!("{}/mcp", app.address))
-        .header("mcp-session-id", &second)
-        .send()
-        .await
-        .unwrap();
+    let ended = app.end_session(&second).await;
     assert_eq!(ended.status(), 200);
     let third = app.initialize().await;
     assert_ne!(third, first);

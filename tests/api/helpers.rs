@@ -238,6 +238,16 @@ impl TestApp {
         value
     }
 
+    /// `DELETE /mcp`: ends `session`.
+    pub async fn end_session(&self, session: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}/mcp", self.address))
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("DELETE /mcp")
+    }
+
     /// `POST /mcp` with a raw body and extra headers.
     pub async fn post_mcp(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         self.post_at("/mcp", body, headers).await

@@ -575,3 +575,61 @@ async fn parameters_marked_x_mcp_header_must_come_with_matching_headers() {
         r#"{"region": "eu-west", "zone": 3}"#
     );
 }
+
+/// The resources the tiny server has subscriptions for, as it says.
+async fn subscribed_upstream(app: &TestApp) -> Value {
+    let body = request(
+        51,
+        "tools/call",
+        json!({"name": "tiny_subscribed", "arguments": {}}),
+        json!({}),
+    );
+    let (_, reply) = answer(app, &body).await;
+    serde_json::from_str(reply["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn a_listen_stream_carries_updates_of_its_resources_and_unsubscribes_when_closed() {
+    // A closed stream is noticed at the next write: keep-alives every 100 ms.
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.server.keep_alive_ms = 100;
+    })
+    .await;
+    let notifications = json!({"resourceSubscriptions": ["tiny:tiny://clock", "tiny:tiny://nothing", "other:x://y"]});
+    let body = request(
+        52,
+        "subscriptions/listen",
+        json!({"notifications": notifications}),
+        json!({}),
+    );
+    let mut stream = post(&app, &body, &[]).await;
+    let ack = listened(&mut stream, 1, Duration::from_secs(10)).await;
+    let while_open = subscribed_upstream(&app).await;
+
+    let touch = request(
+        53,
+        "tools/call",
+        json!({"name": "tiny_touch", "arguments": {}}),
+        json!({}),
+    );
+    let (_, touched) = answer(&app, &touch).await;
+    let updated = listened(&mut stream, 1, Duration::from_secs(10)).await;
+    drop(stream);
+    let after = TestApp::read_until(|| subscribed_upstream(&app), |s| s == &json!([])).await;
+
+    assert_eq!(
+        ack[0]["params"]["notifications"],
+        json!({"resourceSubscriptions": ["tiny:tiny://clock"]}),
+        "only the resources the gateway could subscribe to are acknowledged"
+    );
+    assert_eq!(while_open, json!(["tiny://clock"]));
+    assert_eq!(touched["result"]["content"][0]["text"], "touched");
+    assert_eq!(updated[0]["method"], "notifications/resources/updated");
+    assert_eq!(updated[0]["params"]["uri"], "tiny:tiny://clock");
+    assert_eq!(
+        updated[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        52
+    );
+    assert_eq!(after, json!([]), "closing the stream unsubscribes upstream");
+}

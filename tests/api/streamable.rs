@@ -69,13 +69,7 @@ async fn a_deleted_session_answers_404() {
     let app = spawn_app(vec![]).await;
     let session = app.initialize().await;
 
-    let deleted = app
-        .client
-        .delete(format!("{}/mcp", app.address))
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.end_session(&session).await;
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
     let after = app.post_mcp(&ping, &[("mcp-session-id", &session)]).await;
 

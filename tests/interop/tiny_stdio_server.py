@@ -25,11 +25,14 @@ TOOLS = [
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}},
     {"name": "deaf", "inputSchema": {"type": "object"}},
+    {"name": "touch", "inputSchema": {"type": "object"}},
+    {"name": "subscribed", "inputSchema": {"type": "object"}},
     {"name": "region", "inputSchema": {"type": "object", "properties": {
         "region": {"type": "string", "x-mcp-header": "Region"},
         "zone": {"type": "integer", "x-mcp-header": "Zone"}}}},
 ]
 CANCELLED = []
+SUBSCRIBED = set()
 NO_ANSWER = object()
 
 
@@ -54,6 +57,12 @@ def call(request):
     name = params.get("name")
     if name == "echo":
         return text(params.get("arguments", {}).get("text", ""))
+    if name == "touch":
+        for uri in sorted(SUBSCRIBED):
+            send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
+        return text("touched")
+    if name == "subscribed":
+        return text(json.dumps(sorted(SUBSCRIBED)))
     if name == "region":
         return text(json.dumps(params.get("arguments", {}), sort_keys=True))
     if name == "crash":
@@ -110,12 +119,27 @@ def answer(request):
         return
     if method == "initialize":
         result = {"protocolVersion": request["params"]["protocolVersion"],
-                  "capabilities": {"tools": {"listChanged": True}},
+                  "capabilities": {"tools": {"listChanged": True},
+                                   "resources": {"subscribe": True}},
                   "serverInfo": {"name": "tiny", "version": "1"}}
     elif method == "ping":
         result = {}
     elif method == "tools/list":
         result = {"tools": TOOLS}
+    elif method == "resources/list":
+        result = {"resources": [{"uri": "tiny://clock", "name": "clock"}]}
+    elif method == "resources/read":
+        result = {"contents": [{"uri": "tiny://clock", "text": "tick"}]}
+    elif method == "resources/subscribe":
+        if request["params"]["uri"] != "tiny://clock":
+            send({"jsonrpc": "2.0", "id": request["id"],
+                  "error": {"code": -32602, "message": "unknown resource"}})
+            return
+        SUBSCRIBED.add(request["params"]["uri"])
+        result = {}
+    elif method == "resources/unsubscribe":
+        SUBSCRIBED.discard(request["params"]["uri"])
+        result = {}
     elif method == "tools/call":
         try:
             result = call(request)
