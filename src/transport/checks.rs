@@ -1,7 +1,8 @@
 //! The checks of a stateless request (revision 2026-07-28), in the revision's order: its
-//! `_meta` (`-32602`), its headers against its body (`MCP-Protocol-Version`, `Mcp-Method`,
-//! `Mcp-Name`, and the `Mcp-Param-*` headers of the parameters a tool's schema marks with
-//! `x-mcp-header`: `-32020`), then the revision it names (`-32022`). Every refusal is HTTP 400.
+//! `_meta` (`-32602`), its `MCP-Protocol-Version` header against it (`-32020`), the revision it
+//! names (`-32022`), then its other headers against its body (`Mcp-Method`, `Mcp-Name`, and the
+//! `Mcp-Param-*` headers of the parameters a tool's schema marks with `x-mcp-header`: `-32020`).
+//! Every refusal is HTTP 400.
 
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
@@ -11,7 +12,7 @@ use super::stateless::Refusal;
 use crate::gateway::Gateway;
 use crate::mcp::modern::{self, RequestMeta};
 
-/// Checks `_meta`, then the headers against the body, then the revision.
+/// Checks `_meta`, the revision header against it, the revision, then the other headers.
 pub(super) fn check(
     gateway: &Gateway,
     req: &HttpRequest,

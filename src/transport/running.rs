@@ -133,11 +133,18 @@ pub struct Parked {
 }
 
 impl Parked {
-    /// Parks `running` for at most `keep`; returns its `requestState`, a random handle that
-    /// names nothing else.
-    pub fn park(&self, running: Running, keep: Duration) -> String {
+    /// Parks `running` for at most `keep`, unless `max` requests are parked already (then it
+    /// is dropped, which ends it); returns its `requestState`, a random handle that names
+    /// nothing else.
+    pub fn park(&self, running: Running, keep: Duration, max: usize) -> Option<String> {
         let state = uuid::Uuid::new_v4().simple().to_string();
-        if let Ok(mut map) = self.inner.lock() {
+        {
+            let mut map = self.inner.lock().ok()?;
+            if map.len() >= max {
+                drop(map);
+                drop(running);
+                return None;
+            }
             map.insert(state.clone(), running);
         }
         let (parked, key) = (self.clone(), state.clone());
@@ -145,7 +152,7 @@ impl Parked {
             actix_rt::time::sleep(keep).await;
             let _ = parked.take(&key);
         });
-        state
+        Some(state)
     }
 
     /// Takes the request parked under `state`, if it is still there.

@@ -54,6 +54,7 @@ impl From<Rejection> for Refusal {
 }
 
 impl Refusal {
+    /// HTTP 400 with `error`.
     pub(super) fn bad(error: RpcError) -> Self {
         Refusal {
             status: StatusCode::BAD_REQUEST,
@@ -226,7 +227,8 @@ fn resume(
     }
     // A malformed reply is refused; the request waits on under a new `requestState`.
     let refuse = |running: Running, message: String| {
-        let state = gateway.parked.park(running, gateway.mcp.request_timeout());
+        let keep = gateway.mcp.request_timeout();
+        let state = gateway.parked.park(running, keep, usize::MAX);
         let mut refusal = invalid(&message);
         refusal.error.data = Some(json!({"requestState": state}));
         refusal
@@ -268,8 +270,8 @@ async fn respond(
 ) -> HttpResponse {
     loop {
         if !running.waiting.is_empty() {
-            let body = ask_client(&gateway, running);
-            return HttpResponse::Ok().json(jsonrpc::result(id, body));
+            let (status, body) = ask_client(&gateway, running, id);
+            return HttpResponse::build(status).json(body);
         }
         match running.next().await {
             Next::Done(reply) => {
@@ -309,7 +311,7 @@ fn stream(
         }
         loop {
             if !running.waiting.is_empty() {
-                let body = jsonrpc::result(id, ask_client(&gateway, running));
+                let (_, body) = ask_client(&gateway, running, id);
                 let _ = sender.send(event("message", &body.to_string())).await;
                 return;
             }
@@ -339,8 +341,9 @@ fn stream(
         .streaming(body)
 }
 
-/// Parks the request and returns the result naming what it waits for.
-fn ask_client(gateway: &Gateway, running: Running) -> Value {
+/// Parks the request and returns the answer naming what it waits for, or refuses it (503) when
+/// `server.max_sessions` requests wait already: like sessions, they hold state for a client.
+fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (StatusCode, Value) {
     let requests: Map<String, Value> = running
         .waiting
         .iter()
@@ -352,13 +355,30 @@ fn ask_client(gateway: &Gateway, running: Running) -> Value {
             (key.clone(), request)
         })
         .collect();
-    let state = gateway.parked.park(running, gateway.mcp.request_timeout());
+    let max = gateway.server.max_sessions;
+    let Some(state) = gateway
+        .parked
+        .park(running, gateway.mcp.request_timeout(), max)
+    else {
+        gateway
+            .metrics
+            .sessions_refused
+            .with_label_values(&["stateless"])
+            .inc();
+        let message = format!(
+            "{max} requests wait for their clients' input, the most the gateway keeps \
+             (server.max_sessions); try again later"
+        );
+        let error = RpcError::new(jsonrpc::BACKEND_UNAVAILABLE, message);
+        return (StatusCode::SERVICE_UNAVAILABLE, jsonrpc::error(id, &error));
+    };
     let result = json!({
         "resultType": "input_required",
         "inputRequests": requests,
         "requestState": state,
     });
-    modern::complete("", result, &gateway.mcp)
+    let result = modern::complete("", result, &gateway.mcp);
+    (StatusCode::OK, jsonrpc::result(id, result))
 }
 
 /// The answer as the revision wants it, with its HTTP status: a failure after a backend asked

@@ -633,3 +633,40 @@ async fn a_listen_stream_carries_updates_of_its_resources_and_unsubscribes_when_
     );
     assert_eq!(after, json!([]), "closing the stream unsubscribes upstream");
 }
+
+#[actix_web::test]
+async fn requests_waiting_for_input_are_capped_like_sessions() {
+    // Two backends: the tiny server answers nothing else while it waits for its reply.
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("one", &marker()), tiny("two", &marker())];
+        s.server.max_sessions = 1;
+    })
+    .await;
+    let ask = |tool: &str| {
+        let params = json!({"name": tool, "arguments": {}});
+        request(61, "tools/call", params, json!({"sampling": {}}))
+    };
+
+    let (first_status, first) = answer(&app, &ask("one_ask")).await;
+    let (second_status, second) = answer(&app, &ask("two_ask")).await;
+    let metrics = app.metrics_text().await;
+
+    assert_eq!(
+        (first_status, first["result"]["resultType"].as_str()),
+        (200, Some("input_required"))
+    );
+    assert_eq!(
+        (second_status, second["error"]["code"].as_i64()),
+        (503, Some(-32000)),
+        "{second}"
+    );
+    assert!(second["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("server.max_sessions"));
+    assert!(
+        metrics.contains(r#"mcpgate_sessions_refused_total{transport="stateless"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(app.gateway.parked.len(), 1);
+}
