@@ -5,7 +5,8 @@
 //! other method in a session that lives as long as the request.
 //!
 //! The answer is JSON unless something related to the request (progress, a log message the
-//! client asked for) comes before it; then it is an SSE stream ending with the answer. A backend's
+//! client asked for) comes before it, or nothing comes for `server.keep_alive_ms`; then it is an
+//! SSE stream ending with the answer, whose closing by the client cancels the request. A backend's
 //! request for the client (sampling, elicitation, roots) ends the answer with
 //! `resultType: "input_required"`: the request is parked under a random `requestState`, and the
 //! client's next attempt, with the same method and params plus its `inputResponses`, takes it up
@@ -261,29 +262,41 @@ fn resume(
 }
 
 /// Answers from what the request brings first: JSON for its answer or its input requests, an SSE
-/// stream when related messages come before them.
+/// stream when related messages come before them, or when nothing has come within
+/// `server.keep_alive_ms` (the stream's keep-alives then tell when the client goes away, which
+/// cancels the request).
 async fn respond(
     gateway: web::Data<Gateway>,
     id: Value,
     mut running: Running,
     sse: bool,
 ) -> HttpResponse {
+    let quiet = gateway.server.keep_alive();
     loop {
         if !running.waiting.is_empty() {
             let (status, body) = ask_client(&gateway, running, id);
             return HttpResponse::build(status).json(body);
         }
-        match running.next().await {
-            Next::Done(reply) => {
+        let next = match sse {
+            true => actix_rt::time::timeout(quiet, running.next()).await.ok(),
+            false => Some(running.next().await),
+        };
+        match next {
+            Some(Next::Done(reply)) => {
                 let (status, body) = finish(&gateway, &running, reply, &id);
                 return HttpResponse::build(status).json(body);
             }
-            Next::Ask(ask) => take_ask(&mut running, ask).await,
-            Next::Event(event) if sse => return stream(gateway, id, running, event),
-            Next::Event(_) => {}
+            Some(Next::Ask(ask)) => take_ask(&mut running, ask).await,
+            Some(Next::Event(event)) if sse => return stream(gateway, id, running, event),
+            Some(Next::Event(_)) => {}
+            None => return stream(gateway, id, running, Bytes::from_static(KEEP_ALIVE)),
         }
     }
 }
+
+/// An SSE comment that keeps a quiet stream open, and finds out whether its client is still
+/// there.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Keeps a backend's request for the client, or refuses it where the revision allows none.
 async fn take_ask(running: &mut Running, ask: Ask) {
@@ -297,7 +310,9 @@ async fn take_ask(running: &mut Running, ask: Ask) {
     }
 }
 
-/// An SSE answer: `first`, the related messages after it, then the answer.
+/// An SSE answer: `first`, the related messages after it (and keep-alives while there are
+/// none), then the answer. A client that closes the stream cancels the request: dropping
+/// `running` ends its session, which abandons the backend's call.
 fn stream(
     gateway: web::Data<Gateway>,
     id: Value,
@@ -305,6 +320,7 @@ fn stream(
     first: Bytes,
 ) -> HttpResponse {
     let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
+    let quiet = gateway.server.keep_alive();
     actix_rt::spawn(async move {
         if sender.send(first).await.is_err() {
             return;
@@ -315,20 +331,22 @@ fn stream(
                 let _ = sender.send(event("message", &body.to_string())).await;
                 return;
             }
-            match running.next().await {
-                Next::Event(event) => {
-                    // A client that closed the stream cancelled the request: dropping
-                    // `running` ends its session.
-                    if sender.send(event).await.is_err() {
-                        return;
-                    }
+            let next = actix_rt::time::timeout(quiet, running.next()).await;
+            let bytes = match next {
+                Ok(Next::Event(event)) => event,
+                Err(_) => Bytes::from_static(KEEP_ALIVE),
+                Ok(Next::Ask(ask)) => {
+                    take_ask(&mut running, ask).await;
+                    continue;
                 }
-                Next::Ask(ask) => take_ask(&mut running, ask).await,
-                Next::Done(reply) => {
+                Ok(Next::Done(reply)) => {
                     let (_, body) = finish(&gateway, &running, reply, &id);
                     let _ = sender.send(event("message", &body.to_string())).await;
                     return;
                 }
+            };
+            if sender.send(bytes).await.is_err() {
+                return;
             }
         }
     });

@@ -670,3 +670,48 @@ async fn requests_waiting_for_input_are_capped_like_sessions() {
     );
     assert_eq!(app.gateway.parked.len(), 1);
 }
+
+#[actix_web::test]
+async fn a_client_that_goes_away_cancels_its_stateless_call_upstream() {
+    // A quiet call turns into a stream whose keep-alives (every 100 ms) find the client gone.
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.server.keep_alive_ms = 100;
+    })
+    .await;
+    let wait = request(
+        71,
+        "tools/call",
+        json!({"name": "tiny_wait", "arguments": {}}),
+        json!({}),
+    );
+    let cancelled = || async {
+        let body = request(
+            72,
+            "tools/call",
+            json!({"name": "tiny_cancelled", "arguments": {}}),
+            json!({}),
+        );
+        let (_, reply) = answer(&app, &body).await;
+        let text = reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+
+    let mut waiting = post(&app, &wait, &[]).await;
+    let kept_alive = tokio::time::timeout(Duration::from_secs(10), waiting.chunk()).await;
+    let before = cancelled().await;
+    drop(waiting);
+    let after = TestApp::read_until(cancelled, |c| c != &json!([])).await;
+
+    let first = kept_alive.unwrap().unwrap().unwrap();
+    assert_eq!(&first[..], b": keep-alive\n\n");
+    assert_eq!(before, json!([]), "the call is under way");
+    assert_eq!(
+        after.as_array().map(Vec::len),
+        Some(1),
+        "the upstream call was cancelled: {after}"
+    );
+}
