@@ -25,9 +25,9 @@ pub const UNSUPPORTED_VERSION: i64 = -32022;
 /// `_meta` key of the revision.
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key of the client's capabilities.
-const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 /// `_meta` key of the least severe log level the client wants.
-const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 /// `_meta` key of the server's identity in results.
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// `_meta` key naming the `subscriptions/listen` request a notification belongs to.

@@ -13,6 +13,8 @@ use crate::mcp::jsonrpc::RpcError;
 /// A backend's request for the client, waiting for the client's reply.
 #[derive(Debug)]
 pub struct Ask {
+    /// The key the backend gave it, if it speaks 2026-07-28 itself.
+    pub key: Option<String>,
     /// The method, such as `elicitation/create`.
     pub method: String,
     /// Its params.
@@ -54,10 +56,17 @@ impl Exchange {
         }
     }
 
-    /// Passes a backend's request to the client and waits for the reply.
-    pub async fn ask(&self, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    /// Passes a backend's request (named `key` by the backend, if it named it) to the client
+    /// and waits for the reply.
+    pub async fn ask(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, RpcError> {
         let (reply, answer) = oneshot::channel();
         let ask = Ask {
+            key: key.map(str::to_string),
             method: method.to_string(),
             params,
             reply,

@@ -104,9 +104,30 @@ impl ClientLink {
         self.session.do_send(Push(message));
     }
 
+    /// What the client declared it supports.
+    pub fn capabilities(&self) -> &Value {
+        &self.capabilities
+    }
+
+    /// The least severe log level the client takes, if it takes any.
+    pub fn log_level(&self) -> Option<&'static str> {
+        LEVELS.get(self.log_floor).copied()
+    }
+
     /// Asks the client a request. A feature the client did not declare is refused here, with an
     /// error for the backend, and never reaches the client.
     pub async fn ask(&self, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+        self.ask_keyed(None, method, params).await
+    }
+
+    /// [`ClientLink::ask`], naming the request `key` where the client sees requests by key
+    /// (a stateless request's input requests), as the backend named it.
+    pub async fn ask_keyed(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, RpcError> {
         let capability = match method {
             "sampling/createMessage" => Some("sampling"),
             "elicitation/create" => Some("elicitation"),
@@ -125,7 +146,7 @@ impl ClientLink {
             }
         }
         if let Some(exchange) = &self.exchange {
-            return exchange.ask(method, params).await;
+            return exchange.ask(key, method, params).await;
         }
         let request = AskClient {
             method: method.to_string(),

@@ -95,10 +95,18 @@ impl Running {
         }
     }
 
+    /// Keeps `ask` under the backend's key, or a key of the gateway's (`sampling-1`) when the
+    /// backend named none or its key is taken.
     fn keep(&mut self, ask: Ask) {
-        let kind = ask.method.split('/').next().unwrap_or("input");
-        let key = format!("{kind}-{}", self.next_key);
-        self.next_key += 1;
+        let taken = |key: &str| self.waiting.iter().any(|(k, _)| k == key);
+        let key = match ask.key.as_deref() {
+            Some(key) if !taken(key) => key.to_string(),
+            _ => {
+                let kind = ask.method.split('/').next().unwrap_or("input");
+                self.next_key += 1;
+                format!("{kind}-{}", self.next_key - 1)
+            }
+        };
         self.waiting.push((key, ask));
     }
 }

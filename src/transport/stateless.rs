@@ -425,6 +425,7 @@ fn finish(
     }
     let status = match reply["error"]["code"].as_i64() {
         Some(METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(modern::MISSING_CAPABILITY) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     (status, reply)

@@ -2,7 +2,9 @@
 //! stream, a session id, an optional stream for server messages) and the legacy HTTP+SSE
 //! transport. In `auto` mode the first `initialize` is posted as Streamable HTTP; a 400, 404 or
 //! 405 answer switches to legacy SSE, as the specification's backwards-compatibility section
-//! describes.
+//! describes. In `stateless` mode (revision 2026-07-28) requests carry the revision's headers,
+//! notifications are not sent, a 4xx with a JSON-RPC error is the request's answer, and list
+//! changes come on a `subscriptions/listen` stream instead of `GET`.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -27,6 +29,8 @@ pub enum Mode {
     StreamableHttp,
     /// Legacy HTTP+SSE only.
     Sse,
+    /// Streamable HTTP without sessions: the stateless revision (2026-07-28).
+    Stateless,
 }
 
 /// A connection to a remote MCP server.
@@ -91,12 +95,22 @@ impl HttpConnection {
         if let Some(endpoint) = legacy {
             return self.post_legacy(&endpoint, &message).await;
         }
+        let stateless = self.mode == Mode::Stateless;
+        if stateless && message.get("id").is_none() {
+            // The revision has no notifications from client to server; leaving cancels.
+            return Sent::Ok;
+        }
         let is_initialize = message["method"] == "initialize";
         let mut request = self
             .client
             .post(&self.url)
             .insert_header(("accept", "application/json, text/event-stream"))
             .insert_header(("content-type", "application/json"));
+        if stateless {
+            for (name, value) in super::stateless::headers(mcp, &message) {
+                request = request.insert_header((name, value));
+            }
+        }
         if let Some(id) = self.session_id.borrow().as_deref() {
             request = request.insert_header(("mcp-session-id", id));
         }
@@ -123,6 +137,16 @@ impl HttpConnection {
         }
         if response.status().is_redirection() {
             return Sent::Failed(crate::connector::redirected(&response));
+        }
+        if stateless && (400..500).contains(&status) {
+            // A refusal with a JSON-RPC error in its body is the request's answer.
+            let body = response.body().limit(64 * 1024).await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            if serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("error").is_some()) {
+                deliver(mcp, &text, related);
+                return Sent::Ok;
+            }
+            return Sent::Failed(format!("HTTP {status}: {}", text.trim()));
         }
         if !(200..300).contains(&status) {
             let body = response.body().limit(4096).await.unwrap_or_default();
@@ -170,9 +194,28 @@ impl HttpConnection {
         }
     }
 
-    /// Opens the Streamable HTTP stream for server messages, if the server offers one.
+    /// Opens the Streamable HTTP stream for server messages, if the server offers one: `GET`
+    /// in a session, `subscriptions/listen` for the list changes statelessly.
     pub fn open_listen_stream(&self, mcp: &McpClient) {
         if self.legacy_endpoint.borrow().is_some() {
+            return;
+        }
+        if self.mode == Mode::Stateless {
+            let (message, headers) = super::stateless::listen(mcp);
+            let mut request = self
+                .client
+                .post(&self.url)
+                .insert_header(("accept", "application/json, text/event-stream"))
+                .insert_header(("content-type", "application/json"));
+            for (name, value) in headers {
+                request = request.insert_header((name, value));
+            }
+            let mcp = mcp.clone();
+            actix_rt::spawn(async move {
+                if let Ok(response) = request.send_body(message.to_string()).await {
+                    read_events(&mcp, response).await;
+                }
+            });
             return;
         }
         let mut request = self
@@ -187,27 +230,8 @@ impl HttpConnection {
         }
         let mcp = mcp.clone();
         actix_rt::spawn(async move {
-            let Ok(mut response) = request.send().await else {
-                return;
-            };
-            if !response.status().is_success() {
-                return;
-            }
-            let mut parser = Parser::new(mcp.max_message_bytes());
-            while let Some(Ok(chunk)) = response.next().await {
-                match parser.push(&chunk) {
-                    Ok(events) => events
-                        .iter()
-                        .for_each(|event| deliver(&mcp, &event.data, None)),
-                    Err(too_large) => {
-                        log::warn!(
-                            "connector `{}`: its stream of server messages sent {too_large}; \
-                             the stream is closed",
-                            mcp.connector()
-                        );
-                        break;
-                    }
-                }
+            if let Ok(response) = request.send().await {
+                read_events(&mcp, response).await;
             }
         });
     }
@@ -284,6 +308,32 @@ impl HttpConnection {
             Ok(response) if response.status().as_u16() == 404 => Sent::SessionGone,
             Ok(response) => Sent::Failed(format!("HTTP {}", response.status())),
             Err(e) => Sent::Failed(format!("POST failed: {e}")),
+        }
+    }
+}
+
+/// Reads a stream of server messages (not tied to a request) until it ends or breaks.
+async fn read_events<S>(mcp: &McpClient, mut response: awc::ClientResponse<S>)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    if !response.status().is_success() {
+        return;
+    }
+    let mut parser = Parser::new(mcp.max_message_bytes());
+    while let Some(Ok(chunk)) = response.next().await {
+        match parser.push(&chunk) {
+            Ok(events) => events
+                .iter()
+                .for_each(|event| deliver(mcp, &event.data, None)),
+            Err(too_large) => {
+                log::warn!(
+                    "connector `{}`: its stream of server messages sent {too_large}; \
+                     the stream is closed",
+                    mcp.connector()
+                );
+                break;
+            }
         }
     }
 }

@@ -6,11 +6,13 @@
 //! resource updates) and requests (sampling, elicitation, roots), routed to the client session
 //! whose request they belong to through its [`ClientLink`]. A connection that breaks is dropped;
 //! the next request connects again, and a request that is safe to repeat is repeated once on a
-//! fresh session. Lives on its connector's thread; shared through `Rc`.
+//! fresh session. A server reached with `transport: stateless` has no session (its own
+//! submodule). Lives on its connector's thread; shared through `Rc`.
 
 mod http;
 mod inbound;
 pub mod sse;
+mod stateless;
 mod stdio;
 
 use std::cell::{Cell, RefCell};
@@ -118,6 +120,8 @@ struct Inner {
     calls: RefCell<HashMap<u64, Call>>,
     progress: RefCell<HashMap<String, (ClientLink, Value)>>,
     capabilities: RefCell<Value>,
+    /// For a stateless server: the arguments of each tool that travel as headers too.
+    param_headers: RefCell<stateless::ParamHeaders>,
     /// Counts connections, so that a late end-of-stream of an old one is ignored.
     generation: Cell<u64>,
     /// Connections lost in a row without lasting, and when the last one was lost.
@@ -155,6 +159,7 @@ impl McpClient {
                 calls: RefCell::new(HashMap::new()),
                 progress: RefCell::new(HashMap::new()),
                 capabilities: RefCell::new(json!({})),
+                param_headers: RefCell::new(Default::default()),
                 generation: Cell::new(0),
                 crashes: Cell::new(0),
                 lost_at: Cell::new(None),
@@ -189,6 +194,9 @@ impl McpClient {
         mut params: Value,
         link: Option<ClientLink>,
     ) -> Result<Value, ConnectorError> {
+        if self.is_stateless() {
+            return self.request_stateless(method, params, link).await;
+        }
         let progress = self.map_progress(&mut params, link.as_ref());
         let result = self
             .request_once(method, params.clone(), link.clone())
@@ -201,6 +209,63 @@ impl McpClient {
             self.inner.progress.borrow_mut().remove(&token);
         }
         result.map_err(|failure| failure.into_connector(&self.inner.connector))
+    }
+
+    /// Whether the server is spoken to statelessly (revision 2026-07-28).
+    fn is_stateless(&self) -> bool {
+        matches!(&self.inner.target, Target::Http { mode, .. } if *mode == Mode::Stateless)
+    }
+
+    /// [`McpClient::request`] to a stateless server: the revision's `_meta`, its methods
+    /// (`server/discover` for `ping`; nothing to send for `logging/setLevel`, whose level goes
+    /// in each request), and the client's input when the server asks for it.
+    async fn request_stateless(
+        &self,
+        method: &str,
+        mut params: Value,
+        link: Option<ClientLink>,
+    ) -> Result<Value, ConnectorError> {
+        let method = match method {
+            "ping" => "server/discover",
+            "logging/setLevel" => return Ok(json!({})),
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let error = RpcError::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    "resource subscriptions through a connector with `transport: stateless` are not supported",
+                );
+                return Err(Failure::Rpc(error).into_connector(&self.inner.connector));
+            }
+            other => other,
+        };
+        let progress = self.map_progress(&mut params, link.as_ref());
+        let mut params = stateless::with_meta(params, link.as_ref());
+        let mut round = 0;
+        let outcome = loop {
+            let result = match self
+                .request_once(method, params.clone(), link.clone())
+                .await
+            {
+                Ok(result) => result,
+                Err(failure) => break Err(failure),
+            };
+            if !stateless::needs_input(&result) {
+                break Ok(result);
+            }
+            round += 1;
+            match stateless::answer_input(&params, &result, link.as_ref(), round).await {
+                Ok(next) => params = next,
+                Err(error) => break Err(Failure::Rpc(error)),
+            }
+        };
+        if let Some(token) = progress {
+            self.inner.progress.borrow_mut().remove(&token);
+        }
+        let result = outcome.map_err(|failure| failure.into_connector(&self.inner.connector))?;
+        if method == "tools/list" {
+            let mut headers = self.inner.param_headers.borrow_mut();
+            stateless::learn_param_headers(&mut headers, &result);
+        }
+        Ok(stateless::plain(result))
     }
 
     /// Sends a notification (no answer).
@@ -327,42 +392,60 @@ impl McpClient {
             ),
         };
         *self.inner.connection.borrow_mut() = Some(Rc::new(connection));
+        if self.is_stateless() {
+            return self.discover().await;
+        }
         let params = json!({
             "protocolVersion": UPSTREAM_VERSION,
             "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
             "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
         });
-        let initialized = self.request_once("initialize", params, None).await;
-        let result = match initialized {
-            Ok(result) => result,
-            Err(failure) => {
-                self.drop_connection("initialize failed");
-                return Err(match failure {
-                    Failure::Connector(err) => err,
-                    other => self.unreachable(&format!(
-                        "initialize failed: {}",
-                        other.into_connector(&self.inner.connector)
-                    )),
-                });
-            }
-        };
+        let result = self.handshake("initialize", params).await?;
         if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
             let version = result["protocolVersion"]
                 .as_str()
                 .unwrap_or(UPSTREAM_VERSION);
             http.set_protocol_version(version);
         }
-        *self.inner.capabilities.borrow_mut() = result["capabilities"].clone();
         self.notify("notifications/initialized", None).await?;
+        self.connected(&result, "session initialized");
+        Ok(())
+    }
+
+    /// Learns a stateless server's capabilities from `server/discover`, and listens for its
+    /// list changes.
+    async fn discover(&self) -> Result<(), ConnectorError> {
+        let params = stateless::with_meta(json!({}), None);
+        let result = self.handshake("server/discover", params).await?;
+        self.connected(&result, "server discovered (stateless)");
+        Ok(())
+    }
+
+    /// The first request of a connection; when it fails, the connection is dropped.
+    async fn handshake(&self, method: &str, params: Value) -> Result<Value, ConnectorError> {
+        match self.request_once(method, params, None).await {
+            Ok(result) => Ok(result),
+            Err(failure) => {
+                self.drop_connection(&format!("{method} failed"));
+                Err(match failure {
+                    Failure::Connector(err) => err,
+                    other => self.unreachable(&format!(
+                        "{method} failed: {}",
+                        other.into_connector(&self.inner.connector)
+                    )),
+                })
+            }
+        }
+    }
+
+    /// Keeps what the server declared in `result`, and opens its stream of server messages.
+    fn connected(&self, result: &Value, what: &str) {
+        *self.inner.capabilities.borrow_mut() = result["capabilities"].clone();
         if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
             http.open_listen_stream(self);
         }
-        log::info!(
-            "connector `{}`: upstream MCP session initialized",
-            self.inner.connector
-        );
+        log::info!("connector `{}`: upstream MCP {what}", self.inner.connector);
         self.inner.connected_at.set(Some(Instant::now()));
-        Ok(())
     }
 
     /// Ends the connection on purpose (idle); the next request connects again.

@@ -1,8 +1,9 @@
-//! The official conformance suite (`@modelcontextprotocol/conformance`): the 30 server scenarios
-//! required by 2025-11-25 against the fixture server directly and through the gateway's virtual
-//! server in front of it, where both must pass every one; then the 37 required by 2026-07-28
-//! (stateless) through the gateway, which speaks 2025-11-25 to the fixture. The per-scenario
-//! summaries are printed.
+//! The official conformance suite (`@modelcontextprotocol/conformance`) against the fixture
+//! server, which answers both eras, directly and through the gateway. The gateway reaches it
+//! twice: with 2025-11-25 sessions (virtual server `conformance`) and statelessly
+//! (`transport: stateless`, virtual server `stateless`), and each virtual server is tested with
+//! the scenarios required by 2025-11-25 (30) and by 2026-07-28 (37), so that every bridge between
+//! the eras is crossed. The per-scenario summaries are printed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -92,13 +93,21 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     let fixture = start_fixture(&python);
     let upstream = fixture.url.clone();
     let app = spawn_app_with(StoreKind::Sqlite, |s| {
-        let mut fixture = connector("fixture", &upstream);
-        fixture.kind = mcpgate::connector::ConnectorKind::Mcp;
-        fixture.timeout_ms = 30_000;
-        s.connectors = vec![fixture];
-        s.servers = vec![serde_json::from_value(serde_json::json!(
-            {"name": "conformance", "connectors": ["fixture"], "prefix": false}))
-        .unwrap()];
+        let mut sessions = connector("fixture", &upstream);
+        sessions.kind = mcpgate::connector::ConnectorKind::Mcp;
+        sessions.timeout_ms = 30_000;
+        let mut stateless = sessions.clone();
+        stateless.name = "modern".into();
+        stateless.transport = mcpgate::upstream::Mode::Stateless;
+        s.connectors = vec![sessions, stateless];
+        s.servers = ["conformance:fixture", "stateless:modern"]
+            .map(|pair| {
+                let (name, connector) = pair.split_once(':').unwrap();
+                serde_json::from_value(serde_json::json!(
+                    {"name": name, "connectors": [connector], "prefix": false}))
+                .unwrap()
+            })
+            .to_vec();
     })
     .await;
 
@@ -106,6 +115,9 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     let through = format!("{}/servers/conformance/mcp", app.address);
     let (gateway_ok, gateway) = run_suite(through.clone(), "2025-11-25").await;
     let (_, stateless) = run_suite(through, "2026-07-28").await;
+    let modern = format!("{}/servers/stateless/mcp", app.address);
+    let (_, modern_old) = run_suite(modern.clone(), "2025-11-25").await;
+    let (modern_ok, modern_new) = run_suite(modern, "2026-07-28").await;
 
     let headline = |summary: &str| {
         summary
@@ -123,6 +135,14 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
         "=== 2026-07-28 through the gateway ===\n{}",
         headline(&stateless)
     );
+    eprintln!(
+        "=== 2025-11-25 through the gateway, fixture reached statelessly ===\n{}",
+        headline(&modern_old)
+    );
+    eprintln!(
+        "=== 2026-07-28 through the gateway, fixture reached statelessly ===\n{}",
+        headline(&modern_new)
+    );
     assert!(
         direct_ok,
         "the fixture fails required scenarios directly:\n{direct}"
@@ -137,17 +157,20 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     );
     // The gateway names the input requests it makes of a 2025-11-25 backend's requests itself
     // (`elicitation-1`); this one scenario wants the key its own fixture would choose.
-    let failed: Vec<&str> = stateless
-        .lines()
-        .take_while(|l| !l.starts_with("=== Every check"))
-        .filter(|l| l.starts_with("FAIL") && l.contains("[required]"))
-        .collect();
+    let failed = |summary: &str| -> Vec<String> {
+        summary
+            .lines()
+            .take_while(|l| !l.starts_with("=== Every check"))
+            .filter(|l| l.starts_with("FAIL") && l.contains("[required]"))
+            .map(str::to_string)
+            .collect()
+    };
     assert!(
         stateless.contains("36/37 required server scenarios passed"),
         "{stateless}"
     );
     assert_eq!(
-        failed,
+        failed(&stateless),
         ["FAIL  input-required-result-basic-elicitation [required]: 1 passed, 1 failed - failed: InputRequiredResultElicitationIncomplete"],
         "{stateless}"
     );
@@ -163,4 +186,17 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
             "{pending}: {stateless}"
         );
     }
+    // A stateless backend passes its input requests on under its own keys: every scenario.
+    assert!(modern_ok, "{modern_new}");
+    assert!(
+        modern_new.contains("37/37 required server scenarios passed"),
+        "{modern_new}"
+    );
+    // Sessions in front of a stateless backend: its input requests become requests to the
+    // client. Resource subscriptions through it are not offered.
+    assert_eq!(
+        failed(&modern_old),
+        ["FAIL  resources-subscribe [required]: 1 passed, 1 failed - failed: ResourcesSubscribe"],
+        "{modern_old}"
+    );
 }

@@ -5,10 +5,11 @@ It exposes the tools, resources, prompts and completions that the suite's server
 scenarios for the 2025-11-25 revision call, built on the official Python MCP SDK
 (2.x, low-level `mcp.server.lowlevel.Server`, so every wire shape is spelled out here).
 
-It speaks 2025-11-25 only. The tools and the prompt that the suite's 2026-07-28 scenarios
-call (`test_missing_capability`, `test_input_required_result_*`, ...) are written the
-2025-11-25 way: they ask the client for sampling, elicitation or roots with requests of
-their own, which a gateway serving a 2026-07-28 client turns into input requests.
+It answers both eras, as the SDK's server does: sessions (2025-11-25) and stateless requests
+(2026-07-28). Every answer carries `resultType` (the 2025-11-25 wire drops it). The tools and
+the prompt that ask the client for something (sampling, elicitation, roots) ask with a request
+of their own in a session, and with an input request (`resultType: "input_required"`, under
+the keys the suite's scenarios expect, with an HMAC-signed `requestState`) statelessly.
 
 Usage:
     python fixture_server.py streamable-http --port PORT   # http://127.0.0.1:PORT/mcp
@@ -25,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
 import io
 import json
+import os
 import socket
 import struct
 import sys
@@ -38,6 +42,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.lowlevel import Server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.shared.subscriptions import PromptsListChanged, ToolsListChanged
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
@@ -210,6 +216,8 @@ TOOLS.append(
 DYNAMIC_TOOL = {"name": "test_dynamic_tool", "description": "Listed after test_trigger_tool_change", "inputSchema": NO_ARGS}
 DYNAMIC_PROMPT = {"name": "test_dynamic_prompt", "description": "Listed after test_trigger_prompt_change"}
 dynamic = {"tool": False, "prompt": False}
+# Where list changes go for stateless clients' subscriptions/listen streams.
+EVENTS = InMemorySubscriptionBus()
 TOOL_NAMES = {t["name"] for t in TOOLS}
 
 ELICITATION_USER_SCHEMA = {
@@ -335,7 +343,75 @@ def _dump(value: Any) -> Any:
     return value
 
 
-async def _elicit(ctx: Any, message: str, schema: dict[str, Any]) -> tuple[str, Any]:
+class InputRequired(Exception):
+    """A stateless request needs the client's input: the answer is an input request."""
+
+    def __init__(self, requests: dict[str, Any], state: dict[str, Any] | None = None) -> None:
+        super().__init__("input required")
+        self.requests = requests
+        self.state = state
+
+
+STATE_KEY = os.urandom(32)
+
+
+def _seal(state: dict[str, Any]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
+    mac = hmac.new(STATE_KEY, body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def _unseal(token: Any) -> dict[str, Any]:
+    body, _, mac = str(token).rpartition(".")
+    good = hmac.new(STATE_KEY, body.encode(), hashlib.sha256).hexdigest()
+    if not body or not hmac.compare_digest(mac, good):
+        raise MCPError(code=INVALID_PARAMS, message="requestState failed verification")
+    return json.loads(base64.urlsafe_b64decode(body.encode()))
+
+
+def _stateless(ctx: Any) -> bool:
+    return str(getattr(ctx, "protocol_version", "")) >= "2026-07-28"
+
+
+def _replies(ctx: Any) -> dict[str, Any]:
+    params = getattr(ctx, "params", None) or {}
+    replies = params.get("inputResponses") or {}
+    if not isinstance(replies, dict):
+        raise MCPError(code=INVALID_PARAMS, message="inputResponses must be an object")
+    return replies
+
+
+def _state(ctx: Any) -> dict[str, Any] | None:
+    params = getattr(ctx, "params", None) or {}
+    token = params.get("requestState")
+    return None if token is None else _unseal(token)
+
+
+def _reply(ctx: Any, key: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The client's reply under `key`, or an input request for it."""
+    reply = _replies(ctx).get(key)
+    if reply is None:
+        raise InputRequired({key: {"method": method, "params": params}})
+    if not isinstance(reply, dict):
+        raise MCPError(code=INVALID_PARAMS, message=f"inputResponses.{key} must be an object")
+    return reply
+
+
+def _client_caps(ctx: Any) -> dict[str, Any]:
+    meta = getattr(ctx, "meta", None)
+    caps = getattr(meta, "client_capabilities", None) if meta is not None else None
+    if caps is None and isinstance(meta, dict):
+        caps = meta.get("io.modelcontextprotocol/clientCapabilities")
+    if caps is None:
+        params = getattr(ctx, "params", None) or {}
+        caps = (params.get("_meta") or {}).get("io.modelcontextprotocol/clientCapabilities")
+    return _dump(caps) or {}
+
+
+async def _elicit(ctx: Any, message: str, schema: dict[str, Any], key: str = "user_name") -> tuple[str, Any]:
+    if _stateless(ctx):
+        reply = _reply(ctx, key, "elicitation/create", {"mode": "form", "message": message, "requestedSchema": schema})
+        return reply.get("action", "accept"), reply.get("content")
     result = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
     return result.action, _dump(result.content)
 
@@ -403,32 +479,21 @@ async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[st
         prompt = args.get("prompt")
         if not isinstance(prompt, str):
             return tool_result(text("Missing required string argument 'prompt'"), is_error=True)
-        if not _client_has(ctx, "sampling"):
+        if not _stateless(ctx) and not _client_has(ctx, "sampling"):
             return tool_result(text("Client does not support sampling"), is_error=True)
-        result = await ctx.session.create_message(
-            messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=prompt))],
-            max_tokens=100,
-            related_request_id=ctx.request_id,
-        )
-        content = result.content
-        if isinstance(content, list):
-            content = content[0] if content else None
-        reply = getattr(content, "text", None)
-        if reply is None:
-            reply = json.dumps(_dump(content))
-        return tool_result(text(f"LLM response: {reply}"))
+        return tool_result(text(f"LLM response: {await _sample(ctx, prompt, key='sampling')}"))
 
     if name == "test_elicitation":
         message = args.get("message")
         if not isinstance(message, str):
             return tool_result(text("Missing required string argument 'message'"), is_error=True)
-        if not _client_has(ctx, "elicitation"):
+        if not _stateless(ctx) and not _client_has(ctx, "elicitation"):
             return tool_result(text("Client does not support elicitation"), is_error=True)
         action, content = await _elicit(ctx, message, ELICITATION_USER_SCHEMA)
         return tool_result(text(f"User response: action={action}, content={json.dumps(content)}"))
 
     if name in ("test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums"):
-        if not _client_has(ctx, "elicitation"):
+        if not _stateless(ctx) and not _client_has(ctx, "elicitation"):
             return tool_result(text("Client does not support elicitation"), is_error=True)
         if name == "test_elicitation_sep1034_defaults":
             action, content = await _elicit(
@@ -454,7 +519,16 @@ CONFIRM_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 
 
-async def _sample(ctx: Any, question: str) -> str:
+async def _sample(ctx: Any, question: str, key: str = "capital_question") -> str:
+    if _stateless(ctx):
+        if "sampling" not in _client_caps(ctx):
+            raise MissingCapability("sampling")
+        message = {"role": "user", "content": {"type": "text", "text": question}}
+        reply = _reply(ctx, key, "sampling/createMessage", {"messages": [message], "maxTokens": 100})
+        content = reply.get("content") or {}
+        if isinstance(content, list):
+            content = content[0] if content else {}
+        return content.get("text", "")
     result = await ctx.session.create_message(
         messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=question))],
         max_tokens=100,
@@ -462,6 +536,16 @@ async def _sample(ctx: Any, question: str) -> str:
     )
     content = result.content[0] if isinstance(result.content, list) else result.content
     return getattr(content, "text", "") or ""
+
+
+class MissingCapability(Exception):
+    """A stateless request needs a client capability that its `_meta` does not declare."""
+
+
+async def _roots(ctx: Any, key: str = "client_roots") -> list[Any]:
+    if _stateless(ctx):
+        return _reply(ctx, key, "roots/list", {}).get("roots", [])
+    return list((await ctx.session.list_roots()).roots)
 
 
 async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
@@ -477,7 +561,9 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
     if name in ("test_trigger_tool_change", "test_trigger_prompt_change"):
         kind = "tool" if name == "test_trigger_tool_change" else "prompt"
         dynamic[kind] = not dynamic[kind]
-        if kind == "tool":
+        if _stateless(ctx):
+            await EVENTS.publish(ToolsListChanged() if kind == "tool" else PromptsListChanged())
+        elif kind == "tool":
             await ctx.session.send_tool_list_changed()
         else:
             await ctx.session.send_prompt_list_changed()
@@ -488,11 +574,28 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
     if name == "test_input_required_result_sampling":
         return tool_result(text(f"Sampling result: {await _sample(ctx, 'What is the capital of France?')}"))
     if name == "test_input_required_result_list_roots":
-        roots = (await ctx.session.list_roots()).roots
+        roots = await _roots(ctx)
         return tool_result(text(f"Found {len(roots)} root(s)"))
     if name == "test_input_required_result_request_state":
-        _, content = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
+        if _stateless(ctx) and _state(ctx) is None:
+            asked = {"confirm": {"method": "elicitation/create",
+                                 "params": {"mode": "form", "message": "Confirm?", "requestedSchema": CONFIRM_SCHEMA}}}
+            raise InputRequired(asked, {"kind": "request-state"})
+        _, content = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA, key="confirm")
         return tool_result(text("state-ok" if (content or {}).get("ok") is True else "state-not-confirmed"))
+    if name == "test_input_required_result_multiple_inputs" and _stateless(ctx):
+        replies = _replies(ctx)
+        message = {"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}
+        wanted = {
+            "user_name": {"method": "elicitation/create",
+                          "params": {"mode": "form", "message": "What is your name?", "requestedSchema": NAME_SCHEMA}},
+            "capital_question": {"method": "sampling/createMessage", "params": {"messages": [message], "maxTokens": 100}},
+            "client_roots": {"method": "roots/list", "params": {}},
+        }
+        missing = {k: v for k, v in wanted.items() if not isinstance(replies.get(k), dict)}
+        if missing:
+            raise InputRequired(missing, {"kind": "multiple"})
+        return tool_result(text(f"All inputs received: {json.dumps(sorted(replies), sort_keys=True)}"))
     if name == "test_input_required_result_multiple_inputs":
         answers: dict[str, Any] = {}
 
@@ -510,13 +613,33 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
                 tg.start_soon(ask)
         return tool_result(text(f"All inputs received: {json.dumps(answers, sort_keys=True)}"))
     if name == "test_input_required_result_multi_round":
+        if _stateless(ctx):
+            state = _state(ctx) or {"round": 1}
+            replies = _replies(ctx)
+            if state["round"] == 1 and isinstance(replies.get("step1"), dict):
+                state = {"round": 2}
+            elif state["round"] == 2 and isinstance(replies.get("step2"), dict):
+                return tool_result(text("Multi-round complete"))
+            key = f"step{state['round']}"
+            asked = {key: {"method": "elicitation/create",
+                           "params": {"mode": "form", "message": f"Step {state['round']}?", "requestedSchema": CONFIRM_SCHEMA}}}
+            raise InputRequired(asked, state)
         first = (await _elicit(ctx, "Step 1: your name?", NAME_SCHEMA))[1]
         second = (await _elicit(ctx, "Step 2: confirm?", CONFIRM_SCHEMA))[1]
         return tool_result(text(f"Multi-round complete: {json.dumps([first, second])}"))
     if name == "test_input_required_result_tampered_state":
-        action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
+        if _stateless(ctx) and _state(ctx) is None:
+            asked = {"confirm": {"method": "elicitation/create",
+                                 "params": {"mode": "form", "message": "Confirm?", "requestedSchema": CONFIRM_SCHEMA}}}
+            raise InputRequired(asked, {"kind": "tampered"})
+        action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA, key="confirm")
         return tool_result(text(f"Confirmed: {action}"))
     # test_input_required_result_capabilities: elicitation if the client takes it, else sampling.
+    if _stateless(ctx):
+        if "elicitation" in _client_caps(ctx):
+            action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA, key="confirm")
+            return tool_result(text(f"Elicited: {action}"))
+        return tool_result(text(f"Sampled: {await _sample(ctx, 'Confirm?', key='confirm')}"))
     try:
         action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA)
         return tool_result(text(f"Elicited: {action}"))
@@ -712,23 +835,52 @@ async def on_completion(ctx: Any, params: types.CompleteRequestParams) -> dict[s
 # Server assembly and transports
 
 
+def answers(handler: Any, cacheable: bool = False) -> Any:
+    """`handler`, its answers marked complete (with caching hints when `cacheable`), its input
+    requests and missing capabilities turned into the results and errors of 2026-07-28."""
+
+    async def wrapped(ctx: Any, params: Any) -> dict[str, Any]:
+        try:
+            result = await handler(ctx, params)
+        except InputRequired as need:
+            answer: dict[str, Any] = {"resultType": "input_required", "inputRequests": need.requests}
+            if need.state is not None:
+                answer["requestState"] = _seal(need.state)
+            return answer
+        except MissingCapability as missing:
+            raise MCPError(
+                code=-32021,
+                message=f"this tool needs the client capability {missing.args[0]}",
+                data={"requiredCapabilities": {missing.args[0]: {}}},
+            ) from None
+        if isinstance(result, dict):
+            result.setdefault("resultType", "complete")
+            if cacheable:
+                result.setdefault("ttlMs", 0)
+                result.setdefault("cacheScope", "public")
+        return result
+
+    return wrapped
+
+
 def build_server() -> Server:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Server(
             "mcpgate-conformance-fixture",
             version="1.0.0",
-            on_list_tools=on_list_tools,
-            on_call_tool=on_call_tool,
-            on_list_resources=on_list_resources,
-            on_list_resource_templates=on_list_resource_templates,
-            on_read_resource=on_read_resource,
+            on_list_tools=answers(on_list_tools, cacheable=True),
+            on_call_tool=answers(on_call_tool),
+            on_list_resources=answers(on_list_resources, cacheable=True),
+            on_list_resource_templates=answers(on_list_resource_templates, cacheable=True),
+            on_read_resource=answers(on_read_resource, cacheable=True),
             on_subscribe_resource=on_subscribe,
             on_unsubscribe_resource=on_unsubscribe,
-            on_list_prompts=on_list_prompts,
-            on_get_prompt=on_get_prompt,
-            on_completion=on_completion,
+            on_list_prompts=answers(on_list_prompts, cacheable=True),
+            on_get_prompt=answers(on_get_prompt),
+            on_completion=answers(on_completion),
             on_set_logging_level=on_set_logging_level,
+            on_subscriptions_listen=ListenHandler(EVENTS),
         )
 
 
