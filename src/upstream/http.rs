@@ -2,7 +2,7 @@
 //! stream, a session id, an optional stream for server messages) and the legacy HTTP+SSE
 //! transport. In `auto` mode the first `initialize` is posted as Streamable HTTP; a 400, 404 or
 //! 405 answer switches to legacy SSE, as the specification's backwards-compatibility section
-//! describes. In `stateless` mode (revision 2026-07-28) requests carry the revision's headers,
+//! describes (and when that fails too, [`super::McpClient`] tries `stateless`). In `stateless` mode (revision 2026-07-28) requests carry the revision's headers,
 //! notifications are not sent, a 4xx with a JSON-RPC error is the request's answer, and list
 //! changes come on a `subscriptions/listen` stream instead of `GET`.
 
@@ -22,7 +22,7 @@ use crate::connector::ConnectorError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// Streamable HTTP, falling back to legacy SSE.
+    /// Streamable HTTP, falling back to legacy SSE, then to the stateless revision.
     #[default]
     Auto,
     /// Streamable HTTP only.

@@ -122,6 +122,8 @@ struct Inner {
     capabilities: RefCell<Value>,
     /// For a stateless server: the arguments of each tool that travel as headers too.
     param_headers: RefCell<stateless::ParamHeaders>,
+    /// `auto` found that the server speaks only the stateless revision.
+    found_stateless: Cell<bool>,
     /// Counts connections, so that a late end-of-stream of an old one is ignored.
     generation: Cell<u64>,
     /// Connections lost in a row without lasting, and when the last one was lost.
@@ -160,6 +162,7 @@ impl McpClient {
                 progress: RefCell::new(HashMap::new()),
                 capabilities: RefCell::new(json!({})),
                 param_headers: RefCell::new(Default::default()),
+                found_stateless: Cell::new(false),
                 generation: Cell::new(0),
                 crashes: Cell::new(0),
                 lost_at: Cell::new(None),
@@ -194,6 +197,8 @@ impl McpClient {
         mut params: Value,
         link: Option<ClientLink>,
     ) -> Result<Value, ConnectorError> {
+        // Connecting first: with `auto`, the first connection finds which revision is spoken.
+        self.connect().await?;
         if self.is_stateless() {
             return self.request_stateless(method, params, link).await;
         }
@@ -213,7 +218,7 @@ impl McpClient {
 
     /// Whether the server is spoken to statelessly (revision 2026-07-28).
     fn is_stateless(&self) -> bool {
-        matches!(&self.inner.target, Target::Http { mode, .. } if *mode == Mode::Stateless)
+        self.http_mode() == Mode::Stateless && matches!(self.inner.target, Target::Http { .. })
     }
 
     /// [`McpClient::request`] to a stateless server: the revision's `_meta`, its methods
@@ -379,22 +384,72 @@ impl McpClient {
                 stdio::StdioConnection::spawn(self, spec, generation)
                     .map_err(|e| self.unreachable(&e))?,
             ),
-            Target::Http { url, mode } => Connection::Http(
-                http::HttpConnection::open(
-                    generation,
-                    self,
-                    url,
-                    *mode,
-                    &self.inner.headers,
-                    self.inner.timeout,
-                )
-                .await?,
-            ),
+            Target::Http { url, .. } => {
+                let mode = self.http_mode();
+                Connection::Http(self.open_http(generation, url, mode).await?)
+            }
         };
         *self.inner.connection.borrow_mut() = Some(Rc::new(connection));
         if self.is_stateless() {
             return self.discover().await;
         }
+        if let (Target::Http { url, .. }, Mode::Auto) = (&self.inner.target, self.http_mode()) {
+            return match self.initialize().await {
+                Err(refused) => self.fall_back_to_stateless(generation, url, refused).await,
+                done => done,
+            };
+        }
+        self.initialize().await
+    }
+
+    /// The HTTP transport spoken: the connector's, or stateless once `auto` found the server
+    /// answers nothing else.
+    fn http_mode(&self) -> Mode {
+        match &self.inner.target {
+            _ if self.inner.found_stateless.get() => Mode::Stateless,
+            Target::Http { mode, .. } => *mode,
+            Target::Stdio(_) => Mode::Auto,
+        }
+    }
+
+    async fn open_http(
+        &self,
+        generation: u64,
+        url: &str,
+        mode: Mode,
+    ) -> Result<http::HttpConnection, ConnectorError> {
+        let (headers, timeout) = (&self.inner.headers, self.inner.timeout);
+        http::HttpConnection::open(generation, self, url, mode, headers, timeout).await
+    }
+
+    /// `auto`: a server that refused `initialize` (with sessions and with legacy SSE) is asked
+    /// `server/discover`; if it answers, it is spoken to statelessly from then on. If it does
+    /// not, the error is `initialize`'s.
+    async fn fall_back_to_stateless(
+        &self,
+        generation: u64,
+        url: &str,
+        refused: ConnectorError,
+    ) -> Result<(), ConnectorError> {
+        let Ok(connection) = self.open_http(generation, url, Mode::Stateless).await else {
+            return Err(refused);
+        };
+        *self.inner.connection.borrow_mut() = Some(Rc::new(Connection::Http(connection)));
+        self.inner.found_stateless.set(true);
+        if self.discover().await.is_ok() {
+            log::info!(
+                "connector `{}`: the server refused initialize and answered server/discover; \
+                 it is spoken to statelessly (revision 2026-07-28)",
+                self.inner.connector
+            );
+            return Ok(());
+        }
+        self.inner.found_stateless.set(false);
+        Err(refused)
+    }
+
+    /// The session handshake: `initialize`, then `notifications/initialized`.
+    async fn initialize(&self) -> Result<(), ConnectorError> {
         let params = json!({
             "protocolVersion": UPSTREAM_VERSION,
             "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},

@@ -23,7 +23,7 @@ impl Drop for Fixture {
     }
 }
 
-fn start_fixture(python: &str) -> Fixture {
+fn start_fixture(python: &str, flags: &[&str]) -> Fixture {
     let mut child = Command::new(python)
         .args([
             "tests/conformance/fixture_server.py",
@@ -31,6 +31,7 @@ fn start_fixture(python: &str) -> Fixture {
             "--port",
             "0",
         ])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -90,7 +91,7 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     }) else {
         return;
     };
-    let fixture = start_fixture(&python);
+    let fixture = start_fixture(&python, &[]);
     let upstream = fixture.url.clone();
     let app = spawn_app_with(StoreKind::Sqlite, |s| {
         let mut sessions = connector("fixture", &upstream);
@@ -198,5 +199,90 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
         failed(&modern_old),
         ["FAIL  resources-subscribe [required]: 1 passed, 1 failed - failed: ResourcesSubscribe"],
         "{modern_old}"
+    );
+}
+
+#[actix_web::test]
+async fn a_server_that_refuses_sessions_is_reached_statelessly_by_transport_auto() {
+    let Ok(python) = std::env::var("MCPGATE_INTEROP_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MCPGATE_INTEROP_PYTHON missing"
+        );
+        return;
+    };
+    let fixture = start_fixture(&python, &["--only-stateless"]);
+    let upstream = fixture.url.clone();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        let mut only = connector("only", &upstream);
+        only.kind = mcpgate::connector::ConnectorKind::Mcp;
+        s.connectors = vec![only];
+    })
+    .await;
+    let call = |id: i64, tool: &str, extra: serde_json::Value| {
+        let mut params = serde_json::json!({"name": tool, "arguments": {}});
+        for (key, value) in extra.as_object().unwrap() {
+            params[key] = value.clone();
+        }
+        crate::stateless::request(
+            id,
+            "tools/call",
+            params,
+            serde_json::json!({"elicitation": {}}),
+        )
+    };
+    let answer = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let (_, mut all) =
+                crate::stateless::messages(crate::stateless::post(app, &body, &[]).await).await;
+            all.pop().unwrap()
+        }
+    };
+
+    let (_, view) = app.get_json("/api/v1/connectors/only").await;
+    let simple = answer(call(1, "only_test_simple_text", serde_json::json!({}))).await;
+    let asked = answer(call(
+        2,
+        "only_test_input_required_result_elicitation",
+        serde_json::json!({}),
+    ))
+    .await;
+    let reply = serde_json::json!({"action": "accept", "content": {"name": "Alice"}});
+    let retry = serde_json::json!({"inputResponses": {"user_name": reply},
+        "requestState": asked["result"]["requestState"]});
+    let greeted = answer(call(
+        3,
+        "only_test_input_required_result_elicitation",
+        retry,
+    ))
+    .await;
+    let session = app.initialize().await;
+    let old = app
+        .rpc(
+            &session,
+            "tools/call",
+            serde_json::json!({"name": "only_test_simple_text", "arguments": {}}),
+        )
+        .await;
+
+    assert_eq!(view["status"]["health"], "healthy", "{view}");
+    assert!(view["tools"].as_u64() > Some(10), "{view}");
+    assert_eq!(
+        simple["result"]["content"][0]["text"],
+        "This is a simple text response for testing."
+    );
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    assert_eq!(
+        asked["result"]["inputRequests"]["user_name"]["method"],
+        "elicitation/create"
+    );
+    assert_eq!(
+        greeted["result"]["content"][0]["text"], "Hello, Alice!",
+        "{greeted}"
+    );
+    assert_eq!(
+        old["result"]["content"][0]["text"], "This is a simple text response for testing.",
+        "a session client reaches it too"
     );
 }

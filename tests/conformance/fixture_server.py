@@ -13,6 +13,7 @@ the keys the suite's scenarios expect, with an HMAC-signed `requestState`) state
 
 Usage:
     python fixture_server.py streamable-http --port PORT   # http://127.0.0.1:PORT/mcp
+    python fixture_server.py streamable-http --port PORT --only-stateless   # 2026-07-28 only
     python fixture_server.py stdio
 
 With `--port 0` the OS picks a free port; in every streamable-http run the first
@@ -903,13 +904,41 @@ async def serve_stdio() -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-async def serve_http(port: int) -> None:
+def stateless_only(app: Any) -> Any:
+    """`app`, refusing what a server of 2026-07-28 only refuses: `GET` and `DELETE` (405), and a
+    `POST` without that revision's `MCP-Protocol-Version` header, `initialize` among them (400,
+    `-32022`, naming the revision it speaks)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/mcp"):
+            return await app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        version = headers.get("mcp-protocol-version")
+        if scope["method"] != "POST":
+            status, error = 405, {"code": -32600, "message": "this server speaks 2026-07-28 only: POST requests"}
+        elif version != "2026-07-28":
+            status = 400
+            error = {"code": -32022, "message": "Unsupported protocol version",
+                     "data": {"supported": ["2026-07-28"], "requested": version}}
+        else:
+            return await app(scope, receive, send)
+        body = json.dumps({"jsonrpc": "2.0", "error": error}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+async def serve_http(port: int, only_stateless: bool = False) -> None:
     import uvicorn
 
     server = build_server()
     app = server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=loopback_only(), host="127.0.0.1"
     )
+    if only_stateless:
+        app = stateless_only(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -937,13 +966,14 @@ def main() -> None:
     sub = parser.add_subparsers(dest="transport", required=True)
     http = sub.add_parser("streamable-http", help="serve http://127.0.0.1:PORT/mcp")
     http.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    http.add_argument("--only-stateless", action="store_true", help="refuse sessions: speak 2026-07-28 only")
     sub.add_parser("stdio", help="serve on stdin/stdout")
     args = parser.parse_args()
     try:
         if args.transport == "stdio":
             anyio.run(serve_stdio)
         else:
-            anyio.run(serve_http, args.port)
+            anyio.run(serve_http, args.port, args.only_stateless)
     except KeyboardInterrupt:
         pass
 
