@@ -44,6 +44,8 @@ pub struct HttpConnection {
     session_id: RefCell<Option<String>>,
     version: RefCell<Option<String>>,
     closed: Cell<bool>,
+    /// Whether the server has answered anything over this connection.
+    answered: Cell<bool>,
     timeout: Duration,
 }
 
@@ -71,6 +73,7 @@ impl HttpConnection {
             session_id: RefCell::new(None),
             version: RefCell::new(None),
             closed: Cell::new(false),
+            answered: Cell::new(false),
             timeout,
         };
         if mode == Mode::Sse {
@@ -82,6 +85,11 @@ impl HttpConnection {
     /// Remembers the negotiated revision for the `MCP-Protocol-Version` header.
     pub fn set_protocol_version(&self, version: &str) {
         *self.version.borrow_mut() = Some(version.to_string());
+    }
+
+    /// Whether the server has answered anything (an HTTP status, even a refusal): it is up.
+    pub fn answered(&self) -> bool {
+        self.answered.get()
     }
 
     /// Marks the connection closed; its streams end at their next event.
@@ -118,7 +126,10 @@ impl HttpConnection {
             request = request.insert_header(("mcp-protocol-version", version));
         }
         let mut response = match request.send_body(message.to_string()).await {
-            Ok(response) => response,
+            Ok(response) => {
+                self.answered.set(true);
+                response
+            }
             Err(e) => return Sent::Failed(format!("POST failed: {e}")),
         };
         let status = response.status().as_u16();
@@ -249,6 +260,7 @@ impl HttpConnection {
             .send()
             .await
             .map_err(|e| unreachable(format!("SSE stream: {e}")))?;
+        self.answered.set(true);
         if response.status().is_redirection() {
             let redirect = crate::connector::redirected(&response);
             return Err(unreachable(format!("SSE stream: {redirect}")));

@@ -394,8 +394,15 @@ impl McpClient {
             return self.discover().await;
         }
         if let (Target::Http { url, .. }, Mode::Auto) = (&self.inner.target, self.http_mode()) {
+            let connection = self.inner.connection.borrow().clone();
+            let answered =
+                || matches!(connection.as_deref(), Some(Connection::Http(c)) if c.answered());
             return match self.initialize().await {
-                Err(refused) => self.fall_back_to_stateless(generation, url, refused).await,
+                // Only a server that answered, and refused, may speak another revision; one
+                // that is down is left to the backoff.
+                Err(refused) if answered() => {
+                    self.fall_back_to_stateless(generation, url, refused).await
+                }
                 done => done,
             };
         }
