@@ -1,5 +1,6 @@
 //! `subscriptions/listen` (revision 2026-07-28): an SSE stream that tells the client of the
-//! catalog changes it listens for, held by a [`Session`] until the client closes it.
+//! catalog changes and resource updates it listens for, held by a [`Session`] until the client
+//! closes it.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
