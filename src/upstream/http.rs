@@ -2,9 +2,10 @@
 //! stream, a session id, an optional stream for server messages) and the legacy HTTP+SSE
 //! transport. In `auto` mode the first `initialize` is posted as Streamable HTTP; a 400, 404 or
 //! 405 answer switches to legacy SSE, as the specification's backwards-compatibility section
-//! describes (and when that fails too, [`super::McpClient`] tries `stateless`). In `stateless` mode (revision 2026-07-28) requests carry the revision's headers,
-//! notifications are not sent, a 4xx with a JSON-RPC error is the request's answer, and list
-//! changes come on a `subscriptions/listen` stream instead of `GET`.
+//! describes (and when that fails too, [`super::McpClient`] tries `stateless`). In `stateless`
+//! mode (revision 2026-07-28) requests carry the revision's headers, notifications are not sent,
+//! a 4xx with a JSON-RPC error is the request's answer, and list changes come on a
+//! `subscriptions/listen` stream instead of `GET`.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;

@@ -186,7 +186,7 @@ TOOLS: list[dict[str, Any]] = [
     },
 ]
 
-# Tools of the suite's 2026-07-28 scenarios, in the 2025-11-25 way (see the module doc).
+# Tools of the suite's 2026-07-28 scenarios; they ask the client in either era's way (module doc).
 STATELESS_TOOLS = {
     "test_missing_capability": "Asks the client for sampling; fails without it",
     "test_streaming_elicitation": "Reports progress, then asks the user to confirm (elicitation)",
