@@ -8,7 +8,8 @@
 //! `subscriptions/listen` stream instead of `GET`.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use awc::Client;
 use futures_util::StreamExt;
@@ -44,7 +45,9 @@ pub struct HttpConnection {
     generation: u64,
     session_id: RefCell<Option<String>>,
     version: RefCell<Option<String>>,
-    closed: Cell<bool>,
+    /// Set when the connection is dropped; its streams of server messages end at their next
+    /// event, and a stateless listen stream is not opened again.
+    closed: Rc<Cell<bool>>,
     /// Whether the server has answered anything over this connection.
     answered: Cell<bool>,
     timeout: Duration,
@@ -73,7 +76,7 @@ impl HttpConnection {
             generation,
             session_id: RefCell::new(None),
             version: RefCell::new(None),
-            closed: Cell::new(false),
+            closed: Rc::new(Cell::new(false)),
             answered: Cell::new(false),
             timeout,
         };
@@ -213,21 +216,17 @@ impl HttpConnection {
             return;
         }
         if self.mode == Mode::Stateless {
-            let (message, headers) = super::stateless::listen(mcp);
-            let mut request = self
-                .client
-                .post(&self.url)
-                .insert_header(("accept", "application/json, text/event-stream"))
-                .insert_header(("content-type", "application/json"));
-            for (name, value) in headers {
-                request = request.insert_header((name, value));
+            let capabilities = mcp.capabilities();
+            let changes = ["tools", "prompts", "resources"];
+            if !changes
+                .iter()
+                .any(|c| capabilities[c]["listChanged"] == true)
+            {
+                return;
             }
-            let mcp = mcp.clone();
-            actix_rt::spawn(async move {
-                if let Ok(response) = request.send_body(message.to_string()).await {
-                    read_events(&mcp, response).await;
-                }
-            });
+            let (client, url, closed) =
+                (self.client.clone(), self.url.clone(), self.closed.clone());
+            actix_rt::spawn(listen_statelessly(mcp.clone(), client, url, closed));
             return;
         }
         let mut request = self
@@ -240,10 +239,10 @@ impl HttpConnection {
         if let Some(version) = self.version.borrow().as_deref() {
             request = request.insert_header(("mcp-protocol-version", version));
         }
-        let mcp = mcp.clone();
+        let (mcp, closed) = (mcp.clone(), self.closed.clone());
         actix_rt::spawn(async move {
             if let Ok(response) = request.send().await {
-                read_events(&mcp, response).await;
+                read_events(&mcp, response, &closed).await;
             }
         });
     }
@@ -325,8 +324,35 @@ impl HttpConnection {
     }
 }
 
-/// Reads a stream of server messages (not tied to a request) until it ends or breaks.
-async fn read_events<S>(mcp: &McpClient, mut response: awc::ClientResponse<S>)
+/// A stateless server's `subscriptions/listen` stream, opened again when it ends (a server
+/// restarts; the revision resumes nothing), after a wait that doubles while it keeps ending
+/// soon, up to 30 s, until the connection is dropped.
+async fn listen_statelessly(mcp: McpClient, client: Client, url: String, closed: Rc<Cell<bool>>) {
+    let mut wait = Duration::from_millis(250);
+    while !closed.get() {
+        let (message, headers) = super::stateless::listen(&mcp);
+        let mut request = client
+            .post(&url)
+            .insert_header(("accept", "application/json, text/event-stream"))
+            .insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            request = request.insert_header((name, value));
+        }
+        let opened = Instant::now();
+        if let Ok(response) = request.send_body(message.to_string()).await {
+            read_events(&mcp, response, &closed).await;
+        }
+        wait = match opened.elapsed() > Duration::from_secs(30) {
+            true => Duration::from_millis(250),
+            false => (wait * 2).min(Duration::from_secs(30)),
+        };
+        actix_rt::time::sleep(wait).await;
+    }
+}
+
+/// Reads a stream of server messages (not tied to a request) until it ends or breaks, or its
+/// connection is dropped.
+async fn read_events<S>(mcp: &McpClient, mut response: awc::ClientResponse<S>, closed: &Cell<bool>)
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
 {
@@ -335,6 +361,9 @@ where
     }
     let mut parser = Parser::new(mcp.max_message_bytes());
     while let Some(Ok(chunk)) = response.next().await {
+        if closed.get() {
+            break;
+        }
         match parser.push(&chunk) {
             Ok(events) => events
                 .iter()

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use crate::helpers::{connector, spawn_app_with, StoreKind};
+use crate::helpers::{connector, spawn_app_with, StoreKind, TestApp};
 
 /// The fixture server over Streamable HTTP, ended when dropped.
 struct Fixture {
@@ -204,21 +204,11 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
 
 #[actix_web::test]
 async fn a_server_that_refuses_sessions_is_reached_statelessly_by_transport_auto() {
-    let Ok(python) = std::env::var("MCPGATE_INTEROP_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "MCPGATE_INTEROP_PYTHON missing"
-        );
+    let Some(python) = python() else {
         return;
     };
     let fixture = start_fixture(&python, &["--only-stateless"]);
-    let upstream = fixture.url.clone();
-    let app = spawn_app_with(StoreKind::Sqlite, |s| {
-        let mut only = connector("only", &upstream);
-        only.kind = mcpgate::connector::ConnectorKind::Mcp;
-        s.connectors = vec![only];
-    })
-    .await;
+    let app = behind(&fixture.url, 200).await;
     let call = |id: i64, tool: &str, extra: serde_json::Value| {
         let mut params = serde_json::json!({"name": tool, "arguments": {}});
         for (key, value) in extra.as_object().unwrap() {
@@ -284,5 +274,112 @@ async fn a_server_that_refuses_sessions_is_reached_statelessly_by_transport_auto
     assert_eq!(
         old["result"]["content"][0]["text"], "This is a simple text response for testing.",
         "a session client reaches it too"
+    );
+}
+
+/// The Python that runs the fixture; `None` outside CI when it is not installed.
+fn python() -> Option<String> {
+    let python = std::env::var("MCPGATE_INTEROP_PYTHON").ok();
+    assert!(
+        python.is_some() || std::env::var_os("CI").is_none(),
+        "MCPGATE_INTEROP_PYTHON missing: run scripts/test"
+    );
+    python
+}
+
+/// A gateway whose one connector, `only`, is the fixture at `url` with the default transport
+/// (`auto`), checked every `health_ms`.
+async fn behind(url: &str, health_ms: u64) -> TestApp {
+    spawn_app_with(StoreKind::Sqlite, |s| {
+        let mut only = connector("only", url);
+        only.kind = mcpgate::connector::ConnectorKind::Mcp;
+        only.health_check_interval_ms = health_ms;
+        s.connectors = vec![only];
+    })
+    .await
+}
+
+/// What the tool `name` of the fixture at `url` answers, asked directly and statelessly.
+async fn fixture_says(url: &str, name: &str) -> String {
+    let meta = serde_json::json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": name, "arguments": {}, "_meta": meta}});
+    let sent = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .json(&body)
+        .send()
+        .await;
+    let Ok(text) = async { sent?.text().await }.await else {
+        return String::new();
+    };
+    let json = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or(&text);
+    let answer: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn a_stateless_backend_that_restarts_is_listened_to_again() {
+    let Some(python) = python() else {
+        return;
+    };
+    let first = start_fixture(&python, &["--only-stateless"]);
+    let url = first.url.clone();
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .to_string();
+    // Lists are reloaded only when the backend says they changed.
+    let app = behind(&url, 60_000).await;
+    let dynamic = || async {
+        let body = crate::stateless::request(
+            1,
+            "tools/list",
+            serde_json::json!({}),
+            serde_json::json!({}),
+        );
+        let (_, replies) =
+            crate::stateless::messages(crate::stateless::post(&app, &body, &[]).await).await;
+        let tools = replies[0]["result"]["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        tools.iter().any(|t| t["name"] == "only_test_dynamic_tool")
+    };
+    let streams = |url: String| async move { fixture_says(&url, "test_listen_streams").await };
+
+    let listening = TestApp::read_until(|| streams(url.clone()), |n| n == "1").await;
+    fixture_says(&url, "test_trigger_tool_change").await;
+    let added = TestApp::read_until(dynamic, |d| *d).await;
+    drop(first);
+    let second = start_fixture(&python, &["--only-stateless", "--port", &port]);
+    let again = TestApp::read_until(|| streams(second.url.clone()), |n| n == "1").await;
+    // The restarted server lists no dynamic tool; two changes bring it back, then remove it.
+    fixture_says(&second.url, "test_trigger_tool_change").await;
+    fixture_says(&second.url, "test_trigger_tool_change").await;
+    let removed = TestApp::read_until(dynamic, |d| !*d).await;
+
+    assert_eq!(listening, "1", "the gateway listens to the server");
+    assert!(
+        added,
+        "a change told on the listen stream reloads the tools"
+    );
+    assert_eq!(again, "1", "the gateway listens to the restarted server");
+    assert!(
+        !removed,
+        "a change of the restarted server reaches the gateway"
     );
 }

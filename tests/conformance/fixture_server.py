@@ -201,6 +201,7 @@ STATELESS_TOOLS = {
     "test_input_required_result_multi_round": "Asks the user twice, one question after the other",
     "test_input_required_result_tampered_state": "Asks the user to confirm",
     "test_input_required_result_capabilities": "Asks by elicitation, or by sampling when elicitation fails",
+    "test_listen_streams": "Says how many subscriptions/listen streams are open",
 }
 TOOLS += [{"name": n, "description": d, "inputSchema": NO_ARGS} for n, d in STATELESS_TOOLS.items()]
 TOOLS.append(
@@ -219,6 +220,7 @@ DYNAMIC_PROMPT = {"name": "test_dynamic_prompt", "description": "Listed after te
 dynamic = {"tool": False, "prompt": False}
 # Where list changes go for stateless clients' subscriptions/listen streams.
 EVENTS = InMemorySubscriptionBus()
+LISTEN = ListenHandler(EVENTS)
 TOOL_NAMES = {t["name"] for t in TOOLS}
 
 ELICITATION_USER_SCHEMA = {
@@ -552,6 +554,8 @@ async def _roots(ctx: Any, key: str = "client_roots") -> list[Any]:
 async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
     if name == "test_missing_capability":
         return tool_result(text(f"Success: {await _sample(ctx, 'Say yes')}"))
+    if name == "test_listen_streams":
+        return tool_result(text(str(len(LISTEN._streams))))
     if name == "test_streaming_elicitation":
         await ctx.session.report_progress(50, 100, "Halfway")
         action, _ = await _elicit(ctx, "Continue?", CONFIRM_SCHEMA)
@@ -881,7 +885,7 @@ def build_server() -> Server:
             on_get_prompt=answers(on_get_prompt),
             on_completion=answers(on_completion),
             on_set_logging_level=on_set_logging_level,
-            on_subscriptions_listen=ListenHandler(EVENTS),
+            on_subscriptions_listen=LISTEN,
         )
 
 
