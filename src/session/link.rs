@@ -13,24 +13,39 @@ use super::{AskClient, Exchange, Push, Session};
 use crate::mcp::jsonrpc::{RpcError, METHOD_NOT_FOUND};
 use crate::mcp::lifecycle::LEVELS;
 
-/// The stream of one client request's answer (a Streamable HTTP POST answered as SSE): messages
-/// related to that request go there while it is open.
+/// The stream of one client request's answer (a Streamable HTTP POST answered as SSE, or the
+/// lines of a stateless request on stdio): messages related to that request go there while it
+/// is open.
 #[derive(Clone, Default)]
 pub struct RelatedStream {
     sender: Arc<Mutex<Option<mpsc::Sender<Bytes>>>>,
+    /// One JSON message per line, not SSE events.
+    lines: bool,
 }
 
 impl RelatedStream {
-    /// A stream feeding `sender`.
+    /// A stream feeding `sender` SSE events.
     pub fn new(sender: mpsc::Sender<Bytes>) -> Self {
         RelatedStream {
             sender: Arc::new(Mutex::new(Some(sender))),
+            lines: false,
         }
     }
 
-    /// Sends `message` as an SSE event; false when the stream is closed or full.
+    /// A stream feeding `sender` one message per line.
+    pub fn lines(sender: mpsc::Sender<Bytes>) -> Self {
+        RelatedStream {
+            lines: true,
+            ..RelatedStream::new(sender)
+        }
+    }
+
+    /// Sends `message` (as an SSE event, or a line); false when the stream is closed or full.
     pub fn send(&self, message: &Value) -> bool {
-        let event = Bytes::from(format!("event: message\ndata: {message}\n\n"));
+        let event = match self.lines {
+            true => Bytes::from(format!("{message}\n")),
+            false => Bytes::from(format!("event: message\ndata: {message}\n\n")),
+        };
         match self.sender.lock() {
             Ok(guard) => guard.as_ref().is_some_and(|s| s.try_send(event).is_ok()),
             Err(_) => false,

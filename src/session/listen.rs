@@ -64,15 +64,16 @@ pub(super) fn subscription(method: &str, params: Option<&Value>) -> Option<(bool
 
 impl Session {
     /// Starts the session behind one `subscriptions/listen` stream: it tells the client of the
-    /// changes that `listen` names until the client closes `stream`. It counts against
+    /// changes that `listen` names until the client closes `stream` (SSE events for
+    /// [`Transport::Stateless`], lines for [`Transport::Stdio`]). It counts against
     /// `server.max_sessions` like any session.
     pub fn start_listener(
         gateway: Arc<Gateway>,
         scope: Scope,
-        stream: (mpsc::Sender<Bytes>, u64),
+        (transport, stream): (Transport, (mpsc::Sender<Bytes>, u64)),
         listen: Listen,
     ) -> Result<Addr<Session>, SessionsFull> {
-        let (_, addr) = Session::start(gateway, Transport::Stateless, Some(stream), scope)?;
+        let (_, addr) = Session::start(gateway, transport, Some(stream), scope)?;
         addr.do_send(StartListening(listen));
         Ok(addr)
     }

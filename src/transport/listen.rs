@@ -10,7 +10,7 @@ use super::event_stream::EventStream;
 use super::stateless::Refusal;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::RpcError;
-use crate::session::{Listen, Session};
+use crate::session::{Listen, Session, Transport};
 
 /// Opens the stream, or refuses the request.
 pub fn open(
@@ -38,14 +38,14 @@ pub fn open(
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
-    match Session::start_listener(shared, scope, sender, listen) {
+    match Session::start_listener(shared, scope, (Transport::Stateless, sender), listen) {
         Ok(session) => stream.owned_by(session).into_response(),
         Err(full) => Refusal::from(super::Rejection::from(full)).respond(id),
     }
 }
 
 /// Reads `params.notifications`: which changes to tell of.
-fn read(id: Value, params: Option<&Value>) -> Result<Listen, RpcError> {
+pub(super) fn read(id: Value, params: Option<&Value>) -> Result<Listen, RpcError> {
     let notifications = params
         .and_then(|p| p.get("notifications"))
         .and_then(Value::as_object)

@@ -17,6 +17,7 @@ mod running;
 mod sse;
 mod stateless;
 pub mod stdio;
+mod stdio_stateless;
 mod streamable;
 
 pub use running::Parked;

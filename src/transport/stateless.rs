@@ -25,10 +25,11 @@ use super::Rejection;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, METHOD_NOT_FOUND};
 use crate::mcp::modern::{self, RequestMeta};
+use crate::mcp::scope::Scope;
 use crate::session::{Ask, Exchange, HandleMessage, RelatedStream, Session, STREAM_CAPACITY};
 
 /// Methods run in a session.
-const DISPATCHED: [&str; 8] = [
+pub(super) const DISPATCHED: [&str; 8] = [
     "tools/list",
     "tools/call",
     "resources/list",
@@ -139,40 +140,61 @@ async fn run(
                 Ok(scope) => scope,
                 Err(rejection) => return Refusal::from(rejection).respond(id),
             };
-            let (exchange, asks) = Exchange::new();
-            let shared = gateway.clone().into_inner();
-            let client = client_key(principal.as_deref());
-            let session = Session::start_stateless(shared, scope, &meta, exchange, &client);
             let (sender, events) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
             let related = RelatedStream::new(sender);
-            let (done, answer) = tokio::sync::oneshot::channel();
-            let message = Ok(Incoming::Request {
-                id: id.clone(),
-                method: method.clone(),
-                params: for_backends(params.clone()),
-            });
-            let addr = session.clone();
-            actix_rt::spawn(async move {
-                let request = HandleMessage {
-                    message,
-                    related: Some(related.clone()),
-                };
-                let reply = addr.send(request).await.ok().flatten();
-                related.close();
-                let _ = done.send(reply);
-            });
-            Running::new(
-                session,
-                events,
-                asks,
-                answer,
-                &method,
-                params.as_ref(),
+            let request = (&id, method.as_str(), &params);
+            start(
+                &gateway,
+                scope,
+                &meta,
+                request,
                 principal,
+                (related, events),
             )
         }
     };
     respond(gateway, id, running, sse).await
+}
+
+/// Starts `request` (id, method, params) in a session of its own; what relates to it goes to
+/// `related`, which feeds `events`.
+pub(super) fn start(
+    gateway: &web::Data<Gateway>,
+    scope: Scope,
+    meta: &RequestMeta,
+    (id, method, params): (&Value, &str, &Option<Value>),
+    principal: Option<String>,
+    (related, events): (RelatedStream, tokio::sync::mpsc::Receiver<Bytes>),
+) -> Running {
+    let (exchange, asks) = Exchange::new();
+    let shared = gateway.clone().into_inner();
+    let client = client_key(principal.as_deref());
+    let session = Session::start_stateless(shared, scope, meta, exchange, &client);
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let message = Ok(Incoming::Request {
+        id: id.clone(),
+        method: method.to_string(),
+        params: for_backends(params.clone()),
+    });
+    let addr = session.clone();
+    actix_rt::spawn(async move {
+        let request = HandleMessage {
+            message,
+            related: Some(related.clone()),
+        };
+        let reply = addr.send(request).await.ok().flatten();
+        related.close();
+        let _ = done.send(reply);
+    });
+    Running::new(
+        session,
+        events,
+        asks,
+        answer,
+        method,
+        params.as_ref(),
+        principal,
+    )
 }
 
 /// Who a stateless request comes from, to the trainer: a key of its `Authorization` header
@@ -202,7 +224,7 @@ fn for_backends(params: Option<Value>) -> Option<Value> {
 }
 
 /// Takes up a parked request, handing the client's replies to the backends waiting for them.
-fn resume(
+pub(super) fn resume(
     gateway: &Gateway,
     method: &str,
     params: Option<&Value>,
@@ -299,7 +321,7 @@ async fn respond(
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Keeps a backend's request for the client, or refuses it where the revision allows none.
-async fn take_ask(running: &mut Running, ask: Ask) {
+pub(super) async fn take_ask(running: &mut Running, ask: Ask) {
     if MAY_ASK.contains(&running.method.as_str()) {
         running.wait_for(ask).await;
     } else {
@@ -361,7 +383,7 @@ fn stream(
 
 /// Parks the request and returns the answer naming what it waits for, or refuses it (503) when
 /// `server.max_sessions` requests wait already: like sessions, they hold state for a client.
-fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (StatusCode, Value) {
+pub(super) fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (StatusCode, Value) {
     let requests: Map<String, Value> = running
         .waiting
         .iter()
@@ -401,7 +423,7 @@ fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (StatusCode, Va
 
 /// The answer as the revision wants it, with its HTTP status: a failure after a backend asked
 /// for a capability the client did not declare becomes `-32021`.
-fn finish(
+pub(super) fn finish(
     gateway: &Gateway,
     running: &Running,
     reply: Option<Value>,

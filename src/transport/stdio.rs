@@ -1,7 +1,8 @@
 //! `mcpgate stdio`: the gateway for one client on stdin/stdout (newline-delimited JSON-RPC), as
 //! `claude_desktop_config.json` starts local servers. Logs go to stderr. Owns the framing of
-//! lines; the [`Session`] answers. When stdin ends, answers still owed are written (within the
-//! request deadline), then the gateway shuts down.
+//! lines; the [`Session`] answers, and its stateless side (`stdio_stateless`) answers the
+//! requests of the stateless revision (2026-07-28). When stdin ends, answers still owed are written (within the request
+//! deadline), then the gateway shuts down.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+use super::stdio_stateless::StdioStateless;
 use crate::configuration::Settings;
 use crate::lines::{read_line, Line};
 use crate::mcp::jsonrpc::{classify, RpcError, PARSE_ERROR};
@@ -22,6 +24,7 @@ use crate::startup::{build_gateway, shut_down};
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (gateway, recorder) = build_gateway(&settings).await?;
     let (sender, mut outbound) = mpsc::channel::<Bytes>(STREAM_CAPACITY);
+    let stateless = StdioStateless::new(gateway.clone(), sender.clone());
     let shared = gateway.clone().into_inner();
     let (_, session) = Session::start(shared, Transport::Stdio, Some((sender, 0)), Scope::All)
         .map_err(|full| {
@@ -49,6 +52,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let message = match line {
             Line::Text(line) if line.trim().is_empty() => continue,
             Line::Text(line) => match serde_json::from_str::<Value>(&line) {
+                Ok(value) if stateless.takes(&value) => {
+                    asked += usize::from(StdioStateless::owes_answer(&value));
+                    stateless.handle(value);
+                    continue;
+                }
                 Ok(value) => classify(value),
                 Err(e) => Err((
                     Value::Null,
@@ -69,7 +77,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
 
     let deadline = tokio::time::Instant::now() + settings.mcp.request_timeout();
-    while answered.load(Ordering::SeqCst) < asked && tokio::time::Instant::now() < deadline {
+    let settled = || answered.load(Ordering::SeqCst) + stateless.cancelled();
+    while settled() < asked && tokio::time::Instant::now() < deadline {
         actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     session.do_send(EndSession);

@@ -33,6 +33,14 @@ fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The answer to request `id` among `messages` (`null` when there is none).
+fn answer_to(messages: &[serde_json::Value], id: i64) -> serde_json::Value {
+    let answer = messages
+        .iter()
+        .find(|m| m["id"] == id && m.get("method").is_none());
+    answer.cloned().unwrap_or_default()
+}
+
 #[test]
 fn version_and_help_describe_the_commands() {
     let dir = config_dir("connectors: []");
@@ -207,9 +215,9 @@ fn a_header_secret_never_reaches_the_log_even_at_trace_level() {
     assert!(!String::from_utf8_lossy(&output.stdout).contains(secret));
 }
 
-#[test]
-fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
-    use std::io::Write;
+/// `mcpgate stdio` with the tiny stdio server behind it as `tiny`, its three streams piped;
+/// the directory holds its settings and database.
+fn stdio_in_front_of_tiny() -> (tempfile::TempDir, std::process::Child) {
     let cwd = std::env::current_dir().unwrap();
     let server = cwd.join("tests/interop/tiny_stdio_server.py");
     let dir = config_dir(&format!(
@@ -217,7 +225,7 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
         server.display()
     ));
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let mut child = mcpgate(
+    let child = mcpgate(
         dir.path(),
         &["stdio"],
         &[("MCPGATE__DATABASE__URL", db.as_str())],
@@ -227,6 +235,13 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
+    (dir, child)
+}
+
+#[test]
+fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
+    use std::io::Write;
+    let (_dir, mut child) = stdio_in_front_of_tiny();
     let input = [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
@@ -244,13 +259,7 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut answers = json_lines(&stdout);
     answers.retain(|m| m.get("id").is_some());
-    let by_id = |id: i64| {
-        answers
-            .iter()
-            .find(|m| m["id"] == id)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let by_id = |id: i64| answer_to(&answers, id);
     assert!(output.status.success());
     assert_eq!(by_id(1)["result"]["protocolVersion"], "2025-06-18");
     let tools = by_id(2)["result"]["tools"]
@@ -425,5 +434,78 @@ fn stdio_answers_a_line_that_is_not_utf8_or_too_long_with_an_error_and_reads_on(
         ping.map(|p| p["result"].clone()),
         Some(serde_json::json!({})),
         "{stdout}"
+    );
+}
+
+#[test]
+fn stdio_answers_stateless_requests_listens_and_cancels_on_notifications_cancelled() {
+    use std::io::Write;
+    let (_dir, mut child) = stdio_in_front_of_tiny();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let call = |id: u32, tool: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}},{meta}}}}}"#
+        )
+    };
+    let lines = [
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{meta}}}}}"#),
+        r#"{"jsonrpc":"2.0","id":2,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999","io.modelcontextprotocol/clientCapabilities":{}}}}"#.to_string(),
+        format!(r#"{{"jsonrpc":"2.0","id":4,"method":"ping","params":{{{meta}}}}}"#),
+        call(5, "tiny_wait"),
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#.to_string(),
+        call(6, "tiny_cancelled"),
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{{"notifications":{{"toolsListChanged":true}},{meta}}}}}"#),
+        call(8, "tiny_grow"),
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#.to_string(),
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    for line in &lines {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        // The cancellation must reach the backend before the next call asks about it, and a
+        // list change the listener before it is cancelled.
+        let settle = if line.contains("tiny_grow") {
+            1500
+        } else {
+            300
+        };
+        std::thread::sleep(Duration::from_millis(settle));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answers = json_lines(&stdout);
+    let by_id = |id: i64| answer_to(&answers, id);
+    assert!(output.status.success());
+    assert_eq!(
+        by_id(1)["result"]["supportedVersions"],
+        serde_json::json!(["2026-07-28"])
+    );
+    assert_eq!(by_id(2)["error"]["code"], -32602, "{stdout}");
+    assert_eq!(by_id(3)["error"]["code"], -32022, "{stdout}");
+    assert_eq!(by_id(4)["error"]["code"], -32601, "{stdout}");
+    assert!(
+        by_id(5).is_null(),
+        "a cancelled request is not answered: {stdout}"
+    );
+    let cancelled = by_id(6)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let cancelled: serde_json::Value = serde_json::from_str(&cancelled).unwrap_or_default();
+    assert_eq!(cancelled.as_array().map(Vec::len), Some(1), "{stdout}");
+    let told = |method: &str| {
+        answers.iter().any(|m| {
+            m["method"] == method
+                && m["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 7
+        })
+    };
+    assert!(told("notifications/subscriptions/acknowledged"), "{stdout}");
+    assert!(told("notifications/tools/list_changed"), "{stdout}");
+    assert!(
+        by_id(7).is_null(),
+        "a listen request is answered by nothing: {stdout}"
     );
 }

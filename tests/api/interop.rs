@@ -444,21 +444,13 @@ async fn a_legacy_sse_server_is_reached_by_falling_back_from_streamable_http() {
     let _ = server.wait();
 }
 
-#[actix_web::test]
-async fn the_python_sdk_speaks_the_stateless_revision_and_answers_an_input_request() {
-    let Some((python, _, _)) = tools() else {
-        return;
-    };
-    let app = spawn_app(vec![crate::backends::tiny(
-        "tiny",
-        &crate::backends::marker(),
-    )])
-    .await;
-    let mut command = Command::new(&python);
-    command.args([
-        "tests/interop/python_stateless_client.py",
-        &format!("{}/mcp", app.address),
-    ]);
+/// Runs `tests/interop/python_stateless_client.py` with `target` and checks what it saw.
+async fn python_stateless_client(python: &str, target: &[&str], env: &[(&str, &str)]) {
+    let mut command = Command::new(python);
+    command
+        .arg("tests/interop/python_stateless_client.py")
+        .args(target)
+        .envs(env.iter().copied());
 
     let out = output(command).await;
 
@@ -479,4 +471,45 @@ async fn the_python_sdk_speaks_the_stateless_revision_and_answers_an_input_reque
     assert_eq!(seen["progress_text"], "done");
     assert_eq!(seen["sampled"], serde_json::json!(["hi"]));
     assert_eq!(seen["asked"], "sampled: from the python client");
+}
+
+#[actix_web::test]
+async fn the_python_sdk_speaks_the_stateless_revision_and_answers_an_input_request() {
+    let Some((python, _, _)) = tools() else {
+        return;
+    };
+    let app = spawn_app(vec![crate::backends::tiny(
+        "tiny",
+        &crate::backends::marker(),
+    )])
+    .await;
+
+    python_stateless_client(&python, &[&format!("{}/mcp", app.address)], &[]).await;
+}
+
+#[actix_web::test]
+async fn the_python_sdk_speaks_the_stateless_revision_to_mcpgate_stdio() {
+    let Some((python, _, _)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).unwrap();
+    let server = std::env::current_dir()
+        .unwrap()
+        .join("tests/interop/tiny_stdio_server.py");
+    let connectors = format!(
+        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\"]\n",
+        server.display()
+    );
+    std::fs::write(dir.path().join("connectors.yaml"), connectors).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let config = dir.path().display().to_string();
+    let gateway = env!("CARGO_BIN_EXE_mcpgate");
+
+    python_stateless_client(
+        &python,
+        &["--stdio", gateway, "--config", &config, "stdio"],
+        &[("MCPGATE__DATABASE__URL", &db)],
+    )
+    .await;
 }

@@ -3,9 +3,12 @@
 
 Usage:
     python3 python_stateless_client.py URL
+    python3 python_stateless_client.py --stdio COMMAND [ARG...]
 
-URL is the Streamable HTTP endpoint, e.g. http://127.0.0.1:8080/mcp, with the tiny stdio
-server (tests/interop/tiny_stdio_server.py) behind it as connector `tiny`.
+URL is the Streamable HTTP endpoint, e.g. http://127.0.0.1:8080/mcp; with --stdio the SDK
+starts COMMAND (e.g. `mcpgate --config DIR stdio`) and speaks to it on stdin/stdout, passing
+on this process's environment. Either way the tiny stdio server
+(tests/interop/tiny_stdio_server.py) is behind the gateway as connector `tiny`.
 
 `mcp.client.Client` in its default mode probes `server/discover` and, when the server
 answers it, speaks the stateless revision. This lists tools, calls tiny_echo, calls
@@ -15,7 +18,6 @@ by itself. It prints ONE JSON object on stdout describing what it saw; on any fa
 it prints the error on stderr and exits 1.
 """
 
-import argparse
 import asyncio
 import json
 import sys
@@ -23,9 +25,17 @@ import traceback
 import warnings
 
 
-async def run(url: str) -> dict:
+async def run(target: list[str]) -> dict:
+    import os
+
     import mcp_types as types
     from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    if target[0] == "--stdio":
+        server = StdioServerParameters(command=target[1], args=target[2:], env=dict(os.environ))
+    else:
+        server = target[0]
 
     sampled = []
 
@@ -44,7 +54,7 @@ async def run(url: str) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sampling is deprecated in 2026-07-28, still served
-        async with Client(url, sampling_callback=sampling) as client:
+        async with Client(server, sampling_callback=sampling) as client:
             tools = await client.list_tools()
             echo = await client.call_tool("tiny_echo", {"text": "stateless hello"})
             stepped = await client.call_tool("tiny_progress", {}, progress_callback=on_progress)
@@ -62,11 +72,12 @@ async def run(url: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
-    args = parser.parse_args()
+    target = sys.argv[1:]
+    if not target or target[0] in ("-h", "--help") or (target[0] == "--stdio" and len(target) < 2):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     try:
-        seen = asyncio.run(run(args.url))
+        seen = asyncio.run(run(target))
     except BaseException:  # noqa: BLE001 - report everything, exit 1
         traceback.print_exc()
         sys.exit(1)
