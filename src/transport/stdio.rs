@@ -1,8 +1,8 @@
 //! `mcpgate stdio`: the gateway for one client on stdin/stdout (newline-delimited JSON-RPC), as
 //! `claude_desktop_config.json` starts local servers. Logs go to stderr. Owns the framing of
 //! lines; the [`Session`] answers, and its stateless side (`stdio_stateless`) answers the
-//! requests of the stateless revision (2026-07-28). When stdin ends, answers still owed are written (within the request
-//! deadline), then the gateway shuts down.
+//! requests of the stateless revision (2026-07-28). When stdin ends, answers still owed are
+//! written (within the request deadline), then the gateway shuts down.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -100,8 +100,12 @@ impl StdioStateless {
         }
     }
 
+    /// Writes `message` as a line, waiting for room rather than dropping it.
     fn write(&self, message: Value) {
-        let _ = self.out.try_send(Bytes::from(format!("{message}\n")));
+        let (out, line) = (self.out.clone(), Bytes::from(format!("{message}\n")));
+        actix_rt::spawn(async move {
+            let _ = out.send(line).await;
+        });
     }
 
     fn refuse(&self, id: Value, error: RpcError) {
