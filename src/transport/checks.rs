@@ -8,7 +8,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 use serde_json::Value;
 
-use super::stateless::Refusal;
+use super::Rejection;
 use crate::gateway::Gateway;
 use crate::mcp::modern::{self, RequestMeta};
 
@@ -18,10 +18,10 @@ pub(super) fn check(
     req: &HttpRequest,
     method: &str,
     params: Option<&Value>,
-) -> Result<RequestMeta, Refusal> {
+) -> Result<RequestMeta, Rejection> {
     let headers = req.headers();
-    let meta = modern::request_meta(params).map_err(Refusal::bad)?;
-    let mismatch = |message: String| Refusal::bad(modern::header_mismatch(message));
+    let meta = modern::request_meta(params).map_err(Rejection::bad)?;
+    let mismatch = |message: String| Rejection::bad(modern::header_mismatch(message));
     match header(headers, "mcp-protocol-version") {
         None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
         Some(v) if v != meta.version => {
@@ -33,7 +33,7 @@ pub(super) fn check(
         Some(_) => {}
     }
     if !modern::VERSIONS.contains(&meta.version.as_str()) {
-        return Err(Refusal::bad(modern::unsupported_version(&meta.version)));
+        return Err(Rejection::bad(modern::unsupported_version(&meta.version)));
     }
     match header(headers, "mcp-method") {
         None => return Err(mismatch("the Mcp-Method header is required".into())),
@@ -73,7 +73,7 @@ fn param_headers(
     gateway: &Gateway,
     req: &HttpRequest,
     params: Option<&Value>,
-) -> Result<(), Refusal> {
+) -> Result<(), Rejection> {
     let Ok(scope) = super::scope_for(gateway, req) else {
         return Ok(());
     };
@@ -100,7 +100,7 @@ fn param_headers(
         let value = arguments
             .and_then(|a| a.get(property))
             .filter(|v| !v.is_null());
-        let refuse = |message: String| Err(Refusal::bad(modern::header_mismatch(message)));
+        let refuse = |message: String| Err(Rejection::bad(modern::header_mismatch(message)));
         match (header(req.headers(), &header_name), value) {
             (None, None) => {}
             (None, Some(_)) => {

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::event_stream::EventStream;
-use super::stateless::Refusal;
+use super::Rejection;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::RpcError;
 use crate::session::{Listen, Session, Transport};
@@ -22,7 +22,7 @@ pub fn open(
 ) -> HttpResponse {
     if !sse {
         let error = RpcError::invalid_request("subscriptions/listen answers text/event-stream");
-        return Refusal {
+        return Rejection {
             status: StatusCode::NOT_ACCEPTABLE,
             error,
         }
@@ -30,17 +30,17 @@ pub fn open(
     }
     let listen = match read(id.clone(), params.as_ref()) {
         Ok(listen) => listen,
-        Err(error) => return Refusal::bad(error).respond(id),
+        Err(error) => return Rejection::bad(error).respond(id),
     };
     let scope = match super::scope_for(&gateway, req) {
         Ok(scope) => scope,
-        Err(rejection) => return Refusal::from(rejection).respond(id),
+        Err(rejection) => return rejection.respond(id),
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
     match Session::start_listener(shared, scope, (Transport::Stateless, sender), listen) {
         Ok(session) => stream.owned_by(session).into_response(),
-        Err(full) => Refusal::from(super::Rejection::from(full)).respond(id),
+        Err(full) => Rejection::from(full).respond(id),
     }
 }
 

@@ -89,6 +89,19 @@ impl Rejection {
             error: RpcError::invalid_request(message),
         }
     }
+
+    /// HTTP 400 with `error`.
+    fn bad(error: RpcError) -> Self {
+        Rejection {
+            status: StatusCode::BAD_REQUEST,
+            error,
+        }
+    }
+
+    /// The response, naming the request's `id` (a stateless request's error must).
+    fn respond(self, id: Value) -> HttpResponse {
+        HttpResponse::build(self.status).json(jsonrpc::error(id, &self.error))
+    }
 }
 
 /// 503: `max` sessions are open, the most `server.max_sessions` allows.

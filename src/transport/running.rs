@@ -117,8 +117,9 @@ impl Drop for Running {
     }
 }
 
-/// The params less the fields that change from one attempt to the next.
-fn canonical(params: Option<&Value>) -> String {
+/// The params less the fields that change from one attempt to the next, as
+/// [`Running::params`] holds them.
+pub fn canonical(params: Option<&Value>) -> String {
     let mut params = params
         .and_then(Value::as_object)
         .cloned()
@@ -127,11 +128,6 @@ fn canonical(params: Option<&Value>) -> String {
         params.remove(field);
     }
     Value::Object(params).to_string()
-}
-
-/// The params of a retry, as [`Running::params`] holds them.
-pub fn params_of(params: Option<&Value>) -> String {
-    canonical(params)
 }
 
 /// Requests parked until their client replies, by `requestState`; cheap to clone.

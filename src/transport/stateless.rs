@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::checks;
 use super::event_stream::event;
-use super::running::{params_of, Next, Running};
+use super::running::{canonical, Next, Running};
 use super::Rejection;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, METHOD_NOT_FOUND};
@@ -43,33 +43,6 @@ pub(super) const DISPATCHED: [&str; 8] = [
 /// Methods whose answer may ask the client for input.
 const MAY_ASK: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 
-/// A JSON-RPC error with the HTTP status it travels with.
-pub(super) struct Refusal {
-    pub(super) status: StatusCode,
-    pub(super) error: RpcError,
-}
-
-impl From<Rejection> for Refusal {
-    fn from(Rejection { status, error }: Rejection) -> Self {
-        Refusal { status, error }
-    }
-}
-
-impl Refusal {
-    /// HTTP 400 with `error`.
-    pub(super) fn bad(error: RpcError) -> Self {
-        Refusal {
-            status: StatusCode::BAD_REQUEST,
-            error,
-        }
-    }
-
-    /// The response, naming the request's `id`.
-    pub(super) fn respond(self, id: Value) -> HttpResponse {
-        HttpResponse::build(self.status).json(jsonrpc::error(id, &self.error))
-    }
-}
-
 /// `POST /mcp` with a stateless message.
 pub async fn post(
     gateway: web::Data<Gateway>,
@@ -84,9 +57,9 @@ pub async fn post(
             let error = RpcError::invalid_request(
                 "revision 2026-07-28 has no requests from server to client to answer",
             );
-            return Refusal::bad(error).respond(Value::Null);
+            return Rejection::bad(error).respond(Value::Null);
         }
-        Err((id, error)) => return Refusal::bad(error).respond(id),
+        Err((id, error)) => return Rejection::bad(error).respond(id),
     };
     let meta = match checks::check(&gateway, &req, &method, params.as_ref()) {
         Ok(meta) => meta,
@@ -105,7 +78,7 @@ pub async fn post(
             } else {
                 format!("unknown method `{m}`")
             };
-            Refusal {
+            Rejection {
                 status: StatusCode::NOT_FOUND,
                 error: RpcError::new(METHOD_NOT_FOUND, message),
             }
@@ -138,7 +111,7 @@ async fn run(
         None => {
             let scope = match super::scope_for(&gateway, req) {
                 Ok(scope) => scope,
-                Err(rejection) => return Refusal::from(rejection).respond(id),
+                Err(rejection) => return rejection.respond(id),
             };
             let (sender, events) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
             let related = RelatedStream::new(sender);
@@ -230,8 +203,8 @@ pub(super) fn resume(
     params: Option<&Value>,
     state: &Value,
     principal: Option<String>,
-) -> Result<Running, Refusal> {
-    let invalid = |message: &str| Refusal::bad(RpcError::invalid_params(message));
+) -> Result<Running, Rejection> {
+    let invalid = |message: &str| Rejection::bad(RpcError::invalid_params(message));
     let state = state
         .as_str()
         .ok_or_else(|| invalid("requestState must be a string"))?;
@@ -241,7 +214,7 @@ pub(super) fn resume(
         )
     })?;
     if running.method != method
-        || running.params != params_of(params)
+        || running.params != canonical(params)
         || running.principal != principal
     {
         return Err(invalid(
