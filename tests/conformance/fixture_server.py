@@ -390,11 +390,16 @@ def _state(ctx: Any) -> dict[str, Any] | None:
     return None if token is None else _unseal(token)
 
 
-def _reply(ctx: Any, key: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The client's reply under `key`, or an input request for it."""
+def _form(message: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An input request for a form (elicitation)."""
+    return {"method": "elicitation/create", "params": {"mode": "form", "message": message, "requestedSchema": schema}}
+
+
+def _reply(ctx: Any, key: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The client's reply under `key`, or the input `request` for it."""
     reply = _replies(ctx).get(key)
     if reply is None:
-        raise InputRequired({key: {"method": method, "params": params}})
+        raise InputRequired({key: request})
     if not isinstance(reply, dict):
         raise MCPError(code=INVALID_PARAMS, message=f"inputResponses.{key} must be an object")
     return reply
@@ -413,7 +418,7 @@ def _client_caps(ctx: Any) -> dict[str, Any]:
 
 async def _elicit(ctx: Any, message: str, schema: dict[str, Any], key: str = "user_name") -> tuple[str, Any]:
     if _stateless(ctx):
-        reply = _reply(ctx, key, "elicitation/create", {"mode": "form", "message": message, "requestedSchema": schema})
+        reply = _reply(ctx, key, _form(message, schema))
         return reply.get("action", "accept"), reply.get("content")
     result = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
     return result.action, _dump(result.content)
@@ -527,7 +532,7 @@ async def _sample(ctx: Any, question: str, key: str = "capital_question") -> str
         if "sampling" not in _client_caps(ctx):
             raise MissingCapability("sampling")
         message = {"role": "user", "content": {"type": "text", "text": question}}
-        reply = _reply(ctx, key, "sampling/createMessage", {"messages": [message], "maxTokens": 100})
+        reply = _reply(ctx, key, {"method": "sampling/createMessage", "params": {"messages": [message], "maxTokens": 100}})
         content = reply.get("content") or {}
         if isinstance(content, list):
             content = content[0] if content else {}
@@ -547,7 +552,7 @@ class MissingCapability(Exception):
 
 async def _roots(ctx: Any, key: str = "client_roots") -> list[Any]:
     if _stateless(ctx):
-        return _reply(ctx, key, "roots/list", {}).get("roots", [])
+        return _reply(ctx, key, {"method": "roots/list", "params": {}}).get("roots", [])
     return list((await ctx.session.list_roots()).roots)
 
 
@@ -583,8 +588,7 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
         return tool_result(text(f"Found {len(roots)} root(s)"))
     if name == "test_input_required_result_request_state":
         if _stateless(ctx) and _state(ctx) is None:
-            asked = {"confirm": {"method": "elicitation/create",
-                                 "params": {"mode": "form", "message": "Confirm?", "requestedSchema": CONFIRM_SCHEMA}}}
+            asked = {"confirm": _form("Confirm?", CONFIRM_SCHEMA)}
             raise InputRequired(asked, {"kind": "request-state"})
         _, content = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA, key="confirm")
         return tool_result(text("state-ok" if (content or {}).get("ok") is True else "state-not-confirmed"))
@@ -592,8 +596,7 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
         replies = _replies(ctx)
         message = {"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}
         wanted = {
-            "user_name": {"method": "elicitation/create",
-                          "params": {"mode": "form", "message": "What is your name?", "requestedSchema": NAME_SCHEMA}},
+            "user_name": _form("What is your name?", NAME_SCHEMA),
             "capital_question": {"method": "sampling/createMessage", "params": {"messages": [message], "maxTokens": 100}},
             "client_roots": {"method": "roots/list", "params": {}},
         }
@@ -611,7 +614,7 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
             answers["llm"] = await _sample(ctx, "What is the capital of France?")
 
         async def ask_roots() -> None:
-            answers["roots"] = len((await ctx.session.list_roots()).roots)
+            answers["roots"] = len(await _roots(ctx))
 
         async with anyio.create_task_group() as tg:
             for ask in (ask_name, ask_llm, ask_roots):
@@ -626,16 +629,14 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
             elif state["round"] == 2 and isinstance(replies.get("step2"), dict):
                 return tool_result(text("Multi-round complete"))
             key = f"step{state['round']}"
-            asked = {key: {"method": "elicitation/create",
-                           "params": {"mode": "form", "message": f"Step {state['round']}?", "requestedSchema": CONFIRM_SCHEMA}}}
+            asked = {key: _form(f"Step {state['round']}?", CONFIRM_SCHEMA)}
             raise InputRequired(asked, state)
         first = (await _elicit(ctx, "Step 1: your name?", NAME_SCHEMA))[1]
         second = (await _elicit(ctx, "Step 2: confirm?", CONFIRM_SCHEMA))[1]
         return tool_result(text(f"Multi-round complete: {json.dumps([first, second])}"))
     if name == "test_input_required_result_tampered_state":
         if _stateless(ctx) and _state(ctx) is None:
-            asked = {"confirm": {"method": "elicitation/create",
-                                 "params": {"mode": "form", "message": "Confirm?", "requestedSchema": CONFIRM_SCHEMA}}}
+            asked = {"confirm": _form("Confirm?", CONFIRM_SCHEMA)}
             raise InputRequired(asked, {"kind": "tampered"})
         action, _ = await _elicit(ctx, "Confirm?", CONFIRM_SCHEMA, key="confirm")
         return tool_result(text(f"Confirmed: {action}"))
