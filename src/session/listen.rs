@@ -21,6 +21,7 @@ use crate::mcp::dispatch;
 use crate::mcp::jsonrpc;
 use crate::mcp::modern::META_SUBSCRIPTION;
 use crate::mcp::scope::Scope;
+use crate::registry::CatalogChanged;
 
 /// What a `subscriptions/listen` stream carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,5 +158,41 @@ impl Handler<StartListening> for Session {
             act.push(&ack, ctx);
             act.listen = Some(listen);
         }))
+    }
+}
+
+impl Handler<CatalogChanged> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CatalogChanged, ctx: &mut Self::Context) {
+        if self.version.is_none() && self.listen.is_none() {
+            return;
+        }
+        let changes = msg.0;
+        let wanted = match &self.listen {
+            Some(l) => (l.tools, l.resources, l.prompts),
+            None => (true, true, true),
+        };
+        let params = self
+            .listen
+            .as_ref()
+            .map(|l| json!({"_meta": {META_SUBSCRIPTION: l.id}}));
+        for (changed, wanted, method) in [
+            (changes.tools, wanted.0, "notifications/tools/list_changed"),
+            (
+                changes.resources,
+                wanted.1,
+                "notifications/resources/list_changed",
+            ),
+            (
+                changes.prompts,
+                wanted.2,
+                "notifications/prompts/list_changed",
+            ),
+        ] {
+            if changed && wanted {
+                self.push(&jsonrpc::notification(method, params.clone()), ctx);
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ mod exchange;
 mod link;
 mod listen;
 mod sessions;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use crate::mcp::jsonrpc::{self, Incoming, RpcError, BACKEND_UNAVAILABLE, REQUEST
 use crate::mcp::lifecycle;
 use crate::mcp::modern::{self, RequestMeta};
 use crate::mcp::scope::Scope;
-use crate::registry::{CatalogChanged, Subscribe, Unsubscribe};
+use crate::registry::{Subscribe, Unsubscribe};
 
 /// Events waiting for a slow client, at most; past that the client is taken to be gone.
 pub const STREAM_CAPACITY: usize = 1024;
@@ -268,36 +269,6 @@ impl Session {
         }
     }
 
-    /// Puts one JSON-RPC message on the outbound stream, if there is one.
-    fn push(&mut self, message: &Value, ctx: &mut Context<Self>) {
-        let event = match self.transport {
-            Transport::Stdio => format!("{message}\n"),
-            _ => format!("event: message\ndata: {message}\n\n"),
-        };
-        self.push_raw(Bytes::from(event), ctx);
-    }
-
-    fn push_raw(&mut self, event: Bytes, ctx: &mut Context<Self>) {
-        let Some((sender, _)) = &self.stream else {
-            return;
-        };
-        match sender.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                log::warn!("session {} does not read its stream; ending it", self.id);
-                ctx.stop();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.stream_gone(ctx),
-        }
-    }
-
-    fn stream_gone(&mut self, ctx: &mut Context<Self>) {
-        self.stream = None;
-        if self.transport != Transport::Streamable {
-            ctx.stop();
-        }
-    }
-
     /// Answers a request that changes session state, or returns `None` to dispatch it.
     fn answer_here(
         &mut self,
@@ -368,18 +339,6 @@ impl Session {
             feedback: self.gateway.feedback.clone(),
             feedback_tool: self.gateway.feedback_tool.clone(),
             served: self.gateway.served.clone(),
-        }
-    }
-
-    /// Ends an idle Streamable HTTP session; probes the stream of any session.
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.stream.is_some() && self.transport != Transport::Stdio {
-            self.push_raw(Bytes::from_static(b": keep-alive\n\n"), ctx);
-        } else if self.transport == Transport::Streamable
-            && self.last_seen.elapsed() > self.gateway.server.session_idle_timeout()
-        {
-            log::info!("session {} idle; ending it", self.id);
-            ctx.stop();
         }
     }
 
@@ -530,70 +489,10 @@ impl Handler<HandleMessage> for Session {
     }
 }
 
-impl Handler<AttachStream> for Session {
-    type Result = ();
-
-    fn handle(&mut self, msg: AttachStream, _ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
-        self.stream = Some((msg.sender, msg.generation));
-    }
-}
-
-impl Handler<StreamClosed> for Session {
-    type Result = ();
-
-    fn handle(&mut self, msg: StreamClosed, ctx: &mut Self::Context) {
-        if self
-            .stream
-            .as_ref()
-            .is_some_and(|(_, g)| *g == msg.generation)
-        {
-            self.last_seen = Instant::now();
-            self.stream_gone(ctx);
-        }
-    }
-}
-
 impl Handler<EndSession> for Session {
     type Result = ();
 
     fn handle(&mut self, _msg: EndSession, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-impl Handler<CatalogChanged> for Session {
-    type Result = ();
-
-    fn handle(&mut self, msg: CatalogChanged, ctx: &mut Self::Context) {
-        if self.version.is_none() && self.listen.is_none() {
-            return;
-        }
-        let changes = msg.0;
-        let wanted = match &self.listen {
-            Some(l) => (l.tools, l.resources, l.prompts),
-            None => (true, true, true),
-        };
-        let params = self
-            .listen
-            .as_ref()
-            .map(|l| json!({"_meta": {modern::META_SUBSCRIPTION: l.id}}));
-        for (changed, wanted, method) in [
-            (changes.tools, wanted.0, "notifications/tools/list_changed"),
-            (
-                changes.resources,
-                wanted.1,
-                "notifications/resources/list_changed",
-            ),
-            (
-                changes.prompts,
-                wanted.2,
-                "notifications/prompts/list_changed",
-            ),
-        ] {
-            if changed && wanted {
-                self.push(&jsonrpc::notification(method, params.clone()), ctx);
-            }
-        }
     }
 }

@@ -9,6 +9,7 @@
 //! fresh session. A server reached with `transport: stateless` has no session (its own
 //! submodule). Lives on its connector's thread; shared through `Rc`.
 
+mod connect;
 mod http;
 mod inbound;
 pub mod sse;
@@ -21,7 +22,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{LocalBoxFuture, Shared};
-use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -216,63 +216,6 @@ impl McpClient {
         result.map_err(|failure| failure.into_connector(&self.inner.connector))
     }
 
-    /// Whether the server is spoken to statelessly (revision 2026-07-28).
-    fn is_stateless(&self) -> bool {
-        self.http_mode() == Mode::Stateless && matches!(self.inner.target, Target::Http { .. })
-    }
-
-    /// [`McpClient::request`] to a stateless server: the revision's `_meta`, its methods
-    /// (`server/discover` for `ping`; nothing to send for `logging/setLevel`, whose level goes
-    /// in each request), and the client's input when the server asks for it.
-    async fn request_stateless(
-        &self,
-        method: &str,
-        mut params: Value,
-        link: Option<ClientLink>,
-    ) -> Result<Value, ConnectorError> {
-        let method = match method {
-            "ping" => "server/discover",
-            "logging/setLevel" => return Ok(json!({})),
-            "resources/subscribe" | "resources/unsubscribe" => {
-                let error = RpcError::new(
-                    jsonrpc::METHOD_NOT_FOUND,
-                    "resource subscriptions through a connector with `transport: stateless` are not supported",
-                );
-                return Err(Failure::Rpc(error).into_connector(&self.inner.connector));
-            }
-            other => other,
-        };
-        let progress = self.map_progress(&mut params, link.as_ref());
-        let mut params = stateless::with_meta(params, link.as_ref());
-        let mut round = 0;
-        let outcome = loop {
-            let result = match self
-                .request_once(method, params.clone(), link.clone())
-                .await
-            {
-                Ok(result) => result,
-                Err(failure) => break Err(failure),
-            };
-            if !stateless::needs_input(&result) {
-                break Ok(result);
-            }
-            round += 1;
-            match stateless::answer_input(&params, &result, link.as_ref(), round).await {
-                Ok(next) => params = next,
-                Err(error) => break Err(Failure::Rpc(error)),
-            }
-        };
-        if let Some(token) = progress {
-            self.inner.progress.borrow_mut().remove(&token);
-        }
-        let result = outcome.map_err(|failure| failure.into_connector(&self.inner.connector))?;
-        if method == "tools/list" {
-            let mut headers = self.inner.param_headers.borrow_mut();
-            stateless::learn_param_headers(&mut headers, &result);
-        }
-        Ok(stateless::plain(result))
-    }
-
     /// Sends a notification (no answer).
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ConnectorError> {
         let connection = self.connect().await?;
@@ -335,179 +278,6 @@ impl McpClient {
         });
         drop(guard);
         outcome
-    }
-
-    /// Connects (once, even when asked by several requests at a time) and initializes.
-    async fn connect(&self) -> Result<Rc<Connection>, ConnectorError> {
-        if let Some(connection) = self.inner.connection.borrow().clone() {
-            return Ok(connection);
-        }
-        let shared = {
-            let mut slot = self.inner.connecting.borrow_mut();
-            match slot.as_ref() {
-                Some(connecting) => connecting.clone(),
-                None => {
-                    let client = self.clone();
-                    let connecting = async move { client.establish().await }
-                        .boxed_local()
-                        .shared();
-                    *slot = Some(connecting.clone());
-                    connecting
-                }
-            }
-        };
-        let result = shared.await;
-        self.inner.connecting.borrow_mut().take();
-        result?;
-        self.inner
-            .connection
-            .borrow()
-            .clone()
-            .ok_or_else(|| self.unreachable("the connection closed while initializing"))
-    }
-
-    async fn establish(&self) -> Result<(), ConnectorError> {
-        if let (Some(lost), crashes) = (self.inner.lost_at.get(), self.inner.crashes.get()) {
-            let wait = backoff(crashes);
-            if lost.elapsed() < wait {
-                let left = wait - lost.elapsed();
-                return Err(self.unreachable(&format!(
-                    "restarting after {crashes} failures; next attempt in {} ms",
-                    left.as_millis()
-                )));
-            }
-        }
-        let generation = self.inner.generation.get() + 1;
-        self.inner.generation.set(generation);
-        let connection = match &self.inner.target {
-            Target::Stdio(spec) => Connection::Stdio(
-                stdio::StdioConnection::spawn(self, spec, generation)
-                    .map_err(|e| self.unreachable(&e))?,
-            ),
-            Target::Http { url, .. } => {
-                let mode = self.http_mode();
-                Connection::Http(self.open_http(generation, url, mode).await?)
-            }
-        };
-        *self.inner.connection.borrow_mut() = Some(Rc::new(connection));
-        if self.is_stateless() {
-            return self.discover().await;
-        }
-        if let (Target::Http { url, .. }, Mode::Auto) = (&self.inner.target, self.http_mode()) {
-            let connection = self.inner.connection.borrow().clone();
-            let answered =
-                || matches!(connection.as_deref(), Some(Connection::Http(c)) if c.answered());
-            return match self.initialize().await {
-                // Only a server that answered, and refused, may speak another revision; one
-                // that is down is left to the backoff.
-                Err(refused) if answered() => {
-                    self.fall_back_to_stateless(generation, url, refused).await
-                }
-                done => done,
-            };
-        }
-        self.initialize().await
-    }
-
-    /// The HTTP transport spoken: the connector's, or stateless once `auto` found the server
-    /// answers nothing else.
-    fn http_mode(&self) -> Mode {
-        match &self.inner.target {
-            _ if self.inner.found_stateless.get() => Mode::Stateless,
-            Target::Http { mode, .. } => *mode,
-            Target::Stdio(_) => Mode::Auto,
-        }
-    }
-
-    async fn open_http(
-        &self,
-        generation: u64,
-        url: &str,
-        mode: Mode,
-    ) -> Result<http::HttpConnection, ConnectorError> {
-        let (headers, timeout) = (&self.inner.headers, self.inner.timeout);
-        http::HttpConnection::open(generation, self, url, mode, headers, timeout).await
-    }
-
-    /// `auto`: a server that refused `initialize` (with sessions and with legacy SSE) is asked
-    /// `server/discover`; if it answers, it is spoken to statelessly from then on. If it does
-    /// not, the error is `initialize`'s.
-    async fn fall_back_to_stateless(
-        &self,
-        generation: u64,
-        url: &str,
-        refused: ConnectorError,
-    ) -> Result<(), ConnectorError> {
-        let Ok(connection) = self.open_http(generation, url, Mode::Stateless).await else {
-            return Err(refused);
-        };
-        *self.inner.connection.borrow_mut() = Some(Rc::new(Connection::Http(connection)));
-        self.inner.found_stateless.set(true);
-        if self.discover().await.is_ok() {
-            log::info!(
-                "connector `{}`: the server refused initialize and answered server/discover; \
-                 it is spoken to statelessly (revision 2026-07-28)",
-                self.inner.connector
-            );
-            return Ok(());
-        }
-        self.inner.found_stateless.set(false);
-        Err(refused)
-    }
-
-    /// The session handshake: `initialize`, then `notifications/initialized`.
-    async fn initialize(&self) -> Result<(), ConnectorError> {
-        let params = json!({
-            "protocolVersion": UPSTREAM_VERSION,
-            "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
-            "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")},
-        });
-        let result = self.handshake("initialize", params).await?;
-        if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
-            let version = result["protocolVersion"]
-                .as_str()
-                .unwrap_or(UPSTREAM_VERSION);
-            http.set_protocol_version(version);
-        }
-        self.notify("notifications/initialized", None).await?;
-        self.connected(&result, "session initialized");
-        Ok(())
-    }
-
-    /// Learns a stateless server's capabilities from `server/discover`, and listens for its
-    /// list changes.
-    async fn discover(&self) -> Result<(), ConnectorError> {
-        let params = stateless::with_meta(json!({}), None);
-        let result = self.handshake("server/discover", params).await?;
-        self.connected(&result, "server discovered (stateless)");
-        Ok(())
-    }
-
-    /// The first request of a connection; when it fails, the connection is dropped.
-    async fn handshake(&self, method: &str, params: Value) -> Result<Value, ConnectorError> {
-        match self.request_once(method, params, None).await {
-            Ok(result) => Ok(result),
-            Err(failure) => {
-                self.drop_connection(&format!("{method} failed"));
-                Err(match failure {
-                    Failure::Connector(err) => err,
-                    other => self.unreachable(&format!(
-                        "{method} failed: {}",
-                        other.into_connector(&self.inner.connector)
-                    )),
-                })
-            }
-        }
-    }
-
-    /// Keeps what the server declared in `result`, and opens its stream of server messages.
-    fn connected(&self, result: &Value, what: &str) {
-        *self.inner.capabilities.borrow_mut() = result["capabilities"].clone();
-        if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
-            http.open_listen_stream(self);
-        }
-        log::info!("connector `{}`: upstream MCP {what}", self.inner.connector);
-        self.inner.connected_at.set(Some(Instant::now()));
     }
 
     /// Ends the connection on purpose (idle); the next request connects again.

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::McpClient;
+use super::{Failure, McpClient, Mode, Target};
+use crate::connector::ConnectorError;
 use crate::mcp::jsonrpc::{self, RpcError};
 use crate::mcp::modern;
 use crate::session::ClientLink;
@@ -186,6 +187,65 @@ pub(super) fn plain(mut result: Value) -> Value {
         }
     }
     result
+}
+
+impl McpClient {
+    /// Whether the server is spoken to statelessly (revision 2026-07-28).
+    pub(super) fn is_stateless(&self) -> bool {
+        self.http_mode() == Mode::Stateless && matches!(self.inner.target, Target::Http { .. })
+    }
+
+    /// [`McpClient::request`] to a stateless server: the revision's `_meta`, its methods
+    /// (`server/discover` for `ping`; nothing to send for `logging/setLevel`, whose level goes
+    /// in each request), and the client's input when the server asks for it.
+    pub(super) async fn request_stateless(
+        &self,
+        method: &str,
+        mut params: Value,
+        link: Option<ClientLink>,
+    ) -> Result<Value, ConnectorError> {
+        let method = match method {
+            "ping" => "server/discover",
+            "logging/setLevel" => return Ok(json!({})),
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let error = RpcError::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    "resource subscriptions through a connector with `transport: stateless` are not supported",
+                );
+                return Err(Failure::Rpc(error).into_connector(&self.inner.connector));
+            }
+            other => other,
+        };
+        let progress = self.map_progress(&mut params, link.as_ref());
+        let mut params = with_meta(params, link.as_ref());
+        let mut round = 0;
+        let outcome = loop {
+            let result = match self
+                .request_once(method, params.clone(), link.clone())
+                .await
+            {
+                Ok(result) => result,
+                Err(failure) => break Err(failure),
+            };
+            if !needs_input(&result) {
+                break Ok(result);
+            }
+            round += 1;
+            match answer_input(&params, &result, link.as_ref(), round).await {
+                Ok(next) => params = next,
+                Err(error) => break Err(Failure::Rpc(error)),
+            }
+        };
+        if let Some(token) = progress {
+            self.inner.progress.borrow_mut().remove(&token);
+        }
+        let result = outcome.map_err(|failure| failure.into_connector(&self.inner.connector))?;
+        if method == "tools/list" {
+            let mut headers = self.inner.param_headers.borrow_mut();
+            learn_param_headers(&mut headers, &result);
+        }
+        Ok(plain(result))
+    }
 }
 
 #[cfg(test)]

@@ -4,14 +4,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn config_dir(connectors: &str) -> tempfile::TempDir {
+/// A settings directory: the default settings, and `connectors` as `connectors.yaml`.
+pub(crate) fn config_dir(connectors: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).unwrap();
     std::fs::write(dir.path().join("connectors.yaml"), connectors).unwrap();
     dir
 }
 
-fn mcpgate(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+/// The `mcpgate` binary with `--config config`, `args` and `env` (and no `RUST_LOG`).
+pub(crate) fn mcpgate(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpgate"));
     command.arg("--config").arg(config).args(args);
     command.env_remove("RUST_LOG");
@@ -23,22 +25,6 @@ fn mcpgate(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 
 fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     mcpgate(config, args, env).output().unwrap()
-}
-
-/// The messages of `mcpgate stdio`'s output, one per line; every line must be one.
-fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON-RPC"))
-        .collect()
-}
-
-/// The answer to request `id` among `messages` (`null` when there is none).
-fn answer_to(messages: &[serde_json::Value], id: i64) -> serde_json::Value {
-    let answer = messages
-        .iter()
-        .find(|m| m["id"] == id && m.get("method").is_none());
-    answer.cloned().unwrap_or_default()
 }
 
 #[test]
@@ -215,66 +201,6 @@ fn a_header_secret_never_reaches_the_log_even_at_trace_level() {
     assert!(!String::from_utf8_lossy(&output.stdout).contains(secret));
 }
 
-/// `mcpgate stdio` with the tiny stdio server behind it as `tiny`, its three streams piped;
-/// the directory holds its settings and database.
-fn stdio_in_front_of_tiny() -> (tempfile::TempDir, std::process::Child) {
-    let cwd = std::env::current_dir().unwrap();
-    let server = cwd.join("tests/interop/tiny_stdio_server.py");
-    let dir = config_dir(&format!(
-        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\"]\n",
-        server.display()
-    ));
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let child = mcpgate(
-        dir.path(),
-        &["stdio"],
-        &[("MCPGATE__DATABASE__URL", db.as_str())],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    (dir, child)
-}
-
-#[test]
-fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
-    use std::io::Write;
-    let (_dir, mut child) = stdio_in_front_of_tiny();
-    let input = [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tiny_echo","arguments":{"text":"over stdio"}}}"#,
-        "not json",
-    ];
-    let mut stdin = child.stdin.take().unwrap();
-    for line in input {
-        writeln!(stdin, "{line}").unwrap();
-    }
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut answers = json_lines(&stdout);
-    answers.retain(|m| m.get("id").is_some());
-    let by_id = |id: i64| answer_to(&answers, id);
-    assert!(output.status.success());
-    assert_eq!(by_id(1)["result"]["protocolVersion"], "2025-06-18");
-    let tools = by_id(2)["result"]["tools"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(tools.iter().any(|t| t["name"] == "tiny_echo"), "{stdout}");
-    assert_eq!(by_id(3)["result"]["content"][0]["text"], "over stdio");
-    assert!(
-        answers.iter().any(|m| m["error"]["code"] == -32700),
-        "{stdout}"
-    );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("upstream MCP session initialized"));
-}
-
 #[test]
 fn stopping_the_gateway_ends_the_process_groups_of_its_stdio_backends() {
     let cwd = std::env::current_dir().unwrap();
@@ -390,122 +316,5 @@ fn a_stop_during_a_long_prune_ends_the_process_without_waiting_for_the_whole_bac
     assert!(
         left > 0 && left < backlog,
         "{left} of {backlog} left: {log:?}"
-    );
-}
-
-#[test]
-fn stdio_answers_a_line_that_is_not_utf8_or_too_long_with_an_error_and_reads_on() {
-    use std::io::Write;
-    let dir = config_dir("connectors: []");
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let env = [
-        ("MCPGATE__DATABASE__URL", db.as_str()),
-        ("MCPGATE__SERVER__MAX_BODY_BYTES", "2000"),
-    ];
-    let mut child = mcpgate(dir.path(), &["stdio"], &env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
-    writeln!(stdin, "{initialize}").unwrap();
-    stdin.write_all(b"\xff\xfe not UTF-8\n").unwrap();
-    writeln!(stdin, "{}", "x".repeat(5000)).unwrap();
-    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"ping"}}"#).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let answers = json_lines(&stdout);
-    // Answers come as they are ready, not in the order asked.
-    let error = |code: i64| answers.iter().find(|a| a["error"]["code"] == code);
-    let ping = answers.iter().find(|a| a["id"] == 2);
-    assert!(output.status.success(), "{:?}: {stdout}", output.status);
-    assert_eq!(answers.len(), 4, "{stdout}");
-    assert!(error(-32700).is_some(), "{stdout}");
-    let too_long = error(-32600).map(|a| a["error"]["message"].to_string());
-    assert!(
-        too_long.is_some_and(|m| m.contains("longer than 2000 bytes")),
-        "{stdout}"
-    );
-    assert_eq!(
-        ping.map(|p| p["result"].clone()),
-        Some(serde_json::json!({})),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn stdio_answers_stateless_requests_listens_and_cancels_on_notifications_cancelled() {
-    use std::io::Write;
-    let (_dir, mut child) = stdio_in_front_of_tiny();
-    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let call = |id: u32, tool: &str| {
-        format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}},{meta}}}}}"#
-        )
-    };
-    let lines = [
-        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{meta}}}}}"#),
-        r#"{"jsonrpc":"2.0","id":2,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#.to_string(),
-        r#"{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999","io.modelcontextprotocol/clientCapabilities":{}}}}"#.to_string(),
-        format!(r#"{{"jsonrpc":"2.0","id":4,"method":"ping","params":{{{meta}}}}}"#),
-        call(5, "tiny_wait"),
-        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#.to_string(),
-        call(6, "tiny_cancelled"),
-        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{{"notifications":{{"toolsListChanged":true}},{meta}}}}}"#),
-        call(8, "tiny_grow"),
-        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#.to_string(),
-    ];
-    let mut stdin = child.stdin.take().unwrap();
-    for line in &lines {
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-        // The cancellation must reach the backend before the next call asks about it, and a
-        // list change the listener before it is cancelled.
-        let settle = if line.contains("tiny_grow") {
-            1500
-        } else {
-            300
-        };
-        std::thread::sleep(Duration::from_millis(settle));
-    }
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let answers = json_lines(&stdout);
-    let by_id = |id: i64| answer_to(&answers, id);
-    assert!(output.status.success());
-    assert_eq!(
-        by_id(1)["result"]["supportedVersions"],
-        serde_json::json!(["2026-07-28"])
-    );
-    assert_eq!(by_id(2)["error"]["code"], -32602, "{stdout}");
-    assert_eq!(by_id(3)["error"]["code"], -32022, "{stdout}");
-    assert_eq!(by_id(4)["error"]["code"], -32601, "{stdout}");
-    assert!(
-        by_id(5).is_null(),
-        "a cancelled request is not answered: {stdout}"
-    );
-    let cancelled = by_id(6)["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let cancelled: serde_json::Value = serde_json::from_str(&cancelled).unwrap_or_default();
-    assert_eq!(cancelled.as_array().map(Vec::len), Some(1), "{stdout}");
-    let told = |method: &str| {
-        answers.iter().any(|m| {
-            m["method"] == method
-                && m["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 7
-        })
-    };
-    assert!(told("notifications/subscriptions/acknowledged"), "{stdout}");
-    assert!(told("notifications/tools/list_changed"), "{stdout}");
-    assert!(
-        by_id(7).is_null(),
-        "a listen request is answered by nothing: {stdout}"
     );
 }

@@ -1,6 +1,6 @@
 //! Real MCP clients (the Python SDK and the MCP Inspector CLI) against the gateway, in front of a
-//! real connector process written in Python; the Python SDK also as a client of the stateless
-//! revision (2026-07-28), in front of the tiny stdio server. `scripts/interop-setup` installs the clients and
+//! real connector process written in Python (the stateless revision's client is in
+//! `interop_stateless`). `scripts/interop-setup` installs the clients and
 //! names them in MCPGATE_INTEROP_* variables; `scripts/test` does both.
 
 use std::io::{BufRead, BufReader};
@@ -46,7 +46,7 @@ impl Drop for PythonConnector {
 }
 
 /// The installed clients, or `None` outside CI when they are not installed.
-fn tools() -> Option<(String, String, String)> {
+pub(crate) fn tools() -> Option<(String, String, String)> {
     let vars = [
         "MCPGATE_INTEROP_PYTHON",
         "MCPGATE_INTEROP_NODE",
@@ -65,7 +65,7 @@ fn tools() -> Option<(String, String, String)> {
 }
 
 /// Runs a command off the test's thread, which also runs the gateway's actors.
-async fn output(mut command: Command) -> Output {
+pub(crate) async fn output(mut command: Command) -> Output {
     actix_web::web::block(move || command.output().expect("client runs"))
         .await
         .unwrap()
@@ -442,74 +442,4 @@ async fn a_legacy_sse_server_is_reached_by_falling_back_from_streamable_http() {
 
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// Runs `tests/interop/python_stateless_client.py` with `target` and checks what it saw.
-async fn python_stateless_client(python: &str, target: &[&str], env: &[(&str, &str)]) {
-    let mut command = Command::new(python);
-    command
-        .arg("tests/interop/python_stateless_client.py")
-        .args(target)
-        .envs(env.iter().copied());
-
-    let out = output(command).await;
-
-    assert!(
-        out.status.success(),
-        "python client: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
-    assert_eq!(seen["server_name"], "mcpgate");
-    assert!(seen["tools"]
-        .as_array()
-        .unwrap()
-        .contains(&"tiny_echo".into()));
-    assert_eq!(seen["echo"], "stateless hello");
-    assert_eq!(seen["progress"], serde_json::json!([1.0, 2.0, 3.0]));
-    assert_eq!(seen["progress_text"], "done");
-    assert_eq!(seen["sampled"], serde_json::json!(["hi"]));
-    assert_eq!(seen["asked"], "sampled: from the python client");
-}
-
-#[actix_web::test]
-async fn the_python_sdk_speaks_the_stateless_revision_and_answers_an_input_request() {
-    let Some((python, _, _)) = tools() else {
-        return;
-    };
-    let app = spawn_app(vec![crate::backends::tiny(
-        "tiny",
-        &crate::backends::marker(),
-    )])
-    .await;
-
-    python_stateless_client(&python, &[&format!("{}/mcp", app.address)], &[]).await;
-}
-
-#[actix_web::test]
-async fn the_python_sdk_speaks_the_stateless_revision_to_mcpgate_stdio() {
-    let Some((python, _, _)) = tools() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).unwrap();
-    let server = std::env::current_dir()
-        .unwrap()
-        .join("tests/interop/tiny_stdio_server.py");
-    let connectors = format!(
-        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\"]\n",
-        server.display()
-    );
-    std::fs::write(dir.path().join("connectors.yaml"), connectors).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let config = dir.path().display().to_string();
-    let gateway = env!("CARGO_BIN_EXE_mcpgate");
-
-    python_stateless_client(
-        &python,
-        &["--stdio", gateway, "--config", &config, "stdio"],
-        &[("MCPGATE__DATABASE__URL", &db)],
-    )
-    .await;
 }

@@ -1,7 +1,8 @@
 //! The stateless revision (2026-07-28) on `/mcp`, beside sessions: discovery, the checks of
-//! `_meta` and headers in the revision's order, complete results, a backend's request for the
-//! client turned into an input request and taken up on retry, progress on the answer's stream,
-//! and `subscriptions/listen`. The backend is the tiny stdio server.
+//! `_meta` and headers in the revision's order, complete results, progress on the answer's
+//! stream, and a client that leaves cancelling its call. Input requests are in
+//! `stateless_input`, `subscriptions/listen` in `stateless_listen`. The backend is the tiny
+//! stdio server, and these helpers serve the other files too.
 
 use std::time::Duration;
 
@@ -63,7 +64,8 @@ pub(crate) async fn messages(response: reqwest::Response) -> (u16, Vec<Value>) {
     (status, events)
 }
 
-async fn answer(app: &TestApp, body: &Value) -> (u16, Value) {
+/// The last message of the answer to `body`, with its HTTP status.
+pub(crate) async fn answer(app: &TestApp, body: &Value) -> (u16, Value) {
     let (status, mut all) = messages(post(app, body, &[]).await).await;
     (status, all.pop().unwrap())
 }
@@ -277,118 +279,6 @@ fn base64_of(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-fn retry(state: &Value, replies: Value) -> Value {
-    let params = json!({"name": "tiny_ask", "arguments": {}, "inputResponses": replies, "requestState": state});
-    request(12, "tools/call", params, json!({"sampling": {}}))
-}
-
-#[actix_web::test]
-async fn a_backends_request_for_the_client_becomes_an_input_request_taken_up_on_retry() {
-    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
-    let ask = json!({"name": "tiny_ask", "arguments": {}});
-    let sampled = json!({"role": "assistant", "content": {"type": "text", "text": "from the client"}, "model": "m"});
-
-    let (status, first) = answer(
-        &app,
-        &request(11, "tools/call", ask.clone(), json!({"sampling": {}})),
-    )
-    .await;
-    let first = &first["result"];
-    let requests = first["inputRequests"].as_object().unwrap().clone();
-    let (key, asked) = requests.iter().next().unwrap();
-    let (_, again) = answer(&app, &retry(&first["requestState"], json!({"other": {}}))).await;
-    let state = again["result"]["requestState"].clone();
-    let (reused_status, reused) =
-        answer(&app, &retry(&first["requestState"], json!({key: sampled}))).await;
-    let (malformed_status, malformed) = answer(&app, &retry(&state, json!({key: 12345}))).await;
-    let state = malformed["error"]["data"]["requestState"].clone();
-    let (tampered_status, tampered) = answer(
-        &app,
-        &retry(
-            &json!(format!("{}-TAMPERED", state.as_str().unwrap())),
-            json!({key: sampled}),
-        ),
-    )
-    .await;
-    let (_, done) = answer(&app, &retry(&state, json!({key: sampled}))).await;
-    let (missing_status, missing) = answer(&app, &request(13, "tools/call", ask, json!({}))).await;
-
-    assert_eq!(status, 200);
-    assert_eq!(first["resultType"], "input_required");
-    assert_eq!(requests.len(), 1);
-    assert_eq!(asked["method"], "sampling/createMessage");
-    assert_eq!(asked["params"]["messages"][0]["content"]["text"], "hi");
-    assert!(first.get("ttlMs").is_none());
-    assert_eq!(
-        again["result"]["resultType"], "input_required",
-        "a missing reply is asked again"
-    );
-    assert_eq!(again["result"]["inputRequests"][key], *asked);
-    assert_ne!(state, first["requestState"]);
-    assert_eq!(
-        (reused_status, reused["error"]["code"].as_i64()),
-        (400, Some(-32602)),
-        "a state is good once"
-    );
-    assert_eq!(
-        (malformed_status, malformed["error"]["code"].as_i64()),
-        (400, Some(-32602))
-    );
-    assert!(
-        state.is_string(),
-        "the request waits on under a new state: {malformed}"
-    );
-    assert_eq!(
-        (tampered_status, tampered["error"]["code"].as_i64()),
-        (400, Some(-32602))
-    );
-    assert_eq!(done["id"], 12);
-    assert_eq!(
-        done["result"]["content"][0]["text"],
-        "sampled: from the client"
-    );
-    assert_eq!(done["result"]["resultType"], "complete");
-    assert_eq!(missing_status, 400);
-    assert_eq!(missing["error"]["code"], -32021);
-    assert_eq!(
-        missing["error"]["data"],
-        json!({"requiredCapabilities": {"sampling": {}}})
-    );
-    app.wait_until(|app| app.gateway.parked.is_empty()).await;
-}
-
-#[actix_web::test]
-async fn an_input_request_left_unanswered_expires_and_its_retry_is_refused() {
-    let app = spawn_app_with(StoreKind::Sqlite, |s| {
-        s.connectors = vec![tiny("tiny", &marker())];
-        s.mcp.request_timeout_ms = 500;
-    })
-    .await;
-    let ask = json!({"name": "tiny_ask", "arguments": {}});
-    let (_, first) = answer(
-        &app,
-        &request(11, "tools/call", ask, json!({"sampling": {}})),
-    )
-    .await;
-    let state = first["result"]["requestState"].clone();
-    assert_eq!(app.gateway.parked.len(), 1);
-
-    app.wait_until(|app| app.gateway.parked.is_empty()).await;
-    let sampled =
-        json!({"role": "assistant", "content": {"type": "text", "text": "late"}, "model": "m"});
-    let (status, late) = answer(&app, &retry(&state, json!({"sampling-1": sampled}))).await;
-
-    assert_eq!(
-        (status, late["error"]["code"].as_i64()),
-        (400, Some(-32602)),
-        "{late}"
-    );
-    assert!(late["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("expired"));
-}
-
 #[actix_web::test]
 async fn progress_of_a_stateless_call_comes_on_its_answers_stream_before_the_result() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
@@ -420,80 +310,6 @@ async fn progress_of_a_stateless_call_comes_on_its_answers_stream_before_the_res
     assert!(events.iter().all(|m| m
         .get("method")
         .is_none_or(|m| m.as_str().unwrap().starts_with("notifications/"))));
-}
-
-/// Reads events from a listen stream until `want` of them came or `wait` passed.
-async fn listened(response: &mut reqwest::Response, want: usize, wait: Duration) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut buffer = String::new();
-    let deadline = tokio::time::Instant::now() + wait;
-    while events.len() < want {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await else {
-            break;
-        };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                events.push(serde_json::from_str(data).unwrap());
-            }
-        }
-    }
-    events
-}
-
-#[actix_web::test]
-async fn subscriptions_listen_acknowledges_and_tells_only_of_the_changes_asked_for() {
-    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
-    let listen = |id: i64, notifications: Value| {
-        request(
-            id,
-            "subscriptions/listen",
-            json!({"notifications": notifications}),
-            json!({}),
-        )
-    };
-    let mut tools = post(&app, &listen(31, json!({"toolsListChanged": true})), &[]).await;
-    let mut prompts = post(&app, &listen(32, json!({"promptsListChanged": true})), &[]).await;
-    let tools_ack = listened(&mut tools, 1, Duration::from_secs(10)).await;
-    let prompts_ack = listened(&mut prompts, 1, Duration::from_secs(10)).await;
-    let (bad_status, bad) = answer(&app, &listen(33, json!({"toolsListChanged": "yes"}))).await;
-
-    let grow = json!({"name": "tiny_grow", "arguments": {}});
-    let (_, grown) = answer(&app, &request(34, "tools/call", grow, json!({}))).await;
-    let changed = listened(&mut tools, 1, Duration::from_secs(10)).await;
-    let quiet = listened(&mut prompts, 1, Duration::from_millis(500)).await;
-
-    assert_eq!(
-        tools_ack[0]["method"],
-        "notifications/subscriptions/acknowledged"
-    );
-    assert_eq!(
-        tools_ack[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        31
-    );
-    assert_eq!(
-        tools_ack[0]["params"]["notifications"],
-        json!({"toolsListChanged": true})
-    );
-    assert_eq!(
-        prompts_ack[0]["params"]["notifications"],
-        json!({"promptsListChanged": true})
-    );
-    assert_eq!(
-        (bad_status, bad["error"]["code"].as_i64()),
-        (400, Some(-32602))
-    );
-    assert_eq!(grown["result"]["content"][0]["text"], "grown");
-    assert_eq!(changed[0]["method"], "notifications/tools/list_changed");
-    assert_eq!(
-        changed[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        31
-    );
-    assert!(
-        quiet.is_empty(),
-        "a prompts listener hears no tool change: {quiet:?}"
-    );
 }
 
 #[actix_web::test]
@@ -574,101 +390,6 @@ async fn parameters_marked_x_mcp_header_must_come_with_matching_headers() {
         seen[0].1["result"]["content"][0]["text"],
         r#"{"region": "eu-west", "zone": 3}"#
     );
-}
-
-/// The resources the tiny server has subscriptions for, as it says.
-async fn subscribed_upstream(app: &TestApp) -> Value {
-    let body = request(
-        51,
-        "tools/call",
-        json!({"name": "tiny_subscribed", "arguments": {}}),
-        json!({}),
-    );
-    let (_, reply) = answer(app, &body).await;
-    serde_json::from_str(reply["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
-}
-
-#[actix_web::test]
-async fn a_listen_stream_carries_updates_of_its_resources_and_unsubscribes_when_closed() {
-    // A closed stream is noticed at the next write: keep-alives every 100 ms.
-    let app = spawn_app_with(StoreKind::Sqlite, |s| {
-        s.connectors = vec![tiny("tiny", &marker())];
-        s.server.keep_alive_ms = 100;
-    })
-    .await;
-    let notifications = json!({"resourceSubscriptions": ["tiny:tiny://clock", "tiny:tiny://nothing", "other:x://y"]});
-    let body = request(
-        52,
-        "subscriptions/listen",
-        json!({"notifications": notifications}),
-        json!({}),
-    );
-    let mut stream = post(&app, &body, &[]).await;
-    let ack = listened(&mut stream, 1, Duration::from_secs(10)).await;
-    let while_open = subscribed_upstream(&app).await;
-
-    let touch = request(
-        53,
-        "tools/call",
-        json!({"name": "tiny_touch", "arguments": {}}),
-        json!({}),
-    );
-    let (_, touched) = answer(&app, &touch).await;
-    let updated = listened(&mut stream, 1, Duration::from_secs(10)).await;
-    drop(stream);
-    let after = TestApp::read_until(|| subscribed_upstream(&app), |s| s == &json!([])).await;
-
-    assert_eq!(
-        ack[0]["params"]["notifications"],
-        json!({"resourceSubscriptions": ["tiny:tiny://clock"]}),
-        "only the resources the gateway could subscribe to are acknowledged"
-    );
-    assert_eq!(while_open, json!(["tiny://clock"]));
-    assert_eq!(touched["result"]["content"][0]["text"], "touched");
-    assert_eq!(updated[0]["method"], "notifications/resources/updated");
-    assert_eq!(updated[0]["params"]["uri"], "tiny:tiny://clock");
-    assert_eq!(
-        updated[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        52
-    );
-    assert_eq!(after, json!([]), "closing the stream unsubscribes upstream");
-}
-
-#[actix_web::test]
-async fn requests_waiting_for_input_are_capped_like_sessions() {
-    // Two backends: the tiny server answers nothing else while it waits for its reply.
-    let app = spawn_app_with(StoreKind::Sqlite, |s| {
-        s.connectors = vec![tiny("one", &marker()), tiny("two", &marker())];
-        s.server.max_sessions = 1;
-    })
-    .await;
-    let ask = |tool: &str| {
-        let params = json!({"name": tool, "arguments": {}});
-        request(61, "tools/call", params, json!({"sampling": {}}))
-    };
-
-    let (first_status, first) = answer(&app, &ask("one_ask")).await;
-    let (second_status, second) = answer(&app, &ask("two_ask")).await;
-    let metrics = app.metrics_text().await;
-
-    assert_eq!(
-        (first_status, first["result"]["resultType"].as_str()),
-        (200, Some("input_required"))
-    );
-    assert_eq!(
-        (second_status, second["error"]["code"].as_i64()),
-        (503, Some(-32000)),
-        "{second}"
-    );
-    assert!(second["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("server.max_sessions"));
-    assert!(
-        metrics.contains(r#"mcpgate_sessions_refused_total{transport="stateless"} 1"#),
-        "{metrics}"
-    );
-    assert_eq!(app.gateway.parked.len(), 1);
 }
 
 #[actix_web::test]

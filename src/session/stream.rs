@@ -1,0 +1,79 @@
+//! The session's outbound stream: putting messages on it, keep-alives, and what happens when
+//! it is attached, closed or stops being read.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{AttachStream, Session, StreamClosed, Transport};
+
+impl Session {
+    /// Puts one JSON-RPC message on the outbound stream, if there is one.
+    pub(super) fn push(&mut self, message: &Value, ctx: &mut Context<Self>) {
+        let event = match self.transport {
+            Transport::Stdio => format!("{message}\n"),
+            _ => format!("event: message\ndata: {message}\n\n"),
+        };
+        self.push_raw(Bytes::from(event), ctx);
+    }
+
+    pub(super) fn push_raw(&mut self, event: Bytes, ctx: &mut Context<Self>) {
+        let Some((sender, _)) = &self.stream else {
+            return;
+        };
+        match sender.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                log::warn!("session {} does not read its stream; ending it", self.id);
+                ctx.stop();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.stream_gone(ctx),
+        }
+    }
+
+    pub(super) fn stream_gone(&mut self, ctx: &mut Context<Self>) {
+        self.stream = None;
+        if self.transport != Transport::Streamable {
+            ctx.stop();
+        }
+    }
+
+    /// Ends an idle Streamable HTTP session; probes the stream of any session.
+    pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.stream.is_some() && self.transport != Transport::Stdio {
+            self.push_raw(Bytes::from_static(b": keep-alive\n\n"), ctx);
+        } else if self.transport == Transport::Streamable
+            && self.last_seen.elapsed() > self.gateway.server.session_idle_timeout()
+        {
+            log::info!("session {} idle; ending it", self.id);
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<AttachStream> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachStream, _ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        self.stream = Some((msg.sender, msg.generation));
+    }
+}
+
+impl Handler<StreamClosed> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamClosed, ctx: &mut Self::Context) {
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|(_, g)| *g == msg.generation)
+        {
+            self.last_seen = Instant::now();
+            self.stream_gone(ctx);
+        }
+    }
+}
