@@ -9,13 +9,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use awc::Client;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::resume::{self, read_into, Ended, StreamRequest};
 use super::sse::Parser;
 use super::{McpClient, Sent};
 use crate::connector::ConnectorError;
@@ -46,8 +47,10 @@ pub struct HttpConnection {
     session_id: RefCell<Option<String>>,
     version: RefCell<Option<String>>,
     /// Set when the connection is dropped; its streams of server messages end at their next
-    /// event, and a stateless listen stream is not opened again.
+    /// event, and a stateless listen stream at once.
     closed: Rc<Cell<bool>>,
+    /// The stateless listen stream.
+    listen: Rc<super::listen::Stream>,
     /// Whether the server has answered anything over this connection.
     answered: Cell<bool>,
     timeout: Duration,
@@ -77,6 +80,7 @@ impl HttpConnection {
             session_id: RefCell::new(None),
             version: RefCell::new(None),
             closed: Rc::new(Cell::new(false)),
+            listen: Rc::default(),
             answered: Cell::new(false),
             timeout,
         };
@@ -96,9 +100,11 @@ impl HttpConnection {
         self.answered.get()
     }
 
-    /// Marks the connection closed; its streams end at their next event.
+    /// Marks the connection closed; its streams end at their next event, the stateless listen
+    /// stream at once.
     pub fn close(&self) {
         self.closed.set(true);
+        self.listen.wake();
     }
 
     /// Posts one message. Answers and related messages are handed to `mcp` as they arrive.
@@ -183,21 +189,33 @@ impl HttpConnection {
             .to_string();
         let max = mcp.max_message_bytes();
         if content_type.starts_with("text/event-stream") {
+            // Read until the answer comes, resuming the stream when the server ends it first.
             let mut parser = Parser::new(max);
-            while let Some(chunk) = response.next().await {
-                let Ok(chunk) = chunk else {
-                    return Sent::Failed("the answer stream broke".into());
-                };
-                match parser.push(&chunk) {
-                    Ok(events) => events
-                        .iter()
-                        .for_each(|event| deliver(mcp, &event.data, related)),
-                    Err(too_large) => {
-                        return Sent::Failed(format!("the answer stream sent {too_large}"))
-                    }
+            loop {
+                let ended = read_into(mcp, &mut response, &mut parser, related, None).await;
+                if let Ended::TooLarge(too_large) = ended {
+                    return Sent::Failed(format!("the answer stream sent {too_large}"));
                 }
+                let waiting =
+                    related.is_some_and(|id| mcp.inner.pending.borrow().contains_key(&id));
+                let from = resume::resume_from(&parser);
+                let Some(last) = from.filter(|_| waiting && !stateless) else {
+                    return match ended {
+                        Ended::Broke if waiting => Sent::Failed("the answer stream broke".into()),
+                        _ => Sent::Ok,
+                    };
+                };
+                let wait = resume::asked_wait(&parser).unwrap_or(Duration::ZERO);
+                actix_rt::time::sleep(wait).await;
+                response = match self.stream_request().get(Some(&last)).send().await {
+                    Ok(resumed) if resumed.status().is_success() => resumed,
+                    Ok(refused) => {
+                        let status = refused.status().as_u16();
+                        return Sent::Failed(format!("resuming the answer stream: HTTP {status}"));
+                    }
+                    Err(e) => return Sent::Failed(format!("resuming the answer stream: {e}")),
+                };
             }
-            return Sent::Ok;
         }
         match response.body().limit(max).await {
             Ok(body) if body.is_empty() => Sent::Ok,
@@ -210,41 +228,29 @@ impl HttpConnection {
     }
 
     /// Opens the Streamable HTTP stream for server messages, if the server offers one: `GET`
-    /// in a session, `subscriptions/listen` for the list changes statelessly.
+    /// in a session, kept open (see [`resume::follow`]); statelessly, `subscriptions/listen` for the list changes and resource
+    /// updates, or its request sent again when what it asks for changed.
     pub fn open_listen_stream(&self, mcp: &McpClient) {
         if self.legacy_endpoint.borrow().is_some() {
             return;
         }
         if self.mode == Mode::Stateless {
-            let capabilities = mcp.capabilities();
-            let changes = ["tools", "prompts", "resources"];
-            if !changes
-                .iter()
-                .any(|c| capabilities[c]["listChanged"] == true)
-            {
-                return;
-            }
-            let (client, url, closed) =
-                (self.client.clone(), self.url.clone(), self.closed.clone());
-            actix_rt::spawn(listen_statelessly(mcp.clone(), client, url, closed));
+            let listen = &self.listen;
+            super::listen::keep_open(mcp, listen, &self.client, &self.url, &self.closed);
             return;
         }
-        let mut request = self
-            .client
-            .get(&self.url)
-            .insert_header(("accept", "text/event-stream"));
-        if let Some(id) = self.session_id.borrow().as_deref() {
-            request = request.insert_header(("mcp-session-id", id));
+        let follow = resume::follow(mcp.clone(), self.stream_request(), self.closed.clone());
+        actix_rt::spawn(follow);
+    }
+
+    /// How to open a stream of the session with `GET`.
+    fn stream_request(&self) -> StreamRequest {
+        StreamRequest {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            session_id: self.session_id.borrow().clone(),
+            version: self.version.borrow().clone(),
         }
-        if let Some(version) = self.version.borrow().as_deref() {
-            request = request.insert_header(("mcp-protocol-version", version));
-        }
-        let (mcp, closed) = (mcp.clone(), self.closed.clone());
-        actix_rt::spawn(async move {
-            if let Ok(response) = request.send().await {
-                read_events(&mcp, response, &closed).await;
-            }
-        });
     }
 
     /// Opens the legacy SSE stream and waits for its `endpoint` event.
@@ -324,64 +330,8 @@ impl HttpConnection {
     }
 }
 
-/// A stateless server's `subscriptions/listen` stream, opened again when it ends (a server
-/// restarts; the revision resumes nothing), after a wait that doubles while it keeps ending
-/// soon, up to 30 s, until the connection is dropped.
-async fn listen_statelessly(mcp: McpClient, client: Client, url: String, closed: Rc<Cell<bool>>) {
-    let mut wait = Duration::from_millis(250);
-    while !closed.get() {
-        let (message, headers) = super::stateless::listen(&mcp);
-        let mut request = client
-            .post(&url)
-            .insert_header(("accept", "application/json, text/event-stream"))
-            .insert_header(("content-type", "application/json"));
-        for (name, value) in headers {
-            request = request.insert_header((name, value));
-        }
-        let opened = Instant::now();
-        if let Ok(response) = request.send_body(message.to_string()).await {
-            read_events(&mcp, response, &closed).await;
-        }
-        wait = match opened.elapsed() > Duration::from_secs(30) {
-            true => Duration::from_millis(250),
-            false => (wait * 2).min(Duration::from_secs(30)),
-        };
-        actix_rt::time::sleep(wait).await;
-    }
-}
-
-/// Reads a stream of server messages (not tied to a request) until it ends or breaks, or its
-/// connection is dropped.
-async fn read_events<S>(mcp: &McpClient, mut response: awc::ClientResponse<S>, closed: &Cell<bool>)
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
-{
-    if !response.status().is_success() {
-        return;
-    }
-    let mut parser = Parser::new(mcp.max_message_bytes());
-    while let Some(Ok(chunk)) = response.next().await {
-        if closed.get() {
-            break;
-        }
-        match parser.push(&chunk) {
-            Ok(events) => events
-                .iter()
-                .for_each(|event| deliver(mcp, &event.data, None)),
-            Err(too_large) => {
-                log::warn!(
-                    "connector `{}`: its stream of server messages sent {too_large}; \
-                     the stream is closed",
-                    mcp.connector()
-                );
-                break;
-            }
-        }
-    }
-}
-
 /// Hands every JSON-RPC message in `data` (one, or a batch) to the client.
-fn deliver(mcp: &McpClient, data: &str, related: Option<u64>) {
+pub(super) fn deliver(mcp: &McpClient, data: &str, related: Option<u64>) {
     if data.trim().is_empty() {
         return;
     }

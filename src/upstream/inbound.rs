@@ -70,6 +70,7 @@ impl McpClient {
             | "notifications/prompts/list_changed" => {
                 (self.inner.events)(UpstreamEvent::ListChanged)
             }
+            "notifications/subscriptions/acknowledged" => self.on_acknowledged(params),
             "notifications/resources/updated" => {
                 if let Some(uri) = params.as_ref().and_then(|p| p["uri"].as_str()) {
                     (self.inner.events)(UpstreamEvent::ResourceUpdated(uri.to_string()));

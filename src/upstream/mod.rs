@@ -12,6 +12,8 @@
 mod connect;
 mod http;
 mod inbound;
+mod listen;
+mod resume;
 pub mod sse;
 mod stateless;
 mod stdio;
@@ -122,6 +124,8 @@ struct Inner {
     capabilities: RefCell<Value>,
     /// For a stateless server: the arguments of each tool that travel as headers too.
     param_headers: RefCell<stateless::ParamHeaders>,
+    /// For a stateless server: what its listen stream asks for.
+    listen: listen::Wishes,
     /// `auto` found that the server speaks only the stateless revision.
     found_stateless: Cell<bool>,
     /// Counts connections, so that a late end-of-stream of an old one is ignored.
@@ -162,6 +166,7 @@ impl McpClient {
                 progress: RefCell::new(HashMap::new()),
                 capabilities: RefCell::new(json!({})),
                 param_headers: RefCell::new(Default::default()),
+                listen: Default::default(),
                 found_stateless: Cell::new(false),
                 generation: Cell::new(0),
                 crashes: Cell::new(0),
@@ -169,6 +174,11 @@ impl McpClient {
                 connected_at: Cell::new(None),
             }),
         }
+    }
+
+    /// Tells the connector what the server said, or may have said while unheard.
+    fn upstream_event(&self, event: UpstreamEvent) {
+        (self.inner.events)(event)
     }
 
     /// The connector's name.

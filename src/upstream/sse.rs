@@ -32,6 +32,10 @@ pub struct Parser {
     after_cr: bool,
     /// The longest event accepted, in bytes.
     max: usize,
+    /// The newest `id:` field: where a resumed stream starts again (`Last-Event-ID`).
+    last_id: Option<String>,
+    /// The newest `retry:` field: how long to wait before resuming, in milliseconds.
+    retry_ms: Option<u64>,
     /// Bytes looked at while searching for ends of events.
     #[cfg(test)]
     examined: usize,
@@ -45,6 +49,8 @@ impl Parser {
             searched: 0,
             after_cr: false,
             max: max_event_bytes,
+            last_id: None,
+            retry_ms: None,
             #[cfg(test)]
             examined: 0,
         }
@@ -65,7 +71,10 @@ impl Parser {
         while let Some(at) = find_blank_line(&self.buffer[from..]) {
             self.count_examined(at + 2);
             let end = from + at;
-            events.extend(parse_block(&self.buffer[start..end]));
+            let block = parse_block(&self.buffer[start..end]);
+            self.last_id = block.id.or(self.last_id.take());
+            self.retry_ms = block.retry_ms.or(self.retry_ms);
+            events.extend(block.event);
             start = end + 2;
             from = start;
         }
@@ -76,6 +85,24 @@ impl Parser {
             return Err(EventTooLarge(self.max));
         }
         Ok(events)
+    }
+
+    /// Forgets an event cut short by the end of its stream; keeps the newest id and retry,
+    /// for reading the stream's continuation.
+    pub fn restart(&mut self) {
+        self.buffer.clear();
+        self.searched = 0;
+        self.after_cr = false;
+    }
+
+    /// The id of the newest event that named one.
+    pub fn last_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    /// The wait before reconnecting that the server asked for, in milliseconds.
+    pub fn retry_ms(&self) -> Option<u64> {
+        self.retry_ms
     }
 
     /// Appends `chunk` with its `\r\n` and `\r` line ends turned into `\n`.
@@ -109,24 +136,41 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
     bytes.windows(2).position(|pair| pair == b"\n\n")
 }
 
-/// The event of one block of lines, if it has data.
-fn parse_block(block: &[u8]) -> Option<Event> {
+/// What one block of lines says.
+struct Block {
+    /// Its event, if it has data.
+    event: Option<Event>,
+    /// Its `id:` field (an id with a NUL is ignored, as the SSE standard says).
+    id: Option<String>,
+    /// Its `retry:` field, when it is a number.
+    retry_ms: Option<u64>,
+}
+
+fn parse_block(block: &[u8]) -> Block {
     let block = String::from_utf8_lossy(block);
     let mut name = String::from("message");
     let mut data: Vec<&str> = Vec::new();
+    let (mut id, mut retry_ms) = (None, None);
     for line in block.split('\n') {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "event" => name = value.to_string(),
             "data" => data.push(value),
+            "id" if !value.contains('\0') => id = Some(value.to_string()),
+            "retry" => retry_ms = value.parse().ok().or(retry_ms),
             _ => {}
         }
     }
-    (!data.is_empty()).then(|| Event {
+    let event = (!data.is_empty()).then(|| Event {
         name,
         data: data.join("\n"),
-    })
+    });
+    Block {
+        event,
+        id,
+        retry_ms,
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +237,34 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].data.len(), 8 * 1024 * (1023 + 1) - 1);
         assert!(parser.examined < 2 * stream.len(), "{}", parser.examined);
+    }
+
+    #[test]
+    fn the_newest_id_and_retry_are_kept_for_resuming() {
+        let mut parser = parser();
+        assert_eq!(parser.last_id(), None);
+        let events = parser.push(b"id: 7\nretry: 250\ndata: \n\n").unwrap();
+        assert_eq!(events[0].data, "", "a priming event has empty data");
+        parser
+            .push(b"id: 8\ndata: {}\n\n: no id\ndata: {}\n\n")
+            .unwrap();
+        assert_eq!(
+            (parser.last_id(), parser.retry_ms()),
+            (Some("8"), Some(250))
+        );
+        parser.push(b"id: a\0b\nretry: soon\ndata: x\n\n").unwrap();
+        assert_eq!(
+            (parser.last_id(), parser.retry_ms()),
+            (Some("8"), Some(250))
+        );
+        // A stream that ends inside an event; its continuation starts afresh.
+        parser.push(b"id: 9\ndata: {\"cut").unwrap();
+        parser.restart();
+        let events = parser.push(b"id: 9\ndata: {}\n\n").unwrap();
+        assert_eq!(
+            (events[0].data.as_str(), parser.last_id()),
+            ("{}", Some("9"))
+        );
     }
 
     #[test]

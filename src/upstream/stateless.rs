@@ -4,8 +4,8 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` for the arguments a tool's
 //! schema marks with `x-mcp-header`). An answer that needs the client's input
 //! (`resultType: "input_required"`) is put to the client through its [`ClientLink`], under the
-//! server's keys, and the request sent again with the replies; list changes come on a
-//! `subscriptions/listen` stream.
+//! server's keys, and the request sent again with the replies; list changes and resource
+//! updates come on a `subscriptions/listen` stream (its own submodule).
 
 use std::collections::HashMap;
 
@@ -69,23 +69,6 @@ fn encode(value: &str) -> String {
             base64::engine::general_purpose::STANDARD.encode(value)
         ),
     }
-}
-
-/// The `subscriptions/listen` request for every list change, with its headers.
-pub(super) fn listen(mcp: &McpClient) -> (Value, Vec<(String, String)>) {
-    let notifications = json!({
-        "toolsListChanged": true,
-        "promptsListChanged": true,
-        "resourcesListChanged": true,
-    });
-    let params = with_meta(json!({ "notifications": notifications }), None);
-    let message = jsonrpc::request(
-        json!("mcpgate-listen"),
-        "subscriptions/listen",
-        Some(params),
-    );
-    let headers = headers(mcp, &message);
-    (message, headers)
 }
 
 /// `params` with the revision's `_meta`: the revision, and the capabilities and log level of
@@ -208,11 +191,9 @@ impl McpClient {
             "ping" => "server/discover",
             "logging/setLevel" => return Ok(json!({})),
             "resources/subscribe" | "resources/unsubscribe" => {
-                let error = RpcError::new(
-                    jsonrpc::METHOD_NOT_FOUND,
-                    "resource subscriptions through a connector with `transport: stateless` are not supported",
-                );
-                return Err(Failure::Rpc(error).into_connector(&self.inner.connector));
+                let subscribe = method == "resources/subscribe";
+                let outcome = self.subscribe_statelessly(subscribe, &params).await;
+                return outcome.map_err(|e| Failure::Rpc(e).into_connector(&self.inner.connector));
             }
             other => other,
         };

@@ -20,6 +20,7 @@ mod methods;
 mod ops_api;
 mod outage;
 mod prompts;
+mod resumable;
 mod retention;
 mod servers;
 mod stateless;

@@ -11,7 +11,11 @@ use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
 use crate::stateless::{answer, post, request};
 
 /// Reads events from a listen stream until `want` of them came or `wait` passed.
-async fn listened(response: &mut reqwest::Response, want: usize, wait: Duration) -> Vec<Value> {
+pub(crate) async fn listened(
+    response: &mut reqwest::Response,
+    want: usize,
+    wait: Duration,
+) -> Vec<Value> {
     let mut events = Vec::new();
     let mut buffer = String::new();
     let deadline = tokio::time::Instant::now() + wait;

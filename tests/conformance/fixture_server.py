@@ -14,6 +14,7 @@ the keys the suite's scenarios expect, with an HMAC-signed `requestState`) state
 Usage:
     python fixture_server.py streamable-http --port PORT   # http://127.0.0.1:PORT/mcp
     python fixture_server.py streamable-http --port PORT --only-stateless   # 2026-07-28 only
+    python fixture_server.py streamable-http --port PORT --resumable   # streams resume (Last-Event-ID)
     python fixture_server.py stdio
 
 With `--port 0` the OS picks a free port; in every streamable-http run the first
@@ -43,8 +44,9 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.lowlevel import Server
+from mcp.server.streamable_http import EventMessage, EventStore
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
-from mcp.shared.subscriptions import PromptsListChanged, ToolsListChanged
+from mcp.shared.subscriptions import PromptsListChanged, ResourceUpdated, ToolsListChanged
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
@@ -202,8 +204,18 @@ STATELESS_TOOLS = {
     "test_input_required_result_tampered_state": "Asks the user to confirm",
     "test_input_required_result_capabilities": "Asks by elicitation, or by sampling when elicitation fails",
     "test_listen_streams": "Says how many subscriptions/listen streams are open",
+    "test_touch_watched": "Says that test://watched-resource changed, to those subscribed to it",
+    "test_watchers": "Says how many open subscriptions/listen streams ask for test://watched-resource",
+}
+# Tools that end their own streams early (2025-11-25 polling); with `--resumable` the client
+# resumes them with GET and Last-Event-ID, else they only answer.
+RESUMABLE_TOOLS = {
+    "test_resumed_answer": "Ends its answer stream, then answers on the resumed stream",
+    "test_end_message_stream": "Ends the session's GET stream of server messages",
+    "test_resumptions": "Says how many requests resumed a stream with Last-Event-ID",
 }
 TOOLS += [{"name": n, "description": d, "inputSchema": NO_ARGS} for n, d in STATELESS_TOOLS.items()]
+TOOLS += [{"name": n, "description": d, "inputSchema": NO_ARGS} for n, d in RESUMABLE_TOOLS.items()]
 TOOLS.append(
     {
         "name": "test_header_param",
@@ -221,6 +233,17 @@ dynamic = {"tool": False, "prompt": False}
 # Where list changes go for stateless clients' subscriptions/listen streams.
 EVENTS = InMemorySubscriptionBus()
 LISTEN = ListenHandler(EVENTS)
+# The resources each open listen stream asks for, by its request id.
+WATCHING: dict[Any, list[str]] = {}
+
+
+async def listen(ctx: Any, params: Any) -> Any:
+    WATCHING[ctx.request_id] = [str(u) for u in params.notifications.resource_subscriptions or []]
+    try:
+        return await LISTEN(ctx, params)
+    finally:
+        WATCHING.pop(ctx.request_id, None)
+
 TOOL_NAMES = {t["name"] for t in TOOLS}
 
 ELICITATION_USER_SCHEMA = {
@@ -520,6 +543,20 @@ async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> dict[st
     if name in STATELESS_TOOLS:
         return await stateless_tool(ctx, name)
 
+    if name == "test_resumed_answer":
+        if ctx.close_sse_stream is not None:
+            await ctx.close_sse_stream()
+            await anyio.sleep(0.3)
+        return tool_result(text("Answered after the stream ended"))
+
+    if name == "test_resumptions":
+        return tool_result(text(str(RESUMED["count"])))
+
+    if name == "test_end_message_stream":
+        if ctx.close_standalone_sse_stream is not None:
+            await ctx.close_standalone_sse_stream()
+        return tool_result(text("Ended"))
+
     raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"name": name})
 
 
@@ -561,6 +598,14 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
         return tool_result(text(f"Success: {await _sample(ctx, 'Say yes')}"))
     if name == "test_listen_streams":
         return tool_result(text(str(len(LISTEN._streams))))
+    if name == "test_watchers":
+        return tool_result(text(str(sum(WATCHED_URI in uris for uris in WATCHING.values()))))
+    if name == "test_touch_watched":
+        if _stateless(ctx):
+            await EVENTS.publish(ResourceUpdated(uri=WATCHED_URI))
+        elif WATCHED_URI in _subscriptions(ctx):
+            await ctx.session.send_resource_updated(WATCHED_URI)
+        return tool_result(text("Touched"))
     if name == "test_streaming_elicitation":
         await ctx.session.report_progress(50, 100, "Halfway")
         action, _ = await _elicit(ctx, "Continue?", CONFIRM_SCHEMA)
@@ -658,6 +703,7 @@ async def stateless_tool(ctx: Any, name: str) -> dict[str, Any]:
 
 STATIC_TEXT = "This is the content of the static text resource."
 WATCHED_TEXT = "This is a watched resource; subscribe to it for updates."
+WATCHED_URI = "test://watched-resource"
 TEMPLATE = "test://template/{id}/data"
 TEMPLATE_PREFIX, TEMPLATE_SUFFIX = "test://template/", "/data"
 
@@ -886,7 +932,7 @@ def build_server() -> Server:
             on_get_prompt=answers(on_get_prompt),
             on_completion=answers(on_completion),
             on_set_logging_level=on_set_logging_level,
-            on_subscriptions_listen=LISTEN,
+            on_subscriptions_listen=listen,
         )
 
 
@@ -907,6 +953,21 @@ async def serve_stdio() -> None:
     server = build_server()
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+# `GET` requests that resumed a stream (with `Last-Event-ID`).
+RESUMED = {"count": 0}
+
+
+def counting_resumptions(app: Any) -> Any:
+    """`app`, counting the requests that resume a stream."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and any(k.lower() == b"last-event-id" for k, _ in scope["headers"]):
+            RESUMED["count"] += 1
+        return await app(scope, receive, send)
+
+    return wrapped
 
 
 def stateless_only(app: Any) -> Any:
@@ -935,15 +996,43 @@ def stateless_only(app: Any) -> Any:
     return wrapped
 
 
-async def serve_http(port: int, only_stateless: bool = False) -> None:
+class MemoryEvents(EventStore):
+    """Every event of every stream, so that a stream ended early can be resumed."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any]] = []
+
+    async def store_event(self, stream_id: str, message: Any) -> str:
+        event_id = str(len(self.events) + 1)
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id: str, send_callback: Any) -> str | None:
+        index = next((i for i, e in enumerate(self.events) if e[0] == last_event_id), None)
+        if index is None:
+            return None
+        stream_id = self.events[index][1]
+        for event_id, stream, message in self.events[index + 1 :]:
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream_id
+
+
+async def serve_http(port: int, only_stateless: bool = False, resumable: bool = False) -> None:
     import uvicorn
 
     server = build_server()
     app = server.streamable_http_app(
-        streamable_http_path="/mcp", transport_security=loopback_only(), host="127.0.0.1"
+        streamable_http_path="/mcp",
+        transport_security=loopback_only(),
+        host="127.0.0.1",
+        event_store=MemoryEvents() if resumable else None,
+        retry_interval=100 if resumable else None,
     )
     if only_stateless:
         app = stateless_only(app)
+    if resumable:
+        app = counting_resumptions(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -972,13 +1061,14 @@ def main() -> None:
     http = sub.add_parser("streamable-http", help="serve http://127.0.0.1:PORT/mcp")
     http.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
     http.add_argument("--only-stateless", action="store_true", help="refuse sessions: speak 2026-07-28 only")
+    http.add_argument("--resumable", action="store_true", help="keep events, so that streams ended early resume")
     sub.add_parser("stdio", help="serve on stdin/stdout")
     args = parser.parse_args()
     try:
         if args.transport == "stdio":
             anyio.run(serve_stdio)
         else:
-            anyio.run(serve_http, args.port, args.only_stateless)
+            anyio.run(serve_http, args.port, args.only_stateless, args.resumable)
     except KeyboardInterrupt:
         pass
 
