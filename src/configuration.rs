@@ -57,8 +57,11 @@ pub struct ServerSettings {
     /// A Streamable HTTP session with no traffic and no open stream for this long is ended.
     pub session_idle_timeout_ms: u64,
     /// Client sessions open at most (Streamable HTTP and legacy SSE together); a new one past
-    /// it is refused with 503.
+    /// it is refused with 503, unless it can take the place of an idle one.
     pub max_sessions: usize,
+    /// With `max_sessions` open, a new session takes the place of the Streamable HTTP session
+    /// idle the longest (no traffic, no stream) if it has been idle this long; 0 never.
+    pub evict_idle_after_ms: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Client authentication for the MCP endpoints.
@@ -212,6 +215,11 @@ impl ServerSettings {
     /// How long an idle Streamable HTTP session lives.
     pub fn session_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.session_idle_timeout_ms)
+    }
+
+    /// How long a session must have been idle to be ended for room; `None` for never.
+    pub fn evict_idle_after(&self) -> Option<Duration> {
+        (self.evict_idle_after_ms > 0).then(|| Duration::from_millis(self.evict_idle_after_ms))
     }
 }
 

@@ -8,8 +8,8 @@
 //! secrets, arguments, session ids or target names.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric of the gateway.
@@ -33,6 +33,8 @@ pub struct Metrics {
     pub sessions_open: IntGauge,
     /// New client sessions refused because `server.max_sessions` were open, by transport.
     pub sessions_refused: IntCounterVec,
+    /// Idle sessions ended to make room for new ones (`server.evict_idle_after_ms`).
+    pub sessions_evicted: IntCounter,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
@@ -106,6 +108,14 @@ impl Metrics {
             "New client sessions refused because server.max_sessions were open, by transport.",
             &["transport"],
         );
+        let sessions_evicted = IntCounter::new(
+            "mcpgate_sessions_evicted_total",
+            "Idle Streamable HTTP sessions ended to make room for new ones (server.evict_idle_after_ms).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(sessions_evicted.clone()))
+            .expect("unique metric");
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
             "Calls refused by a connector's rate limit.",
@@ -180,6 +190,7 @@ impl Metrics {
             connector_up,
             sessions_open,
             sessions_refused,
+            sessions_evicted,
             call_records_dropped,
             call_records_written,
             feedback,

@@ -28,7 +28,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use exchange::{Ask, Asks, Exchange};
 pub use link::{ClientLink, RelatedStream};
 pub use listen::Listen;
-pub use sessions::Sessions;
+use sessions::Admitted;
+pub use sessions::{Presence, Sessions};
 
 use crate::connector::Forward;
 use crate::gateway::Gateway;
@@ -176,6 +177,8 @@ pub struct Session {
     /// The resources (as the client names them) this session subscribed to, unsubscribed when
     /// it ends.
     subscribed: HashSet<String>,
+    /// What the session table knows of the client's presence (none for a stateless request).
+    presence: Option<Arc<Presence>>,
 }
 
 impl Session {
@@ -191,7 +194,9 @@ impl Session {
         let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let sessions = gateway.sessions.clone();
         let max = gateway.server.max_sessions;
+        let evict_after = gateway.server.evict_idle_after();
         let metrics = gateway.metrics.clone();
+        let presence = sessions.presence(transport == Transport::Streamable);
         let session = Session {
             client: id.clone(),
             id: id.clone(),
@@ -209,10 +214,16 @@ impl Session {
             exchange: None,
             listen: None,
             subscribed: HashSet::new(),
+            presence: Some(presence.clone()),
         };
-        match sessions.admit(id.clone(), max, move || session.start()) {
-            Some(addr) => Ok((id, addr)),
-            None => {
+        let start = move || session.start();
+        match sessions.admit(id.clone(), max, evict_after, presence, start) {
+            Admitted::Room(addr) => Ok((id, addr)),
+            Admitted::InPlaceOf(addr) => {
+                metrics.sessions_evicted.inc();
+                Ok((id, addr))
+            }
+            Admitted::Full => {
                 let refused = metrics
                     .sessions_refused
                     .with_label_values(&[transport.name()]);
@@ -255,6 +266,7 @@ impl Session {
             exchange: Some(exchange),
             listen: None,
             subscribed: HashSet::new(),
+            presence: None,
         }
         .start()
     }
@@ -418,7 +430,7 @@ impl Handler<HandleMessage> for Session {
     type Result = ResponseActFuture<Self, Option<Value>>;
 
     fn handle(&mut self, msg: HandleMessage, ctx: &mut Self::Context) -> Self::Result {
-        self.last_seen = Instant::now();
+        self.heard();
         let (id, method, params) = match msg.message {
             Ok(Incoming::Request { id, method, params }) => (id, method, params),
             Ok(Incoming::Notification { method, params }) => {

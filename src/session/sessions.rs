@@ -1,23 +1,91 @@
 //! The table of open sessions, by id. Sessions insert themselves when started by a transport and
-//! remove themselves when they stop; transports look them up per request.
+//! remove themselves when they stop; transports look them up per request. When the table is
+//! full, a new session takes the place of the Streamable HTTP session idle the longest, if one
+//! has been idle past `server.evict_idle_after_ms` with no stream open.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 
-use super::Session;
+use super::{EndSession, Session};
+
+/// When a session's client was last heard from, and whether it holds a stream: what the table
+/// needs to pick a session to end for room. Updated by the session.
+#[derive(Debug)]
+pub struct Presence {
+    /// When the table was made; `seen_ms` counts from it.
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the client's last message or stream change.
+    seen_ms: AtomicU64,
+    /// Whether a stream to the client is open.
+    streaming: AtomicBool,
+    /// Whether it may be ended for room at all (Streamable HTTP sessions only).
+    evictable: bool,
+}
+
+impl Presence {
+    /// The client was heard from now.
+    pub fn seen(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.seen_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// A stream to the client opened or closed.
+    pub fn streaming(&self, open: bool) {
+        self.streaming.store(open, Ordering::Relaxed);
+        self.seen();
+    }
+
+    /// How long the client has been quiet with no stream open; `None` when it holds one or may
+    /// not be ended for room.
+    fn idle(&self) -> Option<Duration> {
+        if !self.evictable || self.streaming.load(Ordering::Relaxed) {
+            return None;
+        }
+        let seen = Duration::from_millis(self.seen_ms.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(seen))
+    }
+}
+
+/// One open session.
+struct Entry {
+    addr: Addr<Session>,
+    presence: Arc<Presence>,
+}
 
 /// Open sessions by id; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Sessions {
-    inner: Arc<RwLock<HashMap<Arc<str>, Addr<Session>>>>,
+    inner: Arc<RwLock<HashMap<Arc<str>, Entry>>>,
+    epoch: Instant,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            inner: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// How a session was admitted.
+pub(super) enum Admitted {
+    /// There was room: the new session.
+    Room(Addr<Session>),
+    /// The new session took the place of the one idle the longest, which is told to end.
+    InPlaceOf(Addr<Session>),
+    /// The table is full of sessions in use.
+    Full,
 }
 
 impl Sessions {
     /// The session with `id`, if it is open.
     pub fn get(&self, id: &str) -> Option<Addr<Session>> {
-        self.inner.read().ok()?.get(id).cloned()
+        Some(self.inner.read().ok()?.get(id)?.addr.clone())
     }
 
     /// How many sessions are open.
@@ -30,21 +98,61 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Enters the session that `start` starts, unless `max` sessions are open already; the
-    /// count and the entry are one step, so concurrent starts cannot pass `max` together.
+    /// A presence for a new session, heard from now.
+    pub(super) fn presence(&self, evictable: bool) -> Arc<Presence> {
+        let presence = Presence {
+            epoch: self.epoch,
+            seen_ms: AtomicU64::new(0),
+            streaming: AtomicBool::new(false),
+            evictable,
+        };
+        presence.seen();
+        Arc::new(presence)
+    }
+
+    /// Enters the session that `start` starts, unless `max` sessions are open already and none
+    /// has been idle for `evict_after` (`None`: none is ended for room); the count and the entry
+    /// are one step, so concurrent starts cannot pass `max` together. A session ended for room
+    /// leaves the table at once (its requests get 404) and is told to end.
     pub(super) fn admit(
         &self,
         id: Arc<str>,
         max: usize,
+        evict_after: Option<Duration>,
+        presence: Arc<Presence>,
         start: impl FnOnce() -> Addr<Session>,
-    ) -> Option<Addr<Session>> {
+    ) -> Admitted {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut evicted = None;
         if map.len() >= max {
-            return None;
+            let idlest = evict_after.and_then(|after| {
+                let idle = map
+                    .iter()
+                    .filter_map(|(id, e)| Some((e.presence.idle()?, id)));
+                let (idle, id) = idle.max_by_key(|(idle, _)| *idle)?;
+                (idle >= after).then(|| id.clone())
+            });
+            let Some(entry) = idlest.and_then(|id| map.remove(&id)) else {
+                return Admitted::Full;
+            };
+            evicted = Some(entry.addr);
         }
         let addr = start();
-        map.insert(id, addr.clone());
-        Some(addr)
+        map.insert(
+            id,
+            Entry {
+                addr: addr.clone(),
+                presence,
+            },
+        );
+        drop(map);
+        match evicted {
+            Some(old) => {
+                old.do_send(EndSession);
+                Admitted::InPlaceOf(addr)
+            }
+            None => Admitted::Room(addr),
+        }
     }
 
     /// Forgets the session with `id`; later requests for it get 404.

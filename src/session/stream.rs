@@ -36,8 +36,19 @@ impl Session {
 
     pub(super) fn stream_gone(&mut self, ctx: &mut Context<Self>) {
         self.stream = None;
+        if let Some(presence) = &self.presence {
+            presence.streaming(false);
+        }
         if self.transport != Transport::Streamable {
             ctx.stop();
+        }
+    }
+
+    /// The client was heard from now.
+    pub(super) fn heard(&mut self) {
+        self.last_seen = Instant::now();
+        if let Some(presence) = &self.presence {
+            presence.seen();
         }
     }
 
@@ -58,8 +69,11 @@ impl Handler<AttachStream> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: AttachStream, _ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
+        self.heard();
         self.stream = Some((msg.sender, msg.generation));
+        if let Some(presence) = &self.presence {
+            presence.streaming(true);
+        }
     }
 }
 
@@ -72,7 +86,7 @@ impl Handler<StreamClosed> for Session {
             .as_ref()
             .is_some_and(|(_, g)| *g == msg.generation)
         {
-            self.last_seen = Instant::now();
+            self.heard();
             self.stream_gone(ctx);
         }
     }

@@ -196,8 +196,7 @@ impl HttpConnection {
                 if let Ended::TooLarge(too_large) = ended {
                     return Sent::Failed(format!("the answer stream sent {too_large}"));
                 }
-                let waiting =
-                    related.is_some_and(|id| mcp.inner.pending.borrow().contains_key(&id));
+                let waiting = related.is_some_and(|id| resume::waits_for(mcp, id));
                 let from = resume::resume_from(&parser);
                 let Some(last) = from.filter(|_| waiting && !stateless) else {
                     return match ended {
@@ -228,8 +227,9 @@ impl HttpConnection {
     }
 
     /// Opens the Streamable HTTP stream for server messages, if the server offers one: `GET`
-    /// in a session, kept open (see [`resume::follow`]); statelessly, `subscriptions/listen` for the list changes and resource
-    /// updates, or its request sent again when what it asks for changed.
+    /// in a session, kept open (see [`resume::follow`]); statelessly, `subscriptions/listen`
+    /// for the list changes and resource updates, or its request sent again when what it asks
+    /// for changed.
     pub fn open_listen_stream(&self, mcp: &McpClient) {
         if self.legacy_endpoint.borrow().is_some() {
             return;

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, StoreKind};
 
-fn ping() -> String {
+fn initialize_body() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
     .to_string()
@@ -14,12 +14,14 @@ fn ping() -> String {
 async fn a_foreign_host_or_origin_is_forbidden_and_loopback_is_not() {
     let app = spawn_app(vec![]).await;
 
-    let host = app.post_mcp(&ping(), &[("host", "evil.example")]).await;
+    let host = app
+        .post_mcp(&initialize_body(), &[("host", "evil.example")])
+        .await;
     let origin = app
-        .post_mcp(&ping(), &[("origin", "https://evil.example")])
+        .post_mcp(&initialize_body(), &[("origin", "https://evil.example")])
         .await;
     let local = app
-        .post_mcp(&ping(), &[("origin", "http://localhost:6274")])
+        .post_mcp(&initialize_body(), &[("origin", "http://localhost:6274")])
         .await;
     let sse = app
         .client
@@ -42,7 +44,9 @@ async fn a_listed_host_is_allowed() {
     })
     .await;
 
-    let response = app.post_mcp(&ping(), &[("host", "gw.internal:443")]).await;
+    let response = app
+        .post_mcp(&initialize_body(), &[("host", "gw.internal:443")])
+        .await;
 
     assert_eq!(response.status(), 200);
 }
@@ -65,12 +69,15 @@ async fn bearer_tokens_from_the_environment_guard_the_mcp_endpoints_only() {
     })
     .await;
 
-    let without = app.post_mcp(&ping(), &[]).await;
+    let without = app.post_mcp(&initialize_body(), &[]).await;
     let wrong = app
-        .post_mcp(&ping(), &[("authorization", "Bearer nope")])
+        .post_mcp(&initialize_body(), &[("authorization", "Bearer nope")])
         .await;
     let right = app
-        .post_mcp(&ping(), &[("authorization", "Bearer tok-from-env")])
+        .post_mcp(
+            &initialize_body(),
+            &[("authorization", "Bearer tok-from-env")],
+        )
         .await;
     let probe = app
         .client
@@ -93,7 +100,7 @@ async fn a_session_past_the_limit_is_refused_with_503_until_one_ends() {
     let first = app.initialize().await;
     let second = app.initialize().await;
 
-    let refused = app.post_mcp(&ping(), &[]).await;
+    let refused = app.post_mcp(&initialize_body(), &[]).await;
     let (status, header) = (
         refused.status(),
         refused.headers().get("mcp-session-id").cloned(),
@@ -128,4 +135,54 @@ async fn a_session_past_the_limit_is_refused_with_503_until_one_ends() {
         let line = format!("mcpgate_sessions_refused_total{{transport=\"{transport}\"}} 1");
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
+}
+
+#[actix_web::test]
+async fn past_the_limit_a_new_session_takes_the_place_of_the_one_idle_the_longest() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.server.max_sessions = 2;
+        s.server.evict_idle_after_ms = 300;
+    })
+    .await;
+    // The older session holds a stream: it is not idle, however quiet.
+    let second = app.initialize().await;
+    let first = app.initialize().await;
+    let stream = app
+        .client
+        .get(format!("{}/mcp", app.address))
+        .header("mcp-session-id", &second)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let too_soon = app.post_mcp(&initialize_body(), &[]).await.status();
+
+    actix_rt::time::sleep(std::time::Duration::from_millis(400)).await;
+    let third = app.initialize().await;
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let evicted = app
+        .post_mcp(&ping, &[("mcp-session-id", first.as_str())])
+        .await
+        .status();
+    let streaming = app.rpc(&second, "ping", json!({})).await;
+    let fresh = app.rpc(&third, "ping", json!({})).await;
+    let in_use = app.post_mcp(&initialize_body(), &[]).await.status();
+
+    assert_eq!(stream.status(), 200);
+    assert_eq!(too_soon, 503, "no session has been idle long enough");
+    assert_eq!(evicted, 404, "the idle session was ended for the new one");
+    assert_eq!(
+        streaming["result"],
+        json!({}),
+        "the session with a stream goes on"
+    );
+    assert_eq!(fresh["result"], json!({}));
+    assert_eq!(in_use, 503, "the sessions left are in use");
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("mcpgate_sessions_evicted_total 1"),
+        "{metrics}"
+    );
+    drop(stream);
 }
