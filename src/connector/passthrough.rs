@@ -1,6 +1,7 @@
 //! The MCP-only requests a connector passes on to its backend (`completion/complete`, resource
 //! subscriptions, `logging/setLevel`), and what an MCP backend sends on its own (list changes,
-//! resource updates), turned into a catalog reload or notifications to subscribed sessions.
+//! resource updates), turned into a catalog reload or notifications to subscribed sessions;
+//! when it may have sent them unheard, both.
 
 use std::rc::Rc;
 
@@ -95,6 +96,13 @@ impl Handler<Upstream> for Connector {
                 });
             }
             UpstreamEvent::ListChanged => {}
+            UpstreamEvent::Missed => {
+                self.handle(Upstream(UpstreamEvent::ListChanged), ctx);
+                let uris: Vec<String> = self.subscriptions.keys().cloned().collect();
+                for uri in uris {
+                    self.handle(Upstream(UpstreamEvent::ResourceUpdated(uri)), ctx);
+                }
+            }
             UpstreamEvent::ResourceUpdated(uri) => {
                 let params = serde_json::json!({ "uri": format!("{}:{uri}", self.settings.name) });
                 let note = crate::mcp::jsonrpc::notification(

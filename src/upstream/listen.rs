@@ -86,7 +86,7 @@ pub(super) fn keep_open(
 }
 
 /// Opens the stream again each time it ends (a server restarts; the revision resumes nothing,
-/// so the lists are loaded again), after a wait that doubles while it keeps ending soon, up to
+/// so the lists are loaded again and subscribers told to read again), after a wait that doubles while it keeps ending soon, up to
 /// 30 s; and at once when woken.
 async fn run(mcp: &McpClient, stream: &Stream, client: &Client, url: &str, closed: &Cell<bool>) {
     let mut wait = Duration::from_millis(250);
@@ -108,7 +108,7 @@ async fn run(mcp: &McpClient, stream: &Stream, client: &Client, url: &str, close
             if let Ok(mut response) = request.send_body(message.to_string()).await {
                 if response.status().is_success() {
                     if refetch {
-                        mcp.upstream_event(UpstreamEvent::ListChanged);
+                        mcp.upstream_event(UpstreamEvent::Missed);
                     }
                     let mut parser = Parser::new(mcp.max_message_bytes());
                     read_events(mcp, &mut response, &mut parser, closed).await;

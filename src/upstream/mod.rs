@@ -44,6 +44,9 @@ pub enum UpstreamEvent {
     ListChanged,
     /// A subscribed resource changed; the server's own URI.
     ResourceUpdated(String),
+    /// The server's stream of messages was opened again afresh: any list and any subscribed
+    /// resource may have changed unheard.
+    Missed,
 }
 
 /// How to reach the server.

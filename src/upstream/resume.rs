@@ -138,8 +138,8 @@ impl StreamRequest {
 
 /// Keeps a session's stream of server messages open until `closed` is set: opened again when
 /// it ends, from its last event when the server named ids, after the server's wait or one that
-/// doubles while the stream keeps ending soon. Opened again afresh, the lists are loaded
-/// again: what the server said in between is lost. A server without such a stream (405), or
+/// doubles while the stream keeps ending soon. Opened again afresh, what the server said in
+/// between is lost: the lists are loaded again and subscribers told to read again. A server without such a stream (405), or
 /// that no longer knows the session (404), is not asked again on this connection.
 pub(super) async fn follow(mcp: McpClient, stream: StreamRequest, closed: Rc<Cell<bool>>) {
     let mut parser = Parser::new(mcp.max_message_bytes());
@@ -155,7 +155,7 @@ pub(super) async fn follow(mcp: McpClient, stream: StreamRequest, closed: Rc<Cel
             }
             if status.is_success() {
                 if ended && last.is_none() {
-                    mcp.upstream_event(UpstreamEvent::ListChanged);
+                    mcp.upstream_event(UpstreamEvent::Missed);
                 }
                 if !read_events(&mcp, &mut response, &mut parser, &closed).await {
                     return;

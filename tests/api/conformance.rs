@@ -3,7 +3,8 @@
 //! twice: with 2025-11-25 sessions (virtual server `conformance`) and statelessly
 //! (`transport: stateless`, virtual server `stateless`), and each virtual server is tested with
 //! the scenarios required by 2025-11-25 (30) and by 2026-07-28 (37), so that every bridge between
-//! the eras is crossed. The per-scenario summaries are printed.
+//! the eras is crossed. The fixture keeps its events (`--resumable`), so every stream it sends
+//! starts with a priming event that has an id. The per-scenario summaries are printed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -93,7 +94,7 @@ async fn every_required_scenario_passes_directly_and_through_the_gateway() {
     }) else {
         return;
     };
-    let fixture = start_fixture(&python, &[]);
+    let fixture = start_fixture(&python, &["--resumable"]);
     let upstream = fixture.url.clone();
     let app = spawn_app_with(StoreKind::Sqlite, |s| {
         let mut sessions = connector("fixture", &upstream);

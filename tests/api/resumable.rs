@@ -1,13 +1,18 @@
 //! A backend that ends its streams early and keeps their events (2025-11-25: a server may end
 //! an SSE stream before it is done and have the client resume it with `GET` and
 //! `Last-Event-ID`): an answer comes on the resumed stream, and the session's stream of server
-//! messages is opened again. The backend is the conformance fixture with `--resumable`.
+//! messages is opened again, and when that loses what the backend said in between, lists are
+//! loaded again and subscribers told to read again. The backend is the conformance fixture
+//! with `--resumable`.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::conformance::{behind, python, start_fixture};
 use crate::helpers::TestApp;
-use crate::stateless::{answer, request};
+use crate::stateless::{answer, post, request};
+use crate::stateless_listen::listened;
 
 /// The text of tool `name`'s answer through the gateway.
 async fn called(app: &TestApp, id: i64, name: &str) -> (u16, Value) {
@@ -110,4 +115,35 @@ async fn the_stream_of_server_messages_is_opened_again_after_the_backend_ends_it
         resumptions["result"]["content"][0]["text"], "1",
         "only the stream that had carried an event was resumed"
     );
+}
+
+#[actix_web::test]
+async fn subscribers_are_told_to_read_again_when_the_stream_is_opened_afresh() {
+    let Some(python) = python() else {
+        return;
+    };
+    let fixture = start_fixture(&python, &["--resumable"]);
+    let app = behind(&fixture.url, 60_000).await;
+    let notifications = json!({"resourceSubscriptions": ["only:test://watched-resource"]});
+    let listen = request(
+        11,
+        "subscriptions/listen",
+        json!({ "notifications": notifications }),
+        json!({}),
+    );
+    let mut stream = post(&app, &listen, &[]).await;
+    let ack = listened(&mut stream, 1, Duration::from_secs(10)).await;
+
+    // The backend's stream has carried no event: it is opened again afresh.
+    let (_, ended) = called(&app, 12, "only_test_end_message_stream").await;
+    let told = listened(&mut stream, 1, Duration::from_secs(10)).await;
+
+    assert_eq!(
+        ack[0]["params"]["notifications"]["resourceSubscriptions"],
+        json!(["only:test://watched-resource"])
+    );
+    assert_eq!(ended["result"]["content"][0]["text"], "Ended");
+    let told = told.first().cloned().unwrap_or_default();
+    assert_eq!(told["method"], "notifications/resources/updated", "{told}");
+    assert_eq!(told["params"]["uri"], "only:test://watched-resource");
 }
