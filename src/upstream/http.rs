@@ -191,6 +191,7 @@ impl HttpConnection {
         if content_type.starts_with("text/event-stream") {
             // Read until the answer comes, resuming the stream when the server ends it first.
             let mut parser = Parser::new(max);
+            let mut resumed_from: Option<String> = None;
             loop {
                 let ended = read_into(mcp, &mut response, &mut parser, related, None).await;
                 if let Ended::TooLarge(too_large) = ended {
@@ -204,8 +205,14 @@ impl HttpConnection {
                         _ => Sent::Ok,
                     };
                 };
-                let wait = resume::asked_wait(&parser).unwrap_or(Duration::ZERO);
-                actix_rt::time::sleep(wait).await;
+                if resumed_from.as_deref() == Some(last.as_str()) {
+                    return Sent::Failed(format!(
+                        "the answer stream, resumed after event `{last}`, ended again with \
+                         neither the answer nor a new event"
+                    ));
+                }
+                let wait = resume::asked_wait(&parser).unwrap_or_default();
+                actix_rt::time::sleep(wait.max(resume::LEAST_WAIT)).await;
                 response = match self.stream_request().get(Some(&last)).send().await {
                     Ok(resumed) if resumed.status().is_success() => resumed,
                     Ok(refused) => {
@@ -214,6 +221,7 @@ impl HttpConnection {
                     }
                     Err(e) => return Sent::Failed(format!("resuming the answer stream: {e}")),
                 };
+                resumed_from = Some(last);
             }
         }
         match response.body().limit(max).await {

@@ -86,8 +86,9 @@ pub(super) fn keep_open(
 }
 
 /// Opens the stream again each time it ends (a server restarts; the revision resumes nothing,
-/// so the lists are loaded again and subscribers told to read again), after a wait that doubles while it keeps ending soon, up to
-/// 30 s; and at once when woken.
+/// so the lists are loaded again and subscribers told to read again), after a wait that
+/// doubles while it keeps ending soon (see [`super::resume::next_backoff`]); and at once when
+/// woken.
 async fn run(mcp: &McpClient, stream: &Stream, client: &Client, url: &str, closed: &Cell<bool>) {
     let mut wait = Duration::from_millis(250);
     let mut ended = false;
@@ -119,10 +120,7 @@ async fn run(mcp: &McpClient, stream: &Stream, client: &Client, url: &str, close
             _ = reading => ended = true,
             _ = stream.again.notified() => continue,
         }
-        wait = match opened.elapsed() > Duration::from_secs(30) {
-            true => Duration::from_millis(250),
-            false => (wait * 2).min(Duration::from_secs(30)),
-        };
+        wait = super::resume::next_backoff(wait, opened.elapsed());
         tokio::select! {
             _ = actix_rt::time::sleep(wait) => {}
             _ = stream.again.notified() => {}

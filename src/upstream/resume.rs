@@ -16,8 +16,21 @@ use super::{McpClient, UpstreamEvent};
 
 /// The longest wait before opening a stream again.
 const MAX_WAIT: Duration = Duration::from_secs(30);
-/// The first wait before opening again a stream that ended without naming one.
+/// The first wait before opening a stream again; it doubles while the stream keeps ending
+/// sooner than the wait before it.
 const FIRST_WAIT: Duration = Duration::from_millis(250);
+/// The least wait before resuming an answer stream, whatever the server asks.
+pub(super) const LEAST_WAIT: Duration = Duration::from_millis(100);
+
+/// The wait before opening a stream again that ended `lasted` after it was opened, `backoff`
+/// the wait before it: back to the first when the stream lasted longer than that, else
+/// doubled, up to [`MAX_WAIT`].
+pub(super) fn next_backoff(backoff: Duration, lasted: Duration) -> Duration {
+    match lasted > backoff {
+        true => FIRST_WAIT,
+        false => (backoff * 2).min(MAX_WAIT),
+    }
+}
 
 /// How reading a stream stopped.
 pub(super) enum Ended {
@@ -137,8 +150,8 @@ impl StreamRequest {
 }
 
 /// Keeps a session's stream of server messages open until `closed` is set: opened again when
-/// it ends, from its last event when the server named ids, after the server's wait or one that
-/// doubles while the stream keeps ending soon. Opened again afresh, what the server said in
+/// it ends, from its last event when the server named ids, after the server's wait, or longer
+/// while the stream keeps ending soon (see [`next_backoff`]). Opened again afresh, what the server said in
 /// between is lost: the lists are loaded again and subscribers told to read again. A server without such a stream (405), or
 /// that no longer knows the session (404), is not asked again on this connection.
 pub(super) async fn follow(mcp: McpClient, stream: StreamRequest, closed: Rc<Cell<bool>>) {
@@ -163,11 +176,23 @@ pub(super) async fn follow(mcp: McpClient, stream: StreamRequest, closed: Rc<Cel
             }
         }
         ended = true;
-        backoff = match opened.elapsed() > MAX_WAIT {
-            true => FIRST_WAIT,
-            false => (backoff * 2).min(MAX_WAIT),
-        };
-        let wait = asked_wait(&parser).unwrap_or(backoff);
+        backoff = next_backoff(backoff, opened.elapsed());
+        // The server's wait, but never less than the backoff of a stream that keeps ending.
+        let wait = asked_wait(&parser).map_or(backoff, |asked| asked.max(backoff));
         actix_rt::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_keeps_ending_soon_waits_longer_and_one_that_lasted_starts_over() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_backoff(FIRST_WAIT, ms(10)), ms(500));
+        assert_eq!(next_backoff(ms(500), ms(400)), ms(1000));
+        assert_eq!(next_backoff(ms(20_000), ms(1)), MAX_WAIT);
+        assert_eq!(next_backoff(ms(8_000), ms(10_000)), FIRST_WAIT);
     }
 }

@@ -161,6 +161,84 @@ async fn an_event_longer_than_max_response_bytes_ends_the_call_with_an_error_nam
     assert_eq!(ping["result"], json!({}), "{ping}");
 }
 
+/// A Streamable HTTP MCP server whose tool call's answer stream ends after one event with an
+/// id, and whose resumed stream (`GET` with `Last-Event-ID`) ends again after that same event:
+/// no answer, ever. `resumes` counts the resuming `GET`s.
+async fn stalling_server(resumes: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> String {
+    use actix_web::{web, HttpRequest, HttpResponse};
+    let stalled = || {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body("id: 7\nretry: 0\ndata: \n\n")
+    };
+    let port = crate::helpers::serve_local(move |cfg| {
+        let resumes = resumes.clone();
+        cfg.route(
+            "/mcp",
+            web::post().to(move |body: web::Json<Value>| async move {
+                let result = match body["method"].as_str().unwrap_or("") {
+                    "initialize" => json!({"protocolVersion": "2025-11-25",
+                        "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "0"}}),
+                    "tools/list" => json!({"tools": [{"name": "stall", "inputSchema": {"type": "object"}}]}),
+                    "tools/call" => return stalled(),
+                    _ if body.get("id").is_none() => return HttpResponse::Accepted().finish(),
+                    _ => json!({}),
+                };
+                HttpResponse::Ok().json(json!({"jsonrpc": "2.0", "id": body["id"], "result": result}))
+            }),
+        )
+        .route(
+            "/mcp",
+            web::get().to(move |req: HttpRequest| {
+                let resumes = resumes.clone();
+                async move {
+                    if !req.headers().contains_key("last-event-id") {
+                        return HttpResponse::MethodNotAllowed().finish();
+                    }
+                    resumes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    stalled()
+                }
+            }),
+        );
+    });
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+#[actix_web::test]
+async fn an_answer_stream_resumed_without_progress_fails_the_call_at_once() {
+    let resumes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = stalling_server(resumes.clone()).await;
+    let stalling: ConnectorSettings = serde_json::from_value(json!({
+        "name": "up", "kind": "mcp", "url": url, "transport": "streamable_http",
+        "timeout_ms": 30000}))
+    .unwrap();
+    let app = spawn_app(vec![stalling]).await;
+    let session = app.initialize().await;
+
+    let started = std::time::Instant::now();
+    let failed = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "up_stall", "arguments": {}}),
+        )
+        .await;
+    let took = started.elapsed();
+
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(
+            "resumed after event `7`, ended again with neither the answer nor a new event"
+        ),
+        "{failed}"
+    );
+    assert_eq!(resumes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        took < Duration::from_secs(10),
+        "not at the 30 s timeout: {took:?}"
+    );
+}
+
 #[actix_web::test]
 async fn a_process_that_stops_reading_is_sent_no_more_than_the_bound_and_calls_get_a_clear_error() {
     let mut settings = tiny("tiny", &marker());
