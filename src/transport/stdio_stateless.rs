@@ -37,6 +37,9 @@ pub struct StdioStateless {
     under_way: Arc<Mutex<HashMap<String, Stop>>>,
     /// Requests cancelled, which get no answer.
     cancelled: Arc<AtomicUsize>,
+    /// Who the requests come from, to the trainer: the one client of this process, so that a
+    /// live experiment's versions stick to it as they stick to a session.
+    principal: String,
 }
 
 impl StdioStateless {
@@ -47,6 +50,7 @@ impl StdioStateless {
             out,
             under_way: Arc::default(),
             cancelled: Arc::default(),
+            principal: format!("stdio-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 
@@ -168,10 +172,11 @@ impl StdioStateless {
             map.insert(key.clone(), Stop::Task(handle));
         }
         let work = async move {
+            let principal = Some(this.principal.clone());
             let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
             let gateway = &this.gateway;
             let mut running = match state {
-                Some(state) => match resume(gateway, &method, params.as_ref(), &state, None) {
+                Some(state) => match resume(gateway, &method, params.as_ref(), &state, principal) {
                     Ok(running) => running,
                     Err(refusal) => return this.refuse(id, refusal.error),
                 },
@@ -179,7 +184,7 @@ impl StdioStateless {
                     let (sender, events) = mpsc::channel(STREAM_CAPACITY);
                     let related = (RelatedStream::lines(sender), events);
                     let request = (&id, method.as_str(), &params);
-                    stateless::start(gateway, Scope::All, &meta, request, None, related)
+                    stateless::start(gateway, Scope::All, &meta, request, principal, related)
                 }
             };
             loop {

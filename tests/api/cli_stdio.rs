@@ -129,7 +129,7 @@ fn stdio_answers_a_line_that_is_not_utf8_or_too_long_with_an_error_and_reads_on(
 #[test]
 fn stdio_answers_stateless_requests_listens_and_cancels_on_notifications_cancelled() {
     use std::io::Write;
-    let (_dir, mut child) = stdio_in_front_of_tiny();
+    let (dir, mut child) = stdio_in_front_of_tiny();
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
     let call = |id: u32, tool: &str| {
         format!(
@@ -196,5 +196,18 @@ fn stdio_answers_stateless_requests_listens_and_cancels_on_notifications_cancell
     assert!(
         by_id(7).is_null(),
         "a listen request is answered by nothing: {stdout}"
+    );
+    // The process's one client is one principal to the trainer: its calls' records name it.
+    let query = "select distinct coalesce(session_id, '') from tool_calls where connector = 'tiny'";
+    let named = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3, sys; print([r[0] for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])])"])
+        .arg(dir.path().join("s.db"))
+        .arg(query)
+        .output()
+        .unwrap();
+    let named = String::from_utf8_lossy(&named.stdout);
+    assert!(
+        named.starts_with("['principal-") && named.matches(',').count() == 0,
+        "{named}"
     );
 }
