@@ -161,6 +161,9 @@ pub struct DatabaseSettings {
     pub connect_timeout_ms: u64,
     /// Apply the embedded migrations at start-up.
     pub migrate_on_start: bool,
+    /// How often to look in the store for production versions that other processes on it
+    /// deployed or rolled back; 0 never (one process alone).
+    pub sync_interval_ms: u64,
 }
 
 /// The batch writer for call records.

@@ -38,6 +38,7 @@ pub mod servers;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod trainer;
 pub mod transport;
 pub mod upstream;

@@ -225,6 +225,10 @@ pub async fn build_gateway(
     if let Err(err) = web::block(move || served.reload(&pool)).await? {
         log::error!("deployed prompt versions not loaded: {err}");
     }
+    if settings.database.sync_interval_ms > 0 {
+        let interval = Duration::from_millis(settings.database.sync_interval_ms);
+        crate::sync::start(gateway.pool.clone(), gateway.served.clone(), interval);
+    }
     api::restore_connectors(&gateway).await;
     api::restore_servers(&gateway).await;
     Ok((gateway, recorder_task))

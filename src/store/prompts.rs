@@ -271,6 +271,15 @@ pub fn production_moves_since(
         .load(conn)
 }
 
+/// The id of the newest label move (0 when no label ever moved).
+pub fn newest_move(conn: &mut AnyConnection) -> QueryResult<i64> {
+    use diesel::dsl::max;
+    let newest: Option<i64> = prompt_label_moves::table
+        .select(max(prompt_label_moves::id))
+        .first(conn)?;
+    Ok(newest.unwrap_or(0))
+}
+
 /// Every target's production version and text.
 pub fn production(conn: &mut AnyConnection) -> QueryResult<Vec<Version>> {
     prompt_versions::table

@@ -327,3 +327,46 @@ async fn targets_are_listed(store: StoreKind) {
         (&json!("original"), &json!(["production"]), &json!([]))
     );
 }
+
+#[actix_web::test]
+async fn a_version_deployed_or_rolled_back_by_one_gateway_is_served_by_another_on_its_store() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let connectors = |s: &mut mcpgate::configuration::Settings| {
+        s.connectors = vec![connector("c", &url)];
+        s.database.sync_interval_ms = 100;
+    };
+    let one = spawn_app_with(StoreKind::Postgres, connectors).await;
+    let other = spawn_app_sharing(&one, connectors).await;
+    let session = other.initialize().await;
+    let better = "Echoes `text` back unchanged; use it to check that the connector answers.";
+    let described = || other.tool_description(&session, "c_echo");
+
+    let before = described().await;
+    one.send_json(
+        "POST",
+        "/api/v1/prompts/tool:c_echo/versions",
+        &json!({"text": better}),
+    )
+    .await;
+    let (deployed, _) = one
+        .send_json(
+            "POST",
+            "/api/v1/prompts/tool:c_echo/deploy",
+            &json!({"version": 2}),
+        )
+        .await;
+    let during = TestApp::read_until(described, |d| d == better).await;
+    let (rolled, _) = one
+        .send_json("POST", "/api/v1/prompts/tool:c_echo/rollback", &json!({}))
+        .await;
+    let after = TestApp::read_until(described, |d| d != better).await;
+
+    assert_eq!(before, "Echoes `text`.");
+    assert_eq!((deployed, rolled), (200, 200));
+    assert_eq!(
+        during, better,
+        "the other gateway serves the deployed version"
+    );
+    assert_eq!(after, "Echoes `text`.", "and the rollback");
+}

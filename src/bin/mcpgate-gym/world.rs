@@ -173,6 +173,7 @@ pub async fn run(
         pool_size: 4,
         connect_timeout_ms: 5_000,
         migrate_on_start: true,
+        sync_interval_ms: 0,
     });
     store::migrate(&pool).map_err(|e| e.to_string())?;
     let start = degraded(data, scenario);
