@@ -56,6 +56,11 @@ pub struct ServerSettings {
     pub keep_alive_ms: u64,
     /// A Streamable HTTP session with no traffic and no open stream for this long is ended.
     pub session_idle_timeout_ms: u64,
+    /// An idle HTTP connection is closed after this long (0: at once after each response).
+    pub http_keep_alive_ms: u64,
+    /// A connection whose request head has not been read this long after it opened gets 408
+    /// and is closed (0: no limit).
+    pub request_head_timeout_ms: u64,
     /// Client sessions open at most (Streamable HTTP and legacy SSE together); a new one past
     /// it is refused with 503, unless it can take the place of an idle one.
     pub max_sessions: usize,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::KeepAlive;
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -67,6 +68,13 @@ impl Application {
                 let _ = tcp.set_nodelay(true);
             }
         })
+        .keep_alive(match settings.server.http_keep_alive_ms {
+            0 => KeepAlive::Disabled,
+            ms => KeepAlive::Timeout(Duration::from_millis(ms)),
+        })
+        .client_request_timeout(Duration::from_millis(
+            settings.server.request_head_timeout_ms,
+        ))
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

@@ -9,7 +9,7 @@ use mcpgate::connector::ConnectorSettings;
 use serde_json::{json, Value};
 
 use crate::backends::{marker, tiny};
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
 
 /// A Streamable HTTP MCP server with one `echo` tool that answers HTTP 500 to everything once
 /// `broken` is set; `posts` counts the POSTs it got.
@@ -246,7 +246,16 @@ async fn a_process_that_stops_reading_is_sent_no_more_than_the_bound_and_calls_g
     settings.timeout_ms = 10_000;
     // Its health checks would soon fail too (refused like the calls) and restart it.
     settings.health_check_interval_ms = 60_000;
-    let app = spawn_app(vec![settings]).await;
+    // Parsing 80 MiB of calls keeps the test gateway's one worker busy for seconds when the
+    // suite's other tests share the cores: the HTTP timers must not close a connection whose
+    // request waits for it (408 on a head read late, or a kept-alive connection closed as the
+    // next request arrives).
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![settings];
+        s.server.http_keep_alive_ms = 60_000;
+        s.server.request_head_timeout_ms = 60_000;
+    })
+    .await;
     let session = app.initialize().await;
     let deaf = app
         .rpc(
