@@ -250,12 +250,18 @@ async fn a_process_that_stops_reading_is_sent_no_more_than_the_bound_and_calls_g
     // suite's other tests share the cores: the HTTP timers must not close a connection whose
     // request waits for it (408 on a head read late, or a kept-alive connection closed as the
     // next request arrives).
-    let app = spawn_app_with(StoreKind::Postgres, |s| {
+    let mut app = spawn_app_with(StoreKind::Postgres, |s| {
         s.connectors = vec![settings];
         s.server.http_keep_alive_ms = 60_000;
         s.server.request_head_timeout_ms = 60_000;
     })
     .await;
+    // A call waits out the connector's 10 s and then the busy gateway: more than the test
+    // client's usual 20 s when the cores are shared.
+    app.client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap();
     let session = app.initialize().await;
     let deaf = app
         .rpc(
