@@ -13,6 +13,7 @@ mod exchange;
 mod link;
 mod listen;
 mod sessions;
+mod start;
 mod stream;
 
 use std::collections::{HashMap, HashSet};
@@ -28,15 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 pub use exchange::{Ask, Asks, Exchange};
 pub use link::{ClientLink, RelatedStream};
 pub use listen::Listen;
-use sessions::Admitted;
-pub use sessions::{Presence, Sessions};
+use sessions::Presence;
+pub use sessions::Sessions;
 
 use crate::connector::Forward;
 use crate::gateway::Gateway;
 use crate::mcp::dispatch::{self, Context as DispatchContext};
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, BACKEND_UNAVAILABLE, REQUEST_TIMEOUT};
 use crate::mcp::lifecycle;
-use crate::mcp::modern::{self, RequestMeta};
 use crate::mcp::scope::Scope;
 use crate::registry::{Subscribe, Unsubscribe};
 
@@ -182,95 +182,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session and enters it in the session table; returns its id and address, or
-    /// [`SessionsFull`] when `server.max_sessions` are open (counted in
-    /// `mcpgate_sessions_refused_total`).
-    pub fn start(
-        gateway: Arc<Gateway>,
-        transport: Transport,
-        stream: Option<(mpsc::Sender<Bytes>, u64)>,
-        scope: Scope,
-    ) -> Result<(Arc<str>, Addr<Session>), SessionsFull> {
-        let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
-        let sessions = gateway.sessions.clone();
-        let max = gateway.server.max_sessions;
-        let evict_after = gateway.server.evict_idle_after();
-        let metrics = gateway.metrics.clone();
-        let presence = sessions.presence(transport == Transport::Streamable);
-        let session = Session {
-            client: id.clone(),
-            id: id.clone(),
-            transport,
-            gateway,
-            stream,
-            version: None,
-            client_capabilities: Arc::new(json!({})),
-            log_level: None,
-            last_seen: Instant::now(),
-            in_flight: HashMap::new(),
-            asked: HashMap::new(),
-            next_ask: 1,
-            scope,
-            exchange: None,
-            listen: None,
-            subscribed: HashSet::new(),
-            presence: Some(presence.clone()),
-        };
-        let start = move || session.start();
-        match sessions.admit(id.clone(), max, evict_after, presence, start) {
-            Admitted::Room(addr) => Ok((id, addr)),
-            Admitted::InPlaceOf(addr) => {
-                metrics.sessions_evicted.inc();
-                Ok((id, addr))
-            }
-            Admitted::Full => {
-                let refused = metrics
-                    .sessions_refused
-                    .with_label_values(&[transport.name()]);
-                refused.inc();
-                Err(SessionsFull { max })
-            }
-        }
-    }
-
-    /// Starts the session of one stateless request: its revision, capabilities and log level
-    /// are those of the request's `_meta`, backends' requests for the client go through
-    /// `exchange`, and `client` names the principal it came from (empty for none). It is in no
-    /// table; it ends with its request.
-    pub fn start_stateless(
-        gateway: Arc<Gateway>,
-        scope: Scope,
-        meta: &RequestMeta,
-        exchange: Exchange,
-        client: &str,
-    ) -> Addr<Session> {
-        let version = modern::VERSIONS
-            .iter()
-            .find(|v| **v == meta.version)
-            .copied()
-            .unwrap_or(modern::VERSIONS[0]);
-        Session {
-            client: Arc::from(client),
-            id: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
-            transport: Transport::Stateless,
-            gateway,
-            stream: None,
-            version: Some(version),
-            client_capabilities: Arc::new(meta.capabilities.clone()),
-            log_level: meta.log_level,
-            last_seen: Instant::now(),
-            in_flight: HashMap::new(),
-            asked: HashMap::new(),
-            next_ask: 1,
-            scope,
-            exchange: Some(exchange),
-            listen: None,
-            subscribed: HashSet::new(),
-            presence: None,
-        }
-        .start()
-    }
-
     /// The rank of the least severe log message the client takes: all by default, none for a
     /// stateless request that names no level.
     fn log_floor(&self) -> usize {
