@@ -68,12 +68,12 @@ impl McpClient {
             "notifications/tools/list_changed"
             | "notifications/resources/list_changed"
             | "notifications/prompts/list_changed" => {
-                (self.inner.events)(UpstreamEvent::ListChanged)
+                self.upstream_event(UpstreamEvent::ListChanged)
             }
             "notifications/subscriptions/acknowledged" => self.on_acknowledged(params),
             "notifications/resources/updated" => {
                 if let Some(uri) = params.as_ref().and_then(|p| p["uri"].as_str()) {
-                    (self.inner.events)(UpstreamEvent::ResourceUpdated(uri.to_string()));
+                    self.upstream_event(UpstreamEvent::ResourceUpdated(uri.to_string()));
                 }
             }
             _ => {}

@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use awc::Client;
 use serde_json::{json, Value};
@@ -90,7 +90,7 @@ pub(super) fn keep_open(
 /// doubles while it keeps ending soon (see [`super::resume::next_backoff`]); and at once when
 /// woken.
 async fn run(mcp: &McpClient, stream: &Stream, client: &Client, url: &str, closed: &Cell<bool>) {
-    let mut wait = Duration::from_millis(250);
+    let mut wait = super::resume::FIRST_WAIT;
     let mut ended = false;
     while !closed.get() {
         let Some((message, headers)) = request(mcp) else {

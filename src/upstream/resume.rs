@@ -18,7 +18,7 @@ use super::{McpClient, UpstreamEvent};
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// The first wait before opening a stream again; it doubles while the stream keeps ending
 /// sooner than the wait before it.
-const FIRST_WAIT: Duration = Duration::from_millis(250);
+pub(super) const FIRST_WAIT: Duration = Duration::from_millis(250);
 /// The least wait before resuming an answer stream, whatever the server asks.
 pub(super) const LEAST_WAIT: Duration = Duration::from_millis(100);
 
