@@ -50,4 +50,7 @@ pub struct Gateway {
     pub served: Arc<ServedVersions>,
     /// Stateless requests waiting for their client's input.
     pub parked: Parked,
+    /// Held while connectors or virtual servers registered through the API change, by this
+    /// process's API or from the store, so that neither sees the other's change half made.
+    pub api_writes: tokio::sync::Mutex<()>,
 }

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub sessions_refused: IntCounterVec,
     /// Idle sessions ended to make room for new ones (`server.evict_idle_after_ms`).
     pub sessions_evicted: IntCounter,
+    /// Connectors and virtual servers registered through the API and applied from the store
+    /// (at start-up, or after another gateway changed them), by kind and step.
+    pub registrations_applied: IntCounterVec,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
@@ -116,6 +119,11 @@ impl Metrics {
         registry
             .register(Box::new(sessions_evicted.clone()))
             .expect("unique metric");
+        let registrations_applied = counter(
+            "mcpgate_registrations_applied_total",
+            "API registrations applied from the store, by kind (connector, server) and step (added, changed, removed, failed).",
+            &["kind", "step"],
+        );
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
             "Calls refused by a connector's rate limit.",
@@ -191,6 +199,7 @@ impl Metrics {
             sessions_open,
             sessions_refused,
             sessions_evicted,
+            registrations_applied,
             call_records_dropped,
             call_records_written,
             feedback,

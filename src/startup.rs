@@ -228,17 +228,19 @@ pub async fn build_gateway(
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
         served,
         parked: Parked::default(),
+        api_writes: tokio::sync::Mutex::new(()),
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {
         log::error!("deployed prompt versions not loaded: {err}");
     }
+    // The connectors and virtual servers registered through the API, by any process.
+    let mut follower = crate::sync::Follower::default();
+    follower.follow(&gateway).await;
     if settings.database.sync_interval_ms > 0 {
         let interval = Duration::from_millis(settings.database.sync_interval_ms);
-        crate::sync::start(gateway.pool.clone(), gateway.served.clone(), interval);
+        crate::sync::start(gateway.clone(), follower, interval);
     }
-    api::restore_connectors(&gateway).await;
-    api::restore_servers(&gateway).await;
     Ok((gateway, recorder_task))
 }
 

@@ -2,8 +2,9 @@
 //! call metrics from the stored records.
 //!
 //! Registrations made here are stored in the `connectors` table first and then applied live
-//! through the registry; at start-up [`restore`] registers them again. Connectors from
-//! `connectors.yaml` are listed too, and changing them here answers 409.
+//! through the registry; at start-up, and then as other gateways on the store change them,
+//! [`follow`] applies the table. Connectors from `connectors.yaml` are listed too, and changing
+//! them here answers 409.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,11 +17,12 @@ use super::store;
 use crate::connector::ConnectorSettings;
 use crate::gateway::Gateway;
 use crate::registry::{
-    ConnectorView, ListConnectors, RefreshConnector, RegisterConnector, RemoveConnector,
-    ReplaceConnector, Source,
+    ConnectorView, ListConnectors, ListSettings, RefreshConnector, RegisterConnector,
+    RemoveConnector, ReplaceConnector, Source,
 };
 use crate::store::connectors::{self as stored, StoredConnector};
 use crate::store::tool_calls;
+use crate::sync::plan::{self, Failed, Step};
 
 /// `GET /api/v1/connectors`.
 pub async fn list(gateway: web::Data<Gateway>) -> Result<HttpResponse, ApiError> {
@@ -41,6 +43,7 @@ pub async fn create(
     gateway: web::Data<Gateway>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     let (settings, headers) = parse(&body, None)?;
     let name = settings.name.clone();
     if find(&gateway, &name).await.is_ok() {
@@ -82,6 +85,7 @@ pub async fn update(
     name: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     let existing = find(&gateway, &name).await?;
     if existing.source == Source::File {
         return Err(ApiError::Conflict(format!(
@@ -114,6 +118,7 @@ pub async fn delete(
     gateway: web::Data<Gateway>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     let existing = find(&gateway, &name).await?;
     if existing.source == Source::File {
         return Err(ApiError::Conflict(format!(
@@ -157,31 +162,62 @@ pub async fn metrics(
     Ok(HttpResponse::Ok().json(json!({"connector": name.into_inner(), "windows": windows})))
 }
 
-/// Registers the connectors stored by earlier API calls. One that no longer validates, whose
-/// secrets are missing, or whose name a `connectors.yaml` entry now takes, is skipped and
-/// logged; start-up goes on.
-pub async fn restore(gateway: &Gateway) {
-    let rows = match store(gateway, stored::all).await {
-        Ok(rows) => rows,
-        Err(_) => return,
-    };
-    for row in rows {
-        let parsed = parse(row.settings.as_bytes(), Some(&row.name));
-        let Ok((settings, headers)) = parsed else {
-            log::error!("stored connector `{}` is invalid; skipped", row.name);
-            continue;
+/// Brings this process's API connectors in line with the `connectors` table, which the API of
+/// every gateway on the store writes: starts those stored and not run here, runs the stored
+/// settings of those changed, retires those no longer stored. A row that does not validate,
+/// whose secrets this process lacks, or whose name `connectors.yaml` takes, is logged once and
+/// tried again when it changes. The caller holds [`Gateway::api_writes`]; an error is a store
+/// or registry failure, after which nothing is known to be in line.
+pub async fn follow(gateway: &Gateway, failed: &mut Failed) -> Result<(), String> {
+    let rows = store(gateway, stored::all).await.map_err(|e| e.detail())?;
+    let stored = plan::stored(rows.into_iter().map(|row| (row.name, row.settings)));
+    let running = gateway
+        .registry
+        .send(ListSettings)
+        .await
+        .map_err(|e| format!("registry unreachable: {e}"))?;
+    let running = plan::running(
+        running
+            .into_iter()
+            .map(|(s, source)| (s.name.clone(), s, source)),
+    );
+    plan::prune(failed, &stored);
+    for step in plan::steps(&stored, &running, failed) {
+        let outcome = match &step {
+            Step::Add(_, settings) => apply(gateway, settings, false).await,
+            Step::Replace(_, settings) => apply(gateway, settings, true).await,
+            Step::Remove(name) => remove(gateway, name).await,
         };
-        let request = RegisterConnector {
-            settings: Arc::new(settings),
-            headers: headers.into(),
-            source: Source::Api,
-        };
-        match gateway.registry.send(request).await {
-            Ok(Ok(())) => log::info!("connector `{}` restored from the store", row.name),
-            Ok(Err(err)) => log::warn!("stored connector `{}` skipped: {err}", row.name),
-            Err(err) => log::error!("registry unreachable: {err}"),
-        }
+        let outcome = outcome.map_err(|e| e.detail());
+        let named = ("connector", "connector");
+        crate::sync::report(step, outcome, named, &gateway.metrics, failed);
     }
+    Ok(())
+}
+
+/// Runs stored `settings`, in place of those of the connector of the same name when `replace`.
+async fn apply(gateway: &Gateway, settings: &Value, replace: bool) -> Result<(), ApiError> {
+    let body = serde_json::to_vec(settings).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (settings, headers) = parse(&body, None)?;
+    let (settings, headers) = (Arc::new(settings), headers.into());
+    let applied = if replace {
+        let request = ReplaceConnector { settings, headers };
+        gateway.registry.send(request).await?
+    } else {
+        let source = Source::Api;
+        let request = RegisterConnector {
+            settings,
+            headers,
+            source,
+        };
+        gateway.registry.send(request).await?
+    };
+    Ok(applied?)
+}
+
+async fn remove(gateway: &Gateway, name: &str) -> Result<(), ApiError> {
+    let name = name.to_string();
+    Ok(gateway.registry.send(RemoveConnector { name }).await??)
 }
 
 /// The view of `name`, or 404.

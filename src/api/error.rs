@@ -46,6 +46,21 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The whole problem, for the log: every field's, or an internal failure's detail.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Invalid(fields) => fields
+                .iter()
+                .map(|(field, problem)| format!("{field}: {problem}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApiError::Internal(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

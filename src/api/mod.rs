@@ -16,9 +16,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
 
-pub use connectors::restore as restore_connectors;
+pub use connectors::follow as follow_connectors;
 pub use error::ApiError;
-pub use servers::restore as restore_servers;
+pub use servers::follow as follow_servers;
 
 use crate::gateway::Gateway;
 use crate::store::AnyConnection;

@@ -1,6 +1,6 @@
 //! `/api/v1/servers`: virtual servers listed, registered, changed and removed live. Those
-//! registered here are stored in the `servers` table and restored at start-up; those of the
-//! settings answer 409 to changes.
+//! registered here are stored in the `servers` table, which [`follow`] applies at start-up and
+//! then as other gateways on the store change it; those of the settings answer 409 to changes.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +11,11 @@ use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
 use crate::mcp::scope::VirtualServer;
+use crate::registry::Source;
 use crate::store::servers::{self as stored, StoredServer};
+use crate::sync::plan::{self, Failed, Step};
 
-fn view(server: &VirtualServer, source: crate::registry::Source) -> Value {
+fn view(server: &VirtualServer, source: Source) -> Value {
     json!({"server": server, "source": source,
         "endpoints": [format!("/servers/{}/mcp", server.name), format!("/servers/{}/sse", server.name)]})
 }
@@ -48,6 +50,7 @@ pub async fn create(
     gateway: web::Data<Gateway>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     let server = parse(&body, None)?;
     if gateway.servers.get(&server.name).is_some() {
         return Err(ApiError::Conflict(format!(
@@ -57,7 +60,7 @@ pub async fn create(
     }
     save(&gateway, &server).await?;
     gateway.servers.add(server.clone())?;
-    Ok(HttpResponse::Created().json(view(&server, crate::registry::Source::Api)))
+    Ok(HttpResponse::Created().json(view(&server, Source::Api)))
 }
 
 /// `PUT /api/v1/servers/{name}`.
@@ -66,10 +69,11 @@ pub async fn update(
     name: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     let server = parse(&body, Some(&name))?;
     gateway.servers.replace(server.clone())?;
     save(&gateway, &server).await?;
-    Ok(HttpResponse::Ok().json(view(&server, crate::registry::Source::Api)))
+    Ok(HttpResponse::Ok().json(view(&server, Source::Api)))
 }
 
 /// `DELETE /api/v1/servers/{name}`: 204.
@@ -77,26 +81,36 @@ pub async fn delete(
     gateway: web::Data<Gateway>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let _held = gateway.api_writes.lock().await;
     gateway.servers.remove(&name)?;
     let key = name.into_inner();
     store(&gateway, move |conn| stored::delete(conn, &key)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Registers the virtual servers stored by earlier API calls.
-pub async fn restore(gateway: &Gateway) {
-    let Ok(rows) = store(gateway, stored::all).await else {
-        return;
-    };
-    for row in rows {
-        match parse(row.settings.as_bytes(), Some(&row.name)) {
-            Ok(server) => match gateway.servers.add(server) {
-                Ok(()) => log::info!("virtual server `{}` restored from the store", row.name),
-                Err(err) => log::warn!("stored virtual server `{}` skipped: {err}", row.name),
-            },
-            Err(_) => log::error!("stored virtual server `{}` is invalid; skipped", row.name),
-        }
+/// Brings this process's API virtual servers in line with the `servers` table, which the API
+/// of every gateway on the store writes, as [`super::connectors::follow`] does for connectors.
+/// The caller holds [`Gateway::api_writes`].
+pub async fn follow(gateway: &Gateway, failed: &mut Failed) -> Result<(), String> {
+    let rows = store(gateway, stored::all).await.map_err(|e| e.detail())?;
+    let stored = plan::stored(rows.into_iter().map(|row| (row.name, row.settings)));
+    let running = gateway.servers.list().into_iter();
+    let running = plan::running(running.map(|(s, source)| (s.name.clone(), s, source)));
+    plan::prune(failed, &stored);
+    for step in plan::steps(&stored, &running, failed) {
+        let parsed = |settings: &Value| parse(settings.to_string().as_bytes(), None);
+        let outcome = match &step {
+            Step::Add(_, settings) => parsed(settings).and_then(|s| Ok(gateway.servers.add(s)?)),
+            Step::Replace(_, settings) => {
+                parsed(settings).and_then(|s| Ok(gateway.servers.replace(s)?))
+            }
+            Step::Remove(name) => gateway.servers.remove(name).map_err(ApiError::from),
+        };
+        let outcome = outcome.map_err(|e| e.detail());
+        let named = ("server", "virtual server");
+        crate::sync::report(step, outcome, named, &gateway.metrics, failed);
     }
+    Ok(())
 }
 
 async fn save(gateway: &Gateway, server: &VirtualServer) -> Result<(), ApiError> {

@@ -67,6 +67,12 @@ pub struct RefreshConnector {
 #[rtype(result = "Vec<ConnectorView>")]
 pub struct ListConnectors;
 
+/// Every connector's full settings (secrets as `${VAR}` templates) with where they come from,
+/// in name order.
+#[derive(Message)]
+#[rtype(result = "Vec<(Arc<ConnectorSettings>, Source)>")]
+pub struct ListSettings;
+
 /// Resolves once every connector has reported its first check.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -331,6 +331,19 @@ impl Handler<ListConnectors> for ConnectorRegistry {
     }
 }
 
+impl Handler<ListSettings> for ConnectorRegistry {
+    type Result = MessageResult<ListSettings>;
+
+    fn handle(&mut self, _msg: ListSettings, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.connectors
+                .values()
+                .map(|slot| (slot.settings.clone(), slot.source))
+                .collect(),
+        )
+    }
+}
+
 impl Handler<AwaitLoaded> for ConnectorRegistry {
     type Result = ResponseFuture<()>;
 

@@ -27,6 +27,15 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<StoredConnector>> {
         .load(conn)
 }
 
+/// Every stored name with when it last changed, in name order: what a gateway compares to see
+/// whether another changed the table.
+pub fn stamps(conn: &mut AnyConnection) -> QueryResult<Vec<(String, i64)>> {
+    connectors::table
+        .order(connectors::name)
+        .select((connectors::name, connectors::updated_at_ms))
+        .load(conn)
+}
+
 /// Stores a new registration; a name already stored is a unique violation.
 pub fn insert(conn: &mut AnyConnection, row: &StoredConnector) -> QueryResult<usize> {
     diesel::insert_into(connectors::table)

@@ -27,6 +27,15 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<StoredServer>> {
         .load(conn)
 }
 
+/// Every stored name with when it last changed, in name order: what a gateway compares to see
+/// whether another changed the table.
+pub fn stamps(conn: &mut AnyConnection) -> QueryResult<Vec<(String, i64)>> {
+    servers::table
+        .order(servers::name)
+        .select((servers::name, servers::updated_at_ms))
+        .load(conn)
+}
+
 /// Stores a new one, or replaces the settings of an existing one.
 pub fn upsert(conn: &mut AnyConnection, row: &StoredServer) -> QueryResult<usize> {
     conn.transaction(|conn| {

@@ -23,6 +23,7 @@ mod prompts;
 mod resumable;
 mod retention;
 mod servers;
+mod shared_store;
 mod stateless;
 mod stateless_input;
 mod stateless_listen;
