@@ -123,6 +123,10 @@ pub struct TrainerSettings {
     /// Whether thin descriptions of tools that never had a call are rewritten by the LLM when
     /// no trigger fires and the budget allows.
     pub rewrite_uncalled: bool,
+    /// With several gateways on one store, only the one holding the store's trainer lease
+    /// starts runs by itself; a lease taken or renewed holds this long (0: no lease, every
+    /// gateway's trainer starts runs).
+    pub lease_ms: u64,
     /// The optimizer LLM (any OpenAI-compatible chat-completions endpoint).
     pub llm: LlmSettings,
 }

@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Connectors and virtual servers registered through the API and applied from the store
     /// (at start-up, or after another gateway changed them), by kind and step.
     pub registrations_applied: IntCounterVec,
+    /// 1 when this gateway's trainer starts runs by itself (it holds the trainer lease, or
+    /// there is none).
+    pub trainer_leading: IntGauge,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
@@ -124,6 +127,14 @@ impl Metrics {
             "API registrations applied from the store, by kind (connector, server) and step (added, changed, removed, failed).",
             &["kind", "step"],
         );
+        let trainer_leading = IntGauge::new(
+            "mcpgate_trainer_leading",
+            "1 when this gateway's trainer starts runs by itself (it holds the trainer lease, or none is used).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(trainer_leading.clone()))
+            .expect("unique metric");
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
             "Calls refused by a connector's rate limit.",
@@ -200,6 +211,7 @@ impl Metrics {
             sessions_refused,
             sessions_evicted,
             registrations_applied,
+            trainer_leading,
             call_records_dropped,
             call_records_written,
             feedback,

@@ -202,6 +202,20 @@ pub async fn build_gateway(
         Ok(Err(err)) => log::error!("loading what the trainer kept failed: {err}"),
         Err(err) => log::error!("loading what the trainer kept failed: {err}"),
     }
+    // With several gateways on the store, only the lease's holder starts runs.
+    let holds = match trainer.claim() {
+        None => true,
+        Some(claim) => {
+            let pool = pool.clone();
+            let taken = web::block(move || claim.take(&pool)).await;
+            let taken = taken.map_err(|e| e.to_string()).and_then(|taken| taken);
+            taken.unwrap_or_else(|err| {
+                log::warn!("the trainer's lease was not taken: {err}");
+                false
+            })
+        }
+    };
+    trainer.lead(holds);
     let trainer = trainer.start();
     // A backend's release ends what its stale tool versions show at once.
     registry.do_send(Subscribe {

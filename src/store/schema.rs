@@ -134,3 +134,11 @@ diesel::table! {
         changed_at_ms -> Text,
     }
 }
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        until_ms -> BigInt,
+    }
+}

@@ -6,7 +6,8 @@
 //! descriptions, volume, cooldown); the training runs it starts ([`run`], started and ended in
 //! `running`, batched per backend in `batch`) within the LLM's budget; the watch over each
 //! deployed version (`watch`), rolled back by itself when live results breach their
-//! threshold; and what it takes back from the store when it starts ([`restart`]). It does not
+//! threshold; what it takes back from the store when it starts ([`restart`]); and, with
+//! several gateways on one store, whether its triggers start runs ([`lease`]). It does not
 //! store feedback (the feedback recorder does) and serves nothing (the served versions do).
 
 pub mod approaches;
@@ -20,6 +21,7 @@ mod hidden;
 pub mod inputs;
 mod job;
 pub mod joint;
+pub mod lease;
 pub mod live;
 pub mod llm;
 pub mod meta_prompt;
@@ -224,6 +226,10 @@ pub struct Trainer {
     /// Operators' production versions (kind, target, version) whose backend's text a release
     /// has changed since they were written, logged once ([`hidden`]).
     hidden: HashSet<(String, String, i64)>,
+    /// This gateway's claim on the store's trainer lease; none when every trainer leads.
+    lease: Option<lease::Lease>,
+    /// Whether this trainer starts runs by itself ([`lease`]).
+    leading: bool,
 }
 
 impl Trainer {
@@ -239,7 +245,6 @@ impl Trainer {
             timeout: Duration::from_millis(settings.llm.timeout_ms),
         });
         Trainer {
-            settings,
             window,
             deps,
             llm,
@@ -260,6 +265,9 @@ impl Trainer {
             resuming: (Vec::new(), None),
             text_changes: HashMap::new(),
             hidden: HashSet::new(),
+            lease: lease::Lease::new(settings.lease_ms),
+            leading: settings.lease_ms == 0,
+            settings,
         }
     }
 
@@ -274,6 +282,7 @@ impl Actor for Trainer {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_millis(self.settings.check_interval_ms.max(10));
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
+        self.keep_lease(ctx);
     }
 }
 

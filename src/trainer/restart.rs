@@ -320,7 +320,9 @@ impl Handler<Flush> for Trainer {
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         let sessions = live::store_sessions(&self.deps.pool, &self.deps.served);
         let templates = self.templates_to_store().map(|(_, write)| write);
+        let lease = self.give_up_lease();
         Box::pin(async move {
+            OptionFuture::from(lease).await;
             if let Some(Err(err)) = OptionFuture::from(sessions).await {
                 log::warn!("storing the sessions of live experiments failed: {err}");
             }

@@ -84,6 +84,8 @@ fn settings(llm: Option<String>) -> TrainerSettings {
         canary_share: 0.2,
         example_values: true,
         rewrite_uncalled: true,
+        // One gateway: its trainer always starts runs.
+        lease_ms: 0,
         llm: LlmSettings {
             base_url: llm.unwrap_or_default(),
             model: "gym-optimizer".into(),

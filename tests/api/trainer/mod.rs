@@ -4,6 +4,7 @@
 //! HTTP path. Helpers shared by the files are here.
 
 mod experiments;
+mod lease;
 mod operators;
 mod prompt_serving;
 mod prompts;

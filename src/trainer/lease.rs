@@ -1,0 +1,115 @@
+//! Which trainer starts runs when several gateways share a store: the one whose gateway holds
+//! the store's `trainer` lease (`trainer.lease_ms`). It is taken at start-up, renewed every
+//! third of its length, and given up when the gateway stops; a gateway that dies loses it when
+//! it runs out. The other trainers learn from the feedback their gateways see, serve what is
+//! deployed, watch what they deployed and answer runs asked for through the API, but start no
+//! run by themselves, so that two trainers never train one target from one trigger.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::Trainer;
+use crate::store::{self, leases, Pool};
+
+/// The lease's name in the store.
+const NAME: &str = "trainer";
+
+/// This gateway's claim on the lease.
+#[derive(Clone)]
+pub struct Lease {
+    /// Who holds it: one id per process.
+    holder: String,
+    /// How long a taking or a renewal holds.
+    length: Duration,
+}
+
+impl Lease {
+    /// A claim for a new process; none when `length_ms` is 0 (every trainer starts runs).
+    pub fn new(length_ms: u64) -> Option<Lease> {
+        (length_ms > 0).then(|| Lease {
+            holder: uuid::Uuid::new_v4().to_string(),
+            length: Duration::from_millis(length_ms),
+        })
+    }
+
+    /// Takes or renews the lease; says whether this gateway holds it.
+    pub fn take(&self, pool: &Pool) -> Result<bool, String> {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let now = crate::connector::now_ms();
+        let until = now.saturating_add(self.length.as_millis() as i64);
+        leases::take(&mut conn, NAME, &self.holder, now, until).map_err(|e| e.to_string())
+    }
+}
+
+impl Trainer {
+    /// This gateway's claim on the lease, to take it at start-up; none without a lease.
+    pub fn claim(&self) -> Option<Lease> {
+        self.lease.clone()
+    }
+
+    /// Whether this trainer starts runs by itself now.
+    pub(super) fn leads(&self) -> bool {
+        self.leading
+    }
+
+    /// Records whether this gateway holds the lease, saying so when that changed.
+    pub fn lead(&mut self, holds: bool) {
+        if holds != self.leading && self.lease.is_some() {
+            match holds {
+                true => log::info!("this gateway's trainer starts runs (it holds the lease)"),
+                false => log::info!("another gateway's trainer starts runs (it holds the lease)"),
+            }
+        }
+        self.leading = holds;
+        let leading = &self.deps.metrics.trainer_leading;
+        leading.set(i64::from(holds));
+    }
+
+    /// Renews the lease every third of its length, from `ctx`'s start on.
+    pub(super) fn keep_lease(&self, ctx: &mut Context<Self>) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
+        ctx.run_interval(lease.length / 3, |act, ctx| {
+            let Some(lease) = &act.lease else {
+                return;
+            };
+            let (pool, claim) = (act.deps.pool.clone(), lease.clone());
+            let taken = actix_web::web::block(move || claim.take(&pool));
+            ctx.spawn(taken.into_actor(act).map(|taken, act, _| {
+                if act.lease.is_none() {
+                    return; // given up meanwhile
+                }
+                match taken.map_err(|e| e.to_string()).and_then(|t| t) {
+                    Ok(holds) => act.lead(holds),
+                    // Unrenewed, it runs out: stop before another may take it.
+                    Err(err) => {
+                        log::warn!("the trainer's lease was not renewed: {err}");
+                        act.lead(false);
+                    }
+                }
+            }));
+        });
+    }
+
+    /// Gives the lease up (the gateway stops), so that another gateway's trainer takes over at
+    /// its next renewal rather than when the lease runs out. The renewals stop with it.
+    pub(super) fn give_up_lease(&mut self) -> Option<impl std::future::Future<Output = ()>> {
+        let held = self.leading;
+        let holder = self.lease.as_ref()?.holder.clone();
+        self.lead(false);
+        self.lease = None;
+        if !held {
+            return None;
+        }
+        let released = store::blocking(&self.deps.pool, move |conn| {
+            leases::release(conn, NAME, &holder)
+        });
+        Some(async move {
+            if let Err(err) = released.await {
+                log::warn!("the trainer's lease was not given up: {err}");
+            }
+        })
+    }
+}
