@@ -67,6 +67,10 @@ pub struct ServerSettings {
     /// With `max_sessions` open, a new session takes the place of the Streamable HTTP session
     /// idle the longest (no traffic, no stream) if it has been idle this long; 0 never.
     pub evict_idle_after_ms: u64,
+    /// Sessions one client may hold open (0: no limit); past it, a new one takes the place of
+    /// that client's session idle the longest by the same rule, or is refused with 429. A client
+    /// is its bearer token, or its address when it sends none.
+    pub max_sessions_per_client: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Client authentication for the MCP endpoints.

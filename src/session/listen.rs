@@ -67,14 +67,15 @@ impl Session {
     /// Starts the session behind one `subscriptions/listen` stream: it tells the client of the
     /// changes that `listen` names until the client closes `stream` (SSE events for
     /// [`Transport::Stateless`], lines for [`Transport::Stdio`]). It counts against
-    /// `server.max_sessions` like any session.
+    /// `server.max_sessions`, and against its `client`'s `server.max_sessions_per_client`, like
+    /// any session.
     pub fn start_listener(
         gateway: Arc<Gateway>,
         scope: Scope,
-        (transport, stream): (Transport, (mpsc::Sender<Bytes>, u64)),
+        (transport, client, stream): (Transport, Option<String>, (mpsc::Sender<Bytes>, u64)),
         listen: Listen,
     ) -> Result<Addr<Session>, SessionsFull> {
-        let (_, addr) = Session::start(gateway, transport, Some(stream), scope)?;
+        let (_, addr) = Session::start(gateway, (transport, client), Some(stream), scope)?;
         addr.do_send(StartListening(listen));
         Ok(addr)
     }

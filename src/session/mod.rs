@@ -60,11 +60,14 @@ pub enum Transport {
     Stateless,
 }
 
-/// A new session was refused: `max` sessions (`server.max_sessions`) are open.
+/// A new session was refused: `max` sessions are open, in all (`server.max_sessions`) or of
+/// its client (`server.max_sessions_per_client`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionsFull {
     /// The limit that was reached.
     pub max: usize,
+    /// Whether it is the client's own.
+    pub per_client: bool,
 }
 
 impl Transport {

@@ -1,7 +1,9 @@
 //! The table of open sessions, by id. Sessions insert themselves when started by a transport and
 //! remove themselves when they stop; transports look them up per request. When the table is
 //! full, a new session takes the place of the Streamable HTTP session idle the longest, if one
-//! has been idle past `server.evict_idle_after_ms` with no stream open.
+//! has been idle past `server.evict_idle_after_ms` with no stream open; when its client has
+//! `server.max_sessions_per_client` open, it takes the place of that client's own idlest one
+//! by the same rule.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +56,19 @@ impl Presence {
 struct Entry {
     addr: Addr<Session>,
     presence: Arc<Presence>,
+    /// Who opened it ([`crate::transport::client_of`]), when known.
+    client: Option<Arc<str>>,
+}
+
+/// How many sessions the table takes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Sessions in all (`server.max_sessions`).
+    pub max: usize,
+    /// Sessions of one client (`server.max_sessions_per_client`; 0: no limit).
+    pub per_client: usize,
+    /// How long a session must have been idle to be ended for room; `None`: never.
+    pub evict_after: Option<Duration>,
 }
 
 /// Open sessions by id; cheap to clone.
@@ -80,6 +95,8 @@ pub(super) enum Admitted {
     InPlaceOf(Addr<Session>),
     /// The table is full of sessions in use.
     Full,
+    /// The client's own sessions are as many as it may have, all in use.
+    ClientFull,
 }
 
 impl Sessions {
@@ -110,41 +127,45 @@ impl Sessions {
         Arc::new(presence)
     }
 
-    /// Enters the session that `start` starts, unless `max` sessions are open already and none
-    /// has been idle for `evict_after` (`None`: none is ended for room); the count and the entry
-    /// are one step, so concurrent starts cannot pass `max` together. A session ended for room
+    /// Enters the session that `start` starts for `client`, unless `limits` are reached and no
+    /// session they count has been idle long enough to make room; the count and the entry are
+    /// one step, so concurrent starts cannot pass a limit together. A session ended for room
     /// leaves the table at once (its requests get 404) and is told to end.
     pub(super) fn admit(
         &self,
-        id: Arc<str>,
-        max: usize,
-        evict_after: Option<Duration>,
+        (id, client): (Arc<str>, Option<Arc<str>>),
+        limits: Limits,
         presence: Arc<Presence>,
         start: impl FnOnce() -> Addr<Session>,
     ) -> Admitted {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let mut evicted = None;
-        if map.len() >= max {
-            let idlest = evict_after.and_then(|after| {
-                let idle = map
-                    .iter()
-                    .filter_map(|(id, e)| Some((e.presence.idle()?, id)));
-                let (idle, id) = idle.max_by_key(|(idle, _)| *idle)?;
-                (idle >= after).then(|| id.clone())
-            });
-            let Some(entry) = idlest.and_then(|id| map.remove(&id)) else {
-                return Admitted::Full;
+        let mut room = None;
+        if let (Some(client), 1..) = (&client, limits.per_client) {
+            let own = || {
+                map.iter()
+                    .filter(|(_, e)| e.client.as_ref() == Some(client))
             };
-            evicted = Some(entry.addr);
+            if own().count() >= limits.per_client {
+                match idlest(own(), limits.evict_after) {
+                    Some(id) => room = Some(id),
+                    None => return Admitted::ClientFull,
+                }
+            }
         }
+        if room.is_none() && map.len() >= limits.max {
+            match idlest(map.iter(), limits.evict_after) {
+                Some(id) => room = Some(id),
+                None => return Admitted::Full,
+            }
+        }
+        let evicted = room.and_then(|id| map.remove(&id)).map(|e| e.addr);
         let addr = start();
-        map.insert(
-            id,
-            Entry {
-                addr: addr.clone(),
-                presence,
-            },
-        );
+        let entry = Entry {
+            addr: addr.clone(),
+            presence,
+            client,
+        };
+        map.insert(id, entry);
         drop(map);
         match evicted {
             Some(old) => {
@@ -161,4 +182,15 @@ impl Sessions {
             map.remove(id);
         }
     }
+}
+
+/// The id of the session of `entries` idle the longest, if it has been idle `after`.
+fn idlest<'a>(
+    entries: impl Iterator<Item = (&'a Arc<str>, &'a Entry)>,
+    after: Option<Duration>,
+) -> Option<Arc<str>> {
+    let after = after?;
+    let idle = entries.filter_map(|(id, e)| Some((e.presence.idle()?, id)));
+    let (idle, id) = idle.max_by_key(|(idle, _)| *idle)?;
+    (idle >= after).then(|| id.clone())
 }

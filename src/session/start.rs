@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::sessions::Admitted;
+use super::sessions::{Admitted, Limits};
 use super::{Exchange, Session, SessionsFull, Transport};
 use crate::gateway::Gateway;
 use crate::mcp::modern::{self, RequestMeta};
@@ -42,18 +42,22 @@ impl Session {
         }
     }
 
-    /// Starts a session and enters it in the session table; returns its id and address, or
-    /// [`SessionsFull`] when `server.max_sessions` are open and none can make room (counted in
-    /// `mcpgate_sessions_refused_total`).
+    /// Starts a session for `client` ([`crate::transport::client_of`]) and enters it in the
+    /// session table; returns its id and address, or [`SessionsFull`] when
+    /// `server.max_sessions` are open, or the client's `server.max_sessions_per_client`, and
+    /// none can make room (counted in `mcpgate_sessions_refused_total`).
     pub fn start(
         gateway: Arc<Gateway>,
-        transport: Transport,
+        (transport, client): (Transport, Option<String>),
         stream: Option<(mpsc::Sender<Bytes>, u64)>,
         scope: Scope,
     ) -> Result<(Arc<str>, Addr<Session>), SessionsFull> {
         let sessions = gateway.sessions.clone();
-        let max = gateway.server.max_sessions;
-        let evict_after = gateway.server.evict_idle_after();
+        let limits = Limits {
+            max: gateway.server.max_sessions,
+            per_client: gateway.server.max_sessions_per_client,
+            evict_after: gateway.server.evict_idle_after(),
+        };
         let metrics = gateway.metrics.clone();
         let presence = sessions.presence(transport == Transport::Streamable);
         let mut session = Session::fresh(gateway, transport, scope);
@@ -61,19 +65,28 @@ impl Session {
         session.presence = Some(presence.clone());
         let id = session.id.clone();
         let start = move || session.start();
-        match sessions.admit(id.clone(), max, evict_after, presence, start) {
+        let keys = (id.clone(), client.map(Arc::from));
+        let refused = |full: SessionsFull| {
+            let refused = metrics
+                .sessions_refused
+                .with_label_values(&[transport.name()]);
+            refused.inc();
+            Err(full)
+        };
+        match sessions.admit(keys, limits, presence, start) {
             Admitted::Room(addr) => Ok((id, addr)),
             Admitted::InPlaceOf(addr) => {
                 metrics.sessions_evicted.inc();
                 Ok((id, addr))
             }
-            Admitted::Full => {
-                let refused = metrics
-                    .sessions_refused
-                    .with_label_values(&[transport.name()]);
-                refused.inc();
-                Err(SessionsFull { max })
-            }
+            Admitted::Full => refused(SessionsFull {
+                max: limits.max,
+                per_client: false,
+            }),
+            Admitted::ClientFull => refused(SessionsFull {
+                max: limits.per_client,
+                per_client: true,
+            }),
         }
     }
 

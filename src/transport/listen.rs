@@ -38,7 +38,8 @@ pub fn open(
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
-    match Session::start_listener(shared, scope, (Transport::Stateless, sender), listen) {
+    let started = (Transport::Stateless, super::client_of(req), sender);
+    match Session::start_listener(shared, scope, started, listen) {
         Ok(session) => stream.owned_by(session).into_response(),
         Err(full) => Rejection::from(full).respond(id),
     }

@@ -104,15 +104,48 @@ impl Rejection {
     }
 }
 
-/// 503: `max` sessions are open, the most `server.max_sessions` allows.
+/// Who a request comes from, for limits per client and the trainer: a key of its
+/// `Authorization` header (hashed with this process's random key, so neither kept nor logged as
+/// sent), or else its peer's IP address; `None` when neither is known.
+pub fn client_of(req: &HttpRequest) -> Option<String> {
+    let authorization = req.headers().get("authorization");
+    match authorization.and_then(|h| h.to_str().ok()) {
+        Some(principal) => Some(principal_key(principal)),
+        None => Some(format!("address-{}", req.peer_addr()?.ip())),
+    }
+}
+
+/// A key for `principal` (an `Authorization` header) that stands for it within this process.
+pub(crate) fn principal_key(principal: &str) -> String {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let hash = KEY.get_or_init(Default::default).hash_one(principal);
+    format!("principal-{hash:016x}")
+}
+
+/// 503: `max` sessions are open, the most `server.max_sessions` allows; 429: the client has
+/// `max` open, the most `server.max_sessions_per_client` allows.
 impl From<SessionsFull> for Rejection {
-    fn from(SessionsFull { max }: SessionsFull) -> Self {
-        let message = format!(
-            "the gateway has {max} sessions open, the most it takes (server.max_sessions); \
-             end a session or try again later"
-        );
+    fn from(SessionsFull { max, per_client }: SessionsFull) -> Self {
+        let (status, message) = match per_client {
+            false => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the gateway has {max} sessions open, the most it takes \
+                     (server.max_sessions); end a session or try again later"
+                ),
+            ),
+            true => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this client has {max} sessions open, the most one client may have \
+                     (server.max_sessions_per_client); end one of them or try again later"
+                ),
+            ),
+        };
         Rejection {
-            status: StatusCode::SERVICE_UNAVAILABLE,
+            status,
             error: RpcError::new(jsonrpc::BACKEND_UNAVAILABLE, message),
         }
     }

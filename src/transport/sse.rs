@@ -25,7 +25,13 @@ pub async fn open(
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
-    let (id, addr) = Session::start(shared, Transport::LegacySse, Some(sender.clone()), scope)?;
+    let client = super::client_of(&req);
+    let (id, addr) = Session::start(
+        shared,
+        (Transport::LegacySse, client),
+        Some(sender.clone()),
+        scope,
+    )?;
     let endpoint = event("endpoint", &format!("{messages}?session_id={id}"));
     // The channel is new and empty: the first event always fits.
     let _ = sender.0.try_send(endpoint);

@@ -174,16 +174,7 @@ pub(super) fn start(
 /// (hashed with this process's random key, so neither stored nor logged as sent), or nothing.
 /// The versions an experiment serves stick to it as they stick to a session.
 fn client_key(principal: Option<&str>) -> String {
-    use std::hash::BuildHasher;
-    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    match principal {
-        Some(principal) => {
-            let hash = KEY.get_or_init(Default::default).hash_one(principal);
-            format!("principal-{hash:016x}")
-        }
-        None => String::new(),
-    }
+    principal.map(super::principal_key).unwrap_or_default()
 }
 
 /// The params as backends get them: `_meta` keeps what is not the revision's own

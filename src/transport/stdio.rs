@@ -26,10 +26,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (sender, mut outbound) = mpsc::channel::<Bytes>(STREAM_CAPACITY);
     let stateless = StdioStateless::new(gateway.clone(), sender.clone());
     let shared = gateway.clone().into_inner();
-    let (_, session) = Session::start(shared, Transport::Stdio, Some((sender, 0)), Scope::All)
-        .map_err(|full| {
-            anyhow::anyhow!("no session: server.max_sessions ({}) are open", full.max)
-        })?;
+    let (_, session) = Session::start(
+        shared,
+        (Transport::Stdio, None),
+        Some((sender, 0)),
+        Scope::All,
+    )
+    .map_err(|full| anyhow::anyhow!("no session: server.max_sessions ({}) are open", full.max))?;
     let answered = Arc::new(AtomicUsize::new(0));
 
     let written = answered.clone();

@@ -148,7 +148,7 @@ impl StdioStateless {
             Ok(listen) => listen,
             Err(error) => return self.refuse(id, error),
         };
-        let stream = (Transport::Stdio, (self.out.clone(), 0));
+        let stream = (Transport::Stdio, None, (self.out.clone(), 0));
         let shared = self.gateway.clone().into_inner();
         match Session::start_listener(shared, Scope::All, stream, listen) {
             Ok(session) => {

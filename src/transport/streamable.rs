@@ -94,7 +94,8 @@ pub async fn post(
         }
         let scope = super::scope_for(&gateway, &req)?;
         let shared = gateway.clone().into_inner();
-        let (id, addr) = Session::start(shared, Transport::Streamable, None, scope)?;
+        let client = super::client_of(&req);
+        let (id, addr) = Session::start(shared, (Transport::Streamable, client), None, scope)?;
         (addr, Some(id))
     } else {
         (find_session(&gateway, req.headers())?, None)

@@ -1,8 +1,8 @@
 //! Host/Origin validation, the body limit and bearer tokens on the MCP endpoints.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, StoreKind};
+use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
 
 fn initialize_body() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -147,15 +147,7 @@ async fn past_the_limit_a_new_session_takes_the_place_of_the_one_idle_the_longes
     // The older session holds a stream: it is not idle, however quiet.
     let second = app.initialize().await;
     let first = app.initialize().await;
-    let stream = app
-        .client
-        .get(format!("{}/mcp", app.address))
-        .header("mcp-session-id", &second)
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let stream = stream_of(&app, &second, "").await;
     let too_soon = app.post_mcp(&initialize_body(), &[]).await.status();
 
     actix_rt::time::sleep(std::time::Duration::from_millis(400)).await;
@@ -184,5 +176,91 @@ async fn past_the_limit_a_new_session_takes_the_place_of_the_one_idle_the_longes
         metrics.contains("mcpgate_sessions_evicted_total 1"),
         "{metrics}"
     );
+    drop(stream);
+}
+
+/// The `GET` stream of `session`, sent with `authorization` (none when empty).
+async fn stream_of(app: &TestApp, session: &str, authorization: &str) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(format!("{}/mcp", app.address))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("accept", "text/event-stream");
+    if !authorization.is_empty() {
+        request = request.header("authorization", authorization);
+    }
+    request.send().await.unwrap()
+}
+
+/// Opens a Streamable HTTP session as the client with `token`: the status, and the session's id.
+async fn open_as(app: &TestApp, token: &str) -> (u16, Option<String>, Value) {
+    let bearer = format!("Bearer {token}");
+    let response = app
+        .post_mcp(&initialize_body(), &[("authorization", bearer.as_str())])
+        .await;
+    let status = response.status().as_u16();
+    let id = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, id, body)
+}
+
+/// A ping in `session` as the client with `token`: the status.
+async fn ping_as(app: &TestApp, token: &str, session: &str) -> u16 {
+    let bearer = format!("Bearer {token}");
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("mcp-session-id", session),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    app.post_mcp(&ping, &headers).await.status().as_u16()
+}
+
+#[actix_web::test]
+async fn one_client_holds_at_most_its_share_of_sessions_and_its_own_idlest_makes_room() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.server.max_sessions_per_client = 2;
+        s.server.evict_idle_after_ms = 300;
+        s.server.auth.bearer_tokens = vec!["token-a".into(), "token-b".into()];
+    })
+    .await;
+    let (_, first, _) = open_as(&app, "token-a").await;
+    let (_, second, _) = open_as(&app, "token-a").await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let (refused, _, refusal) = open_as(&app, "token-a").await;
+    let (other_client, _, _) = open_as(&app, "token-b").await;
+    // The second holds a stream: it is not idle, however quiet.
+    let stream = stream_of(&app, &second, "Bearer token-a").await;
+
+    actix_rt::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (in_place, third, _) = open_as(&app, "token-a").await;
+    let evicted = ping_as(&app, "token-a", &first).await;
+    let streaming = ping_as(&app, "token-a", &second).await;
+    let fresh = ping_as(&app, "token-a", &third.unwrap()).await;
+    let (in_use, _, _) = open_as(&app, "token-a").await;
+
+    assert_eq!(stream.status(), 200);
+    assert_eq!(refused, 429, "{refusal}");
+    let message = refusal["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("server.max_sessions_per_client"),
+        "{refusal}"
+    );
+    assert_eq!(other_client, 200, "another client is not held back");
+    assert_eq!(in_place, 200, "the client's idle session made room");
+    assert_eq!((evicted, streaming, fresh), (404, 200, 200));
+    assert_eq!(in_use, 429, "the client's sessions left are in use");
+    let metrics = app.metrics_text().await;
+    for line in [
+        "mcpgate_sessions_evicted_total 1",
+        "mcpgate_sessions_refused_total{transport=\"streamable\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     drop(stream);
 }
