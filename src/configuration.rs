@@ -220,6 +220,9 @@ pub struct McpSettings {
     pub request_timeout_ms: u64,
     /// Longest time a list request waits for connectors' first load after start-up.
     pub first_load_wait_ms: u64,
+    /// How long a client of the 2026-07-28 revision may reuse a list or `server/discover`
+    /// (their `ttlMs`); 0: not at all.
+    pub list_ttl_ms: u64,
 }
 
 impl ServerSettings {

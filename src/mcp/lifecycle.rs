@@ -88,6 +88,7 @@ mod tests {
             name_separator: "_".into(),
             request_timeout_ms: 1000,
             first_load_wait_ms: 1000,
+            list_ttl_ms: 0,
         }
     }
 

@@ -160,24 +160,31 @@ pub fn discover(settings: &McpSettings) -> Value {
 }
 
 /// How long a client may reuse a result of `method`, and with whom: `None` for methods whose
-/// results are not cacheable. Lists do not depend on who asks (a virtual server has its own
-/// path); a resource's content may.
-fn cache_hints(method: &str) -> Option<(u64, &'static str)> {
+/// results are not cacheable. Lists may be reused for `mcp.list_ttl_ms`, by anyone (a virtual
+/// server has its own path) unless they are `personal` (a live experiment serves each client its
+/// own arm); a resource's content is never reused, as it may change at any time and depend on
+/// who asks.
+fn cache_hints(
+    method: &str,
+    settings: &McpSettings,
+    personal: bool,
+) -> Option<(u64, &'static str)> {
+    let scope = if personal { "private" } else { "public" };
     match method {
         "server/discover"
         | "tools/list"
         | "prompts/list"
         | "resources/list"
-        | "resources/templates/list" => Some((0, "public")),
+        | "resources/templates/list" => Some((settings.list_ttl_ms, scope)),
         "resources/read" => Some((0, "private")),
         _ => None,
     }
 }
 
 /// Completes a result of `method`: `resultType`, the server's identity in `_meta`, and caching
-/// hints where the revision requires them. A result that needs input from the client keeps its
-/// type and gets no caching hints.
-pub fn complete(method: &str, result: Value, settings: &McpSettings) -> Value {
+/// hints where the revision requires them (`personal`: the result differs by who asks). A
+/// result that needs input from the client keeps its type and gets no caching hints.
+pub fn complete(method: &str, result: Value, settings: &McpSettings, personal: bool) -> Value {
     let Value::Object(mut result) = result else {
         return result;
     };
@@ -194,7 +201,7 @@ pub fn complete(method: &str, result: Value, settings: &McpSettings) -> Value {
             json!({"name": settings.server_name, "version": env!("CARGO_PKG_VERSION")}),
         );
     }
-    if let (true, Some((ttl, scope))) = (finished, cache_hints(method)) {
+    if let (true, Some((ttl, scope))) = (finished, cache_hints(method, settings, personal)) {
         result.entry("ttlMs").or_insert(json!(ttl));
         result.entry("cacheScope").or_insert(json!(scope));
     }
@@ -213,6 +220,7 @@ mod tests {
             name_separator: "_".into(),
             request_timeout_ms: 1000,
             first_load_wait_ms: 1000,
+            list_ttl_ms: 0,
         }
     }
 
@@ -274,24 +282,48 @@ mod tests {
 
     #[test]
     fn results_get_their_type_identity_and_caching_hints() {
-        let listed = complete("tools/list", json!({"tools": []}), &settings());
+        let listed = complete("tools/list", json!({"tools": []}), &settings(), false);
         assert_eq!(listed["resultType"], "complete");
         assert_eq!(listed["_meta"][META_SERVER_INFO]["name"], "mcpgate");
         assert_eq!(listed["ttlMs"], 0);
         assert_eq!(listed["cacheScope"], "public");
 
-        let called = complete("tools/call", json!({"content": []}), &settings());
+        let called = complete("tools/call", json!({"content": []}), &settings(), false);
         assert_eq!(called["resultType"], "complete");
         assert!(called.get("ttlMs").is_none());
 
         let waiting = json!({"resultType": "input_required", "requestState": "s"});
-        let read = complete("resources/read", waiting, &settings());
+        let read = complete("resources/read", waiting, &settings(), false);
         assert_eq!(read["resultType"], "input_required");
         assert!(read.get("cacheScope").is_none());
 
-        let found = complete("server/discover", discover(&settings()), &settings());
+        let found = complete("server/discover", discover(&settings()), &settings(), false);
         assert_eq!(found["supportedVersions"], json!(VERSIONS));
         assert_eq!(found["instructions"], "use the tools");
         assert!(found["capabilities"]["tools"].is_object());
+    }
+
+    #[test]
+    fn lists_are_reused_for_the_set_time_by_anyone_unless_they_differ_by_who_asks() {
+        let settings = McpSettings {
+            list_ttl_ms: 30_000,
+            ..settings()
+        };
+        let listed = complete("tools/list", json!({"tools": []}), &settings, false);
+        let personal = complete("prompts/list", json!({"prompts": []}), &settings, true);
+        let read = complete("resources/read", json!({"contents": []}), &settings, false);
+
+        assert_eq!(
+            (&listed["ttlMs"], &listed["cacheScope"]),
+            (&json!(30_000), &json!("public"))
+        );
+        assert_eq!(
+            (&personal["ttlMs"], &personal["cacheScope"]),
+            (&json!(30_000), &json!("private"))
+        );
+        assert_eq!(
+            (&read["ttlMs"], &read["cacheScope"]),
+            (&json!(0), &json!("private"))
+        );
     }
 }

@@ -67,7 +67,8 @@ pub async fn post(
     };
     match method.as_str() {
         "server/discover" => {
-            let result = modern::complete(&method, modern::discover(&gateway.mcp), &gateway.mcp);
+            let discovered = modern::discover(&gateway.mcp);
+            let result = modern::complete(&method, discovered, &gateway.mcp, false);
             HttpResponse::Ok().json(jsonrpc::result(id, result))
         }
         "subscriptions/listen" => super::listen::open(gateway, &req, id, params, sse),
@@ -381,7 +382,7 @@ pub(super) fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (Sta
         "inputRequests": requests,
         "requestState": state,
     });
-    let result = modern::complete("", result, &gateway.mcp);
+    let result = modern::complete("", result, &gateway.mcp, false);
     (StatusCode::OK, jsonrpc::result(id, result))
 }
 
@@ -407,7 +408,8 @@ pub(super) fn finish(
     // A retry has an id of its own; the request's session answers with the first one.
     reply["id"] = id.clone();
     if let Some(result) = reply.get_mut("result") {
-        *result = modern::complete(&running.method, result.take(), &gateway.mcp);
+        let personal = !gateway.served.experiments.is_empty();
+        *result = modern::complete(&running.method, result.take(), &gateway.mcp, personal);
     }
     let status = match reply["error"]["code"].as_i64() {
         Some(METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,

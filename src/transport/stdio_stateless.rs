@@ -127,7 +127,7 @@ impl StdioStateless {
         let mcp = &self.gateway.mcp;
         match method.as_str() {
             "server/discover" => {
-                let result = modern::complete(&method, modern::discover(mcp), mcp);
+                let result = modern::complete(&method, modern::discover(mcp), mcp, false);
                 self.write(jsonrpc::result(id, result));
             }
             "subscriptions/listen" => self.listen(id, params),

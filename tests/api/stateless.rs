@@ -436,3 +436,26 @@ async fn a_client_that_goes_away_cancels_its_stateless_call_upstream() {
         "the upstream call was cancelled: {after}"
     );
 }
+
+#[actix_web::test]
+async fn lists_may_be_reused_for_the_time_the_settings_give() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.mcp.list_ttl_ms = 30_000;
+    })
+    .await;
+
+    let (_, found) = answer(&app, &request(1, "server/discover", json!({}), json!({}))).await;
+    let (_, listed) = answer(&app, &request(2, "tools/list", json!({}), json!({}))).await;
+    let echo = json!({"name": "tiny_echo", "arguments": {"text": "hi"}});
+    let (_, called) = answer(&app, &request(3, "tools/call", echo, json!({}))).await;
+
+    for result in [&found["result"], &listed["result"]] {
+        assert_eq!(
+            (result["ttlMs"].as_u64(), result["cacheScope"].as_str()),
+            (Some(30_000), Some("public")),
+            "{result}"
+        );
+    }
+    assert!(called["result"].get("ttlMs").is_none());
+}
