@@ -191,7 +191,13 @@ pub async fn build_gateway(
         metrics: metrics.clone(),
     };
     let window = Duration::from_millis(settings.feedback.window_ms);
-    let mut trainer = Trainer::new(settings.trainer.clone(), window, deps);
+    let mut trainer_settings = settings.trainer.clone();
+    // Gateways share PostgreSQL; a SQLite file serves one, which needs no lease (and whose
+    // write at shutdown would wait behind a long prune).
+    if let store::Target::Sqlite(_) = store::Target::from_url(&settings.database.url) {
+        trainer_settings.lease_ms = 0;
+    }
+    let mut trainer = Trainer::new(trainer_settings, window, deps);
     // What it kept before a restart; a store that is away leaves it to start afresh.
     let kept = {
         let pool = pool.clone();
@@ -253,7 +259,7 @@ pub async fn build_gateway(
     follower.follow(&gateway).await;
     if settings.database.sync_interval_ms > 0 {
         let interval = Duration::from_millis(settings.database.sync_interval_ms);
-        crate::sync::start(gateway.clone(), follower, interval);
+        crate::sync::start(&gateway, follower, interval);
     }
     Ok((gateway, recorder_task))
 }

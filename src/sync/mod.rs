@@ -11,6 +11,7 @@
 
 pub mod plan;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
@@ -20,9 +21,12 @@ use crate::metrics::Metrics;
 use crate::store::{self, connectors, prompts, servers, Pool};
 use crate::trainer::served::ServedVersions;
 
-/// Looks every `interval` on the current actix system, until it stops; `follower` holds what
-/// start-up already took from the store.
-pub fn start(gateway: web::Data<Gateway>, mut follower: Follower, interval: Duration) {
+/// Looks every `interval` on the current actix system, until it stops or the gateway is shut
+/// down; `follower` holds what start-up already took from the store. Between looks it holds
+/// the gateway only weakly, so that shutting down drops what the gateway holds (the recorders
+/// finish when their senders are gone).
+pub fn start(gateway: &web::Data<Gateway>, mut follower: Follower, interval: Duration) {
+    let weak = Arc::downgrade(&gateway.clone().into_inner());
     actix_web::rt::spawn(async move {
         // No move has id -1: the first look loads the versions, as start-up did.
         let mut seen = -1;
@@ -30,6 +34,9 @@ pub fn start(gateway: web::Data<Gateway>, mut follower: Follower, interval: Dura
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            let Some(gateway) = weak.upgrade() else {
+                return;
+            };
             let (pool, served) = (gateway.pool.clone(), gateway.served.clone());
             let looked = web::block(move || look(&pool, &served, seen)).await;
             match looked.map_err(|e| e.to_string()).and_then(|r| r) {

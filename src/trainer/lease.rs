@@ -1,5 +1,6 @@
-//! Which trainer starts runs when several gateways share a store: the one whose gateway holds
-//! the store's `trainer` lease (`trainer.lease_ms`). It is taken at start-up, renewed every
+//! Which trainer starts runs when several gateways share a PostgreSQL store: the one whose
+//! gateway holds the store's `trainer` lease (`trainer.lease_ms`; a SQLite store serves one
+//! gateway, which takes none). It is taken at start-up, renewed every
 //! third of its length, and given up when the gateway stops; a gateway that dies loses it when
 //! it runs out. The other trainers learn from the feedback their gateways see, serve what is
 //! deployed, watch what they deployed and answer runs asked for through the API, but start no
@@ -97,9 +98,8 @@ impl Trainer {
     /// its next renewal rather than when the lease runs out. The renewals stop with it.
     pub(super) fn give_up_lease(&mut self) -> Option<impl std::future::Future<Output = ()>> {
         let held = self.leading;
-        let holder = self.lease.as_ref()?.holder.clone();
+        let holder = self.lease.take()?.holder;
         self.lead(false);
-        self.lease = None;
         if !held {
             return None;
         }
@@ -107,8 +107,9 @@ impl Trainer {
             leases::release(conn, NAME, &holder)
         });
         Some(async move {
-            if let Err(err) = released.await {
-                log::warn!("the trainer's lease was not given up: {err}");
+            match released.await {
+                Ok(_) => log::info!("the trainer's lease is given up"),
+                Err(err) => log::warn!("the trainer's lease was not given up: {err}"),
             }
         })
     }
