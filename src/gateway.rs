@@ -16,6 +16,7 @@ use crate::servers::VirtualServers;
 use crate::session::Sessions;
 use crate::store::Pool;
 use crate::trainer::served::ServedVersions;
+use crate::transport::clients::ClientKeys;
 use crate::transport::Parked;
 
 /// Shared by all handlers and sessions.
@@ -53,4 +54,6 @@ pub struct Gateway {
     /// Held while connectors or virtual servers registered through the API change, by this
     /// process's API or from the store, so that neither sees the other's change half made.
     pub api_writes: tokio::sync::Mutex<()>,
+    /// The keys that stand for clients, the same on every gateway of the store.
+    pub client_keys: ClientKeys,
 }

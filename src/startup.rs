@@ -24,6 +24,7 @@ use crate::session::Sessions;
 use crate::trainer::restart::Flush;
 use crate::trainer::served::ServedVersions;
 use crate::trainer::{restart, Trainer, TrainerDeps};
+use crate::transport::clients::ClientKeys;
 use crate::transport::Parked;
 use crate::{api, secrets, store, transport};
 
@@ -228,6 +229,8 @@ pub async fn build_gateway(
         session: "trainer".into(),
         recipient: trainer.clone().recipient(),
     });
+    let keyed = pool.clone();
+    let client_keys = web::block(move || ClientKeys::load(&keyed)).await?;
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,
@@ -249,6 +252,7 @@ pub async fn build_gateway(
         served,
         parked: Parked::default(),
         api_writes: tokio::sync::Mutex::new(()),
+        client_keys,
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {

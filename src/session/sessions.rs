@@ -56,7 +56,7 @@ impl Presence {
 struct Entry {
     addr: Addr<Session>,
     presence: Arc<Presence>,
-    /// Who opened it ([`crate::transport::client_of`]), when known.
+    /// Who opened it ([`crate::transport::clients::ClientKeys::of`]), when known.
     client: Option<Arc<str>>,
 }
 

@@ -7,6 +7,7 @@
 pub mod connectors;
 pub mod experiments;
 pub mod feedback;
+pub mod installation;
 pub mod leases;
 pub mod prompt_templates;
 pub mod prompts;

@@ -142,3 +142,10 @@ diesel::table! {
         until_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    installation (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

@@ -38,7 +38,7 @@ pub fn open(
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
-    let started = (Transport::Stateless, super::client_of(req), sender);
+    let started = (Transport::Stateless, shared.client_keys.of(req), sender);
     match Session::start_listener(shared, scope, started, listen) {
         Ok(session) => stream.owned_by(session).into_response(),
         Err(full) => Rejection::from(full).respond(id),

@@ -10,6 +10,7 @@
 //! Transports parse and frame; the [`crate::session::Session`] answers.
 
 mod checks;
+pub mod clients;
 mod event_stream;
 pub mod guard;
 mod listen;
@@ -102,26 +103,6 @@ impl Rejection {
     fn respond(self, id: Value) -> HttpResponse {
         HttpResponse::build(self.status).json(jsonrpc::error(id, &self.error))
     }
-}
-
-/// Who a request comes from, for limits per client and the trainer: a key of its
-/// `Authorization` header (hashed with this process's random key, so neither kept nor logged as
-/// sent), or else its peer's IP address; `None` when neither is known.
-pub fn client_of(req: &HttpRequest) -> Option<String> {
-    let authorization = req.headers().get("authorization");
-    match authorization.and_then(|h| h.to_str().ok()) {
-        Some(principal) => Some(principal_key(principal)),
-        None => Some(format!("address-{}", req.peer_addr()?.ip())),
-    }
-}
-
-/// A key for `principal` (an `Authorization` header) that stands for it within this process.
-pub(crate) fn principal_key(principal: &str) -> String {
-    use std::hash::BuildHasher;
-    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let hash = KEY.get_or_init(Default::default).hash_one(principal);
-    format!("principal-{hash:016x}")
 }
 
 /// 503: `max` sessions are open, the most `server.max_sessions` allows; 429: the client has

@@ -25,7 +25,7 @@ pub async fn open(
     };
     let (sender, stream) = EventStream::channel();
     let shared = gateway.into_inner();
-    let client = super::client_of(&req);
+    let client = shared.client_keys.of(&req);
     let (id, addr) = Session::start(
         shared,
         (Transport::LegacySse, client),

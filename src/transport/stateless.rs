@@ -142,7 +142,9 @@ pub(super) fn start(
 ) -> Running {
     let (exchange, asks) = Exchange::new();
     let shared = gateway.clone().into_inner();
-    let client = client_key(principal.as_deref());
+    let keys = &gateway.client_keys;
+    let client = principal.as_deref().map(|p| keys.of_principal(p));
+    let client = client.unwrap_or_default();
     let session = Session::start_stateless(shared, scope, meta, exchange, &client);
     let (done, answer) = tokio::sync::oneshot::channel();
     let message = Ok(Incoming::Request {
@@ -169,13 +171,6 @@ pub(super) fn start(
         params.as_ref(),
         principal,
     )
-}
-
-/// Who a stateless request comes from, to the trainer: a key of its `Authorization` header
-/// (hashed with this process's random key, so neither stored nor logged as sent), or nothing.
-/// The versions an experiment serves stick to it as they stick to a session.
-fn client_key(principal: Option<&str>) -> String {
-    principal.map(super::principal_key).unwrap_or_default()
 }
 
 /// The params as backends get them: `_meta` keeps what is not the revision's own

@@ -94,7 +94,7 @@ pub async fn post(
         }
         let scope = super::scope_for(&gateway, &req)?;
         let shared = gateway.clone().into_inner();
-        let client = super::client_of(&req);
+        let client = gateway.client_keys.of(&req);
         let (id, addr) = Session::start(shared, (Transport::Streamable, client), None, scope)?;
         (addr, Some(id))
     } else {

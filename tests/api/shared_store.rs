@@ -1,12 +1,14 @@
 //! Several gateways on one store: what one changes through its ops API (production versions,
 //! connectors, virtual servers), the others take up within `database.sync_interval_ms`, and none
-//! applies its own change a second time.
+//! applies its own change a second time; a client is one principal to all of them.
 
 use mcpgate::configuration::Settings;
 use serde_json::{json, Value};
 
+use crate::backends::{marker, tiny};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, spawn_app_with, StoreKind, TestApp};
+use crate::stateless::{messages, post, request};
 
 /// Looks for changes every 100 ms.
 fn quick(settings: &mut Settings) {
@@ -234,4 +236,56 @@ async fn a_version_deployed_or_rolled_back_by_one_gateway_is_served_by_another_o
         "the other gateway serves the deployed version"
     );
     assert_eq!(after, "Echoes `text`.", "and the rollback");
+}
+
+/// The distinct sessions named by the call records of `app`'s store, once `calls` are written.
+async fn recorded_sessions(app: &TestApp, calls: i64) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        session: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        calls: i64,
+    }
+    let read = || {
+        mcpgate::store::blocking(&app.gateway.pool, |conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "SELECT coalesce(session_id, '') AS session, count(*) AS calls \
+                 FROM tool_calls GROUP BY session_id",
+            )
+            .load::<Named>(conn)
+        })
+    };
+    let written = |named: &Result<Vec<Named>, String>| {
+        named
+            .as_ref()
+            .is_ok_and(|n| n.iter().map(|n| n.calls).sum::<i64>() >= calls)
+    };
+    let named = TestApp::read_until(read, written)
+        .await
+        .expect("the store answers");
+    named.into_iter().map(|n| n.session).collect()
+}
+
+#[actix_web::test]
+async fn a_client_is_one_principal_to_every_gateway_on_the_store() {
+    let connectors = |s: &mut Settings| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.server.auth.bearer_tokens = vec!["secret-token".into()];
+    };
+    let one = spawn_app_with(StoreKind::Postgres, connectors).await;
+    let other = spawn_app_sharing(&one, connectors).await;
+    let echo = json!({"name": "tiny_echo", "arguments": {"text": "hi"}});
+    let call = request(1, "tools/call", echo, json!({}));
+    let bearer = [("authorization", "Bearer secret-token")];
+
+    let (first, _) = messages(post(&one, &call, &bearer).await).await;
+    let (second, _) = messages(post(&other, &call, &bearer).await).await;
+    let sessions = recorded_sessions(&one, 2).await;
+
+    assert_eq!((first, second), (200, 200));
+    assert_eq!(sessions.len(), 1, "one principal: {sessions:?}");
+    assert!(sessions[0].starts_with("principal-"), "{sessions:?}");
+    assert!(!sessions[0].contains("secret"), "{sessions:?}");
 }
