@@ -42,8 +42,8 @@ impl Session {
         }
     }
 
-    /// Starts a session for `client` ([`crate::transport::clients::ClientKeys::of`]) and enters it in the
-    /// session table; returns its id and address, or [`SessionsFull`] when
+    /// Starts a session for `client` ([`crate::transport::clients::ClientKeys::of`]) and
+    /// enters it in the session table; returns its id and address, or [`SessionsFull`] when
     /// `server.max_sessions` are open, or the client's `server.max_sessions_per_client`, and
     /// none can make room (counted in `mcpgate_sessions_refused_total`).
     pub fn start(

@@ -59,7 +59,9 @@ impl Trainer {
         if holds != self.leading && self.lease.is_some() {
             match holds {
                 true => log::info!("this gateway's trainer starts runs (it holds the lease)"),
-                false => log::info!("another gateway's trainer starts runs (it holds the lease)"),
+                false => log::info!(
+                    "this gateway's trainer starts no runs by itself (it does not hold the lease)"
+                ),
             }
         }
         self.leading = holds;
@@ -72,7 +74,9 @@ impl Trainer {
         let Some(lease) = &self.lease else {
             return;
         };
-        ctx.run_interval(lease.length / 3, |act, ctx| {
+        // A period of 0 would spin; the setting may be as short as 1 ms.
+        let every = (lease.length / 3).max(Duration::from_millis(1));
+        ctx.run_interval(every, |act, ctx| {
             let Some(lease) = &act.lease else {
                 return;
             };
