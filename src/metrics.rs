@@ -38,8 +38,8 @@ pub struct Metrics {
     /// Connectors and virtual servers registered through the API and applied from the store
     /// (at start-up, or after another gateway changed them), by kind and step.
     pub registrations_applied: IntCounterVec,
-    /// 1 when this gateway's trainer starts runs by itself (it holds the trainer lease, or
-    /// there is none).
+    /// 1 when this gateway's trainer starts runs by itself (its triggers are on, and it holds
+    /// the trainer lease or takes none).
     pub trainer_leading: IntGauge,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
@@ -129,7 +129,7 @@ impl Metrics {
         );
         let trainer_leading = IntGauge::new(
             "mcpgate_trainer_leading",
-            "1 when this gateway's trainer starts runs by itself (it holds the trainer lease, or none is used).",
+            "1 when this gateway's trainer starts runs by itself (triggers on; it holds the trainer lease or takes none).",
         )
         .expect("valid metric");
         registry

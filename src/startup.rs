@@ -194,8 +194,13 @@ pub async fn build_gateway(
     let window = Duration::from_millis(settings.feedback.window_ms);
     let mut trainer_settings = settings.trainer.clone();
     // Gateways share PostgreSQL; a SQLite file serves one, which needs no lease (and whose
-    // write at shutdown would wait behind a long prune).
-    if let store::Target::Sqlite(_) = store::Target::from_url(&settings.database.url) {
+    // write at shutdown would wait behind a long prune). A trainer whose triggers are off
+    // takes none either, so that it never keeps another gateway's from starting runs.
+    let sqlite = matches!(
+        store::Target::from_url(&settings.database.url),
+        store::Target::Sqlite(_)
+    );
+    if sqlite || !trainer_settings.enabled {
         trainer_settings.lease_ms = 0;
     }
     let mut trainer = Trainer::new(trainer_settings, window, deps);

@@ -66,7 +66,7 @@ impl Trainer {
         }
         self.leading = holds;
         let leading = &self.deps.metrics.trainer_leading;
-        leading.set(i64::from(holds));
+        leading.set(i64::from(holds && self.settings.enabled));
     }
 
     /// Renews the lease every third of its length, from `ctx`'s start on.

@@ -90,11 +90,33 @@ async fn leases(app: &TestApp) -> i64 {
 async fn a_gateway_that_stops_gives_the_trainer_lease_up_at_once() {
     let backend = FakeConnector::with_tools(tools()).await;
     // Held a minute: only giving it up frees it before then.
-    let app = app(&backend, |s| s.trainer.lease_ms = 60_000).await;
+    let app = app(&backend, |s| {
+        s.trainer.enabled = true;
+        s.trainer.lease_ms = 60_000;
+    })
+    .await;
 
     let held = (leading(&app).await, leases(&app).await);
     app.stop().await;
 
     assert_eq!(held, (true, 1));
     assert_eq!(leases(&app).await, 0);
+}
+
+#[actix_web::test]
+async fn a_gateway_whose_triggers_are_off_leaves_the_lease_to_one_whose_are_on() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let off = app(&backend, |s| {
+        leased(s);
+        s.trainer.enabled = false;
+    })
+    .await;
+    let on = spawn_app_sharing(&off, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        leased(s);
+    })
+    .await;
+
+    assert_eq!((leading(&off).await, leading(&on).await), (false, true));
+    assert_eq!(leases(&on).await, 1);
 }
