@@ -82,11 +82,12 @@ impl Trainer {
             };
             let (pool, claim) = (act.deps.pool.clone(), lease.clone());
             let taken = actix_web::web::block(move || claim.take(&pool));
-            ctx.spawn(taken.into_actor(act).map(|taken, act, _| {
+            ctx.spawn(taken.into_actor(act).map(|taken, act, ctx| {
                 if act.lease.is_none() {
                     return; // given up meanwhile
                 }
                 match taken.map_err(|e| e.to_string()).and_then(|t| t) {
+                    Ok(true) if !act.leading => act.take_over(ctx),
                     Ok(holds) => act.lead(holds),
                     // Unrenewed, it runs out: stop before another may take it.
                     Err(err) => {
@@ -96,6 +97,32 @@ impl Trainer {
                 }
             }));
         });
+    }
+
+    /// Starts leading once it has taken up when each target's last run started, by whichever
+    /// gateway ran it: a trainer that takes the lease over waits out the cooldown of the runs
+    /// the gateway that led before it started, rather than training those targets again on
+    /// the same evidence.
+    fn take_over(&mut self, ctx: &mut Context<Self>) {
+        let (pool, window) = (self.deps.pool.clone(), self.window);
+        let read = actix_web::web::block(move || super::restart::last_runs(&pool, window));
+        ctx.spawn(read.into_actor(self).map(|read, act, _| {
+            if act.lease.is_none() {
+                return; // given up meanwhile
+            }
+            match read.map_err(|e| e.to_string()).and_then(|r| r) {
+                Ok(runs) => {
+                    for (key, at) in runs {
+                        let last = act.last_run.entry(key).or_insert(at);
+                        *last = (*last).max(at);
+                    }
+                }
+                Err(err) => {
+                    log::warn!("the runs of the gateway that led before were not read: {err}")
+                }
+            }
+            act.lead(true);
+        }));
     }
 
     /// Gives the lease up (the gateway stops), so that another gateway's trainer takes over at

@@ -108,23 +108,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         };
         signals.push((key, seen));
     }
-    // A target's last run is the last a trigger or an operator started; a live experiment's
-    // conclusion, a deploy check and the watch's rollbacks (kept apart) are not runs of it.
-    let mut started: HashMap<Key, i64> = HashMap::new();
-    let mut watch_rollbacks: HashMap<Key, i64> = HashMap::new();
-    for (kind, target, trigger, last) in
-        training_runs::last_started_by_trigger(&mut conn, since(window)).map_err(err)?
-    {
-        let into = match trigger.as_str() {
-            "experiment" | "manual_deploy" => continue,
-            "live_results" => &mut watch_rollbacks,
-            _ => &mut started,
-        };
-        if let Some(last) = last {
-            let at = into.entry((kind, target)).or_insert(last);
-            *at = (*at).max(last);
-        }
-    }
+    let (started, watch_rollbacks) = runs_since(&mut conn, since(window)).map_err(err)?;
     let rolled_back = watch_rollbacks
         .into_iter()
         .filter(|(key, at)| started.get(key).is_none_or(|run| run < at))
@@ -331,6 +315,50 @@ impl Handler<Flush> for Trainer {
             }
         })
     }
+}
+
+/// When each target's last run started, and when the watch last rolled it back, in
+/// milliseconds since the epoch, over the runs started since `since_ms`. A target's last run is
+/// the last a trigger or an operator started; a live experiment's conclusion, a deploy check and
+/// the watch's rollbacks (kept apart) are not runs of it.
+fn runs_since(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+) -> diesel::QueryResult<(HashMap<Key, i64>, HashMap<Key, i64>)> {
+    let mut started: HashMap<Key, i64> = HashMap::new();
+    let mut watch_rollbacks: HashMap<Key, i64> = HashMap::new();
+    for (kind, target, trigger, last) in training_runs::last_started_by_trigger(conn, since_ms)? {
+        let into = match trigger.as_str() {
+            "experiment" | "manual_deploy" => continue,
+            "live_results" => &mut watch_rollbacks,
+            _ => &mut started,
+        };
+        if let Some(last) = last {
+            let at = into.entry((kind, target)).or_insert(last);
+            *at = (*at).max(last);
+        }
+    }
+    Ok((started, watch_rollbacks))
+}
+
+/// When each target's last run started, by any gateway on the store, within `window`: what a
+/// trainer that starts to lead takes up, so that it does not train again what the gateway that
+/// led before it just trained. Blocking.
+pub(super) fn last_runs(pool: &Pool, window: Duration) -> Result<Vec<(Key, Instant)>, String> {
+    let now_ms = crate::connector::now_ms();
+    let now = Instant::now();
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let since_ms = now_ms.saturating_sub(window.as_millis() as i64);
+    let (started, _) = runs_since(&mut conn, since_ms).map_err(|e| e.to_string())?;
+    let at = |ms: i64| {
+        now.checked_sub(Duration::from_millis(
+            now_ms.saturating_sub(ms).max(0) as u64
+        ))
+    };
+    Ok(started
+        .into_iter()
+        .filter_map(|(key, ms)| Some((key, at(ms)?)))
+        .collect())
 }
 
 /// Per target, the `older` items (oldest first) followed by the `newer` ones, the newest `cap`

@@ -18,11 +18,31 @@ fn leased(s: &mut Settings) {
     s.trainer.lease_ms = 300;
 }
 
+/// Two gateways on one store with short leases; the first holds the lease.
+async fn two_leased(backend: &FakeConnector) -> (TestApp, TestApp) {
+    let first = app(backend, leased).await;
+    let second = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        leased(s);
+    })
+    .await;
+    (first, second)
+}
+
 async fn leading(app: &TestApp) -> bool {
     app.metrics_text()
         .await
         .lines()
         .any(|line| line == "mcpgate_trainer_leading 1")
+}
+
+/// Four calls of `gh_strict` in `session` that fail (`repo` is missing).
+async fn fail_four(app: &TestApp, session: &str) {
+    for query in ["a", "b", "c", "d"] {
+        let call = json!({"name": "gh_strict", "arguments": {"query": query}});
+        let failed = app.rpc(session, "tools/call", call).await;
+        assert_eq!(failed["result"]["isError"], true, "{failed}");
+    }
 }
 
 async fn runs(app: &TestApp) -> Vec<serde_json::Value> {
@@ -34,19 +54,10 @@ async fn runs(app: &TestApp) -> Vec<serde_json::Value> {
 async fn only_the_gateway_holding_the_trainer_lease_starts_runs_and_another_takes_over_when_it_stops(
 ) {
     let backend = FakeConnector::with_tools(tools()).await;
-    let first = app(&backend, leased).await;
-    let second = spawn_app_sharing(&first, |s| {
-        s.connectors = vec![connector("gh", &backend.url)];
-        leased(s);
-    })
-    .await;
+    let (first, second) = two_leased(&backend).await;
     let session = second.initialize().await;
 
-    for query in ["a", "b", "c", "d"] {
-        let call = json!({"name": "gh_strict", "arguments": {"query": query}});
-        let failed = second.rpc(&session, "tools/call", call).await;
-        assert_eq!(failed["result"]["isError"], true, "{failed}");
-    }
+    fail_four(&second, &session).await;
     // Several checks (every 100 ms) and renewals, in which the second may not start a run.
     actix_rt::time::sleep(Duration::from_millis(600)).await;
     let (first_led, second_led, runs_while_following) = (
@@ -119,4 +130,25 @@ async fn a_gateway_whose_triggers_are_off_leaves_the_lease_to_one_whose_are_on()
 
     assert_eq!((leading(&off).await, leading(&on).await), (false, true));
     assert_eq!(leases(&on).await, 1);
+}
+
+#[actix_web::test]
+async fn a_gateway_that_takes_the_lease_over_does_not_train_again_what_the_last_holder_trained() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let (first, second) = two_leased(&backend).await;
+    // Both gateways see the failures; the first, which leads, trains on its own.
+    let (on_first, on_second) = (first.initialize().await, second.initialize().await);
+    fail_four(&first, &on_first).await;
+    fail_four(&second, &on_second).await;
+    let trained = TestApp::read_until(|| runs(&first), |runs| !runs.is_empty()).await;
+
+    first.stop().await;
+    let took_over = TestApp::read_until(|| leading(&second), |led| *led).await;
+    // Several checks (every 100 ms) in which the second may not train the same target again.
+    actix_rt::time::sleep(Duration::from_millis(600)).await;
+    let after = runs(&second).await;
+
+    assert_eq!(trained.len(), 1, "{trained:?}");
+    assert!(took_over);
+    assert_eq!(after, trained, "no second run within the cooldown");
 }
