@@ -217,15 +217,10 @@ pub async fn build_gateway(
     // With several gateways on the store, only the lease's holder starts runs.
     let holds = match trainer.claim() {
         None => true,
-        Some(claim) => {
-            let pool = pool.clone();
-            let taken = web::block(move || claim.take(&pool)).await;
-            let taken = taken.map_err(|e| e.to_string()).and_then(|taken| taken);
-            taken.unwrap_or_else(|err| {
-                log::warn!("the trainer's lease was not taken: {err}");
-                false
-            })
-        }
+        Some(claim) => claim.take(&pool).await.unwrap_or_else(|err| {
+            log::warn!("the trainer's lease was not taken: {err}");
+            false
+        }),
     };
     trainer.lead(holds);
     let trainer = trainer.start();
@@ -234,8 +229,7 @@ pub async fn build_gateway(
         session: "trainer".into(),
         recipient: trainer.clone().recipient(),
     });
-    let keyed = pool.clone();
-    let client_keys = web::block(move || ClientKeys::load(&keyed)).await?;
+    let client_keys = ClientKeys::load(&pool).await;
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,

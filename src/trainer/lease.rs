@@ -6,6 +6,7 @@
 //! deployed, watch what they deployed and answer runs asked for through the API, but start no
 //! run by themselves, so that two trainers never train one target from one trigger.
 
+use std::future::Future;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -34,12 +35,14 @@ impl Lease {
         })
     }
 
-    /// Takes or renews the lease; says whether this gateway holds it.
-    pub fn take(&self, pool: &Pool) -> Result<bool, String> {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let now = crate::connector::now_ms();
-        let until = now.saturating_add(self.length.as_millis() as i64);
-        leases::take(&mut conn, NAME, &self.holder, now, until).map_err(|e| e.to_string())
+    /// Takes or renews the lease on a blocking thread; says whether this gateway holds it.
+    pub fn take(&self, pool: &Pool) -> impl Future<Output = Result<bool, String>> + 'static {
+        let (holder, length) = (self.holder.clone(), self.length);
+        store::blocking(pool, move |conn| {
+            let now = crate::connector::now_ms();
+            let until = now.saturating_add(length.as_millis() as i64);
+            leases::take(conn, NAME, &holder, now, until)
+        })
     }
 }
 
@@ -47,11 +50,6 @@ impl Trainer {
     /// This gateway's claim on the lease, to take it at start-up; none without a lease.
     pub fn claim(&self) -> Option<Lease> {
         self.lease.clone()
-    }
-
-    /// Whether this trainer starts runs by itself now.
-    pub(super) fn leads(&self) -> bool {
-        self.leading
     }
 
     /// Records whether this gateway holds the lease, saying so when that changed.
@@ -80,13 +78,12 @@ impl Trainer {
             let Some(lease) = &act.lease else {
                 return;
             };
-            let (pool, claim) = (act.deps.pool.clone(), lease.clone());
-            let taken = actix_web::web::block(move || claim.take(&pool));
+            let taken = lease.take(&act.deps.pool);
             ctx.spawn(taken.into_actor(act).map(|taken, act, ctx| {
                 if act.lease.is_none() {
                     return; // given up meanwhile
                 }
-                match taken.map_err(|e| e.to_string()).and_then(|t| t) {
+                match taken {
                     Ok(true) if !act.leading => act.take_over(ctx),
                     Ok(holds) => act.lead(holds),
                     // Unrenewed, it runs out: stop before another may take it.
@@ -104,13 +101,15 @@ impl Trainer {
     /// the gateway that led before it started, rather than training those targets again on
     /// the same evidence.
     fn take_over(&mut self, ctx: &mut Context<Self>) {
-        let (pool, window) = (self.deps.pool.clone(), self.window);
-        let read = actix_web::web::block(move || super::restart::last_runs(&pool, window));
+        let window = self.window;
+        let read = store::blocking(&self.deps.pool, move |conn| {
+            super::restart::last_runs(conn, window)
+        });
         ctx.spawn(read.into_actor(self).map(|read, act, _| {
             if act.lease.is_none() {
                 return; // given up meanwhile
             }
-            match read.map_err(|e| e.to_string()).and_then(|r| r) {
+            match read {
                 Ok(runs) => {
                     for (key, at) in runs {
                         let last = act.last_run.entry(key).or_insert(at);

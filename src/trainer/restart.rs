@@ -343,13 +343,15 @@ fn runs_since(
 
 /// When each target's last run started, by any gateway on the store, within `window`: what a
 /// trainer that starts to lead takes up, so that it does not train again what the gateway that
-/// led before it just trained. Blocking.
-pub(super) fn last_runs(pool: &Pool, window: Duration) -> Result<Vec<(Key, Instant)>, String> {
+/// led before it just trained.
+pub(super) fn last_runs(
+    conn: &mut AnyConnection,
+    window: Duration,
+) -> diesel::QueryResult<Vec<(Key, Instant)>> {
     let now_ms = crate::connector::now_ms();
     let now = Instant::now();
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
     let since_ms = now_ms.saturating_sub(window.as_millis() as i64);
-    let (started, _) = runs_since(&mut conn, since_ms).map_err(|e| e.to_string())?;
+    let (started, _) = runs_since(conn, since_ms)?;
     let at = |ms: i64| {
         now.checked_sub(Duration::from_millis(
             now_ms.saturating_sub(ms).max(0) as u64

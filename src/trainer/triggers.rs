@@ -51,7 +51,7 @@ impl Trainer {
             if self.watched.contains_key(key) || self.in_experiment(key) {
                 continue;
             }
-            if !self.settings.enabled || !self.leads() || self.running.contains(key) {
+            if !self.settings.enabled || !self.leading || self.running.contains(key) {
                 continue;
             }
             let since = self.last_run.get(key);
@@ -101,7 +101,7 @@ impl Trainer {
                 false => self.start_run(key, trigger, None, ctx),
             }
         }
-        let uncalled = self.settings.enabled && self.leads() && self.settings.rewrite_uncalled;
+        let uncalled = self.settings.enabled && self.leading && self.settings.rewrite_uncalled;
         if idle && uncalled && self.llm.is_some() && self.llm_left() > 0 {
             if let Some(key) = self.uncalled(&snapshot) {
                 self.start_batch(key, "thin_uncalled", &snapshot, ctx);

@@ -8,7 +8,7 @@ use std::hash::Hasher;
 use actix_web::HttpRequest;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use crate::store::{installation, Pool};
+use crate::store::{self, installation, Pool};
 
 /// The hash key of the keys that stand for tokens.
 #[derive(Debug, Clone, Copy)]
@@ -19,15 +19,14 @@ pub struct ClientKeys {
 impl ClientKeys {
     /// The key shared through `pool`'s store, made by the first gateway that needs it; a random
     /// one for this process alone when the store cannot give it.
-    pub fn load(pool: &Pool) -> ClientKeys {
+    pub async fn load(pool: &Pool) -> ClientKeys {
         let fresh = uuid::Uuid::new_v4().simple().to_string();
-        let stored = pool
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| {
-                installation::value_or(&mut conn, "client_key", &fresh).map_err(|e| e.to_string())
-            })
-            .and_then(|value| u128::from_str_radix(&value, 16).map_err(|e| e.to_string()));
+        let offered = fresh.clone();
+        let stored = store::blocking(pool, move |conn| {
+            installation::value_or(conn, "client_key", &offered)
+        })
+        .await
+        .and_then(|value| u128::from_str_radix(&value, 16).map_err(|e| e.to_string()));
         let key = stored.unwrap_or_else(|err| {
             log::warn!("the store's client key is not readable ({err}); this process uses its own");
             u128::from_str_radix(&fresh, 16).unwrap_or_default()
