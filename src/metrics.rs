@@ -127,14 +127,6 @@ impl Metrics {
             "API registrations applied from the store, by kind (connector, server) and step (added, changed, removed, failed).",
             &["kind", "step"],
         );
-        let trainer_leading = IntGauge::new(
-            "mcpgate_trainer_leading",
-            "1 when this gateway's trainer starts runs by itself (triggers on; it holds the trainer lease or takes none).",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(trainer_leading.clone()))
-            .expect("unique metric");
         let rate_limited = counter(
             "mcpgate_rate_limited_total",
             "Calls refused by a connector's rate limit.",
@@ -182,6 +174,10 @@ impl Metrics {
             &["kind"],
         );
         let sessions_open = gauge("mcpgate_sessions_open", "Client sessions open.");
+        let trainer_leading = gauge(
+            "mcpgate_trainer_leading",
+            "1 when this gateway's trainer starts runs by itself (triggers on; it holds the trainer lease or takes none).",
+        );
         let call_records_dropped = gauge(
             "mcpgate_call_records_dropped_total",
             "Call records dropped because the recorder's buffer was full.",
