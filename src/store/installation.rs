@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use super::schema::installation;
 use super::AnyConnection;
 
-/// The value of `name`: the stored one, or `fresh`, stored now, when there is none. Gateways
+/// The value of `name`: the stored one, or `fresh`, stored now, when there is none (the
+/// migrations make `client_key`, so a gateway writes only if the row was deleted). Gateways
 /// starting together all get the one stored first.
 pub fn value_or(conn: &mut AnyConnection, name: &str, fresh: &str) -> QueryResult<String> {
     // Read first: a write would wait for the write lock (SQLite) whatever else holds it.
@@ -45,10 +46,15 @@ mod tests {
             include_str!("../../migrations/sqlite/2026-11-28-000018_create_installation/up.sql");
         conn.batch_execute(table).unwrap();
 
+        let made = value_or(&mut conn, "client_key", "fresh").unwrap();
         let first = value_or(&mut conn, "k", "one").unwrap();
         let second = value_or(&mut conn, "k", "two").unwrap();
         let other = value_or(&mut conn, "other", "three").unwrap();
 
+        assert!(
+            made.len() == 32 && made != "fresh",
+            "made by the migration: {made}"
+        );
         assert_eq!(
             (first, second, other),
             ("one".into(), "one".into(), "three".into())

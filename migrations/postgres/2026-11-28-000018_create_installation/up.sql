@@ -4,3 +4,7 @@ CREATE TABLE installation (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Made here, so that a starting gateway only reads it (128 random bits from gen_random_uuid,
+-- built in since PostgreSQL 13).
+INSERT INTO installation (name, value)
+VALUES ('client_key', replace(gen_random_uuid()::text, '-', ''));

@@ -4,3 +4,6 @@ CREATE TABLE installation (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Made here, so that a starting gateway only reads it: a write at start-up would wait for the
+-- write lock behind a long prune.
+INSERT INTO installation (name, value) VALUES ('client_key', lower(hex(randomblob(16))));
