@@ -40,6 +40,8 @@ pub struct FeedbackSink {
     pub trainer: Addr<Trainer>,
     /// Counts it.
     pub metrics: Arc<Metrics>,
+    /// This gateway process, as the rows it records name it.
+    pub origin: Arc<str>,
 }
 
 impl FeedbackSink {
@@ -49,7 +51,8 @@ impl FeedbackSink {
     }
 
     /// Hands on a tool call's signal with its arguments (kept by the trainer, never stored).
-    pub fn record_call(&self, feedback: NewFeedback, arguments: Option<serde_json::Value>) {
+    pub fn record_call(&self, mut feedback: NewFeedback, arguments: Option<serde_json::Value>) {
+        feedback.origin = Some(self.origin.to_string());
         let labels = [feedback.target_kind.as_str(), feedback.signal.as_str()];
         self.metrics.feedback.with_label_values(&labels).inc();
         self.trainer.do_send(RecordFeedback {
@@ -168,6 +171,7 @@ impl FeedbackInput {
             latency_ms: None,
             source: source.into(),
             created_at_ms: now_ms,
+            origin: None,
         })
     }
 }

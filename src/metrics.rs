@@ -47,6 +47,9 @@ pub struct Metrics {
     pub call_records_written: IntGauge,
     /// Feedback, given or recorded automatically, by kind of target and signal.
     pub feedback: IntCounterVec,
+    /// Feedback that other gateways on the store recorded, taken into this gateway's trainer,
+    /// by kind of target.
+    pub feedback_from_others: IntCounterVec,
     /// Feedback records dropped because the recorder's buffer was full.
     pub feedback_records_dropped: IntGauge,
     /// Feedback records written to the store.
@@ -93,6 +96,11 @@ impl Metrics {
             "mcpgate_feedback_total",
             "Feedback, given or recorded automatically, by signal.",
             &["kind", "signal"],
+        );
+        let feedback_from_others = counter(
+            "mcpgate_feedback_from_others_total",
+            "Feedback that other gateways on the store recorded, taken into this gateway's trainer.",
+            &["kind"],
         );
         let training_runs = counter(
             "mcpgate_training_runs_total",
@@ -211,6 +219,7 @@ impl Metrics {
             call_records_dropped,
             call_records_written,
             feedback,
+            feedback_from_others,
             feedback_records_dropped,
             feedback_records_written,
             records_pruned,

@@ -200,10 +200,18 @@ pub async fn build_gateway(
         store::Target::from_url(&settings.database.url),
         store::Target::Sqlite(_)
     );
+    let shared = !sqlite && trainer_settings.lease_ms > 0;
     if sqlite || !trainer_settings.enabled {
         trainer_settings.lease_ms = 0;
     }
     let mut trainer = Trainer::new(trainer_settings, window, deps);
+    // This process, as the feedback rows it records name it; with several gateways on the
+    // store, each trainer takes in the rows the others record.
+    let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    if shared && settings.database.sync_interval_ms > 0 {
+        let every = Duration::from_millis(settings.database.sync_interval_ms);
+        trainer.follow_others(origin.to_string(), every);
+    }
     // What it kept before a restart; a store that is away leaves it to start afresh.
     let kept = {
         let pool = pool.clone();
@@ -246,6 +254,7 @@ pub async fn build_gateway(
             recorder: feedback_recorder,
             trainer,
             metrics,
+            origin,
         },
         feedback_tool: Some(settings.feedback.tool_name.clone()).filter(|n| !n.is_empty()),
         served,

@@ -177,6 +177,7 @@ pub(super) fn signal_of(
         latency_ms: took.map(|d| d.as_millis() as i64),
         source: AUTOMATIC.into(),
         created_at_ms: crate::connector::now_ms(),
+        origin: None,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct NewFeedback {
     pub source: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// The gateway process that recorded it (set by the feedback sink).
+    pub origin: Option<String>,
 }
 
 /// The source of the gateway's own signals (each tool call and prompt fetch); the others are
@@ -100,12 +102,12 @@ pub struct Signal {
 }
 
 /// The newest `limit` rows since `since_ms`, oldest first.
-pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult<Vec<Signal>> {
-    let mut rows: Vec<Signal> = feedback::table
+pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult<Vec<Recorded>> {
+    let mut rows: Vec<Recorded> = feedback::table
         .filter(feedback::created_at_ms.ge(since_ms))
         .order((feedback::created_at_ms.desc(), feedback::id.desc()))
         .limit(limit)
-        .select(Signal::as_select())
+        .select(Recorded::as_select())
         .load(conn)?;
     rows.reverse();
     Ok(rows)
@@ -145,4 +147,54 @@ pub fn outcomes_since(
         .load(conn)?;
     rows.reverse();
     Ok(rows)
+}
+
+/// A stored row as a trainer reads it back: its id, the gateway that recorded it, and what the
+/// trainer's window keeps of it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = feedback)]
+pub struct Recorded {
+    /// The row's id: each gateway's rows are committed in the order of their ids.
+    pub id: i64,
+    /// The gateway process that recorded it.
+    pub origin: Option<String>,
+    /// What the window keeps of it.
+    #[diesel(embed)]
+    pub signal: Signal,
+}
+
+/// At most `limit` rows (in id order) with an id above `floor`, made since `since_ms`, that
+/// gateway processes other than `me` recorded, leaving out each origin's rows up to the id
+/// `taken` gives for it. Rows without an origin (recorded before it was kept) are left out.
+pub fn recorded_by_others(
+    conn: &mut AnyConnection,
+    me: &str,
+    (floor, taken): (i64, &[(String, i64)]),
+    since_ms: i64,
+    limit: i64,
+) -> QueryResult<Vec<Recorded>> {
+    let origin = feedback::origin.assume_not_null();
+    let mut query = feedback::table
+        .filter(feedback::id.gt(floor))
+        .filter(feedback::created_at_ms.ge(since_ms))
+        .filter(feedback::origin.is_not_null())
+        .filter(origin.ne(me.to_string()))
+        .into_boxed();
+    for (other, last) in taken {
+        query = query.filter(diesel::dsl::not(
+            origin.eq(other.clone()).and(feedback::id.le(*last)),
+        ));
+    }
+    query
+        .order(feedback::id.asc())
+        .limit(limit)
+        .select(Recorded::as_select())
+        .load(conn)
+}
+
+/// The highest id of a row, if any.
+pub fn last_id(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
+    feedback::table
+        .select(diesel::dsl::max(feedback::id))
+        .get_result(conn)
 }

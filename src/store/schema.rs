@@ -45,6 +45,7 @@ diesel::table! {
         latency_ms -> Nullable<BigInt>,
         source -> Text,
         created_at_ms -> BigInt,
+        origin -> Nullable<Text>,
     }
 }
 

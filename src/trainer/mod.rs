@@ -7,8 +7,9 @@
 //! `running`, batched per backend in `batch`) within the LLM's budget; the watch over each
 //! deployed version (`watch`), rolled back by itself when live results breach their
 //! threshold; what it takes back from the store when it starts ([`restart`]); and, with
-//! several gateways on one store, whether its triggers start runs ([`lease`]). It does not
-//! store feedback (the feedback recorder does) and serves nothing (the served versions do).
+//! several gateways on one store, whether its triggers start runs ([`lease`]) and the feedback
+//! the other gateways record ([`others`]). It does not store feedback (the feedback recorder
+//! does) and serves nothing (the served versions do).
 
 pub mod approaches;
 pub mod arms;
@@ -25,6 +26,7 @@ pub mod lease;
 pub mod live;
 pub mod llm;
 pub mod meta_prompt;
+pub mod others;
 pub mod prompt;
 pub mod restart;
 pub mod run;
@@ -230,6 +232,8 @@ pub struct Trainer {
     lease: Option<lease::Lease>,
     /// Whether this trainer starts runs by itself ([`lease`]).
     leading: bool,
+    /// Where reading the other gateways' feedback has got to; none with one gateway.
+    others: Option<others::Others>,
 }
 
 impl Trainer {
@@ -267,6 +271,7 @@ impl Trainer {
             hidden: HashSet::new(),
             lease: lease::Lease::new(settings.lease_ms),
             leading: settings.lease_ms == 0,
+            others: None,
             settings,
         }
     }
@@ -283,6 +288,7 @@ impl Actor for Trainer {
         let every = Duration::from_millis(self.settings.check_interval_ms.max(10));
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
         self.keep_lease(ctx);
+        self.keep_following(ctx);
     }
 }
 
@@ -331,21 +337,32 @@ impl Handler<RecordFeedback> for Trainer {
                 example.rating = Some(rating);
             }
         }
-        if let Some(suggestion) = &feedback.suggestion {
-            let suggestions = self.suggestions.entry(key.clone()).or_default();
-            suggestions.push_back(suggestion.clone());
-            if suggestions.len() > MAX_SUGGESTIONS {
-                suggestions.pop_front();
-            }
-        }
-        let seen = self.seen.entry(key).or_default();
-        seen.push_back(Seen {
+        let seen = Seen {
             at: now,
             signal: feedback.signal,
             rating: feedback.rating,
             version,
             session,
-        });
+        };
+        self.note(key, seen, feedback.suggestion);
+    }
+}
+
+impl Trainer {
+    /// Puts a signal about `key` into the window in the order of when it was made, and its
+    /// suggestion among the target's; drops what the window no longer holds.
+    fn note(&mut self, key: (String, String), signal: Seen, suggestion: Option<String>) {
+        if let Some(suggestion) = suggestion {
+            let suggestions = self.suggestions.entry(key.clone()).or_default();
+            suggestions.push_back(suggestion);
+            if suggestions.len() > MAX_SUGGESTIONS {
+                suggestions.pop_front();
+            }
+        }
+        let now = Instant::now();
+        let seen = self.seen.entry(key).or_default();
+        let later = seen.iter().rev().take_while(|s| s.at > signal.at).count();
+        seen.insert(seen.len() - later, signal);
         while seen.len() > MAX_SEEN
             || seen
                 .front()
@@ -478,6 +495,7 @@ mod tests {
                     latency_ms: None,
                     source: AUTOMATIC.into(),
                     created_at_ms: 0,
+                    origin: None,
                 },
                 arguments: None,
             });

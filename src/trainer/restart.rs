@@ -56,6 +56,9 @@ pub struct Restored {
     pub(super) experiments: Vec<Running>,
     /// When it was read: the signals before it are the stored ones.
     pub(super) at: Instant,
+    /// Where reading the other gateways' rows goes on from: the highest id before the
+    /// signals were read, and the highest id read of each origin ([`super::others`]).
+    pub(super) others: (i64, Vec<(String, i64)>),
     /// The LLM's inputs per target, with what they were asked for.
     pub(super) inputs: inputs::Kept,
     /// Each prompt's text learnt from its fetches, and when it last changed (oldest first).
@@ -78,12 +81,21 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let inputs = inputs::stored(&mut conn)?;
 
+    // Read first: a row committed between the two reads is in both, and each origin's
+    // rows read here are not taken again ([`super::others`]).
+    let last_id = feedback::last_id(&mut conn).map_err(err)?.unwrap_or(0);
     let rows = feedback::since(&mut conn, since(window), MAX_SIGNALS).map_err(err)?;
     let mut signals = Vec::with_capacity(rows.len());
+    let mut taken: HashMap<String, i64> = HashMap::new();
     let mut suggestions = Vec::new();
     // What each session's latest signal about each target was about.
     let mut latest: HashMap<(Key, u64), Option<i64>> = HashMap::new();
-    for row in rows {
+    for feedback::Recorded { id, origin, signal } in rows {
+        if let Some(origin) = origin {
+            let last = taken.entry(origin).or_insert(id);
+            *last = (*last).max(id);
+        }
+        let row = signal;
         let Some(when) = at(row.created_at_ms) else {
             continue;
         };
@@ -151,6 +163,7 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
         .flatten()
         .collect();
     Ok(Restored {
+        others: (last_id, taken.into_iter().collect()),
         at: now,
         signals,
         suggestions,
@@ -221,6 +234,7 @@ impl Trainer {
             }
         }
         self.resuming = (restored.deploys, Some(restored.at));
+        self.others_go_on_from(restored.others);
         let live = &self.deps.served.experiments;
         for (((kind, target), started_at_ms), arms, canary) in restored.experiments {
             if live.arms(&kind, &target).is_none() {

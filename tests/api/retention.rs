@@ -53,7 +53,7 @@ fn records_past_their_keep_are_deleted_and_the_others_kept_on_both_backends() {
         (
             calls.iter().map(|c| c.started_at_ms).collect(),
             rows.into_iter()
-                .map(|r| ((now - r.created_at_ms) / day, r.source))
+                .map(|r| ((now - r.signal.created_at_ms) / day, r.signal.source))
                 .collect(),
         )
     };

@@ -38,7 +38,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (18, 0), "{kind:?}");
+        assert_eq!((first, second), (19, 0), "{kind:?}");
     }
 }
 
@@ -147,6 +147,7 @@ fn batches_longer_than_one_insert_statement_are_written_whole_and_in_order_on_bo
         rating: i.is_multiple_of(5).then_some(0.25),
         error: i.is_multiple_of(7).then(|| format!("e{i}")),
         latency_ms: Some(i as i64),
+        origin: i.is_multiple_of(11).then(|| format!("g{i}")),
         ..signal_at(i as i64)
     };
     let calls: Vec<_> = (0..rows as i64).map(record).collect();
@@ -169,12 +170,17 @@ fn batches_longer_than_one_insert_statement_are_written_whole_and_in_order_on_bo
         let read = feedback::since(&mut conn, 0, rows as i64 + 1).unwrap();
         assert_eq!(read.len(), rows, "{kind:?}");
         for (got, sent) in read.iter().zip(&signals) {
+            let (origin, got) = (&got.origin, &got.signal);
             let got = (got.version, &got.session_id, got.rating, got.created_at_ms);
+            let got = (got, origin);
             let sent = (
-                sent.version,
-                &sent.session_id,
-                sent.rating,
-                sent.created_at_ms,
+                (
+                    sent.version,
+                    &sent.session_id,
+                    sent.rating,
+                    sent.created_at_ms,
+                ),
+                &sent.origin,
             );
             assert_eq!(got, sent, "{kind:?}");
         }
@@ -195,6 +201,7 @@ pub(crate) fn signal_at(at_ms: i64) -> feedback::NewFeedback {
         latency_ms: None,
         source: feedback::AUTOMATIC.into(),
         created_at_ms: at_ms,
+        origin: None,
     }
 }
 

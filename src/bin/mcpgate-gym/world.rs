@@ -110,6 +110,7 @@ fn feedback(target: &str, version: Option<i64>, session: &str, signal: &str) -> 
         latency_ms: Some(1),
         source: AUTOMATIC.into(),
         created_at_ms: 0,
+        origin: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Several gateways on one store: only the one holding the trainer lease starts runs by itself,
-//! and another takes over when it stops.
+//! on what every gateway saw, and another takes over when it stops.
 
 use std::time::Duration;
 
@@ -10,12 +10,14 @@ use super::{app, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
-/// Four failures of four calls start a run; the lease is short, and renewed every 100 ms.
+/// Four failures of four calls start a run; the lease is short, and renewed every 100 ms; the
+/// other gateways' feedback is read every 100 ms.
 fn leased(s: &mut Settings) {
     s.trainer.enabled = true;
     s.trainer.min_volume = 4;
     s.trainer.error_rate_threshold = 0.5;
     s.trainer.lease_ms = 300;
+    s.database.sync_interval_ms = 100;
 }
 
 /// Two gateways on one store with short leases; the first holds the lease.
@@ -50,37 +52,91 @@ async fn runs(app: &TestApp) -> Vec<serde_json::Value> {
     listed["runs"].as_array().cloned().unwrap_or_default()
 }
 
+/// The sum of the samples of counter `name` on `app`.
+async fn total(app: &TestApp, name: &str) -> f64 {
+    let text = app.metrics_text().await;
+    let samples = text.lines().filter(|line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    });
+    samples
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[actix_web::test]
-async fn only_the_gateway_holding_the_trainer_lease_starts_runs_and_another_takes_over_when_it_stops(
+async fn only_the_gateway_holding_the_trainer_lease_starts_runs_and_it_learns_from_what_every_gateway_saw(
 ) {
     let backend = FakeConnector::with_tools(tools()).await;
     let (first, second) = two_leased(&backend).await;
     let session = second.initialize().await;
 
+    // The failures are seen by the gateway that does not lead.
     fail_four(&second, &session).await;
-    // Several checks (every 100 ms) and renewals, in which the second may not start a run.
+    let after = TestApp::read_until(|| runs(&first), |runs| !runs.is_empty()).await;
+    // Several more checks (every 100 ms) and looks, in which no second run may start.
     actix_rt::time::sleep(Duration::from_millis(600)).await;
-    let (first_led, second_led, runs_while_following) = (
-        leading(&first).await,
-        leading(&second).await,
-        runs(&second).await,
+    let (first_led, second_led) = (leading(&first).await, leading(&second).await);
+    let ran = (
+        total(&first, "mcpgate_training_runs_total").await,
+        total(&second, "mcpgate_training_runs_total").await,
     );
-    first.stop().await;
-    let took_over = TestApp::read_until(|| leading(&second), |led| *led).await;
-    let after = TestApp::read_until(|| runs(&second), |runs| !runs.is_empty()).await;
+    let taken = (
+        total(&first, "mcpgate_feedback_from_others_total").await,
+        total(&second, "mcpgate_feedback_from_others_total").await,
+    );
 
     assert!(
         first_led && !second_led,
         "the first gateway holds the lease"
     );
-    assert_eq!(runs_while_following, Vec::<serde_json::Value>::new());
-    assert!(took_over, "the second takes the lease the first gave up");
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(
         (&after[0]["target"], &after[0]["trigger"]),
         (&json!("gh_strict"), &json!("error_rate")),
-        "the failures it saw while following start its run"
+        "the failures the other gateway saw start the leader's run"
     );
+    assert_eq!(runs(&first).await.len(), 1, "one run, by one gateway");
+    assert!(
+        ran.0 >= 1.0 && ran.1 == 0.0,
+        "runs recorded per gateway: {ran:?}"
+    );
+    assert!(
+        taken.0 >= 4.0 && taken.1 == 0.0,
+        "rows taken from the other: {taken:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_gateway_that_starts_beside_others_takes_in_what_they_record_once() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let (first, second) = two_leased(&backend).await;
+    let session = first.initialize().await;
+    fail_four(&first, &session).await;
+    // The second reads them back (at start-up or by looking); a third starts after they are
+    // stored, and reads them back at start-up only.
+    let third = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        leased(s);
+    });
+    let (second_uses, third) = (
+        TestApp::read_until(|| strict_uses(&second), |uses| *uses >= 4).await,
+        third.await,
+    );
+    // Several looks (every 100 ms), which may not take the rows again.
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(second_uses, 4);
+    assert_eq!(strict_uses(&second).await, 4);
+    assert_eq!(strict_uses(&third).await, 4);
+}
+
+/// The uses of `gh_strict` in the live figures of `app`'s trainer.
+async fn strict_uses(app: &TestApp) -> u64 {
+    let (_, listed) = app.get_json("/api/v1/targets").await;
+    let targets = listed["targets"].as_array().cloned().unwrap_or_default();
+    let strict = targets.iter().find(|t| t["target"] == "gh_strict");
+    strict.and_then(|t| t["uses"].as_u64()).unwrap_or(0)
 }
 
 /// How many leases the store of `app` holds.
