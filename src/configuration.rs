@@ -71,6 +71,11 @@ pub struct ServerSettings {
     /// that client's session idle the longest by the same rule, or is refused with 429. A client
     /// is its bearer token, or its address when it sends none.
     pub max_sessions_per_client: usize,
+    /// With several gateways on one PostgreSQL store: the URL at which the other gateways
+    /// reach this one (e.g. `http://10.0.0.5:8080`), to forward it the requests of the sessions
+    /// it holds; empty: sessions are not shared, and a request for a session another gateway
+    /// holds gets 404.
+    pub advertise_url: String,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Client authentication for the MCP endpoints.
@@ -342,6 +347,19 @@ impl Settings {
         }
         if self.server.max_sessions == 0 {
             return invalid("server.max_sessions", "must be above 0");
+        }
+        let advertised = &self.server.advertise_url;
+        let uri = advertised.parse::<actix_web::http::Uri>();
+        let usable = uri.is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some()
+                && uri.query().is_none()
+        });
+        if !advertised.is_empty() && !usable {
+            return invalid(
+                "server.advertise_url",
+                "must be an http:// or https:// URL with a host and no query, or empty",
+            );
         }
         if !(self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://")

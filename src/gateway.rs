@@ -17,6 +17,7 @@ use crate::session::Sessions;
 use crate::store::Pool;
 use crate::trainer::served::ServedVersions;
 use crate::transport::clients::ClientKeys;
+use crate::transport::forward::Holders;
 use crate::transport::Parked;
 
 /// Shared by all handlers and sessions.
@@ -56,4 +57,7 @@ pub struct Gateway {
     pub api_writes: tokio::sync::Mutex<()>,
     /// The keys that stand for clients, the same on every gateway of the store.
     pub client_keys: ClientKeys,
+    /// This process as the holder of its sessions, when they are shared with the other
+    /// gateways of the store (`server.advertise_url`).
+    pub holders: Option<Holders>,
 }

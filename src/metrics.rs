@@ -35,6 +35,9 @@ pub struct Metrics {
     pub sessions_refused: IntCounterVec,
     /// Idle sessions ended to make room for new ones (`server.evict_idle_after_ms`).
     pub sessions_evicted: IntCounter,
+    /// Requests for a session another gateway holds, by outcome (`forwarded`,
+    /// `holder_unreachable`).
+    pub sessions_forwarded: IntCounterVec,
     /// Connectors and virtual servers registered through the API and applied from the store
     /// (at start-up, or after another gateway changed them), by kind and step.
     pub registrations_applied: IntCounterVec,
@@ -130,6 +133,11 @@ impl Metrics {
         registry
             .register(Box::new(sessions_evicted.clone()))
             .expect("unique metric");
+        let sessions_forwarded = counter(
+            "mcpgate_sessions_forwarded_total",
+            "Requests for a session another gateway on the store holds, by outcome (forwarded, holder_unreachable).",
+            &["outcome"],
+        );
         let registrations_applied = counter(
             "mcpgate_registrations_applied_total",
             "API registrations applied from the store, by kind (connector, server) and step (added, changed, removed, failed).",
@@ -214,6 +222,7 @@ impl Metrics {
             sessions_open,
             sessions_refused,
             sessions_evicted,
+            sessions_forwarded,
             registrations_applied,
             trainer_leading,
             call_records_dropped,

@@ -25,6 +25,7 @@ use crate::trainer::restart::Flush;
 use crate::trainer::served::ServedVersions;
 use crate::trainer::{restart, Trainer, TrainerDeps};
 use crate::transport::clients::ClientKeys;
+use crate::transport::forward::Holders;
 use crate::transport::Parked;
 use crate::{api, secrets, store, transport};
 
@@ -129,6 +130,7 @@ impl Application {
 /// the MCP server processes still running ([`crate::upstream::end_all_processes`]); a
 /// gateway embedded in a longer-lived process leaves that to it.
 pub async fn shut_down(gateway: web::Data<Gateway>, recorder: RecorderTask) {
+    crate::transport::forward::release_all(&gateway).await;
     let flushed = gateway.feedback.trainer.send(Flush);
     match actix_rt::time::timeout(SHUTDOWN_WAIT, flushed).await {
         Ok(Ok(())) => {}
@@ -238,6 +240,12 @@ pub async fn build_gateway(
         recipient: trainer.clone().recipient(),
     });
     let client_keys = ClientKeys::load(&pool).await;
+    // Sessions are shared through PostgreSQL only: a SQLite file serves one gateway.
+    let advertised = &settings.server.advertise_url;
+    let holders = (!sqlite && !advertised.is_empty()).then(|| {
+        let answered_within = Duration::from_millis(settings.mcp.request_timeout_ms);
+        Holders::new(origin.clone(), advertised, answered_within)
+    });
     let gateway = web::Data::new(Gateway {
         registry,
         catalog,
@@ -261,6 +269,7 @@ pub async fn build_gateway(
         parked: Parked::default(),
         api_writes: tokio::sync::Mutex::new(()),
         client_keys,
+        holders,
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {

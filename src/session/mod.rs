@@ -334,6 +334,7 @@ impl Actor for Session {
         }
         self.gateway.metrics.sessions_open.dec();
         self.gateway.sessions.remove(&self.id);
+        crate::transport::forward::release(&self.gateway, &self.id);
         self.gateway.registry.do_send(Unsubscribe {
             session: self.id.to_string(),
         });

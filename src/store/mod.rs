@@ -13,6 +13,7 @@ pub mod prompt_templates;
 pub mod prompts;
 pub mod schema;
 pub mod servers;
+pub mod session_holders;
 pub mod tool_calls;
 pub mod trainer_inputs;
 pub mod training_runs;

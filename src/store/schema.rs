@@ -150,3 +150,12 @@ diesel::table! {
         value -> Text,
     }
 }
+
+diesel::table! {
+    session_holders (session_key) {
+        session_key -> Text,
+        holder -> Text,
+        url -> Text,
+        created_at_ms -> BigInt,
+    }
+}

@@ -38,9 +38,19 @@ impl ClientKeys {
 
     /// The key that stands for `principal` (an `Authorization` header).
     pub fn of_principal(&self, principal: &str) -> String {
+        self.keyed("principal", principal)
+    }
+
+    /// The key that stands for the session `id` in the store (the id is a secret).
+    pub fn of_session(&self, id: &str) -> String {
+        self.keyed("session", id)
+    }
+
+    /// `kind`, then the keyed hash of `text`.
+    fn keyed(&self, kind: &str, text: &str) -> String {
         let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        hasher.write(principal.as_bytes());
-        format!("principal-{:032x}", hasher.finish128().as_u128())
+        hasher.write(text.as_bytes());
+        format!("{kind}-{:032x}", hasher.finish128().as_u128())
     }
 
     /// The client of `req`: its `Authorization` header's key, or else its peer's IP address;

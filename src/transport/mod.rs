@@ -6,12 +6,14 @@
 //!   hands requests of the stateless revision (2026-07-28) to `stateless` and `listen`.
 //! - [`guard`]: `Host`/`Origin` validation and bearer tokens in front of both.
 //! - [`stdio`]: one session on stdin/stdout (`mcpgate stdio`).
+//! - [`forward`]: a request for a session another gateway of the store holds goes to it.
 //!
 //! Transports parse and frame; the [`crate::session::Session`] answers.
 
 mod checks;
 pub mod clients;
 mod event_stream;
+pub mod forward;
 pub mod guard;
 mod listen;
 mod running;

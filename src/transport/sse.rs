@@ -27,11 +27,12 @@ pub async fn open(
     let shared = gateway.into_inner();
     let client = shared.client_keys.of(&req);
     let (id, addr) = Session::start(
-        shared,
+        shared.clone(),
         (Transport::LegacySse, client),
         Some(sender.clone()),
         scope,
     )?;
+    super::forward::hold(&shared, &id).await;
     let endpoint = event("endpoint", &format!("{messages}?session_id={id}"));
     // The channel is new and empty: the first event always fits.
     let _ = sender.0.try_send(endpoint);
@@ -47,6 +48,7 @@ pub struct MessageQuery {
 /// `POST /messages?session_id=…`: one message (or a batch) for an open session.
 pub async fn message(
     gateway: web::Data<Gateway>,
+    req: HttpRequest,
     query: web::Query<MessageQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Rejection> {
@@ -56,10 +58,16 @@ pub async fn message(
             "the session_id query parameter is required",
         )
     })?;
-    let session = gateway
-        .sessions
-        .get(&id)
-        .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "no open session has this id"))?;
+    let Some(session) = gateway.sessions.get(&id) else {
+        // Held by another gateway of the store, if any.
+        return match super::forward::forward(&gateway, &req, &id, body).await {
+            Some(answer) => Ok(answer),
+            None => Err(Rejection::new(
+                StatusCode::NOT_FOUND,
+                "no open session has this id",
+            )),
+        };
+    };
     let value = parse(&body)?;
     let messages = match value {
         Value::Array(batch) if !batch.is_empty() => batch,

@@ -98,7 +98,10 @@ pub async fn post(
         let (id, addr) = Session::start(shared, (Transport::Streamable, client), None, scope)?;
         (addr, Some(id))
     } else {
-        (find_session(&gateway, req.headers())?, None)
+        match find_session(&gateway, req.headers()) {
+            Ok(session) => (session, None),
+            Err(refused) => return elsewhere(&gateway, &req, body, refused).await,
+        }
     };
     let expects_answer = messages
         .iter()
@@ -122,6 +125,7 @@ pub async fn post(
         if replies.iter().any(|r| r.get("error").is_some()) {
             session.do_send(EndSession);
         } else {
+            super::forward::hold(&gateway, &id).await;
             response.insert_header((SESSION_HEADER, id.to_string()));
         }
     }
@@ -190,7 +194,10 @@ pub async fn get(gateway: web::Data<Gateway>, req: HttpRequest) -> Result<HttpRe
     if !Accepts::of(req.headers()).sse {
         return Err(not_acceptable("GET /mcp answers text/event-stream"));
     }
-    let session = find_session(&gateway, req.headers())?;
+    let session = match find_session(&gateway, req.headers()) {
+        Ok(session) => session,
+        Err(refused) => return elsewhere(&gateway, &req, Bytes::new(), refused).await,
+    };
     let ((sender, generation), stream) = EventStream::channel();
     session
         .send(AttachStream { sender, generation })
@@ -204,7 +211,10 @@ pub async fn delete(
     gateway: web::Data<Gateway>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Rejection> {
-    let session = find_session(&gateway, req.headers())?;
+    let session = match find_session(&gateway, req.headers()) {
+        Ok(session) => session,
+        Err(refused) => return elsewhere(&gateway, &req, Bytes::new(), refused).await,
+    };
     if let Some(id) = session_id(req.headers()) {
         gateway.sessions.remove(id);
     }
@@ -245,6 +255,24 @@ fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>,
         .sessions
         .get(id)
         .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "no open session has this id"))
+}
+
+/// The answer of the gateway holding the session `req` names, when this one does not and
+/// another of the store does ([`super::forward`]); else `refused`.
+async fn elsewhere(
+    gateway: &Gateway,
+    req: &HttpRequest,
+    body: Bytes,
+    refused: Rejection,
+) -> Result<HttpResponse, Rejection> {
+    let id = session_id(req.headers()).filter(|_| refused.status == StatusCode::NOT_FOUND);
+    let Some(id) = id else {
+        return Err(refused);
+    };
+    match super::forward::forward(gateway, req, id, body).await {
+        Some(answer) => Ok(answer),
+        None => Err(refused),
+    }
 }
 
 fn ended() -> Rejection {

@@ -324,6 +324,21 @@ impl TestApp {
         answer.expect("an answer on the event stream")
     }
 
+    /// How many rows `table` of the store holds.
+    pub async fn rows(&self, table: &'static str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count = mcpgate::store::blocking(&self.gateway.pool, move |conn| {
+            use diesel::RunQueryDsl;
+            let query = format!("SELECT count(*) AS n FROM {table}");
+            diesel::sql_query(query).get_result::<Count>(conn)
+        });
+        count.await.expect("the store answers").n
+    }
+
     /// `GET` on the ops API or another path; returns status and JSON body (or Null).
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self

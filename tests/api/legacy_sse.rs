@@ -8,13 +8,13 @@ use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app, TestApp};
 
 /// A client's view of an open `GET /sse` stream.
-struct SseClient {
+pub(crate) struct SseClient {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl SseClient {
-    async fn open(app: &TestApp) -> SseClient {
+    pub(crate) async fn open(app: &TestApp) -> SseClient {
         let response = app
             .client
             .get(format!("{}/sse", app.address))
@@ -31,7 +31,7 @@ impl SseClient {
     }
 
     /// The next event as (name, data), skipping keep-alive comments.
-    async fn next_event(&mut self) -> (String, String) {
+    pub(crate) async fn next_event(&mut self) -> (String, String) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let raw: String = self.buffer.drain(..end + 2).collect();
@@ -58,14 +58,14 @@ impl SseClient {
         }
     }
 
-    async fn next_message(&mut self) -> Value {
+    pub(crate) async fn next_message(&mut self) -> Value {
         let (name, data) = self.next_event().await;
         assert_eq!(name, "message");
         serde_json::from_str(&data).unwrap()
     }
 }
 
-async fn post(app: &TestApp, endpoint: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, endpoint: &str, body: Value) -> reqwest::Response {
     app.client
         .post(format!("{}{endpoint}", app.address))
         .header("content-type", "application/json")

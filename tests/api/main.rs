@@ -23,6 +23,7 @@ mod prompts;
 mod resumable;
 mod retention;
 mod servers;
+mod shared_sessions;
 mod shared_store;
 mod stateless;
 mod stateless_input;

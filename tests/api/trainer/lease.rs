@@ -141,16 +141,7 @@ async fn strict_uses(app: &TestApp) -> u64 {
 
 /// How many leases the store of `app` holds.
 async fn leases(app: &TestApp) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let count = mcpgate::store::blocking(&app.gateway.pool, |conn| {
-        use diesel::RunQueryDsl;
-        diesel::sql_query("SELECT count(*) AS n FROM leases").get_result::<Count>(conn)
-    });
-    count.await.expect("the store answers").n
+    app.rows("leases").await
 }
 
 #[actix_web::test]

@@ -1,0 +1,52 @@
+//! The `session_holders` table: which gateway process holds each client session, and the URL
+//! the other gateways forward that session's requests to. Sessions are named by a keyed hash
+//! of their ids, never by the ids.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::schema::session_holders;
+use super::AnyConnection;
+
+/// Notes that `holder`, reached at `url`, holds the session `key` (replacing any older row).
+pub fn put(
+    conn: &mut AnyConnection,
+    key: &str,
+    (holder, url): (&str, &str),
+    now_ms: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO session_holders (session_key, holder, url, created_at_ms) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (session_key) DO UPDATE \
+         SET holder = excluded.holder, url = excluded.url, created_at_ms = excluded.created_at_ms",
+    )
+    .bind::<Text, _>(key)
+    .bind::<Text, _>(holder)
+    .bind::<Text, _>(url)
+    .bind::<BigInt, _>(now_ms)
+    .execute(conn)
+}
+
+/// The holder of the session `key` and its URL, if one is noted.
+pub fn of(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<(String, String)>> {
+    session_holders::table
+        .filter(session_holders::session_key.eq(key))
+        .select((session_holders::holder, session_holders::url))
+        .first(conn)
+        .optional()
+}
+
+/// Forgets the session `key` if `holder` holds it.
+pub fn remove(conn: &mut AnyConnection, key: &str, holder: &str) -> QueryResult<usize> {
+    diesel::delete(
+        session_holders::table
+            .filter(session_holders::session_key.eq(key))
+            .filter(session_holders::holder.eq(holder)),
+    )
+    .execute(conn)
+}
+
+/// Forgets every session `holder` holds; gives how many.
+pub fn remove_all(conn: &mut AnyConnection, holder: &str) -> QueryResult<usize> {
+    diesel::delete(session_holders::table.filter(session_holders::holder.eq(holder))).execute(conn)
+}

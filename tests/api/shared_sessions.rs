@@ -1,0 +1,236 @@
+//! Several gateways on one store with `server.advertise_url`: a session lives in the gateway
+//! that opened it, and its requests that reach another gateway are forwarded there; a session
+//! whose gateway is gone gets 404.
+
+use std::time::Duration;
+
+use mcpgate::configuration::Settings;
+use mcpgate::store::session_holders;
+use serde_json::{json, Value};
+
+use crate::fake_connector::FakeConnector;
+use crate::helpers::{connector, spawn_app_sharing, spawn_app_with, StoreKind, TestApp};
+use crate::legacy_sse::{post, SseClient};
+
+/// A free loopback port: taken for the gateway's own settings, as its advertised URL names it.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Serves `backend` and advertises the gateway's own address.
+fn advertised(backend: &FakeConnector) -> impl FnOnce(&mut Settings) {
+    let url = backend.url.clone();
+    move |s: &mut Settings| {
+        let port = free_port();
+        s.server.port = port;
+        s.server.advertise_url = format!("http://127.0.0.1:{port}");
+        s.server.keep_alive_ms = 200;
+        s.connectors = vec![connector("c", &url)];
+    }
+}
+
+/// Two gateways on one store, each advertising its address.
+async fn two(backend: &FakeConnector) -> (TestApp, TestApp) {
+    let first = spawn_app_with(StoreKind::Postgres, advertised(backend)).await;
+    let second = spawn_app_sharing(&first, advertised(backend)).await;
+    (first, second)
+}
+
+/// The samples of `mcpgate_sessions_forwarded_total` on `app`, as `outcome=count`.
+async fn forwarded(app: &TestApp) -> Vec<String> {
+    let text = app.metrics_text().await;
+    let mut counted: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("mcpgate_sessions_forwarded_total{outcome=\""))
+        .map(|line| line.replace("\"} ", "="))
+        .collect();
+    counted.sort();
+    counted
+}
+
+/// The session holders the store of `app` notes.
+async fn holders(app: &TestApp) -> i64 {
+    app.rows("session_holders").await
+}
+
+async fn send(app: &TestApp, method: reqwest::Method, session: &str) -> reqwest::Response {
+    app.client
+        .request(method, format!("{}/mcp", app.address))
+        .header("mcp-session-id", session)
+        .header("accept", "application/json, text/event-stream")
+        .send()
+        .await
+        .expect("a response")
+}
+
+#[actix_web::test]
+async fn a_session_opened_on_one_gateway_is_served_through_another() {
+    let backend = FakeConnector::start().await;
+    let (first, second) = two(&backend).await;
+    let session = first.initialize().await;
+
+    // Requests, a notification, the session's stream and its end, all sent to the second.
+    let listed = second.rpc(&session, "tools/list", json!({})).await;
+    let called = second
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "c_echo", "arguments": {"text": "hi"}}),
+        )
+        .await;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": 99}});
+    let noted = second
+        .post_mcp(&note.to_string(), &[("mcp-session-id", &session)])
+        .await
+        .status();
+    let mut stream = send(&second, reqwest::Method::GET, &session).await;
+    let streamed = (
+        stream.status(),
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string(),
+        actix_rt::time::timeout(Duration::from_secs(5), stream.chunk()).await,
+    );
+    let held = holders(&first).await;
+    let ended = send(&second, reqwest::Method::DELETE, &session)
+        .await
+        .status();
+    let after = TestApp::read_until(
+        || async {
+            send(&first, reqwest::Method::DELETE, &session)
+                .await
+                .status()
+        },
+        |status| *status == 404,
+    )
+    .await;
+
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["c_echo", "c_fail"]);
+    assert_eq!(called["result"]["content"][0]["text"], "hi", "{called}");
+    assert_eq!(noted, 202);
+    assert_eq!(
+        (streamed.0.as_u16(), streamed.1.as_str()),
+        (200, "text/event-stream")
+    );
+    let first_bytes = streamed
+        .2
+        .expect("a keep-alive within 5 s")
+        .expect("the stream");
+    assert!(
+        first_bytes.is_some_and(|b| !b.is_empty()),
+        "the stream carries events"
+    );
+    assert_eq!(held, 1, "the first gateway holds the session");
+    assert_eq!(ended, 200, "ended through the second");
+    assert_eq!(after, 404, "the first no longer has it");
+    assert_eq!(forwarded(&second).await, ["forwarded=5"]);
+    assert_eq!(forwarded(&first).await, Vec::<String>::new());
+    assert_eq!(
+        TestApp::read_until(|| holders(&first), |n| *n == 0).await,
+        0,
+        "an ended session is forgotten"
+    );
+}
+
+#[actix_web::test]
+async fn a_legacy_session_takes_its_messages_through_another_gateway() {
+    let backend = FakeConnector::start().await;
+    let (first, second) = two(&backend).await;
+    let mut stream = SseClient::open(&first).await;
+    let (_, endpoint) = stream.next_event().await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}});
+
+    let accepted = post(&second, &endpoint, init).await.status();
+    let answer = stream.next_message().await;
+
+    assert_eq!(accepted, 202);
+    assert_eq!(answer["id"], 1);
+    assert_eq!(
+        answer["result"]["protocolVersion"], "2024-11-05",
+        "{answer}"
+    );
+    assert_eq!(forwarded(&second).await, ["forwarded=1"]);
+}
+
+#[actix_web::test]
+async fn a_session_whose_gateway_is_gone_or_that_no_gateway_shares_gets_404() {
+    let backend = FakeConnector::start().await;
+    let (first, second) = two(&backend).await;
+    let unshared = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("c", &backend.url)];
+    })
+    .await;
+    let session = first.initialize().await;
+    let on_unshared = send(&unshared, reqwest::Method::DELETE, &session).await;
+    // A forwarded request is not forwarded again.
+    let marked = second
+        .client
+        .delete(format!("{}/mcp", second.address))
+        .header("mcp-session-id", &session)
+        .header("mcpgate-forwarded", "1")
+        .send()
+        .await
+        .expect("a response")
+        .status();
+    // A gateway that died holding a session: its note names an address nobody serves.
+    let gone = "the-id-of-a-session-on-a-dead-gateway";
+    let key = second.gateway.client_keys.of_session(gone);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let noted = mcpgate::store::blocking(&second.gateway.pool, move |conn| {
+        session_holders::put(conn, &key, ("dead", &dead), 0)
+    });
+    noted.await.expect("noted");
+    let refused = send(&second, reqwest::Method::DELETE, gone).await;
+    let refused: (u16, Value) = (refused.status().as_u16(), refused.json().await.unwrap());
+    let left = TestApp::read_until(|| holders(&first), |n| *n == 1).await;
+    first.stop().await;
+
+    assert_eq!(
+        on_unshared.status(),
+        404,
+        "a gateway that shares no session"
+    );
+    assert_eq!(marked, 404);
+    assert_eq!(refused.0, 404);
+    assert_eq!(refused.1["error"]["message"], "no open session has this id");
+    assert_eq!(forwarded(&second).await, ["holder_unreachable=1"]);
+    assert_eq!(
+        left, 1,
+        "the dead gateway's note is forgotten; the first's stays"
+    );
+    assert_eq!(
+        holders(&second).await,
+        0,
+        "a gateway that stops forgets its sessions"
+    );
+}
+
+#[actix_web::test]
+async fn an_advertised_url_that_is_not_an_http_url_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).expect("copy");
+    let mut settings = Settings::load(dir.path()).expect("defaults load");
+
+    let mut refused = Vec::new();
+    for url in ["10.0.0.5:8080", "ftp://10.0.0.5", "http://10.0.0.5/?a=b"] {
+        settings.server.advertise_url = url.to_string();
+        refused.push(settings.validate().unwrap_err().to_string());
+    }
+    settings.server.advertise_url = "http://10.0.0.5:8080".into();
+
+    assert!(settings.validate().is_ok());
+    for message in refused {
+        assert!(message.contains("server.advertise_url"), "{message}");
+    }
+}
