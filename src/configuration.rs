@@ -73,8 +73,8 @@ pub struct ServerSettings {
     pub max_sessions_per_client: usize,
     /// With several gateways on one PostgreSQL store: the URL at which the other gateways
     /// reach this one (e.g. `http://10.0.0.5:8080`), to forward it the requests of the sessions
-    /// it holds; empty: sessions are not shared, and a request for a session another gateway
-    /// holds gets 404.
+    /// it holds, and the retries of the stateless requests it parked; empty: nothing is shared,
+    /// and a request for a session another gateway holds gets 404.
     pub advertise_url: String,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,

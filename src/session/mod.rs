@@ -334,7 +334,8 @@ impl Actor for Session {
         }
         self.gateway.metrics.sessions_open.dec();
         self.gateway.sessions.remove(&self.id);
-        crate::transport::forward::release(&self.gateway, &self.id);
+        let held = crate::transport::forward::Held::Session(&self.id);
+        crate::transport::forward::release(&self.gateway, held);
         self.gateway.registry.do_send(Unsubscribe {
             session: self.id.to_string(),
         });

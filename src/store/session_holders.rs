@@ -1,6 +1,7 @@
-//! The `session_holders` table: which gateway process holds each client session, and the URL
-//! the other gateways forward that session's requests to. Sessions are named by a keyed hash
-//! of their ids, never by the ids.
+//! The `session_holders` table: which gateway process holds each client session (and each
+//! stateless request waiting for its client's input), and the URL the other gateways forward
+//! its requests to. Each is named by a keyed hash of its id or `requestState`, never by the
+//! secret itself.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};

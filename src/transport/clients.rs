@@ -46,6 +46,11 @@ impl ClientKeys {
         self.keyed("session", id)
     }
 
+    /// The key that stands for a request's `requestState` in the store (a secret too).
+    pub fn of_request(&self, state: &str) -> String {
+        self.keyed("request", state)
+    }
+
     /// `kind`, then the keyed hash of `text`.
     fn keyed(&self, kind: &str, text: &str) -> String {
         let mut hasher = SipHasher13::new_with_keys(self.keys.0, self.keys.1);

@@ -1,11 +1,13 @@
-//! Sessions shared by the gateways of one PostgreSQL store (`server.advertise_url`): a session
-//! lives in the process that opened it, which notes itself in the store as its holder; a
-//! request for it that reaches another gateway (a load balancer that does not keep clients on
-//! one gateway) is forwarded to the holder as it came, and the holder's answer, a stream
-//! included, is passed back as it goes. A forwarded request is marked, so it is never forwarded
-//! again; a holder that cannot be reached has its session forgotten, and the client gets 404
-//! and initializes again, as after any lost session.
+//! Sessions shared by the gateways of one PostgreSQL store (`server.advertise_url`): a session,
+//! or a request of the stateless revision waiting for its client's input, lives in the process
+//! that opened it, which notes itself in the store as its holder; a request for it that
+//! reaches another gateway (a load balancer that does not keep clients on one gateway) is
+//! forwarded to the holder as it came, and the holder's answer, a stream included, is passed
+//! back as it goes. A forwarded request is marked, so it is never forwarded again; a holder
+//! that cannot be reached has its note forgotten, and the client is answered as if it were
+//! unknown (a session gets 404 and initializes again, as after any lost session).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use crate::gateway::Gateway;
-use crate::store::{self, session_holders};
+use crate::store::{self, session_holders, Pool};
 
 /// The mark of a request one gateway forwarded to another.
 const FORWARDED: &str = "mcpgate-forwarded";
@@ -52,30 +54,68 @@ impl Holders {
     }
 }
 
-/// Notes in the store that this process holds the session `id`, before its client may use it
-/// elsewhere; a failed write is logged, and the session is then served here only.
-pub async fn hold(gateway: &Gateway, id: &str) {
-    let Some(holders) = &gateway.holders else {
-        return;
-    };
-    let key = gateway.client_keys.of_session(id);
-    let (holder, url) = (holders.holder.clone(), holders.url.clone());
-    let put = store::blocking(&gateway.pool, move |conn| {
-        let now = crate::connector::now_ms();
-        session_holders::put(conn, &key, (&holder, &url), now)
-    });
-    if let Err(err) = put.await {
-        log::warn!("a session was not shared with the other gateways: {err}");
+/// What a process holds for a client.
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    /// The session with this id.
+    Session(&'a str),
+    /// The request waiting for input under this `requestState`.
+    Request(&'a str),
+}
+
+impl Held<'_> {
+    /// Its name in the store: a keyed hash, since ids and states are secrets.
+    fn key(self, gateway: &Gateway) -> String {
+        match self {
+            Held::Session(id) => gateway.client_keys.of_session(id),
+            Held::Request(state) => gateway.client_keys.of_request(state),
+        }
     }
 }
 
-/// Forgets, in the store, that this process holds the session `id`; off the caller's time.
-pub fn release(gateway: &Gateway, id: &str) {
+/// Notes in the store that this process holds `held`, to be awaited before its client may
+/// use it elsewhere; a failed write is logged, and it is then served here only. A request's
+/// note is forgotten after `keep` (a `requestState` is taken once, or expires).
+pub fn hold(
+    gateway: &Gateway,
+    held: Held<'_>,
+    keep: Option<Duration>,
+) -> impl Future<Output = ()> + 'static {
+    let noted = gateway.holders.as_ref().map(|holders| {
+        let key = held.key(gateway);
+        let (holder, url) = (holders.holder.to_string(), holders.url.clone());
+        let (put_key, put_holder) = (key.clone(), holder.clone());
+        let put = store::blocking(&gateway.pool, move |conn| {
+            let now = crate::connector::now_ms();
+            session_holders::put(conn, &put_key, (&put_holder, &url), now)
+        });
+        (put, (gateway.pool.clone(), key, holder))
+    });
+    async move {
+        let Some((put, (pool, key, holder))) = noted else {
+            return;
+        };
+        if let Err(err) = put.await {
+            log::warn!(
+                "a session or a waiting request was not shared with the other gateways: {err}"
+            );
+            return;
+        }
+        if let Some(keep) = keep {
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(keep).await;
+                forget(&pool, key, holder);
+            });
+        }
+    }
+}
+
+/// Forgets, in the store, that this process holds `held`; off the caller's time.
+pub fn release(gateway: &Gateway, held: Held<'_>) {
     let Some(holders) = &gateway.holders else {
         return;
     };
-    let key = gateway.client_keys.of_session(id);
-    forget(gateway, key, holders.holder.to_string());
+    forget(&gateway.pool, held.key(gateway), holders.holder.to_string());
 }
 
 /// Forgets every session this process holds (it is stopping).
@@ -92,9 +132,9 @@ pub async fn release_all(gateway: &Gateway) {
     }
 }
 
-/// Forgets that `holder` holds the session `key`; off the caller's time.
-fn forget(gateway: &Gateway, key: String, holder: String) {
-    let removed = store::blocking(&gateway.pool, move |conn| {
+/// Forgets that `holder` holds what `key` names; off the caller's time.
+fn forget(pool: &Pool, key: String, holder: String) {
+    let removed = store::blocking(pool, move |conn| {
         session_holders::remove(conn, &key, &holder)
     });
     actix_rt::spawn(async move {
@@ -104,20 +144,20 @@ fn forget(gateway: &Gateway, key: String, holder: String) {
     });
 }
 
-/// Forwards `req` (with `body`), for the session `id` that this process does not hold, to the
-/// gateway that does; none when sessions are not shared, the request was forwarded already,
-/// no other gateway holds the session, or its holder cannot be reached.
+/// Forwards `req` (with `body`), for what this process does not hold, to the gateway that
+/// does; none when sessions are not shared, the request was forwarded already, no other
+/// gateway holds it, or its holder cannot be reached.
 pub async fn forward(
     gateway: &Gateway,
     req: &HttpRequest,
-    id: &str,
+    held: Held<'_>,
     body: Bytes,
 ) -> Option<HttpResponse> {
     let holders = gateway.holders.as_ref()?;
     if req.headers().contains_key(FORWARDED) {
         return None;
     }
-    let key = gateway.client_keys.of_session(id);
+    let key = held.key(gateway);
     let asked = key.clone();
     let found = store::blocking(&gateway.pool, move |conn| session_holders::of(conn, &asked));
     let (holder, url) = match found.await {
@@ -130,7 +170,7 @@ pub async fn forward(
     };
     if *holder == *holders.holder {
         // This process's own note of a session it no longer has.
-        forget(gateway, key, holder);
+        forget(&gateway.pool, key, holder);
         return None;
     }
     let target = format!("{url}{}", req.uri());
@@ -150,13 +190,13 @@ pub async fn forward(
         Err(err) => {
             log::info!("the gateway holding a session is not reachable at {url} ({err}); the session is forgotten");
             forwarded.with_label_values(&["holder_unreachable"]).inc();
-            forget(gateway, key, holder);
+            forget(&gateway.pool, key, holder);
             return None;
         }
     };
     forwarded.with_label_values(&["forwarded"]).inc();
     if response.status() == actix_web::http::StatusCode::NOT_FOUND {
-        forget(gateway, key, holder);
+        forget(&gateway.pool, key, holder);
     }
     let mut answer = HttpResponse::build(response.status());
     for (name, value) in response.headers() {

@@ -159,6 +159,11 @@ impl Parked {
         Some(state)
     }
 
+    /// Whether a request is parked under `state`.
+    pub fn holds(&self, state: &str) -> bool {
+        self.inner.lock().is_ok_and(|map| map.contains_key(state))
+    }
+
     /// Takes the request parked under `state`, if it is still there.
     pub fn take(&self, state: &str) -> Option<Running> {
         self.inner.lock().ok()?.remove(state)

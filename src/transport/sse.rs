@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::event_stream::{event, EventStream};
+use super::forward::Held;
 use super::{parse, Rejection};
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::classify;
@@ -32,7 +33,7 @@ pub async fn open(
         Some(sender.clone()),
         scope,
     )?;
-    super::forward::hold(&shared, &id).await;
+    super::forward::hold(&shared, Held::Session(&id), None).await;
     let endpoint = event("endpoint", &format!("{messages}?session_id={id}"));
     // The channel is new and empty: the first event always fits.
     let _ = sender.0.try_send(endpoint);
@@ -60,7 +61,7 @@ pub async fn message(
     })?;
     let Some(session) = gateway.sessions.get(&id) else {
         // Held by another gateway of the store, if any.
-        return match super::forward::forward(&gateway, &req, &id, body).await {
+        return match super::forward::forward(&gateway, &req, Held::Session(&id), body).await {
             Some(answer) => Ok(answer),
             None => Err(Rejection::new(
                 StatusCode::NOT_FOUND,

@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::checks;
 use super::event_stream::event;
+use super::forward;
 use super::running::{canonical, Next, Running};
 use super::Rejection;
 use crate::gateway::Gateway;
@@ -104,6 +105,16 @@ async fn run(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
+    // A request another gateway of the store parked is taken up there.
+    let elsewhere = state.as_ref().and_then(Value::as_str);
+    if let Some(state) = elsewhere.filter(|state| !gateway.parked.holds(state)) {
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = Bytes::from(message.to_string());
+        let held = forward::Held::Request(state);
+        if let Some(answer) = forward::forward(&gateway, req, held, body).await {
+            return answer;
+        }
+    }
     let running = match state {
         Some(state) => match resume(&gateway, &method, params.as_ref(), &state, principal) {
             Ok(running) => running,
@@ -200,6 +211,7 @@ pub(super) fn resume(
             "requestState names no request waiting for input: it is unknown, altered or expired",
         )
     })?;
+    forward::release(gateway, forward::Held::Request(state));
     if running.method != method
         || running.params != canonical(params)
         || running.principal != principal
@@ -212,6 +224,10 @@ pub(super) fn resume(
     let refuse = |running: Running, message: String| {
         let keep = gateway.mcp.request_timeout();
         let state = gateway.parked.park(running, keep, usize::MAX);
+        if let Some(state) = &state {
+            let held = forward::Held::Request(state);
+            actix_rt::spawn(forward::hold(gateway, held, Some(keep)));
+        }
         let mut refusal = invalid(&message);
         refusal.error.data = Some(json!({"requestState": state}));
         refusal
@@ -256,7 +272,7 @@ async fn respond(
     let quiet = gateway.server.keep_alive();
     loop {
         if !running.waiting.is_empty() {
-            let (status, body) = ask_client(&gateway, running, id);
+            let (status, body) = ask_client(&gateway, running, id).await;
             return HttpResponse::build(status).json(body);
         }
         let next = match sse {
@@ -309,7 +325,7 @@ fn stream(
         }
         loop {
             if !running.waiting.is_empty() {
-                let (_, body) = ask_client(&gateway, running, id);
+                let (_, body) = ask_client(&gateway, running, id).await;
                 let _ = sender.send(event("message", &body.to_string())).await;
                 return;
             }
@@ -343,7 +359,11 @@ fn stream(
 
 /// Parks the request and returns the answer naming what it waits for, or refuses it (503) when
 /// `server.max_sessions` requests wait already: like sessions, they hold state for a client.
-pub(super) fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (StatusCode, Value) {
+pub(super) async fn ask_client(
+    gateway: &Gateway,
+    running: Running,
+    id: Value,
+) -> (StatusCode, Value) {
     let requests: Map<String, Value> = running
         .waiting
         .iter()
@@ -355,11 +375,8 @@ pub(super) fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (Sta
             (key.clone(), request)
         })
         .collect();
-    let max = gateway.server.max_sessions;
-    let Some(state) = gateway
-        .parked
-        .park(running, gateway.mcp.request_timeout(), max)
-    else {
+    let (max, keep) = (gateway.server.max_sessions, gateway.mcp.request_timeout());
+    let Some(state) = gateway.parked.park(running, keep, max) else {
         gateway
             .metrics
             .sessions_refused
@@ -372,6 +389,7 @@ pub(super) fn ask_client(gateway: &Gateway, running: Running, id: Value) -> (Sta
         let error = RpcError::new(jsonrpc::BACKEND_UNAVAILABLE, message);
         return (StatusCode::SERVICE_UNAVAILABLE, jsonrpc::error(id, &error));
     };
+    forward::hold(gateway, forward::Held::Request(&state), Some(keep)).await;
     let result = json!({
         "resultType": "input_required",
         "inputRequests": requests,

@@ -21,7 +21,9 @@ use crate::session::{EndSession, HandleMessage, Session, Transport, STREAM_CAPAC
 use crate::startup::{build_gateway, shut_down};
 
 /// Serves one session on stdin/stdout until stdin ends.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    // No other gateway can reach this one: it holds nothing for them.
+    settings.server.advertise_url.clear();
     let (gateway, recorder) = build_gateway(&settings).await?;
     let (sender, mut outbound) = mpsc::channel::<Bytes>(STREAM_CAPACITY);
     let stateless = StdioStateless::new(gateway.clone(), sender.clone());

@@ -189,7 +189,7 @@ impl StdioStateless {
             };
             loop {
                 if !running.waiting.is_empty() {
-                    let (_, body) = ask_client(gateway, running, id);
+                    let (_, body) = ask_client(gateway, running, id).await;
                     return this.write(body);
                 }
                 match running.next().await {

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::event_stream::{event, EventStream};
+use super::forward::Held;
 use super::{parse, Rejection};
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
@@ -125,7 +126,7 @@ pub async fn post(
         if replies.iter().any(|r| r.get("error").is_some()) {
             session.do_send(EndSession);
         } else {
-            super::forward::hold(&gateway, &id).await;
+            super::forward::hold(&gateway, Held::Session(&id), None).await;
             response.insert_header((SESSION_HEADER, id.to_string()));
         }
     }
@@ -269,7 +270,7 @@ async fn elsewhere(
     let Some(id) = id else {
         return Err(refused);
     };
-    match super::forward::forward(gateway, req, id, body).await {
+    match super::forward::forward(gateway, req, Held::Session(id), body).await {
         Some(answer) => Ok(answer),
         None => Err(refused),
     }

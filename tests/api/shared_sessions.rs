@@ -5,12 +5,15 @@
 use std::time::Duration;
 
 use mcpgate::configuration::Settings;
+use mcpgate::connector::ConnectorSettings;
 use mcpgate::store::session_holders;
 use serde_json::{json, Value};
 
+use crate::backends::{marker, tiny};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, spawn_app_with, StoreKind, TestApp};
 use crate::legacy_sse::{post, SseClient};
+use crate::stateless::{answer, request};
 
 /// A free loopback port: taken for the gateway's own settings, as its advertised URL names it.
 fn free_port() -> u16 {
@@ -18,22 +21,22 @@ fn free_port() -> u16 {
     listener.local_addr().expect("its address").port()
 }
 
-/// Serves `backend` and advertises the gateway's own address.
-fn advertised(backend: &FakeConnector) -> impl FnOnce(&mut Settings) {
-    let url = backend.url.clone();
+/// Serves `connectors` and advertises the gateway's own address.
+fn advertised(connectors: Vec<ConnectorSettings>) -> impl FnOnce(&mut Settings) {
     move |s: &mut Settings| {
         let port = free_port();
         s.server.port = port;
         s.server.advertise_url = format!("http://127.0.0.1:{port}");
         s.server.keep_alive_ms = 200;
-        s.connectors = vec![connector("c", &url)];
+        s.connectors = connectors;
     }
 }
 
-/// Two gateways on one store, each advertising its address.
+/// Two gateways on one store serving `backend`, each advertising its address.
 async fn two(backend: &FakeConnector) -> (TestApp, TestApp) {
-    let first = spawn_app_with(StoreKind::Postgres, advertised(backend)).await;
-    let second = spawn_app_sharing(&first, advertised(backend)).await;
+    let connectors = || vec![connector("c", &backend.url)];
+    let first = spawn_app_with(StoreKind::Postgres, advertised(connectors())).await;
+    let second = spawn_app_sharing(&first, advertised(connectors())).await;
     (first, second)
 }
 
@@ -214,6 +217,70 @@ async fn a_session_whose_gateway_is_gone_or_that_no_gateway_shares_gets_404() {
         0,
         "a gateway that stops forgets its sessions"
     );
+}
+
+#[actix_web::test]
+async fn a_request_waiting_for_input_is_taken_up_by_a_retry_sent_to_another_gateway() {
+    let tinies = || vec![tiny("tiny", &marker())];
+    let first = spawn_app_with(StoreKind::Postgres, advertised(tinies())).await;
+    let second = spawn_app_sharing(&first, advertised(tinies())).await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}});
+    let sampled = json!({"role": "assistant", "model": "m",
+                         "content": {"type": "text", "text": "from the client"}});
+
+    let (_, asked) = answer(
+        &first,
+        &request(11, "tools/call", ask.clone(), json!({"sampling": {}})),
+    )
+    .await;
+    let state = asked["result"]["requestState"].clone();
+    let key = asked["result"]["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.keys().next().cloned())
+        .expect("an input request");
+    let held = holders(&first).await;
+    let mut retry = ask;
+    retry["inputResponses"] = json!({key: sampled});
+    retry["requestState"] = state;
+    let (status, done) = answer(
+        &second,
+        &request(12, "tools/call", retry, json!({"sampling": {}})),
+    )
+    .await;
+
+    assert_eq!(held, 1, "the first notes the request it parked");
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled: from the client",
+        "{done}"
+    );
+    assert_eq!(forwarded(&second).await, ["forwarded=1"]);
+    assert_eq!(
+        TestApp::read_until(|| holders(&first), |n| *n == 0).await,
+        0,
+        "a request taken up is forgotten"
+    );
+}
+
+#[actix_web::test]
+async fn a_request_left_waiting_for_input_is_forgotten_when_it_expires() {
+    let first = spawn_app_with(StoreKind::Postgres, |s| {
+        advertised(vec![tiny("tiny", &marker())])(s);
+        s.mcp.request_timeout_ms = 500;
+    })
+    .await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}});
+
+    let (_, asked) = answer(
+        &first,
+        &request(11, "tools/call", ask, json!({"sampling": {}})),
+    )
+    .await;
+    let held = holders(&first).await;
+    let left = TestApp::read_until(|| holders(&first), |n| *n == 0).await;
+
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    assert_eq!((held, left), (1, 0));
 }
 
 #[actix_web::test]
