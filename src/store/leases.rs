@@ -1,5 +1,6 @@
 //! The `leases` table: what one gateway of those sharing the store holds for a while (the
-//! trainer's lease), taken and renewed in one statement on either backend.
+//! trainer's lease), taken and renewed in one statement on either backend. Its times are the
+//! store's clock's ([`now_ms`]), so gateways whose clocks disagree still agree on who holds it.
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::RunQueryDsl;
@@ -28,6 +29,24 @@ pub fn take(
     Ok(written == 1)
 }
 
+/// The store's clock, in milliseconds since the Unix epoch.
+pub fn now_ms(conn: &mut AnyConnection) -> diesel::QueryResult<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Now {
+        #[diesel(sql_type = BigInt)]
+        ms: i64,
+    }
+    let query = match conn {
+        AnyConnection::Postgresql(_) => {
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS ms"
+        }
+        AnyConnection::Sqlite(_) => {
+            "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS ms"
+        }
+    };
+    Ok(diesel::sql_query(query).get_result::<Now>(conn)?.ms)
+}
+
 /// Gives up the lease `name` if `holder` holds it.
 pub fn release(conn: &mut AnyConnection, name: &str, holder: &str) -> diesel::QueryResult<usize> {
     diesel::sql_query("DELETE FROM leases WHERE name = $1 AND holder = $2")
@@ -48,6 +67,21 @@ mod tests {
         let table = include_str!("../../migrations/sqlite/2026-11-28-000017_create_leases/up.sql");
         conn.batch_execute(table).unwrap();
         conn
+    }
+
+    #[test]
+    fn the_stores_clock_is_the_time_of_day() {
+        let mut conn = sqlite();
+        let before = crate::connector::now_ms();
+
+        let now = now_ms(&mut conn).unwrap();
+
+        let after = crate::connector::now_ms();
+        // julianday keeps milliseconds; a few may be lost to rounding.
+        assert!(
+            before - 5 <= now && now <= after + 5,
+            "{before} {now} {after}"
+        );
     }
 
     #[test]

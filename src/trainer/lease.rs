@@ -39,7 +39,7 @@ impl Lease {
     pub fn take(&self, pool: &Pool) -> impl Future<Output = Result<bool, String>> + 'static {
         let (holder, length) = (self.holder.clone(), self.length);
         store::blocking(pool, move |conn| {
-            let now = crate::connector::now_ms();
+            let now = leases::now_ms(conn)?;
             let until = now.saturating_add(length.as_millis() as i64);
             leases::take(conn, NAME, &holder, now, until)
         })

@@ -398,3 +398,21 @@ async fn tool_calls_stay_fast_while_the_database_is_away() {
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     app.wait_until(|app| app.stored_calls() == 5).await;
 }
+
+#[test]
+fn the_stores_clock_is_read_on_both_backends() {
+    for kind in [StoreKind::Postgres, StoreKind::Sqlite] {
+        let db = TestDatabase::create(kind);
+        let pool = migrated_pool(&db);
+        let mut conn = pool.get().unwrap();
+        let before = mcpgate::connector::now_ms();
+
+        let now = mcpgate::store::leases::now_ms(&mut conn).unwrap();
+
+        let after = mcpgate::connector::now_ms();
+        assert!(
+            before - 5 <= now && now <= after + 5,
+            "{kind:?}: {before} {now} {after}"
+        );
+    }
+}
