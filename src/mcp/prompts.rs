@@ -88,7 +88,11 @@ pub async fn get(ctx: &Context, params: Option<Value>) -> Result<Value, RpcError
                     &rendered_arguments,
                 ))
     };
-    if let Some((version, served)) = ctx.served.serve("prompt", &name, &ctx.session_id, fits) {
+    let serving = ctx.served.serve("prompt", &name, &ctx.session_id, fits);
+    if let Some((version, served, joined)) = serving {
+        if joined {
+            super::tools::joined(ctx, "prompt", &name, version);
+        }
         signal.version = Some(version);
         let replacing = served.filter(|served| !served.text.is_empty());
         if let (Some(served), Some(message)) = (replacing, first_text) {

@@ -12,7 +12,7 @@ use super::paging::page;
 use super::scope::Scope;
 use crate::connector::{CallTool, ConnectorError};
 use crate::registry::Snapshot;
-use crate::store::feedback::{NewFeedback, AUTOMATIC};
+use crate::store::feedback::{NewFeedback, ASSIGNED, AUTOMATIC};
 use crate::store::tool_calls::{NewToolCall, Outcome};
 use crate::trainer::served::Served;
 
@@ -55,12 +55,26 @@ fn served(ctx: &Context, tool: &Value) -> Value {
 /// What the session is served of tool `name` in place of the backend's description of it in
 /// `tool` ([`ServedVersions::serve`](crate::trainer::served::ServedVersions::serve)): a
 /// version made from another description or for another input schema than the backend's now
-/// (a new release of the backend) is not ([`Served::made_for`]).
+/// (a new release of the backend) is not ([`Served::made_for`]). A session that joins a live
+/// experiment's arm now is recorded ([`joined`]).
 fn version_for(ctx: &Context, name: &str, tool: &Value) -> Option<(i64, Option<Served>)> {
     let own = tool["description"].as_str().unwrap_or_default();
     let schema = crate::catalog::input_schema(tool);
     let fits = |served: &Served| served.made_for(own, schema);
-    ctx.served.serve("tool", name, &ctx.session_id, fits)
+    let (version, served, joined) = ctx.served.serve("tool", name, &ctx.session_id, fits)?;
+    if joined {
+        self::joined(ctx, "tool", name, version);
+    }
+    Some((version, served))
+}
+
+/// Records that this session joined the arm of a live experiment serving `version` of
+/// `target`: the trainer of every gateway on the store counts the session for that arm
+/// ([`ASSIGNED`]).
+pub(super) fn joined(ctx: &Context, kind: &str, target: &str, version: i64) {
+    let mut signal = signal_of(ctx, kind, target, ASSIGNED, None);
+    signal.version = Some(version);
+    ctx.feedback.record(signal);
 }
 
 /// Runs a tool on its connector.

@@ -69,6 +69,21 @@ pub fn remove(conn: &mut AnyConnection, kind: &str, target: &str) -> QueryResult
     Ok(())
 }
 
+/// Forgets the experiment of a target that started at `started_at_ms`; gives how many rows
+/// went (0 when another gateway ended it first).
+pub fn remove_started(
+    conn: &mut AnyConnection,
+    (kind, target, started_at_ms): (&str, &str, i64),
+) -> QueryResult<usize> {
+    diesel::delete(
+        experiments::table
+            .filter(experiments::target_kind.eq(kind))
+            .filter(experiments::target.eq(target))
+            .filter(experiments::started_at_ms.eq(started_at_ms)),
+    )
+    .execute(conn)
+}
+
 /// Every running experiment.
 pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<Stored>> {
     experiments::table.select(Stored::as_select()).load(conn)

@@ -39,6 +39,11 @@ pub struct NewFeedback {
 /// clients' feedback.
 pub const AUTOMATIC: &str = "auto";
 
+/// The automatic signal of a session joining a live experiment's arm (the version it names):
+/// how every gateway on the store counts the sessions of each arm. Neither a use nor an
+/// outcome.
+pub const ASSIGNED: &str = "assigned";
+
 /// Inserts `rows` in one transaction; all or nothing. On PostgreSQL as multi-row `INSERT`s of
 /// at most [`ROWS_PER_INSERT`](super::ROWS_PER_INSERT) rows, on SQLite row by row.
 pub fn insert(conn: &mut AnyConnection, rows: &[NewFeedback]) -> QueryResult<usize> {
@@ -114,10 +119,15 @@ pub fn since(conn: &mut AnyConnection, since_ms: i64, limit: i64) -> QueryResult
 }
 
 /// What a live experiment counts of a stored row: the version it names, the session it came
-/// from, the signal, the rating and its source.
+/// from, the signal, the rating and its source; and which row it is, recorded by which
+/// gateway process.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = feedback)]
 pub struct Outcome {
+    /// The row's id.
+    pub id: i64,
+    /// The gateway process that recorded it, if known.
+    pub origin: Option<String>,
     /// The version that was served, if known.
     pub version: Option<i64>,
     /// The client session, if known.

@@ -101,6 +101,8 @@ mod tests {
     ) -> Outcome {
         let source = if signal == "rating" { "api" } else { AUTOMATIC };
         Outcome {
+            id: 0,
+            origin: None,
             version,
             session_id: session.map(str::to_string),
             signal: signal.to_string(),

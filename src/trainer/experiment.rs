@@ -203,21 +203,21 @@ impl Experiments {
     /// The version `session` is served, assigning one by a Thompson draw the first time it
     /// `fits` the use: a drawn version that does not fit is given back but not assigned (the
     /// session is not served it, so it does not count among the arm's sessions), and the
-    /// session's next use draws again.
+    /// session's next use draws again. Says whether the session joined an arm now.
     pub fn serve(
         &self,
         kind: &str,
         target: &str,
         session: &str,
         fits: impl Fn(&Served) -> bool,
-    ) -> Option<Served> {
+    ) -> Option<(Served, bool)> {
         if self.is_empty() {
             return None;
         }
         let mut map = self.inner.lock().ok()?;
         let experiment = map.get_mut(&(kind.to_string(), target.to_string()))?;
         if let Some(&arm) = experiment.assigned.get(session) {
-            return Some(experiment.arms[arm].served.clone());
+            return Some((experiment.arms[arm].served.clone(), false));
         }
         let mut rng = self.rng.lock().ok()?;
         let arm = match rng.f64() < experiment.canary {
@@ -225,11 +225,49 @@ impl Experiments {
             false => 0,
         };
         if !fits(&experiment.arms[arm].served) {
-            return Some(experiment.arms[arm].served.clone());
+            return Some((experiment.arms[arm].served.clone(), false));
         }
         experiment.assigned.insert(session.to_string(), arm);
         experiment.arms[arm].sessions += 1;
-        Some(experiment.arms[arm].served.clone())
+        Some((experiment.arms[arm].served.clone(), true))
+    }
+
+    /// Counts `session`, which another gateway assigned the arm serving `version`, among that
+    /// arm's sessions, once.
+    pub fn joined_elsewhere(&self, kind: &str, target: &str, session: &str, version: i64) {
+        self.with(kind, target, |experiment| {
+            let arm = experiment
+                .arms
+                .iter()
+                .position(|a| a.served.version == version);
+            if let Some(arm) = arm.filter(|_| !experiment.assigned.contains_key(session)) {
+                experiment.assigned.insert(session.to_string(), arm);
+                experiment.arms[arm].sessions += 1;
+            }
+        });
+    }
+
+    /// Runs `change` on the running experiment of a target, if there is one.
+    fn with(&self, kind: &str, target: &str, change: impl FnOnce(&mut Experiment)) {
+        if self.is_empty() {
+            return;
+        }
+        let Ok(mut map) = self.inner.lock() else {
+            return;
+        };
+        if let Some(experiment) = map.get_mut(&(kind.to_string(), target.to_string())) {
+            change(experiment);
+        }
+    }
+
+    /// Each running experiment and when it started, in milliseconds since the Unix epoch.
+    pub fn started(&self) -> HashMap<(String, String), i64> {
+        let Ok(map) = self.inner.lock() else {
+            return HashMap::new();
+        };
+        map.iter()
+            .map(|(key, e)| (key.clone(), e.started_at_ms))
+            .collect()
     }
 
     /// The version `session` was assigned, if it was (assigns none).
@@ -245,26 +283,15 @@ impl Experiments {
 
     /// Counts an outcome for the arm serving `version`.
     pub fn record(&self, kind: &str, target: &str, version: i64, success: bool) {
-        if self.is_empty() {
-            return;
-        }
-        let Ok(mut map) = self.inner.lock() else {
-            return;
-        };
-        let Some(experiment) = map.get_mut(&(kind.to_string(), target.to_string())) else {
-            return;
-        };
-        if let Some(arm) = experiment
-            .arms
-            .iter_mut()
-            .find(|a| a.served.version == version)
-        {
-            if success {
-                arm.successes += 1;
-            } else {
-                arm.failures += 1;
+        self.with(kind, target, |experiment| {
+            let arms = experiment.arms.iter_mut();
+            if let Some(arm) = arms.into_iter().find(|a| a.served.version == version) {
+                match success {
+                    true => arm.successes += 1,
+                    false => arm.failures += 1,
+                }
             }
-        }
+        });
     }
 }
 
@@ -310,13 +337,37 @@ mod tests {
     fn a_session_keeps_its_version() {
         let experiments = Experiments::default();
         experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
-        let first = experiments.serve("tool", "t", "s", |_| true).unwrap();
+        let (first, joined) = experiments.serve("tool", "t", "s", |_| true).unwrap();
+        assert!(joined, "the first use joins an arm");
         for _ in 0..20 {
             assert_eq!(
                 experiments.serve("tool", "t", "s", |_| true).unwrap(),
-                first
+                (first.clone(), false)
             );
         }
+    }
+
+    #[test]
+    fn a_session_that_joined_elsewhere_counts_once_for_its_arm() {
+        let experiments = Experiments::default();
+        experiments.start("tool", "t", vec![served(1), served(2)], 1.0);
+        let (here, _) = experiments.serve("tool", "t", "local", |_| true).unwrap();
+
+        experiments.joined_elsewhere("tool", "t", "far", 2);
+        experiments.joined_elsewhere("tool", "t", "far", 2);
+        experiments.joined_elsewhere("tool", "t", "local", 1);
+        experiments.joined_elsewhere("tool", "t", "other", 9);
+
+        let sessions: Vec<u64> = experiments
+            .arms("tool", "t")
+            .unwrap()
+            .iter()
+            .map(|a| a.sessions)
+            .collect();
+        let mut expected = vec![0, 1];
+        expected[(here.version - 1) as usize] += 1;
+        assert_eq!(sessions, expected);
+        assert_eq!(experiments.assigned("tool", "t", "far"), Some(2));
     }
 
     fn arm(version: i64, (successes, failures, sessions): (u64, u64, u64)) -> Arm {
@@ -348,7 +399,7 @@ mod tests {
         let only_v1 = |s: &Served| s.version == 1;
         let drawn: Vec<i64> = (0..20)
             .filter_map(|i| experiments.serve("prompt", "p", &format!("s{i}"), only_v1))
-            .map(|s| s.version)
+            .map(|(s, _)| s.version)
             .collect();
         let on_v1 = drawn.iter().filter(|&&v| v == 1).count() as u64;
         let Some(unfit) = drawn.iter().position(|&v| v == 2) else {
@@ -360,7 +411,7 @@ mod tests {
         let mut redrawn = 2;
         for _ in 0..200 {
             let served = experiments.serve("prompt", "p", &session, only_v1);
-            redrawn = served.map_or(0, |s| s.version);
+            redrawn = served.map_or(0, |(s, _)| s.version);
             if redrawn == 1 {
                 break;
             }
@@ -420,6 +471,7 @@ mod tests {
                 experiments
                     .serve("tool", "t", &format!("s{i}"), |_| true)
                     .unwrap()
+                    .0
                     .version
                     == 2
             })
@@ -439,6 +491,7 @@ mod tests {
                 experiments
                     .serve("tool", "t", &format!("s{i}"), |_| true)
                     .unwrap()
+                    .0
                     .version
                     == 1
             })

@@ -229,13 +229,17 @@ pub enum Ending {
 
 /// Ends a live experiment: the best arm becomes production when it beats production's success
 /// rate by the margin without fewer successful uses per session ([`verdict`]), unless the
-/// experiment is abandoned; the run is recorded either way.
+/// experiment is abandoned; the run is recorded either way. With several gateways serving it
+/// (`shared`), the one whose conclusion takes the stored experiment out first concludes it;
+/// the others only stop serving it.
 pub async fn conclude(
     (pool, served, metrics): (Pool, Arc<ServedVersions>, Arc<Metrics>),
-    kind: String,
-    target: String,
+    (kind, target): (String, String),
     ending: Ending,
+    shared: bool,
 ) -> Option<(i64, i64)> {
+    let key = (kind.clone(), target.clone());
+    let started_at_ms = served.experiments.started().get(&key).copied();
     let arms = served.experiments.end(&kind, &target)?;
     let production = arms.first()?.clone();
     let (best, wins, reason, margin) = match ending {
@@ -276,6 +280,12 @@ pub async fn conclude(
         // One transaction: production moves only from the version the experiment ran
         // against, and the run is kept with the move.
         let moved = store::write(&mut conn, |conn| {
+            if let (true, Some(started_at_ms)) = (shared, started_at_ms) {
+                let experiment = (kind.as_str(), target.as_str(), started_at_ms);
+                if experiments::remove_started(conn, experiment)? == 0 {
+                    return Ok(None); // concluded by another gateway
+                }
+            }
             let unchanged = prompts::label(conn, &kind, &target, "production")? == Some(previous);
             let mut run = run;
             if wins && !unchanged {
@@ -295,7 +305,7 @@ pub async fn conclude(
             }
             training_runs::insert(conn, &run)?;
             experiments::remove(conn, &kind, &target)?;
-            Ok(wins && unchanged)
+            Ok(Some(wins && unchanged))
         });
         drop(conn);
         let moved = moved.map_err(|e| e.to_string())?;
@@ -303,7 +313,15 @@ pub async fn conclude(
     })
     .await;
     match stored {
-        Ok(Ok(moved)) => {
+        Ok(Ok(None)) => {
+            log::info!(
+                "the live experiment of {} `{}` was concluded by another gateway",
+                key.0,
+                key.1
+            );
+            None
+        }
+        Ok(Ok(Some(moved))) => {
             // A winner not moved was recorded as kept (production changed meanwhile).
             counted.outcome = if moved { "deployed" } else { "kept" }.into();
             super::count_run(&metrics, &counted);

@@ -51,7 +51,7 @@ use serde_json::Value;
 use crate::configuration::TrainerSettings;
 use crate::metrics::Metrics;
 use crate::registry::{CatalogHandle, Snapshot};
-use crate::store::feedback::{NewFeedback, AUTOMATIC};
+use crate::store::feedback::{NewFeedback, ASSIGNED, AUTOMATIC};
 use crate::store::training_runs::NewRun;
 use crate::store::Pool;
 use approaches::Example;
@@ -234,6 +234,9 @@ pub struct Trainer {
     leading: bool,
     /// Where reading the other gateways' feedback has got to; none with one gateway.
     others: Option<others::Others>,
+    /// Live experiments this trainer ended (and when each started) that may still be stored:
+    /// not to be taken up again from the store ([`others`]).
+    concluded: HashSet<((String, String), i64)>,
 }
 
 impl Trainer {
@@ -272,6 +275,7 @@ impl Trainer {
             lease: lease::Lease::new(settings.lease_ms),
             leading: settings.lease_ms == 0,
             others: None,
+            concluded: HashSet::new(),
             settings,
         }
     }
@@ -297,6 +301,9 @@ impl Handler<RecordFeedback> for Trainer {
 
     fn handle(&mut self, msg: RecordFeedback, _ctx: &mut Self::Context) {
         let feedback = msg.feedback;
+        if feedback.signal == ASSIGNED {
+            return; // counted when the session joined; stored for the other gateways
+        }
         let now = Instant::now();
         let key = (feedback.target_kind.clone(), feedback.target.clone());
         let session = session_key(feedback.session_id.as_deref());

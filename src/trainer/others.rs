@@ -3,28 +3,70 @@
 //! gateway holds the lease ([`super::lease`]) must see all of it to trigger on it, as the
 //! others must to show and watch it. Every `database.sync_interval_ms` the trainer reads the
 //! rows other gateway processes recorded since it last looked and takes them into its window
-//! as it takes its own gateway's (without their arguments, which are never stored, and without
-//! counting them in its live experiments, which only its own gateway's sessions join).
+//! as it takes its own gateway's (without their arguments, which are never stored), and into
+//! its live experiments: the sessions that joined an arm elsewhere, and their outcomes. It also
+//! serves the live experiments other gateways started, and stops serving those they concluded.
 //!
 //! One gateway's recorder writes one batch after another, so each origin's rows are committed
 //! in the order of their ids; rows of different origins are not. A read goes back to the
 //! highest id known `LAG` (10 s) before and leaves out, for each origin, what was already
 //! taken: a row whose insert took longer than that to commit is missed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use super::stats::{last_version, session_key, version_of, Seen};
-use super::Trainer;
+use super::{experiment, restart, Trainer};
 use crate::store;
-use crate::store::feedback::{self, Recorded, AUTOMATIC};
+use crate::store::feedback::{self, Recorded, ASSIGNED, AUTOMATIC};
 
 /// How long a row another gateway inserted may take to commit and still be read.
 const LAG: Duration = Duration::from_secs(10);
 /// Rows read at most per look; the rest are read at the next.
 const MAX_ROWS: i64 = 10_000;
+
+/// The live experiments the store holds, and those of them not running here, taken up.
+struct StoredExperiments {
+    /// Each stored experiment and when it started.
+    all: HashSet<((String, String), i64)>,
+    /// The stored experiments not running here (or running from another start), their arms
+    /// rebuilt from the feedback taken so far.
+    new: Vec<restart::Running>,
+}
+
+/// What the store holds of live experiments against `running` here; the arms of the others
+/// count only the rows this gateway recorded and those the other gateways' `cursor` has
+/// taken, so that the looks to come count the rest once.
+fn stored_experiments(
+    conn: &mut store::AnyConnection,
+    running: &HashMap<(String, String), i64>,
+    me: &str,
+    (floor, taken): (i64, &[(String, i64)]),
+) -> diesel::QueryResult<StoredExperiments> {
+    let stored = store::experiments::all(conn)?;
+    let all = stored
+        .iter()
+        .map(|s| ((s.target_kind.clone(), s.target.clone()), s.started_at_ms))
+        .collect();
+    let counted = |row: &feedback::Outcome| match &row.origin {
+        None => true,
+        Some(origin) if origin == me => true,
+        Some(origin) => row.id <= floor || taken.iter().any(|(o, id)| o == origin && row.id <= *id),
+    };
+    let mut new = Vec::new();
+    for experiment in stored {
+        let key = (experiment.target_kind.clone(), experiment.target.clone());
+        if running.get(&key) == Some(&experiment.started_at_ms) {
+            continue;
+        }
+        if let Some(taken_up) = restart::taken_up(conn, experiment, counted)? {
+            new.push(taken_up);
+        }
+    }
+    Ok(StoredExperiments { all, new })
+}
 
 /// Where reading the other gateways' rows has got to.
 pub struct Others {
@@ -125,17 +167,25 @@ impl Trainer {
                 .map(|(o, id)| (o.clone(), *id))
                 .collect(),
         );
+        let running = self.deps.served.experiments.started();
         let read = store::blocking(&self.deps.pool, move |conn| {
             let since_ms = crate::connector::now_ms() - window.as_millis() as i64;
-            feedback::recorded_by_others(conn, &me, (floor, &taken), since_ms, MAX_ROWS)
+            let cursor = (floor, taken.as_slice());
+            let rows = feedback::recorded_by_others(conn, &me, cursor, since_ms, MAX_ROWS)?;
+            let experiments = stored_experiments(conn, &running, &me, cursor)?;
+            Ok((rows, experiments))
         });
         ctx.spawn(read.into_actor(self).map(|read, act, _| {
-            let Some(others) = act.others.as_mut() else {
-                return;
-            };
-            others.reading = false;
+            if let Some(others) = act.others.as_mut() {
+                others.reading = false;
+            }
             match read {
-                Ok(rows) => {
+                Ok((rows, experiments)) => {
+                    // Experiments first: their arms were rebuilt from what was taken before.
+                    act.follow_experiments(experiments);
+                    let Some(others) = act.others.as_mut() else {
+                        return;
+                    };
                     let new = others.take(rows, Instant::now());
                     act.take_in_others(new);
                 }
@@ -144,10 +194,59 @@ impl Trainer {
         }));
     }
 
-    /// Takes rows other gateways recorded into the window, each at the time it was made.
+    /// Serves the live experiments another gateway started, and stops serving those another
+    /// concluded (no longer stored, unless they started too recently to be stored yet). Every
+    /// gateway serves an experiment and counts every gateway's feedback on it; the first whose
+    /// conclusion takes it out of the store concludes it ([`super::live::conclude`]).
+    fn follow_experiments(&mut self, stored: StoredExperiments) {
+        let live = &self.deps.served.experiments;
+        let running = live.started();
+        let now_ms = crate::connector::now_ms();
+        for (key, started_at_ms) in &running {
+            let recent = now_ms - started_at_ms < LAG.as_millis() as i64;
+            if !recent && !stored.all.contains(&(key.clone(), *started_at_ms)) {
+                log::info!(
+                    "the live experiment of {} `{}` ended on another gateway",
+                    key.0,
+                    key.1
+                );
+                live.end(&key.0, &key.1);
+            }
+        }
+        self.concluded.retain(|ended| stored.all.contains(ended));
+        for (((kind, target), started_at_ms), arms, canary) in stored.new {
+            let key = (kind, target);
+            let concluded = self.concluded.contains(&(key.clone(), started_at_ms));
+            if !concluded && running.get(&key) != Some(&started_at_ms) {
+                log::info!(
+                    "serving the live experiment of {} `{}` another gateway started",
+                    key.0,
+                    key.1
+                );
+                live.resume((&key.0, &key.1, started_at_ms), arms, canary);
+            }
+        }
+    }
+
+    /// Takes rows other gateways recorded into the window, each at the time it was made, and
+    /// into the live experiments: a session that joined an arm, and each outcome about an
+    /// arm's version.
     fn take_in_others(&mut self, rows: Vec<Recorded>) {
         let (now_ms, now) = (crate::connector::now_ms(), Instant::now());
+        let served = self.deps.served.clone();
+        let experiments = &served.experiments;
         for Recorded { signal: row, .. } in rows {
+            self.deps
+                .metrics
+                .feedback_from_others
+                .with_label_values(&[row.target_kind.as_str()])
+                .inc();
+            if row.signal == ASSIGNED {
+                if let (Some(session), Some(version)) = (&row.session_id, row.version) {
+                    experiments.joined_elsewhere(&row.target_kind, &row.target, session, version);
+                }
+                continue;
+            }
             let ago = Duration::from_millis(now_ms.saturating_sub(row.created_at_ms).max(0) as u64);
             let Some(at) = now.checked_sub(ago) else {
                 continue;
@@ -158,11 +257,10 @@ impl Trainer {
             let version = version_of(row.version, automatic, session, |session| {
                 last_version(self.seen.get(&key), session)
             });
-            self.deps
-                .metrics
-                .feedback_from_others
-                .with_label_values(&[key.0.as_str()])
-                .inc();
+            let outcome = experiment::outcome(&row.signal, row.rating);
+            if let (Some(version), Some(success)) = (version, outcome) {
+                experiments.record(&key.0, &key.1, version, success);
+            }
             let seen = Seen {
                 at,
                 signal: row.signal,

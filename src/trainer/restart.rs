@@ -96,6 +96,9 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
             *last = (*last).max(id);
         }
         let row = signal;
+        if row.signal == feedback::ASSIGNED {
+            continue; // counted by the experiments' arms only
+        }
         let Some(when) = at(row.created_at_ms) else {
             continue;
         };
@@ -183,32 +186,47 @@ fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
     let err = |e: diesel::result::Error| e.to_string();
     let mut running = Vec::new();
     for stored in experiments::all(conn).map_err(err)? {
-        let (kind, target) = (stored.target_kind.as_str(), stored.target.as_str());
-        let versions = prompts::versions(conn, kind, target).map_err(err)?;
-        let arms: Option<Vec<(Served, u64)>> = read_arms(&stored.arms).and_then(|arms| {
-            arms.into_iter()
-                .map(|(version, sessions)| {
-                    let stored = versions.iter().find(|v| v.version == version)?;
-                    Some((Served::from(stored.clone()), sessions))
-                })
-                .collect()
-        });
-        let Some(arms) = arms.filter(|arms| arms.len() > 1) else {
-            log::warn!("the stored experiment of {kind} `{target}` names versions the store lacks; it ends");
-            experiments::remove(conn, kind, target).map_err(err)?;
-            continue;
-        };
-        let rows =
-            feedback::outcomes_since(conn, (kind, target), stored.started_at_ms, MAX_SIGNALS)
-                .map_err(err)?;
-        let key = (stored.target_kind.clone(), stored.target.clone());
-        running.push((
-            (key, stored.started_at_ms),
-            rebuilt(arms, &rows),
-            stored.canary,
-        ));
+        let (kind, target) = (stored.target_kind.clone(), stored.target.clone());
+        match taken_up(conn, stored, |_| true).map_err(err)? {
+            Some(experiment) => running.push(experiment),
+            None => {
+                log::warn!("the stored experiment of {kind} `{target}` names versions the store lacks; it ends");
+                experiments::remove(conn, &kind, &target).map_err(err)?;
+            }
+        }
     }
     Ok(running)
+}
+
+/// A stored live experiment, its arms rebuilt from the feedback since it started that
+/// `counts` ([`rebuilt`]); none when it names a version the store lacks.
+pub(super) fn taken_up(
+    conn: &mut AnyConnection,
+    stored: experiments::Stored,
+    counts: impl Fn(&feedback::Outcome) -> bool,
+) -> diesel::QueryResult<Option<Running>> {
+    let (kind, target) = (stored.target_kind.as_str(), stored.target.as_str());
+    let versions = prompts::versions(conn, kind, target)?;
+    let arms: Option<Vec<(Served, u64)>> = read_arms(&stored.arms).and_then(|arms| {
+        arms.into_iter()
+            .map(|(version, sessions)| {
+                let stored = versions.iter().find(|v| v.version == version)?;
+                Some((Served::from(stored.clone()), sessions))
+            })
+            .collect()
+    });
+    let Some(arms) = arms.filter(|arms| arms.len() > 1) else {
+        return Ok(None);
+    };
+    let mut rows =
+        feedback::outcomes_since(conn, (kind, target), stored.started_at_ms, MAX_SIGNALS)?;
+    rows.retain(counts);
+    let key = (stored.target_kind.clone(), stored.target.clone());
+    Ok(Some((
+        (key, stored.started_at_ms),
+        rebuilt(arms, &rows),
+        stored.canary,
+    )))
 }
 
 impl Trainer {

@@ -112,22 +112,26 @@ impl ServedVersions {
     /// use, [`Experiments::serve`]), else production's, with the number its signals name. A
     /// version that does not fit is not served: the backend's own text is, named
     /// [`prompts::BASELINE`]. A use with no session (`""`: a stateless request naming no
-    /// principal) joins no experiment, whose versions are sticky per session.
+    /// principal) joins no experiment, whose versions are sticky per session. Also says
+    /// whether the session joined an experiment's arm now.
     pub fn serve(
         &self,
         kind: &str,
         target: &str,
         session: &str,
         fits: impl Fn(&Served) -> bool,
-    ) -> Option<(i64, Option<Served>)> {
+    ) -> Option<(i64, Option<Served>, bool)> {
         let experiment = match session.is_empty() {
             true => None,
             false => self.experiments.serve(kind, target, session, &fits),
         };
-        let served = experiment.or_else(|| self.get(kind, target))?;
+        let joined = experiment.as_ref().is_some_and(|(_, joined)| *joined);
+        let served = experiment
+            .map(|(served, _)| served)
+            .or_else(|| self.get(kind, target))?;
         Some(match fits(&served) {
-            true => (served.version, Some(served)),
-            false => (prompts::BASELINE, None),
+            true => (served.version, Some(served), joined),
+            false => (prompts::BASELINE, None, joined),
         })
     }
 

@@ -134,7 +134,11 @@ impl Trainer {
         ending: live::Ending,
         ctx: &mut Context<Self>,
     ) {
-        let done = live::conclude(self.deps.shared(), key.0.clone(), key.1.clone(), ending);
+        if let Some(started_at_ms) = self.deps.served.experiments.started().get(&key) {
+            self.concluded.insert((key.clone(), *started_at_ms));
+        }
+        let shared = self.others.is_some();
+        let done = live::conclude(self.deps.shared(), key.clone(), ending, shared);
         self.last_run.insert(key.clone(), Instant::now());
         self.pending += 1;
         ctx.spawn(done.into_actor(self).map(move |deployed, act, _| {

@@ -263,7 +263,7 @@ pub async fn run(
             .iter()
             .map(
                 |&t| match served.serve("tool", &data.tools[t].name, &session, |_| true) {
-                    Some((version, Some(s))) => (s.text, Some(version)),
+                    Some((version, Some(s), _)) => (s.text, Some(version)),
                     _ => (start[t].clone(), None),
                 },
             )

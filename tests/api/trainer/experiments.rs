@@ -5,9 +5,11 @@
 use serde_json::{json, Value};
 
 use super::rollback::production_becomes;
-use super::{app, deploy_by_hand, description_when, fake_llm, metric_becomes, searches};
+use super::{
+    app, deploy_by_hand, description, description_when, fake_llm, metric_becomes, searches,
+};
 use crate::fake_connector::FakeConnector;
-use crate::helpers::TestApp;
+use crate::helpers::{connector, spawn_app_sharing, TestApp};
 use crate::stateless::{messages, post, request};
 
 /// A gateway whose one tool, `gh_search`, is documented, with four successful calls seen.
@@ -198,4 +200,76 @@ async fn stateless_requests_keep_their_principals_version_and_anonymous_ones_joi
         anonymous.iter().all(|d| d.starts_with(&production)),
         "a request naming no principal gets production ({production:?}): {anonymous:?}"
     );
+}
+
+/// The sessions the arms of `app`'s experiment of `gh_search` count, in all.
+fn arm_sessions(app: &TestApp) -> u64 {
+    let arms = app.gateway.served.experiments.arms("tool", "gh_search");
+    arms.unwrap_or_default().iter().map(|a| a.sessions).sum()
+}
+
+#[actix_web::test]
+async fn every_gateway_serves_a_live_experiment_and_one_concludes_it_on_all_their_feedback() {
+    // Each gateway looks at what the others record every 100 ms.
+    let shared = |s: &mut mcpgate::configuration::Settings| {
+        s.trainer.lease_ms = 300;
+        s.database.sync_interval_ms = 100;
+    };
+    let (backend, first) = documented(shared).await;
+    let second = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        s.trainer.min_volume = 4;
+        s.trainer.canary_share = 1.0;
+        shared(s);
+    })
+    .await;
+    let (_, outcome) = first
+        .send_json("POST", "/api/v1/prompts/tool:gh_search/train", &json!({}))
+        .await;
+    let variant = outcome["version"].as_i64().expect("a variant");
+    let served_on_second = || async {
+        let experiments = &second.gateway.served.experiments;
+        experiments.arms("tool", "gh_search").map(|arms| arms.len())
+    };
+    let followed = TestApp::read_until(served_on_second, Option::is_some).await;
+
+    // Four sessions join arms on the second; the first counts them.
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let session = second.initialize().await;
+        served.push(description(&second, &session, "gh_search").await);
+    }
+    let counted = TestApp::read_until(|| async { arm_sessions(&first) }, |n| *n == 4).await;
+    // Ratings given on the second decide it.
+    rate(&second, variant, "up", 3).await;
+    rate(&second, 1, "down", 3).await;
+    let on_first = production_becomes(&first, &Value::from(variant)).await;
+    let on_second = production_becomes(&second, &Value::from(variant)).await;
+    let ended = TestApp::read_until(served_on_second, Option::is_none).await;
+    // Several more checks (every 100 ms), in which no other conclusion may be recorded.
+    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, runs) = first.get_json("/api/v1/training-runs").await;
+    let concluded: Vec<&Value> = runs["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|run| run["trigger"] == "experiment")
+        .collect();
+
+    assert_eq!(outcome["outcome"], "experiment", "{outcome}");
+    assert_eq!(
+        followed,
+        Some(2),
+        "the second serves the first's experiment"
+    );
+    let texts: std::collections::HashSet<&String> = served.iter().collect();
+    assert!(!texts.is_empty() && texts.len() <= 2, "{served:?}");
+    assert_eq!(
+        counted, 4,
+        "the first counts the sessions that joined on the second"
+    );
+    assert_eq!((on_first, on_second), (json!(variant), json!(variant)));
+    assert_eq!(ended, None, "the second stops serving what was concluded");
+    assert_eq!(concluded.len(), 1, "one conclusion: {concluded:?}");
+    assert_eq!(concluded[0]["outcome"], "deployed");
 }
