@@ -7,8 +7,9 @@
 //! that cannot be reached has its note forgotten, and the client is answered as if it were
 //! unknown (a session gets 404 and initializes again, as after any lost session).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderName};
@@ -33,6 +34,9 @@ thread_local! {
         .finish();
 }
 
+/// Holders remembered at most; past it, they are all forgotten (and read again as needed).
+const MAX_REMEMBERED: usize = 10_000;
+
 /// This process as the holder of its sessions.
 pub struct Holders {
     /// This process, as the store names it.
@@ -41,6 +45,10 @@ pub struct Holders {
     url: String,
     /// How long a forwarded request may wait for the holder's answer to start.
     timeout: Duration,
+    /// The holder and its URL of what other gateways hold, by key, as read from the store:
+    /// what is held never moves, and a holder that no longer has it answers 404 or cannot be
+    /// reached, which forgets it here too.
+    remembered: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Holders {
@@ -50,6 +58,30 @@ impl Holders {
             holder,
             url: url.trim_end_matches('/').to_string(),
             timeout: answered_within + MARGIN,
+            remembered: Mutex::default(),
+        }
+    }
+
+    /// The holder of `key` and its URL, as remembered.
+    fn remembered(&self, key: &str) -> Option<(String, String)> {
+        self.remembered.lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers (`Some`) or forgets (`None`) the holder of `key`.
+    fn remember(&self, key: &str, holder: Option<(String, String)>) {
+        let Ok(mut remembered) = self.remembered.lock() else {
+            return;
+        };
+        match holder {
+            Some(holder) => {
+                if remembered.len() >= MAX_REMEMBERED {
+                    remembered.clear();
+                }
+                remembered.insert(key.to_string(), holder);
+            }
+            None => {
+                remembered.remove(key);
+            }
         }
     }
 }
@@ -158,18 +190,28 @@ pub async fn forward(
         return None;
     }
     let key = held.key(gateway);
-    let asked = key.clone();
-    let found = store::blocking(&gateway.pool, move |conn| session_holders::of(conn, &asked));
-    let (holder, url) = match found.await {
-        Ok(Some(found)) => found,
-        Ok(None) => return None,
-        Err(err) => {
-            log::warn!("the store was not asked which gateway holds a session: {err}");
-            return None;
+    let (holder, url) = match holders.remembered(&key) {
+        Some(known) => known,
+        None => {
+            let asked = key.clone();
+            let found =
+                store::blocking(&gateway.pool, move |conn| session_holders::of(conn, &asked));
+            match found.await {
+                Ok(Some(found)) => {
+                    holders.remember(&key, Some(found.clone()));
+                    found
+                }
+                Ok(None) => return None,
+                Err(err) => {
+                    log::warn!("the store was not asked which gateway holds a session: {err}");
+                    return None;
+                }
+            }
         }
     };
     if *holder == *holders.holder {
         // This process's own note of a session it no longer has.
+        holders.remember(&key, None);
         forget(&gateway.pool, key, holder);
         return None;
     }
@@ -190,12 +232,14 @@ pub async fn forward(
         Err(err) => {
             log::info!("the gateway holding a session is not reachable at {url} ({err}); the session is forgotten");
             forwarded.with_label_values(&["holder_unreachable"]).inc();
+            holders.remember(&key, None);
             forget(&gateway.pool, key, holder);
             return None;
         }
     };
     forwarded.with_label_values(&["forwarded"]).inc();
     if response.status() == actix_web::http::StatusCode::NOT_FOUND {
+        holders.remember(&key, None);
         forget(&gateway.pool, key, holder);
     }
     let mut answer = HttpResponse::build(response.status());

@@ -110,6 +110,18 @@ async fn a_session_opened_on_one_gateway_is_served_through_another() {
         |status| *status == 404,
     )
     .await;
+    let forgotten = TestApp::read_until(|| holders(&first), |n| *n == 0).await;
+    let forwarded_before = forwarded(&second).await;
+    // The second remembers the holder: the first says the session is gone, and the second
+    // forgets it too, so the next request is not forwarded.
+    let gone = (
+        send(&second, reqwest::Method::DELETE, &session)
+            .await
+            .status(),
+        send(&second, reqwest::Method::DELETE, &session)
+            .await
+            .status(),
+    );
 
     let names: Vec<&str> = listed["result"]["tools"]
         .as_array()
@@ -135,13 +147,11 @@ async fn a_session_opened_on_one_gateway_is_served_through_another() {
     assert_eq!(held, 1, "the first gateway holds the session");
     assert_eq!(ended, 200, "ended through the second");
     assert_eq!(after, 404, "the first no longer has it");
-    assert_eq!(forwarded(&second).await, ["forwarded=5"]);
+    assert_eq!(forgotten, 0, "an ended session is forgotten");
+    assert_eq!(forwarded_before, ["forwarded=5"]);
+    assert_eq!((gone.0.as_u16(), gone.1.as_u16()), (404, 404));
+    assert_eq!(forwarded(&second).await, ["forwarded=6"]);
     assert_eq!(forwarded(&first).await, Vec::<String>::new());
-    assert_eq!(
-        TestApp::read_until(|| holders(&first), |n| *n == 0).await,
-        0,
-        "an ended session is forgotten"
-    );
 }
 
 #[actix_web::test]
