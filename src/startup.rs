@@ -210,14 +210,15 @@ pub async fn build_gateway(
     // This process, as the feedback rows it records name it; with several gateways on the
     // store, each trainer takes in the rows the others record.
     let origin: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-    if shared && settings.database.sync_interval_ms > 0 {
+    let follows = shared && settings.database.sync_interval_ms > 0;
+    if follows {
         let every = Duration::from_millis(settings.database.sync_interval_ms);
         trainer.follow_others(origin.to_string(), every);
     }
     // What it kept before a restart; a store that is away leaves it to start afresh.
     let kept = {
         let pool = pool.clone();
-        web::block(move || restart::load(&pool, window)).await
+        web::block(move || restart::load(&pool, window, follows)).await
     };
     match kept {
         Ok(Ok(restored)) => trainer.restore(restored),

@@ -68,8 +68,9 @@ pub struct Restored {
 }
 
 /// Reads what a trainer whose window is `window` takes back ([`super::Trainer::restore`]);
-/// blocking.
-pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
+/// blocking. A trainer that goes on to read the other gateways' rows (`follows`) counts in its
+/// live experiments only the rows read before those it will take ([`super::others`]).
+pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, String> {
     let now_ms = crate::connector::now_ms();
     let now = Instant::now();
     let at = |ms: i64| {
@@ -148,7 +149,12 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
             _ => {}
         }
     }
-    let experiments = running(&mut conn)?;
+    // A row of another gateway committed since the signals were read is taken by a look.
+    let counted = |row: &feedback::Outcome| {
+        let before = |origin: &String| row.id <= last_id || taken.get(origin) >= Some(&row.id);
+        !follows || row.origin.as_ref().is_none_or(before)
+    };
+    let experiments = running(&mut conn, counted)?;
     let templates = prompt_templates::all(&mut conn)
         .map_err(err)?
         .into_iter()
@@ -180,14 +186,18 @@ pub fn load(pool: &Pool, window: Duration) -> Result<Restored, String> {
     })
 }
 
-/// The stored live experiments, their arms rebuilt from the feedback since each started
-/// ([`rebuilt`]); one that names a version the store lacks cannot go on and is removed.
-fn running(conn: &mut AnyConnection) -> Result<Vec<Running>, String> {
+/// The stored live experiments, their arms rebuilt from the feedback since each started that
+/// is `counted` ([`rebuilt`]); one that names a version the store lacks cannot go on and is
+/// removed.
+fn running(
+    conn: &mut AnyConnection,
+    counted: impl Fn(&feedback::Outcome) -> bool + Copy,
+) -> Result<Vec<Running>, String> {
     let err = |e: diesel::result::Error| e.to_string();
     let mut running = Vec::new();
     for stored in experiments::all(conn).map_err(err)? {
         let (kind, target) = (stored.target_kind.clone(), stored.target.clone());
-        match taken_up(conn, stored, |_| true).map_err(err)? {
+        match taken_up(conn, stored, counted).map_err(err)? {
             Some(experiment) => running.push(experiment),
             None => {
                 log::warn!("the stored experiment of {kind} `{target}` names versions the store lacks; it ends");

@@ -324,7 +324,7 @@ impl TestApp {
         answer.expect("an answer on the event stream")
     }
 
-    /// How many rows `table` of the store holds.
+    /// How many rows `table` of the store holds (`table` may go on with a `WHERE` clause).
     pub async fn rows(&self, table: &'static str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct Count {

@@ -273,3 +273,44 @@ async fn every_gateway_serves_a_live_experiment_and_one_concludes_it_on_all_thei
     assert_eq!(concluded.len(), 1, "one conclusion: {concluded:?}");
     assert_eq!(concluded[0]["outcome"], "deployed");
 }
+
+#[actix_web::test]
+async fn a_gateway_that_starts_beside_a_live_experiment_counts_each_session_once() {
+    let shared = |s: &mut mcpgate::configuration::Settings| {
+        s.trainer.lease_ms = 300;
+        s.database.sync_interval_ms = 100;
+    };
+    let (backend, first, variant) = experiment(shared).await;
+    for _ in 0..3 {
+        let session = first.initialize().await;
+        description(&first, &session, "gh_search").await;
+    }
+    rate(&first, variant, "up", 2).await;
+    // The sessions' signals and the ratings are stored before the second starts.
+    let stored = || async {
+        first
+            .rows("feedback WHERE signal IN ('assigned', 'rating')")
+            .await
+    };
+    let stored = TestApp::read_until(stored, |n| *n == 5).await;
+    let second = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        s.trainer.canary_share = 1.0;
+        shared(s);
+    })
+    .await;
+    // Several looks (every 100 ms), which may not count them again.
+    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+    let at_start = arm_sessions(&second);
+    let arms = second.gateway.served.experiments.arms("tool", "gh_search");
+    let successes: u64 = arms.unwrap_or_default().iter().map(|a| a.successes).sum();
+    let session = second.initialize().await;
+    description(&second, &session, "gh_search").await;
+    let on_first = TestApp::read_until(|| async { arm_sessions(&first) }, |n| *n == 4).await;
+
+    assert_eq!(stored, 5);
+    assert_eq!(at_start, 3, "the second takes the sessions up once");
+    assert_eq!(successes, 2, "and the ratings");
+    assert_eq!(arm_sessions(&second), 4);
+    assert_eq!(on_first, 4, "the first counts the second's session");
+}
