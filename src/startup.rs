@@ -276,6 +276,12 @@ pub async fn build_gateway(
     if let Err(err) = web::block(move || served.reload(&pool)).await? {
         log::error!("deployed prompt versions not loaded: {err}");
     }
+    // Sessions shared with the other gateways: this one is alive while it renews its presence.
+    let every = match settings.database.sync_interval_ms {
+        0 => Duration::from_secs(1),
+        ms => Duration::from_millis(ms),
+    };
+    crate::transport::forward::keep_presence(&gateway, every).await;
     // The connectors and virtual servers registered through the API, by any process.
     let mut follower = crate::sync::Follower::default();
     follower.follow(&gateway).await;

@@ -47,6 +47,23 @@ pub fn remove(conn: &mut AnyConnection, key: &str, holder: &str) -> QueryResult<
     .execute(conn)
 }
 
+/// Forgets what holders without a live presence lease (`presence` followed by the holder, in
+/// the `leases` table) hold, and those leases once run out, at `now_ms` of the store's clock;
+/// gives how many notes went.
+pub fn prune(conn: &mut AnyConnection, presence: &str, now_ms: i64) -> QueryResult<usize> {
+    let pruned = diesel::sql_query(
+        "DELETE FROM session_holders WHERE NOT EXISTS (SELECT 1 FROM leases          WHERE leases.name = $1 || session_holders.holder AND leases.until_ms >= $2)",
+    )
+    .bind::<Text, _>(presence)
+    .bind::<BigInt, _>(now_ms)
+    .execute(conn)?;
+    diesel::sql_query("DELETE FROM leases WHERE name LIKE $1 || '%' AND until_ms < $2")
+        .bind::<Text, _>(presence)
+        .bind::<BigInt, _>(now_ms)
+        .execute(conn)?;
+    Ok(pruned)
+}
+
 /// Forgets every session `holder` holds; gives how many.
 pub fn remove_all(conn: &mut AnyConnection, holder: &str) -> QueryResult<usize> {
     diesel::delete(session_holders::table.filter(session_holders::holder.eq(holder))).execute(conn)

@@ -5,7 +5,9 @@
 //! forwarded to the holder as it came, and the holder's answer, a stream included, is passed
 //! back as it goes. A forwarded request is marked, so it is never forwarded again; a holder
 //! that cannot be reached has its note forgotten, and the client is answered as if it were
-//! unknown (a session gets 404 and initializes again, as after any lost session).
+//! unknown (a session gets 404 and initializes again, as after any lost session). Each holder
+//! keeps a presence lease in the store; what a holder whose presence ran out held (it died)
+//! is forgotten by the others.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderName};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use crate::gateway::Gateway;
-use crate::store::{self, session_holders, Pool};
+use crate::store::{self, leases, session_holders, Pool};
 
 /// The mark of a request one gateway forwarded to another.
 const FORWARDED: &str = "mcpgate-forwarded";
@@ -36,6 +38,11 @@ thread_local! {
 
 /// Holders remembered at most; past it, they are all forgotten (and read again as needed).
 const MAX_REMEMBERED: usize = 10_000;
+/// The lease that says a holder is alive (in the `leases` table): this, then the holder.
+const PRESENCE: &str = "presence/";
+/// Renewals a presence outlives: a holder that missed that many is gone, and what it held is
+/// forgotten by the next gateway to look (each looks that often).
+const PRESENCE_RENEWALS: u32 = 10;
 
 /// This process as the holder of its sessions.
 pub struct Holders {
@@ -150,17 +157,69 @@ pub fn release(gateway: &Gateway, held: Held<'_>) {
     forget(&gateway.pool, held.key(gateway), holders.holder.to_string());
 }
 
-/// Forgets every session this process holds (it is stopping).
+/// Forgets every session this process holds, and its presence (it is stopping).
 pub async fn release_all(gateway: &Gateway) {
     let Some(holders) = &gateway.holders else {
         return;
     };
     let holder = holders.holder.clone();
     let removed = store::blocking(&gateway.pool, move |conn| {
+        leases::release(conn, &format!("{PRESENCE}{holder}"), &holder)?;
         session_holders::remove_all(conn, &holder)
     });
     if let Err(err) = removed.await {
         log::warn!("the sessions this gateway held were not forgotten: {err}");
+    }
+}
+
+/// Says in the store that this process is alive, now and then every `every`, each time for
+/// ten renewals; and, every ten, forgets what holders whose presence ran out held (they died
+/// without forgetting it). Holds the gateway only weakly between
+/// renewals, so that shutting down is not held up.
+pub async fn keep_presence(gateway: &web::Data<Gateway>, every: Duration) {
+    if gateway.holders.is_none() {
+        return;
+    }
+    // Present before the first session is noted: a note without a presence is pruned.
+    renew(gateway, every, false).await;
+    let weak = Arc::downgrade(&gateway.clone().into_inner());
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        for renewal in 1u32.. {
+            ticks.tick().await;
+            let Some(gateway) = weak.upgrade() else {
+                return;
+            };
+            renew(&gateway, every, renewal % PRESENCE_RENEWALS == 0).await;
+        }
+    });
+}
+
+/// Renews this process's presence for [`PRESENCE_RENEWALS`] periods of `every`, and forgets
+/// what gone holders held when `prune`.
+async fn renew(gateway: &Gateway, every: Duration, prune: bool) {
+    let Some(holders) = &gateway.holders else {
+        return;
+    };
+    let holder = holders.holder.to_string();
+    let length = every.saturating_mul(PRESENCE_RENEWALS).as_millis() as i64;
+    let renewed = store::blocking(&gateway.pool, move |conn| {
+        let now = leases::now_ms(conn)?;
+        let name = format!("{PRESENCE}{holder}");
+        leases::take(conn, &name, &holder, now, now.saturating_add(length))?;
+        match prune {
+            true => session_holders::prune(conn, PRESENCE, now),
+            false => Ok(0),
+        }
+    });
+    match renewed.await {
+        Ok(0) => {}
+        Ok(pruned) => {
+            log::info!("forgot {pruned} sessions or requests held by gateways that are gone")
+        }
+        Err(err) => log::warn!("this gateway's presence was not renewed: {err}"),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mcpgate::configuration::Settings;
 use mcpgate::connector::ConnectorSettings;
-use mcpgate::store::session_holders;
+use mcpgate::store::{leases, session_holders};
 use serde_json::{json, Value};
 
 use crate::backends::{marker, tiny};
@@ -196,11 +196,13 @@ async fn a_session_whose_gateway_is_gone_or_that_no_gateway_shares_gets_404() {
         .await
         .expect("a response")
         .status();
-    // A gateway that died holding a session: its note names an address nobody serves.
+    // A gateway that died holding a session, so recently that its presence has not run out:
+    // its note names an address nobody serves.
     let gone = "the-id-of-a-session-on-a-dead-gateway";
     let key = second.gateway.client_keys.of_session(gone);
     let dead = format!("http://127.0.0.1:{}", free_port());
     let noted = mcpgate::store::blocking(&second.gateway.pool, move |conn| {
+        leases::take(conn, "presence/dead", "dead", 0, i64::MAX / 2)?;
         session_holders::put(conn, &key, ("dead", &dead), 0)
     });
     noted.await.expect("noted");
@@ -291,6 +293,28 @@ async fn a_request_left_waiting_for_input_is_forgotten_when_it_expires() {
 
     assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
     assert_eq!((held, left), (1, 0));
+}
+
+#[actix_web::test]
+async fn what_a_gateway_that_is_gone_held_is_forgotten_once_its_presence_runs_out() {
+    let backend = FakeConnector::start().await;
+    let (first, second) = two(&backend).await;
+    let session = first.initialize().await;
+    // Notes of a holder that never renewed a presence (it died long ago).
+    let noted = mcpgate::store::blocking(&first.gateway.pool, move |conn| {
+        session_holders::put(conn, "session-a", ("long-gone", "http://127.0.0.1:9"), 0)?;
+        session_holders::put(conn, "session-b", ("long-gone", "http://127.0.0.1:9"), 0)
+    });
+    noted.await.expect("noted");
+
+    // Each gateway renews every 100 ms and prunes every tenth renewal.
+    let left = TestApp::read_until(|| holders(&first), |n| *n == 1).await;
+    let presences = first.rows("leases WHERE name LIKE 'presence/%'").await;
+
+    assert_eq!(left, 1, "the first's own session stays");
+    assert_eq!(presences, 2, "one presence per gateway");
+    let listed = second.rpc(&session, "tools/list", json!({})).await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
 }
 
 #[actix_web::test]
