@@ -60,4 +60,6 @@ pub struct Gateway {
     /// This process as the holder of its sessions, when they are shared with the other
     /// gateways of the store (`server.advertise_url`).
     pub holders: Option<Holders>,
+    /// The refreshes this process's API asked for, which the sync does not do again.
+    pub refreshes_asked: crate::sync::Asked,
 }

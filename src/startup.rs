@@ -271,6 +271,7 @@ pub async fn build_gateway(
         api_writes: tokio::sync::Mutex::new(()),
         client_keys,
         holders,
+        refreshes_asked: Default::default(),
     });
     let (served, pool) = (gateway.served.clone(), gateway.pool.clone());
     if let Err(err) = web::block(move || served.reload(&pool)).await? {

@@ -21,7 +21,7 @@ use crate::registry::{
     RemoveConnector, ReplaceConnector, Source,
 };
 use crate::store::connectors::{self as stored, StoredConnector};
-use crate::store::tool_calls;
+use crate::store::{refreshes, tool_calls};
 use crate::sync::plan::{self, Failed, Step};
 
 /// `GET /api/v1/connectors`.
@@ -132,7 +132,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /api/v1/connectors/{name}/refresh`: drops its caches and checks it now; 202.
+/// `POST /api/v1/connectors/{name}/refresh`: drops its caches and checks it now, and has the
+/// other gateways of the store do so too (they see the time noted at their next look); 202.
 pub async fn refresh(
     gateway: web::Data<Gateway>,
     name: web::Path<String>,
@@ -140,6 +141,9 @@ pub async fn refresh(
     let name = name.into_inner();
     let request = RefreshConnector { name: name.clone() };
     gateway.registry.send(request).await??;
+    let asked = name.clone();
+    let at = store(&gateway, move |conn| refreshes::ask(conn, &asked)).await?;
+    gateway.refreshes_asked.note(&name, at);
     Ok(HttpResponse::Accepted().json(json!({ "refreshing": name })))
 }
 

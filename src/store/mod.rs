@@ -11,6 +11,7 @@ pub mod installation;
 pub mod leases;
 pub mod prompt_templates;
 pub mod prompts;
+pub mod refreshes;
 pub mod schema;
 pub mod servers;
 pub mod session_holders;

@@ -159,3 +159,10 @@ diesel::table! {
         created_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    refreshes (connector) {
+        connector -> Text,
+        asked_at_ms -> BigInt,
+    }
+}

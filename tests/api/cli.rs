@@ -52,7 +52,7 @@ fn migrate_applies_the_migrations_once() {
     let second = run(dir.path(), &["migrate"], &env);
 
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stderr).contains("applied 20 migrations"));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("applied 21 migrations"));
     assert!(String::from_utf8_lossy(&second.stderr).contains("applied 0 migrations"));
 }
 

@@ -289,3 +289,48 @@ async fn a_client_is_one_principal_to_every_gateway_on_the_store() {
     assert!(sessions[0].starts_with("principal-"), "{sessions:?}");
     assert!(!sessions[0].contains("secret"), "{sessions:?}");
 }
+
+#[actix_web::test]
+async fn a_refresh_asked_of_one_gateway_refreshes_the_connector_on_the_others_once() {
+    let backend = FakeConnector::start().await;
+    // Checked once a minute: only a refresh shows a new tool within the test.
+    let slow = || {
+        let mut settings = connector("c", &backend.url);
+        settings.health_check_interval_ms = 60_000;
+        vec![settings]
+    };
+    let first = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = slow();
+        quick(s);
+    })
+    .await;
+    let second = spawn_app_sharing(&first, |s| {
+        s.connectors = slow();
+        quick(s);
+    })
+    .await;
+    let (on_first, on_second) = (first.initialize().await, second.initialize().await);
+    let new_tool = json!({"name": "fresh", "description": "New in this release."});
+    backend.set_tools(vec![new_tool]);
+    let probes = || {
+        let probes = &backend.state.probes;
+        probes.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let probes_before = probes();
+
+    let (status, _) = first
+        .send_json("POST", "/api/v1/connectors/c/refresh", &json!({}))
+        .await;
+    let fresh = |names: &Vec<String>| names == &["c_fresh"];
+    let seen_first = TestApp::read_until(|| first.tool_names(&on_first), fresh).await;
+    let seen_second = TestApp::read_until(|| second.tool_names(&on_second), fresh).await;
+    let (_, view) = first.get_json("/api/v1/connectors/c").await;
+    // Several looks (every 100 ms), in which neither gateway refreshes it again.
+    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    assert_eq!(status, 202);
+    assert_eq!(seen_first, ["c_fresh"]);
+    assert_eq!(seen_second, ["c_fresh"], "the second refreshed it too");
+    assert_eq!(view["name"], "c", "{view}");
+    assert_eq!(probes() - probes_before, 2, "one check per gateway");
+}

@@ -38,7 +38,7 @@ fn migrations_apply_once_on_both_backends() {
         let first = store::migrate(&pool).unwrap();
         let second = store::migrate(&pool).unwrap();
 
-        assert_eq!((first, second), (20, 0), "{kind:?}");
+        assert_eq!((first, second), (21, 0), "{kind:?}");
     }
 }
 
