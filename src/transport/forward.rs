@@ -174,8 +174,8 @@ pub async fn release_all(gateway: &Gateway) {
 
 /// Says in the store that this process is alive, now and then every `every`, each time for
 /// ten renewals; and, every ten, forgets what holders whose presence ran out held (they died
-/// without forgetting it). Holds the gateway only weakly between
-/// renewals, so that shutting down is not held up.
+/// without forgetting it). Holds the gateway only weakly between renewals, so that shutting
+/// down is not held up.
 pub async fn keep_presence(gateway: &web::Data<Gateway>, every: Duration) {
     if gateway.holders.is_none() {
         return;
