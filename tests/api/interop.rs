@@ -11,13 +11,13 @@ use serde_json::Value;
 use crate::helpers::{connector, spawn_app, TestApp};
 
 /// The example connector, ended when dropped.
-struct PythonConnector {
+pub(crate) struct PythonConnector {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PythonConnector {
-    fn start() -> PythonConnector {
+    pub(crate) fn start() -> PythonConnector {
         let mut child = Command::new("python3")
             .args(["examples/connectors/python/connector.py", "--port", "0"])
             .stdout(Stdio::piped())
@@ -72,12 +72,22 @@ pub(crate) async fn output(mut command: Command) -> Output {
 }
 
 async fn python_client(python: &str, app: &TestApp, transport: &str, path: &str) -> Value {
+    python_client_at(python, &app.address, transport, path).await
+}
+
+/// What the Python SDK's client saw of the server at `address`, over `transport` at `path`.
+pub(crate) async fn python_client_at(
+    python: &str,
+    address: &str,
+    transport: &str,
+    path: &str,
+) -> Value {
     let mut command = Command::new(python);
     command.args([
         "tests/interop/python_client.py",
         "--transport",
         transport,
-        &format!("{}{path}", app.address),
+        &format!("{address}{path}"),
     ]);
     let out = output(command).await;
     assert!(

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use crate::backends::{marker, tiny};
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app_sharing, spawn_app_with, StoreKind, TestApp};
+use crate::helpers::{
+    connector, serve_local, spawn_app_sharing, spawn_app_with, StoreKind, TestApp,
+};
+use crate::interop::{python_client_at, PythonConnector};
 use crate::legacy_sse::{post, SseClient};
 use crate::stateless::{answer, request};
 
@@ -315,6 +318,87 @@ async fn what_a_gateway_that_is_gone_held_is_forgotten_once_its_presence_runs_ou
     assert_eq!(presences, 2, "one presence per gateway");
     let listed = second.rpc(&session, "tools/list", json!({})).await;
     assert!(listed["result"]["tools"].is_array(), "{listed}");
+}
+
+/// A load balancer that sends each request to the next of `targets` in turn, keeping no client
+/// on one (a test double); returns its port.
+fn round_robin(targets: Vec<String>) -> u16 {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    serve_local(move |config| {
+        let (targets, next) = (targets.clone(), next.clone());
+        config.default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest, body: bytes::Bytes| {
+                let turn = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let target = targets[turn % targets.len()].clone();
+                relay(req, body, target)
+            },
+        ));
+    })
+}
+
+/// Sends `req` on to `target` and its answer back as it comes.
+async fn relay(
+    req: actix_web::HttpRequest,
+    body: bytes::Bytes,
+    target: String,
+) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    let hop = [
+        header::HOST,
+        header::CONTENT_LENGTH,
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+    ];
+    let client = awc::Client::builder().disable_timeout().finish();
+    let mut request = client
+        .request(req.method().clone(), format!("{target}{}", req.uri()))
+        .no_decompress();
+    for (name, value) in req.headers().iter().filter(|(n, _)| !hop.contains(n)) {
+        request = request.append_header((name.clone(), value.clone()));
+    }
+    let response = request.send_body(body).await.expect("a gateway answers");
+    let mut answer = actix_web::HttpResponse::build(response.status());
+    for (name, value) in response.headers().iter().filter(|(n, _)| !hop.contains(n)) {
+        answer.append_header((name.clone(), value.clone()));
+    }
+    answer.streaming(response)
+}
+
+#[actix_web::test]
+async fn the_python_sdk_keeps_its_session_behind_a_balancer_that_alternates_gateways() {
+    let Some((python, _, _)) = crate::interop::tools() else {
+        return;
+    };
+    let backend = PythonConnector::start();
+    let notes = || vec![connector("notes", &backend.url)];
+    let first = spawn_app_with(StoreKind::Postgres, advertised(notes())).await;
+    let second = spawn_app_sharing(&first, advertised(notes())).await;
+    let balancer = format!(
+        "http://127.0.0.1:{}",
+        round_robin(vec![first.address.clone(), second.address.clone(),])
+    );
+
+    for (transport, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let seen = python_client_at(&python, &balancer, transport, path).await;
+
+        assert_eq!(seen["server_name"], "mcpgate", "{transport}");
+        assert_eq!(
+            seen["tools"],
+            json!(["notes_add", "notes_echo", "notes_fail"]),
+            "{transport}"
+        );
+        assert_eq!(seen["echo"], "hello from python", "{transport}");
+        assert_eq!(seen["fail_is_error"], true, "{transport}");
+        assert_eq!(seen["prompts"], json!(["notes_summarize"]), "{transport}");
+    }
+    let mut forwards = forwarded(&first).await;
+    forwards.extend(forwarded(&second).await);
+    let count = |sample: &String| sample.strip_prefix("forwarded=")?.parse::<u64>().ok();
+    let total: u64 = forwards.iter().filter_map(count).sum();
+    assert!(
+        total >= 6,
+        "half the requests reach the other gateway: {forwards:?}"
+    );
 }
 
 #[actix_web::test]
