@@ -76,6 +76,10 @@ pub struct ServerSettings {
     /// it holds, and the retries of the stateless requests it parked; empty: nothing is shared,
     /// and a request for a session another gateway holds gets 404.
     pub advertise_url: String,
+    /// Proxies (IP addresses or CIDR blocks, e.g. a load balancer's) whose `X-Forwarded-For`
+    /// names the client: a client without a bearer token is then told apart by the address
+    /// they name; empty: by the connection's peer address only.
+    pub trusted_proxies: Vec<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Client authentication for the MCP endpoints.
@@ -347,6 +351,14 @@ impl Settings {
         }
         if self.server.max_sessions == 0 {
             return invalid("server.max_sessions", "must be above 0");
+        }
+        for proxy in &self.server.trusted_proxies {
+            if crate::transport::clients::proxy(proxy).is_none() {
+                return invalid(
+                    "server.trusted_proxies",
+                    "each must be an IP address or a CIDR block such as 10.0.0.0/8",
+                );
+            }
         }
         let advertised = &self.server.advertise_url;
         let uri = advertised.parse::<actix_web::http::Uri>();

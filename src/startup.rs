@@ -240,7 +240,9 @@ pub async fn build_gateway(
         session: "trainer".into(),
         recipient: trainer.clone().recipient(),
     });
-    let client_keys = ClientKeys::load(&pool).await;
+    let client_keys = ClientKeys::load(&pool)
+        .await
+        .trusting(&settings.server.trusted_proxies);
     // Sessions are shared through PostgreSQL only: a SQLite file serves one gateway.
     let advertised = &settings.server.advertise_url;
     let holders = (!sqlite && !advertised.is_empty()).then(|| {

@@ -264,3 +264,58 @@ async fn one_client_holds_at_most_its_share_of_sessions_and_its_own_idlest_makes
     }
     drop(stream);
 }
+
+/// Opens a session with `X-Forwarded-For: forwarded_for` and no token: the status.
+async fn open_forwarded_for(app: &TestApp, forwarded_for: &str) -> u16 {
+    let headers = [("x-forwarded-for", forwarded_for)];
+    let response = app.post_mcp(&initialize_body(), &headers).await;
+    response.status().as_u16()
+}
+
+#[actix_web::test]
+async fn a_trusted_proxy_names_the_client_that_a_limit_per_client_counts() {
+    let limited = |s: &mut mcpgate::configuration::Settings| {
+        s.server.max_sessions_per_client = 1;
+        s.server.evict_idle_after_ms = 0;
+    };
+    // The tests' client connects from 127.0.0.1, trusted by the first gateway only.
+    let trusting = spawn_app_with(StoreKind::Sqlite, |s| {
+        limited(s);
+        s.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let untrusting = spawn_app_with(StoreKind::Sqlite, limited).await;
+
+    let behind_proxy = [
+        open_forwarded_for(&trusting, "198.51.100.1").await,
+        open_forwarded_for(&trusting, "198.51.100.1").await,
+        open_forwarded_for(&trusting, "198.51.100.2").await,
+        // A client that writes its own header is named by the proxy's addition after it.
+        open_forwarded_for(&trusting, "198.51.100.2, 198.51.100.3").await,
+    ];
+    let direct = [
+        open_forwarded_for(&untrusting, "198.51.100.1").await,
+        open_forwarded_for(&untrusting, "198.51.100.2").await,
+    ];
+
+    assert_eq!(behind_proxy, [200, 429, 200, 200]);
+    assert_eq!(
+        direct,
+        [200, 429],
+        "without trust, both are the peer 127.0.0.1"
+    );
+}
+
+#[actix_web::test]
+async fn a_trusted_proxy_that_is_not_an_address_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).expect("copy");
+    let mut settings = mcpgate::configuration::Settings::load(dir.path()).expect("defaults");
+
+    settings.server.trusted_proxies = vec!["10.0.0.0/8".into(), "lb.internal".into()];
+    let refused = settings.validate().unwrap_err().to_string();
+    settings.server.trusted_proxies = vec!["10.0.0.0/8".into(), "192.168.1.5".into()];
+
+    assert!(refused.contains("server.trusted_proxies"), "{refused}");
+    assert!(settings.validate().is_ok());
+}
