@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::experiment::{outcome, Arm};
+use super::arm::{outcome, Arm};
 use super::served::Served;
 use super::stats::version_of;
 use crate::store::feedback::{Outcome, AUTOMATIC};

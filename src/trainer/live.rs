@@ -12,9 +12,9 @@ use actix::prelude::*;
 use actix_web::web;
 use serde_json::{json, Value};
 
+use super::arm::verdict;
 use super::arms::stored_arms;
 use super::evaluate;
-use super::experiment::verdict;
 use super::job::Job;
 use super::prompt;
 use super::run::{self, Writer};
@@ -238,8 +238,7 @@ pub async fn conclude(
     ending: Ending,
     shared: bool,
 ) -> Option<(i64, i64)> {
-    let key = (kind.clone(), target.clone());
-    let started_at_ms = served.experiments.started().get(&key).copied();
+    let started_at_ms = served.experiments.started_at(&kind, &target);
     let arms = served.experiments.end(&kind, &target)?;
     let production = arms.first()?.clone();
     let (best, wins, reason, margin) = match ending {
@@ -272,6 +271,7 @@ pub async fn conclude(
         llm_calls: 0,
     };
     let (version, previous) = (best.served.version, production.served.version);
+    let experiment = format!("the live experiment of {kind} `{target}`");
     let mut counted = run.clone();
     let stored = web::block(move || {
         // Given back before the reload takes one: holding two at once deadlocks the pool when
@@ -280,11 +280,14 @@ pub async fn conclude(
         // One transaction: production moves only from the version the experiment ran
         // against, and the run is kept with the move.
         let moved = store::write(&mut conn, |conn| {
-            if let (true, Some(started_at_ms)) = (shared, started_at_ms) {
-                let experiment = (kind.as_str(), target.as_str(), started_at_ms);
-                if experiments::remove_started(conn, experiment)? == 0 {
-                    return Ok(None); // concluded by another gateway
+            match (shared, started_at_ms) {
+                (true, Some(started_at_ms)) => {
+                    let experiment = (kind.as_str(), target.as_str(), started_at_ms);
+                    if experiments::remove_started(conn, experiment)? == 0 {
+                        return Ok(None); // concluded by another gateway
+                    }
                 }
+                _ => experiments::remove(conn, &kind, &target)?,
             }
             let unchanged = prompts::label(conn, &kind, &target, "production")? == Some(previous);
             let mut run = run;
@@ -304,7 +307,6 @@ pub async fn conclude(
                 )?;
             }
             training_runs::insert(conn, &run)?;
-            experiments::remove(conn, &kind, &target)?;
             Ok(Some(wins && unchanged))
         });
         drop(conn);
@@ -314,11 +316,7 @@ pub async fn conclude(
     .await;
     match stored {
         Ok(Ok(None)) => {
-            log::info!(
-                "the live experiment of {} `{}` was concluded by another gateway",
-                key.0,
-                key.1
-            );
+            log::info!("{experiment} was concluded by another gateway");
             None
         }
         Ok(Ok(Some(moved))) => {

@@ -12,6 +12,7 @@
 //! does) and serves nothing (the served versions do).
 
 pub mod approaches;
+pub mod arm;
 pub mod arms;
 mod batch;
 mod draw;
@@ -20,6 +21,7 @@ mod examples;
 pub mod experiment;
 mod hidden;
 pub mod inputs;
+mod intake;
 mod job;
 pub mod joint;
 pub mod lease;
@@ -51,14 +53,14 @@ use serde_json::Value;
 use crate::configuration::TrainerSettings;
 use crate::metrics::Metrics;
 use crate::registry::{CatalogHandle, Snapshot};
-use crate::store::feedback::{NewFeedback, ASSIGNED, AUTOMATIC};
 use crate::store::training_runs::NewRun;
 use crate::store::Pool;
 use approaches::Example;
+pub use intake::RecordFeedback;
 use llm::Llm;
 use served::ServedVersions;
 pub use stats::TargetView;
-use stats::{last_version, session_key, version_of, view_of, Seen};
+use stats::{view_of, Seen};
 use watch::Watch;
 
 /// Recorded uses kept per target for examples and evaluation.
@@ -72,17 +74,6 @@ const MAX_SEEN: usize = 10_000;
 const MAX_SIBLINGS: usize = 100;
 /// Recent recorded calls of each sibling a candidate is evaluated on.
 const SIBLING_CALLS: usize = 20;
-
-/// One piece of feedback or one automatic signal, with the call's arguments when it is one.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RecordFeedback {
-    /// The feedback.
-    pub feedback: NewFeedback,
-    /// The arguments of the tool call or prompt fetch (kept in memory for examples, never
-    /// stored).
-    pub arguments: Option<Value>,
-}
 
 /// What a prompt's backend rendered on a fetch, as a template (its arguments' values put back as
 /// placeholders): the text a run for that prompt starts from.
@@ -296,90 +287,6 @@ impl Actor for Trainer {
     }
 }
 
-impl Handler<RecordFeedback> for Trainer {
-    type Result = ();
-
-    fn handle(&mut self, msg: RecordFeedback, _ctx: &mut Self::Context) {
-        let feedback = msg.feedback;
-        if feedback.signal == ASSIGNED {
-            return; // counted when the session joined; stored for the other gateways
-        }
-        let now = Instant::now();
-        let key = (feedback.target_kind.clone(), feedback.target.clone());
-        let session = session_key(feedback.session_id.as_deref());
-        let automatic = feedback.source == AUTOMATIC;
-        let about = version_of(feedback.version, automatic, session, |session| {
-            last_version(self.seen.get(&key), session)
-        });
-        // Feedback about no known version counts for the one its session was served in a
-        // live experiment.
-        let version = about.or_else(|| {
-            let session = feedback.session_id.as_deref()?;
-            let experiments = &self.deps.served.experiments;
-            experiments.assigned(&key.0, &key.1, session)
-        });
-        if let Some(version) = version {
-            if let Some(success) = experiment::outcome(&feedback.signal, feedback.rating) {
-                self.deps
-                    .served
-                    .experiments
-                    .record(&key.0, &key.1, version, success);
-            }
-        }
-        if let Some(arguments) = msg.arguments {
-            let example = Example {
-                arguments,
-                ok: matches!(feedback.signal.as_str(), "success" | "served"),
-                error: feedback.error.clone(),
-                session: feedback.session_id.clone(),
-                rating: None,
-            };
-            self.keep_example(&key, example);
-        }
-        // A session's rating of the target marks the calls it made (few-shot takes its examples
-        // from sessions that did not rate the target badly).
-        if let (Some(rating), Some(session)) = (feedback.rating, &feedback.session_id) {
-            let examples = self.examples.get_mut(&key).into_iter().flatten();
-            for example in examples.filter(|e| e.session.as_ref() == Some(session)) {
-                example.rating = Some(rating);
-            }
-        }
-        let seen = Seen {
-            at: now,
-            signal: feedback.signal,
-            rating: feedback.rating,
-            version,
-            session,
-        };
-        self.note(key, seen, feedback.suggestion);
-    }
-}
-
-impl Trainer {
-    /// Puts a signal about `key` into the window in the order of when it was made, and its
-    /// suggestion among the target's; drops what the window no longer holds.
-    fn note(&mut self, key: (String, String), signal: Seen, suggestion: Option<String>) {
-        if let Some(suggestion) = suggestion {
-            let suggestions = self.suggestions.entry(key.clone()).or_default();
-            suggestions.push_back(suggestion);
-            if suggestions.len() > MAX_SUGGESTIONS {
-                suggestions.pop_front();
-            }
-        }
-        let now = Instant::now();
-        let seen = self.seen.entry(key).or_default();
-        let later = seen.iter().rev().take_while(|s| s.at > signal.at).count();
-        seen.insert(seen.len() - later, signal);
-        while seen.len() > MAX_SEEN
-            || seen
-                .front()
-                .is_some_and(|s| now.duration_since(s.at) > self.window)
-        {
-            seen.pop_front();
-        }
-    }
-}
-
 impl Handler<PromptRendered> for Trainer {
     type Result = ();
 
@@ -467,50 +374,5 @@ impl Handler<WatchDeploy> for Trainer {
         if self.settings.check_manual_deploys {
             self.check_deploy(key, (msg.version, msg.previous), ctx);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_rt::test]
-    async fn the_window_keeps_at_most_max_seen_signals_per_target() {
-        let settings = crate::configuration::Settings::load(std::path::Path::new("config"))
-            .expect("the default settings load");
-        let mut database = settings.database.clone();
-        database.url = "sqlite://:memory:".into();
-        let deps = TrainerDeps {
-            pool: crate::store::pool(&database),
-            catalog: Default::default(),
-            served: Default::default(),
-            metrics: Default::default(),
-        };
-        let window = Duration::from_secs(3600);
-        let trainer = Trainer::new(settings.trainer.clone(), window, deps).start();
-        for _ in 0..MAX_SEEN + 50 {
-            trainer.do_send(RecordFeedback {
-                feedback: NewFeedback {
-                    target_kind: "tool".into(),
-                    target: "t".into(),
-                    version: None,
-                    session_id: None,
-                    signal: "success".into(),
-                    rating: None,
-                    suggestion: None,
-                    error: None,
-                    latency_ms: None,
-                    source: AUTOMATIC.into(),
-                    created_at_ms: 0,
-                    origin: None,
-                },
-                arguments: None,
-            });
-        }
-
-        let targets = trainer.send(ListTargets).await.unwrap();
-
-        assert_eq!(targets.len(), 1);
-        assert_eq!(targets[0].uses, MAX_SEEN);
     }
 }

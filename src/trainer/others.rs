@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::stats::{last_version, session_key, version_of, Seen};
-use super::{experiment, restart, Trainer};
+use super::{restart, Trainer};
 use crate::store;
-use crate::store::feedback::{self, Recorded, ASSIGNED, AUTOMATIC};
+use crate::store::feedback::{self, Recorded, ASSIGNED};
 
 /// How long a row another gateway inserted may take to commit and still be read.
 const LAG: Duration = Duration::from_secs(10);
@@ -50,11 +49,7 @@ fn stored_experiments(
         .iter()
         .map(|s| ((s.target_kind.clone(), s.target.clone()), s.started_at_ms))
         .collect();
-    let counted = |row: &feedback::Outcome| match &row.origin {
-        None => true,
-        Some(origin) if origin == me => true,
-        Some(origin) => row.id <= floor || taken.iter().any(|(o, id)| o == origin && row.id <= *id),
-    };
+    let counted = |row: &feedback::Outcome| not_to_be_taken(row, me, (floor, taken));
     let mut new = Vec::new();
     for experiment in stored {
         let key = (experiment.target_kind.clone(), experiment.target.clone());
@@ -66,6 +61,21 @@ fn stored_experiments(
         }
     }
     Ok(StoredExperiments { all, new })
+}
+
+/// Whether the looks of a gateway process `me` whose cursor is at `floor` and `taken` will not
+/// take `row`: its own, one without an origin, or one already read. What a rebuild of an
+/// experiment's arms may count without the looks counting it again.
+pub(super) fn not_to_be_taken(
+    row: &feedback::Outcome,
+    me: &str,
+    (floor, taken): (i64, &[(String, i64)]),
+) -> bool {
+    match &row.origin {
+        None => true,
+        Some(origin) if origin == me => true,
+        Some(origin) => row.id <= floor || taken.iter().any(|(o, id)| o == origin && row.id <= *id),
+    }
 }
 
 /// Where reading the other gateways' rows has got to.
@@ -233,8 +243,6 @@ impl Trainer {
     /// arm's version.
     fn take_in_others(&mut self, rows: Vec<Recorded>) {
         let (now_ms, now) = (crate::connector::now_ms(), Instant::now());
-        let served = self.deps.served.clone();
-        let experiments = &served.experiments;
         for Recorded { signal: row, .. } in rows {
             self.deps
                 .metrics
@@ -243,32 +251,14 @@ impl Trainer {
                 .inc();
             if row.signal == ASSIGNED {
                 if let (Some(session), Some(version)) = (&row.session_id, row.version) {
+                    let experiments = &self.deps.served.experiments;
                     experiments.joined_elsewhere(&row.target_kind, &row.target, session, version);
                 }
                 continue;
             }
-            let ago = Duration::from_millis(now_ms.saturating_sub(row.created_at_ms).max(0) as u64);
-            let Some(at) = now.checked_sub(ago) else {
-                continue;
-            };
-            let key = (row.target_kind, row.target);
-            let session = session_key(row.session_id.as_deref());
-            let automatic = row.source == AUTOMATIC;
-            let version = version_of(row.version, automatic, session, |session| {
-                last_version(self.seen.get(&key), session)
-            });
-            let outcome = experiment::outcome(&row.signal, row.rating);
-            if let (Some(version), Some(success)) = (version, outcome) {
-                experiments.record(&key.0, &key.1, version, success);
+            if let Some(at) = restart::instant_at(row.created_at_ms, (now_ms, now)) {
+                self.take_in(row, at);
             }
-            let seen = Seen {
-                at,
-                signal: row.signal,
-                rating: row.rating,
-                version,
-                session,
-            };
-            self.note(key, seen, row.suggestion);
         }
     }
 }
@@ -276,6 +266,7 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::feedback::AUTOMATIC;
 
     fn row(id: i64, origin: &str) -> Recorded {
         Recorded {

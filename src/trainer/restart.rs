@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::OptionFuture;
 
+use super::arm::Arm;
 use super::arms::{read_arms, rebuilt};
-use super::experiment::Arm;
 use super::job::DAY;
 use super::served::Served;
 use super::stats::{session_key, version_of, Seen};
-use super::{inputs, live, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
+use super::{inputs, live, others, Trainer, MAX_SEEN, MAX_SUGGESTIONS};
 use crate::store::{
     self, experiments, feedback, prompt_templates, prompts, training_runs, AnyConnection, Pool,
 };
@@ -73,10 +73,7 @@ pub struct Restored {
 pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, String> {
     let now_ms = crate::connector::now_ms();
     let now = Instant::now();
-    let at = |ms: i64| {
-        let ago = Duration::from_millis(now_ms.saturating_sub(ms).max(0) as u64);
-        now.checked_sub(ago)
-    };
+    let at = |ms: i64| instant_at(ms, (now_ms, now));
     let since = |span: Duration| now_ms.saturating_sub(span.as_millis() as i64);
     let err = |e: diesel::result::Error| e.to_string();
     let mut conn = pool.get().map_err(|e| e.to_string())?;
@@ -149,11 +146,11 @@ pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, St
             _ => {}
         }
     }
-    // A row of another gateway committed since the signals were read is taken by a look.
-    let counted = |row: &feedback::Outcome| {
-        let before = |origin: &String| row.id <= last_id || taken.get(origin) >= Some(&row.id);
-        !follows || row.origin.as_ref().is_none_or(before)
-    };
+    // A row of another gateway committed since the signals were read is taken by a look (this
+    // process has recorded none yet).
+    let taken: Vec<(String, i64)> = taken.into_iter().collect();
+    let cursor = (last_id, taken.as_slice());
+    let counted = |row: &feedback::Outcome| !follows || others::not_to_be_taken(row, "", cursor);
     let experiments = running(&mut conn, counted)?;
     let templates = prompt_templates::all(&mut conn)
         .map_err(err)?
@@ -172,7 +169,7 @@ pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, St
         .flatten()
         .collect();
     Ok(Restored {
-        others: (last_id, taken.into_iter().collect()),
+        others: (last_id, taken),
         at: now,
         signals,
         suggestions,
@@ -394,15 +391,17 @@ pub(super) fn last_runs(
     let now = Instant::now();
     let since_ms = now_ms.saturating_sub(window.as_millis() as i64);
     let (started, _) = runs_since(conn, since_ms)?;
-    let at = |ms: i64| {
-        now.checked_sub(Duration::from_millis(
-            now_ms.saturating_sub(ms).max(0) as u64
-        ))
-    };
     Ok(started
         .into_iter()
-        .filter_map(|(key, ms)| Some((key, at(ms)?)))
+        .filter_map(|(key, ms)| Some((key, instant_at(ms, (now_ms, now))?)))
         .collect())
+}
+
+/// The instant of `ms` (milliseconds since the Unix epoch), when the clock read `now_ms` at
+/// `now`; none before the process's clock can tell.
+pub(super) fn instant_at(ms: i64, (now_ms, now): (i64, Instant)) -> Option<Instant> {
+    let ago = Duration::from_millis(now_ms.saturating_sub(ms).max(0) as u64);
+    now.checked_sub(ago)
 }
 
 /// Per target, the `older` items (oldest first) followed by the `newer` ones, the newest `cap`

@@ -134,8 +134,8 @@ impl Trainer {
         ending: live::Ending,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(started_at_ms) = self.deps.served.experiments.started().get(&key) {
-            self.concluded.insert((key.clone(), *started_at_ms));
+        if let Some(started_at_ms) = self.deps.served.experiments.started_at(&key.0, &key.1) {
+            self.concluded.insert((key.clone(), started_at_ms));
         }
         let shared = self.others.is_some();
         let done = live::conclude(self.deps.shared(), key.clone(), ending, shared);

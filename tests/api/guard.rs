@@ -308,9 +308,7 @@ async fn a_trusted_proxy_names_the_client_that_a_limit_per_client_counts() {
 
 #[actix_web::test]
 async fn a_trusted_proxy_that_is_not_an_address_is_refused_by_name() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).expect("copy");
-    let mut settings = mcpgate::configuration::Settings::load(dir.path()).expect("defaults");
+    let mut settings = crate::helpers::test_settings("sqlite://unused.db");
 
     settings.server.trusted_proxies = vec!["10.0.0.0/8".into(), "lb.internal".into()];
     let refused = settings.validate().unwrap_err().to_string();

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::backends::{marker, tiny};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{
-    connector, serve_local, spawn_app_sharing, spawn_app_with, StoreKind, TestApp,
+    connector, serve_local, spawn_app_sharing, spawn_app_with, test_settings, StoreKind, TestApp,
 };
 use crate::interop::{python_client_at, PythonConnector};
 use crate::legacy_sse::{post, SseClient};
@@ -403,9 +403,7 @@ async fn the_python_sdk_keeps_its_session_behind_a_balancer_that_alternates_gate
 
 #[actix_web::test]
 async fn an_advertised_url_that_is_not_an_http_url_is_refused_by_name() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy("config/default.yaml", dir.path().join("default.yaml")).expect("copy");
-    let mut settings = Settings::load(dir.path()).expect("defaults load");
+    let mut settings = test_settings("sqlite://unused.db");
 
     let mut refused = Vec::new();
     for url in ["10.0.0.5:8080", "ftp://10.0.0.5", "http://10.0.0.5/?a=b"] {
