@@ -44,6 +44,9 @@ pub struct Metrics {
     /// 1 when this gateway's trainer starts runs by itself (its triggers are on, and it holds
     /// the trainer lease or takes none).
     pub trainer_leading: IntGauge,
+    /// Deployed versions this gateway's trainer watches (rolls back when their live results
+    /// breach their thresholds).
+    pub versions_watched: IntGauge,
     /// Call records dropped because the recorder's buffer was full.
     pub call_records_dropped: IntGauge,
     /// Call records written to the store.
@@ -194,6 +197,10 @@ impl Metrics {
             "mcpgate_trainer_leading",
             "1 when this gateway's trainer starts runs by itself (triggers on; it holds the trainer lease or takes none).",
         );
+        let versions_watched = gauge(
+            "mcpgate_versions_watched",
+            "Deployed versions this gateway's trainer watches, to roll back on live results.",
+        );
         let call_records_dropped = gauge(
             "mcpgate_call_records_dropped_total",
             "Call records dropped because the recorder's buffer was full.",
@@ -225,6 +232,7 @@ impl Metrics {
             sessions_forwarded,
             registrations_applied,
             trainer_leading,
+            versions_watched,
             call_records_dropped,
             call_records_written,
             feedback,

@@ -3,7 +3,7 @@
 //! gateway, which takes none). It is taken at start-up, renewed every third of its length, and
 //! given up when the gateway stops; a gateway that dies loses it when it runs out. The other
 //! trainers learn from every gateway's feedback ([`super::others`]), serve what is deployed,
-//! watch what they deployed and answer runs asked for through the API, but start no run by
+//! watch every deployed version and answer runs asked for through the API, but start no run by
 //! themselves, so that two trainers never train one target from one trigger.
 
 use std::future::Future;

@@ -210,9 +210,12 @@ pub struct Trainer {
     /// The adversarial inputs the LLM wrote for each target, and what they were asked for
     /// (see [`inputs::basis`]).
     inputs: HashMap<(String, String), (String, Vec<Value>)>,
-    /// Versions deployed before a restart, to watch again once the catalog is loaded (their
-    /// groups need it), and when the store was read.
-    resuming: (Vec<restart::Deploy>, Option<Instant>),
+    /// Versions deployed before a restart or by another gateway, to watch once the catalog is
+    /// loaded (their groups need it), each with when the store was read ([`watch`]).
+    resuming: Vec<(restart::Deploy, Instant)>,
+    /// The deploys (target, version) watched here or taken up to be, and when each was made:
+    /// each is taken up once ([`watch`]).
+    deploys_known: HashMap<((String, String), i64), Instant>,
     /// When each prompt's learnt text last changed to another with the same placeholders (its
     /// backend's text changed): the latest [`job::MAX_TEXT_CHANGES`] times.
     text_changes: HashMap<String, VecDeque<Instant>>,
@@ -260,7 +263,8 @@ impl Trainer {
             templates: HashMap::new(),
             unstored_templates: HashSet::new(),
             inputs: HashMap::new(),
-            resuming: (Vec::new(), None),
+            resuming: Vec::new(),
+            deploys_known: HashMap::new(),
             text_changes: HashMap::new(),
             hidden: HashSet::new(),
             lease: lease::Lease::new(settings.lease_ms),

@@ -5,7 +5,8 @@
 //! rows other gateway processes recorded since it last looked and takes them into its window
 //! as it takes its own gateway's (without their arguments, which are never stored), and into
 //! its live experiments: the sessions that joined an arm elsewhere, and their outcomes. It also
-//! serves the live experiments other gateways started, and stops serving those they concluded.
+//! serves the live experiments other gateways started, stops serving those they concluded, and
+//! watches the versions they deployed.
 //!
 //! One gateway's recorder writes one batch after another, so each origin's rows are committed
 //! in the order of their ids; rows of different origins are not. A read goes back to the
@@ -20,6 +21,7 @@ use actix::prelude::*;
 use super::{restart, Trainer};
 use crate::store;
 use crate::store::feedback::{self, Recorded, ASSIGNED};
+use crate::store::prompts;
 
 /// How long a row another gateway inserted may take to commit and still be read.
 const LAG: Duration = Duration::from_secs(10);
@@ -63,6 +65,29 @@ fn stored_experiments(
     Ok(StoredExperiments { all, new })
 }
 
+/// Deploys read from the store, and when.
+type Deploys = (Vec<restart::Deploy>, Instant);
+
+/// The newest move of a label, and, unless it is the one `seen` and that changed more than
+/// [`LAG`] ago, the deploys still in production of the moves since `since_ms`, read at `now`:
+/// those another gateway made are watched here too ([`Trainer::resume`]), so that a version
+/// stays watched when the gateway that deployed it stops.
+fn deploys(
+    conn: &mut store::AnyConnection,
+    (seen, changed): (i64, Option<Instant>),
+    (now_ms, now): (i64, Instant),
+    since_ms: i64,
+) -> diesel::QueryResult<(i64, Option<Deploys>)> {
+    let newest = prompts::newest_move(conn)?;
+    let settled = changed.is_some_and(|at| now.duration_since(at) >= LAG);
+    if newest == seen && settled {
+        return Ok((newest, None));
+    }
+    let moves = prompts::production_moves_since(conn, since_ms)?;
+    let at = |ms| restart::instant_at(ms, (now_ms, now));
+    Ok((newest, Some((restart::deploys_in(moves, at), now))))
+}
+
 /// Whether the looks of a gateway process `me` whose cursor is at `floor` and `taken` will not
 /// take `row`: its own, one without an origin, or one already read. What a rebuild of an
 /// experiment's arms may count without the looks counting it again.
@@ -93,9 +118,25 @@ pub struct Others {
     looks: VecDeque<(Instant, i64)>,
     /// Whether a read is under way.
     reading: bool,
+    /// The newest move of a label seen, and when it changed: the deploys of the window are
+    /// read again while it changes and [`LAG`] after.
+    moves: (i64, Option<Instant>),
 }
 
 impl Others {
+    /// Nothing read yet by `me`, which looks every `every`.
+    fn new(me: String, every: Duration) -> Others {
+        Others {
+            me,
+            every,
+            floor: 0,
+            taken: HashMap::new(),
+            looks: VecDeque::new(),
+            reading: false,
+            moves: (-1, None),
+        }
+    }
+
     /// Goes on from `floor`, having taken each origin's rows up to the id given.
     fn go_on_from(&mut self, (floor, taken): (i64, Vec<(String, i64)>)) {
         self.floor = floor;
@@ -134,14 +175,7 @@ impl Trainer {
     /// Reads, every `every`, the feedback other gateway processes record on the store; this
     /// one's rows name it `me`. Before [`Trainer::restore`], which says where to go on from.
     pub fn follow_others(&mut self, me: String, every: Duration) {
-        self.others = Some(Others {
-            me,
-            every,
-            floor: 0,
-            taken: HashMap::new(),
-            looks: VecDeque::new(),
-            reading: false,
-        });
+        self.others = Some(Others::new(me, every));
     }
 
     /// Goes on from where the rows read back at start-up end.
@@ -177,26 +211,36 @@ impl Trainer {
                 .map(|(o, id)| (o.clone(), *id))
                 .collect(),
         );
+        let moves = others.moves;
         let running = self.deps.served.experiments.started();
         let read = store::blocking(&self.deps.pool, move |conn| {
-            let since_ms = crate::connector::now_ms() - window.as_millis() as i64;
+            let now_ms = crate::connector::now_ms();
+            let since_ms = now_ms - window.as_millis() as i64;
             let cursor = (floor, taken.as_slice());
             let rows = feedback::recorded_by_others(conn, &me, cursor, since_ms, MAX_ROWS)?;
             let experiments = stored_experiments(conn, &running, &me, cursor)?;
-            Ok((rows, experiments))
+            let deploys = deploys(conn, moves, (now_ms, Instant::now()), since_ms)?;
+            Ok((rows, experiments, deploys))
         });
         ctx.spawn(read.into_actor(self).map(|read, act, _| {
             if let Some(others) = act.others.as_mut() {
                 others.reading = false;
             }
             match read {
-                Ok((rows, experiments)) => {
+                Ok((rows, experiments, (newest, deploys))) => {
                     // Experiments first: their arms were rebuilt from what was taken before.
                     act.follow_experiments(experiments);
+                    if let Some((deploys, read)) = deploys {
+                        act.resume(deploys, read);
+                    }
                     let Some(others) = act.others.as_mut() else {
                         return;
                     };
-                    let new = others.take(rows, Instant::now());
+                    let now = Instant::now();
+                    if newest != others.moves.0 {
+                        others.moves = (newest, Some(now));
+                    }
+                    let new = others.take(rows, now);
                     act.take_in_others(new);
                 }
                 Err(err) => log::warn!("the other gateways' feedback was not read: {err}"),
@@ -287,14 +331,7 @@ mod tests {
     }
 
     fn others() -> Others {
-        Others {
-            me: "me".into(),
-            every: Duration::from_secs(1),
-            floor: 0,
-            taken: HashMap::new(),
-            looks: VecDeque::new(),
-            reading: false,
-        }
+        Others::new("me".into(), Duration::from_secs(1))
     }
 
     fn ids(rows: &[Recorded]) -> Vec<i64> {

@@ -131,21 +131,8 @@ pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, St
         .into_iter()
         .filter_map(|(key, started)| Some((key, at(started)?)))
         .collect();
-    let mut deploys: Vec<Deploy> = Vec::new();
-    for moved in prompts::production_moves_since(&mut conn, since(window)).map_err(err)? {
-        let key = (moved.target_kind, moved.target);
-        deploys.retain(|(k, ..)| *k != key);
-        match (
-            prompts::is_deploy(&moved.reason),
-            moved.from_version,
-            at(moved.at_ms),
-        ) {
-            (true, Some(previous), Some(when)) if previous != moved.to_version => {
-                deploys.push((key, moved.to_version, previous, when))
-            }
-            _ => {}
-        }
-    }
+    let moves = prompts::production_moves_since(&mut conn, since(window)).map_err(err)?;
+    let deploys = deploys_in(moves, at);
     // A row of another gateway committed since the signals were read is taken by a look (this
     // process has recorded none yet).
     let taken: Vec<(String, i64)> = taken.into_iter().collect();
@@ -181,6 +168,30 @@ pub fn load(pool: &Pool, window: Duration, follows: bool) -> Result<Restored, St
         templates,
         llm_calls,
     })
+}
+
+/// The deploys among production's `moves` (oldest first) that are still in production: per
+/// target, its last move when that was a deploy, timed by `at`.
+pub(super) fn deploys_in(
+    moves: Vec<prompts::LabelMove>,
+    at: impl Fn(i64) -> Option<Instant>,
+) -> Vec<Deploy> {
+    let mut deploys: Vec<Deploy> = Vec::new();
+    for moved in moves {
+        let key = (moved.target_kind, moved.target);
+        deploys.retain(|(k, ..)| *k != key);
+        match (
+            prompts::is_deploy(&moved.reason),
+            moved.from_version,
+            at(moved.at_ms),
+        ) {
+            (true, Some(previous), Some(when)) if previous != moved.to_version => {
+                deploys.push((key, moved.to_version, previous, when))
+            }
+            _ => {}
+        }
+    }
+    deploys
 }
 
 /// The stored live experiments, their arms rebuilt from the feedback since each started that
@@ -258,7 +269,7 @@ impl Trainer {
                 self.rolled_back.insert(key);
             }
         }
-        self.resuming = (restored.deploys, Some(restored.at));
+        self.resume(restored.deploys, restored.at);
         self.others_go_on_from(restored.others);
         let live = &self.deps.served.experiments;
         for (((kind, target), started_at_ms), arms, canary) in restored.experiments {
@@ -440,5 +451,43 @@ mod tests {
 
         assert_eq!(all[&key("a")], [2, 3, 4]);
         assert_eq!(all[&key("b")], [7]);
+    }
+
+    #[test]
+    fn the_deploys_still_in_production_are_each_targets_last_move_when_it_deployed() {
+        let moved =
+            |target: &str, (from, to): (i64, i64), reason: &str, at_ms| prompts::LabelMove {
+                id: at_ms,
+                target_kind: "tool".into(),
+                target: target.into(),
+                label: "production".into(),
+                from_version: Some(from),
+                to_version: to,
+                reason: reason.into(),
+                at_ms,
+            };
+        let now = Instant::now();
+        let moves = vec![
+            moved("a", (1, 2), prompts::BY_API, 1_000),
+            moved("a", (2, 1), "rolled back: worse live", 2_000),
+            moved("b", (1, 2), prompts::BY_API, 3_000),
+            moved("c", (1, 2), prompts::BY_API, 4_000),
+            moved("c", (2, 3), prompts::BY_API, 5_000),
+            moved("d", (4, 4), prompts::BY_API, 6_000),
+        ];
+
+        let deploys = deploys_in(moves, |ms| instant_at(ms, (10_000, now)));
+
+        let found: Vec<_> = deploys
+            .iter()
+            .map(|(k, v, p, at)| (k.1.as_str(), *v, *p, now - *at))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("b", 2, 1, Duration::from_millis(7_000)),
+                ("c", 3, 2, Duration::from_millis(5_000)),
+            ]
+        );
     }
 }

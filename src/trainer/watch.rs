@@ -17,7 +17,7 @@ use actix::prelude::*;
 use actix_web::web;
 
 use super::stats::{above_before, view_of, Seen};
-use super::{evaluate, live, run, Trainer};
+use super::{evaluate, live, restart, run, Trainer};
 use crate::store::prompts::{self, LIVE_BREACH};
 
 /// A deployed version under watch.
@@ -95,8 +95,27 @@ impl Trainer {
 
     /// Watches `version` of `key`, deployed in place of `previous` just now.
     pub(super) fn watch(&mut self, key: (String, String), version: i64, previous: i64) {
-        let watch = self.watch_since(&key, version, previous, Instant::now());
+        let now = Instant::now();
+        self.deploys_known.insert((key.clone(), version), now);
+        let watch = self.watch_since(&key, version, previous, now);
         self.watched.insert(key, watch);
+    }
+
+    /// Takes up `deploys` (the store read at `read`) to watch once the catalog is loaded: those
+    /// made before a restart, and, with several gateways, those another gateway made. A deploy
+    /// is taken up once; those older than the window are forgotten, as their signals are.
+    pub(super) fn resume(&mut self, deploys: Vec<restart::Deploy>, read: Instant) {
+        let window = self.window;
+        self.deploys_known
+            .retain(|_, at| read.saturating_duration_since(*at) <= window);
+        for deploy in deploys {
+            let (key, version, _, at) = &deploy;
+            if self.deploys_known.contains_key(&(key.clone(), *version)) {
+                continue;
+            }
+            self.deploys_known.insert((key.clone(), *version), *at);
+            self.resuming.push((deploy, read));
+        }
     }
 
     /// The watch of `version` of `key`, deployed in place of `previous` at `since`.
@@ -119,22 +138,23 @@ impl Trainer {
         }
     }
 
-    /// Watches again, once the catalog is loaded, the versions deployed before a restart, and
-    /// gives back those to roll back. The uses between the deploy and the restart count: the
-    /// last look they reached is taken on them now (a check may not have come between that
-    /// look and the restart), the looks before it count as taken (the version is still in
-    /// production, so none of them rolled it back), and a version past its last look is not
-    /// watched again.
+    /// Watches, once the catalog is loaded, the versions taken up ([`Trainer::resume`]), and
+    /// gives back those to roll back. The uses between the deploy and the read of the store
+    /// count: the last look they reached is taken on them now (a check may not have come
+    /// between that look and a restart, or the gateway that deployed may have stopped), the
+    /// looks before it count as taken (the version is still in production, so none of them
+    /// rolled it back), and a version past its last look is not watched. A version deployed
+    /// after the one watched here, by another gateway, takes its place.
     fn resume_watches(&mut self) -> Vec<Breach> {
-        let Some(restart) = self.resuming.1 else {
-            return Vec::new();
-        };
-        if !self.deps.catalog.load().loaded {
+        if self.resuming.is_empty() || !self.deps.catalog.load().loaded {
             return Vec::new();
         }
         let volume = self.settings.min_volume;
         let mut breaches = Vec::new();
-        for (key, version, previous, since) in std::mem::take(&mut self.resuming.0) {
+        for ((key, version, previous, since), restart) in std::mem::take(&mut self.resuming) {
+            if self.watched.get(&key).is_some_and(|w| w.since >= since) {
+                continue;
+            }
             let mut watch = self.watch_since(&key, version, previous, since);
             let (used, failed) = self.group_figures(&watch.group, (since, true), version);
             let (used_after, failed_after) =
@@ -153,11 +173,12 @@ impl Trainer {
             watch.looks = reached;
             if found == Some(Look::Breach) {
                 breaches.push((key, watch, before.0 as f64 / before.1 as f64));
-            } else if watch.looks < LOOKS.len() && !self.watched.contains_key(&key) {
+            } else if watch.looks < LOOKS.len() {
                 self.watched.insert(key, watch);
+            } else {
+                self.watched.remove(&key);
             }
         }
-        self.resuming.1 = None;
         breaches
     }
 
@@ -258,8 +279,12 @@ impl Trainer {
         for key in proven {
             self.watched.remove(&key);
         }
+        for (key, _, _) in &rollbacks {
+            self.watched.remove(key);
+        }
+        let watched = self.watched.len() as i64;
+        self.deps.metrics.versions_watched.set(watched);
         for (key, watch, live) in rollbacks {
-            self.watched.remove(&key);
             self.rolled_back.insert(key.clone());
             let on = match key.0.as_str() {
                 "prompt" => "in its ratings",

@@ -6,7 +6,8 @@ use std::time::Duration;
 use mcpgate::configuration::Settings;
 use serde_json::json;
 
-use super::{app, tools};
+use super::rollback::{fail_until_rolled_back, watching};
+use super::{app, four_good_searches, tools};
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app_sharing, TestApp};
 
@@ -198,4 +199,44 @@ async fn a_gateway_that_takes_the_lease_over_does_not_train_again_what_the_last_
     assert_eq!(trained.len(), 1, "{trained:?}");
     assert!(took_over);
     assert_eq!(after, trained, "no second run within the cooldown");
+}
+
+/// Short leases and looks (every 100 ms), triggers off, and watches whose verdict four calls
+/// make.
+fn leased_watching(s: &mut Settings) {
+    s.trainer.lease_ms = 300;
+    s.database.sync_interval_ms = 100;
+    watching(s);
+}
+
+#[actix_web::test]
+async fn a_version_one_gateway_deployed_is_watched_by_the_others_and_rolled_back_once_it_stopped() {
+    let backend = FakeConnector::with_tools(tools()).await;
+    let first = app(&backend, leased_watching).await;
+    let second = spawn_app_sharing(&first, |s| {
+        s.connectors = vec![connector("gh", &backend.url)];
+        leased_watching(s);
+    })
+    .await;
+    let (_, call) = four_good_searches(&first).await;
+    let train = "/api/v1/prompts/tool:gh_search/train";
+    let (_, outcome) = first.send_json("POST", train, &json!({})).await;
+    assert_eq!(outcome["outcome"], "deployed", "{outcome}");
+    let watched = |app| async move { total(app, "mcpgate_versions_watched").await };
+    let watching_on_second = TestApp::read_until(|| watched(&second), |n| *n == 1.0).await;
+
+    first.stop().await;
+    let session = second.initialize().await;
+    let (production, runs) = fail_until_rolled_back(&second, &backend, &session, &call).await;
+    let rollbacks: Vec<_> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "live_results")
+        .collect();
+
+    assert_eq!(watching_on_second, 1.0, "the second watches the version");
+    assert_eq!(production, 1, "{runs}");
+    assert_eq!(rollbacks.len(), 1, "{runs}");
+    assert_eq!(rollbacks[0]["outcome"], "rolled_back", "{runs}");
 }
