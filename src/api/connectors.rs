@@ -134,6 +134,7 @@ pub async fn delete(
 
 /// `POST /api/v1/connectors/{name}/refresh`: drops its caches and checks it now, and has the
 /// other gateways of the store do so too (they see the time noted at their next look); 202.
+/// When the store cannot be reached, 503 says that only this gateway refreshed it.
 pub async fn refresh(
     gateway: web::Data<Gateway>,
     name: web::Path<String>,
@@ -142,7 +143,13 @@ pub async fn refresh(
     let request = RefreshConnector { name: name.clone() };
     gateway.registry.send(request).await??;
     let asked = name.clone();
-    let at = store(&gateway, move |conn| refreshes::ask(conn, &asked)).await?;
+    let noted = store(&gateway, move |conn| refreshes::ask(conn, &asked)).await;
+    let at = noted.map_err(|err| match err {
+        ApiError::Unavailable(_) => ApiError::Unavailable(format!(
+            "connector `{name}` was refreshed on this gateway, but the store is unavailable, so the other gateways were not asked to; ask again"
+        )),
+        other => other,
+    })?;
     gateway.refreshes_asked.note(&name, at);
     Ok(HttpResponse::Accepted().json(json!({ "refreshing": name })))
 }

@@ -24,10 +24,17 @@ pub enum ApiError {
     /// The body is JSON but fields are wrong (422), each named.
     #[error("invalid fields")]
     Invalid(BTreeMap<String, String>),
+    /// The store cannot be reached (503, with `Retry-After`): asking again is safe. The message
+    /// says what was done meanwhile; the cause goes to the log only.
+    #[error("{0}")]
+    Unavailable(String),
     /// The gateway failed (500); the detail goes to the log only.
     #[error("internal error")]
     Internal(String),
 }
+
+/// What a caller is told when the store cannot be reached.
+pub const STORE_UNAVAILABLE: &str = "the store is unavailable; ask again";
 
 impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> Self {
@@ -68,6 +75,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +89,10 @@ impl ResponseError for ApiError {
             }
             other => json!({"error": other.to_string()}),
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unavailable(_) = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
     }
 }

@@ -83,28 +83,42 @@ async fn admin_guard(
     }
 }
 
-/// Runs a store operation on a blocking thread; a store failure becomes a 500 logged once.
+/// Runs a store operation on a blocking thread. A store that cannot be reached (no pooled
+/// connection, or one lost) becomes a 503, any other failure a 500; the cause is logged once.
 async fn store<T: Send + 'static>(
     gateway: &Gateway,
     op: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
     let pool = gateway.pool.clone();
     let outcome = web::block(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| format!("no store connection: {e}"))?;
+        let mut conn = pool.get().map_err(|e| Failed::Unreachable(e.to_string()))?;
         op(&mut conn).map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => "unique".to_string(),
-            other => other.to_string(),
+            Error::DatabaseError(Kind::UniqueViolation, _) => Failed::Unique,
+            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, info) => {
+                Failed::Unreachable(info.message().to_string())
+            }
+            other => Failed::Other(other.to_string()),
         })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    outcome.map_err(|e| match e.as_str() {
-        "unique" => ApiError::Conflict("a connector with this name is already stored".into()),
-        _ => ApiError::Internal(format!("store: {e}")),
+    outcome.map_err(|failed| match failed {
+        Failed::Unique => ApiError::Conflict("a connector with this name is already stored".into()),
+        Failed::Unreachable(cause) => {
+            log::warn!("ops API: the store is unavailable: {cause}");
+            ApiError::Unavailable(error::STORE_UNAVAILABLE.into())
+        }
+        Failed::Other(cause) => ApiError::Internal(format!("store: {cause}")),
     })
+}
+
+/// How a store operation of the API failed.
+enum Failed {
+    /// A row with that name exists.
+    Unique,
+    /// No connection could be had, or it was lost.
+    Unreachable(String),
+    /// Anything else.
+    Other(String),
 }

@@ -1,6 +1,6 @@
 //! The ops REST API: connectors registered live and stored, probes, metrics, admin tokens.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fake_connector::FakeConnector;
 use crate::helpers::{connector, spawn_app, spawn_app_sharing, spawn_app_with, StoreKind};
@@ -275,4 +275,42 @@ async fn readyz_follows_the_store() {
 
     assert_eq!((ready, down, back), (200, 503, 200));
     assert_eq!(body["store"], "unreachable");
+}
+
+#[actix_web::test]
+async fn while_the_store_is_away_the_api_answers_503_and_a_refresh_says_it_was_done_here_only() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![connector("c", &url)];
+        s.database.connect_timeout_ms = 300;
+    })
+    .await;
+    let refresh = "/api/v1/connectors/c/refresh";
+
+    app.db.take_offline();
+    let metrics = app
+        .client
+        .get(format!("{}/api/v1/connectors/c/metrics", app.address))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let retry = metrics.headers().get("retry-after").cloned();
+    let away = (metrics.status().as_u16(), metrics.json::<Value>().await);
+    let (refreshed, said) = app.send_json("POST", refresh, &json!({})).await;
+    app.db.bring_online();
+    let (again, _) = app.send_json("POST", refresh, &json!({})).await;
+
+    assert_eq!(away.0, 503);
+    assert_eq!(
+        away.1.expect("a JSON body")["error"],
+        "the store is unavailable; ask again"
+    );
+    assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(refreshed, 503, "{said}");
+    assert_eq!(
+        said["error"],
+        "connector `c` was refreshed on this gateway, but the store is unavailable, so the other gateways were not asked to; ask again"
+    );
+    assert_eq!(again, 202);
 }
