@@ -1,6 +1,7 @@
 //! The operator's HTTP surface: probes (`/healthz`, `/readyz`), Prometheus `/metrics`, and the
-//! `/api/v1` REST API (behind the admin tokens when `admin.tokens` is set). Not behind the MCP
-//! guard: probes and scrapes come from orchestrators that name the pod's address.
+//! `/api/v1` REST API (behind the MCP endpoints' `Host`/`Origin` checks, so that a web page
+//! cannot drive it, and the admin tokens when `admin.tokens` is set). The probes and
+//! `/metrics` are behind neither: orchestrators and scrapers name the pod's address.
 
 mod connectors;
 mod error;
@@ -14,7 +15,7 @@ mod targets;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
 pub use connectors::follow as follow_connectors;
 pub use error::ApiError;
@@ -22,7 +23,7 @@ pub use servers::follow as follow_servers;
 
 use crate::gateway::Gateway;
 use crate::store::AnyConnection;
-use crate::transport::guard::{bearer_accepted, unauthorized};
+use crate::transport::guard::{bearer_accepted, foreign, unauthorized};
 
 /// Mounts the probes, `/metrics` and `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -65,21 +66,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Refuses `/api/v1` requests without an admin token, when tokens are configured.
+/// Refuses `/api/v1` requests that name a foreign host or come from a foreign origin (403, as
+/// the MCP endpoints do: a web page must not drive the API), and those without an admin token
+/// when tokens are configured (401).
 async fn admin_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let accepted = req
-        .app_data::<web::Data<Gateway>>()
-        .is_some_and(|g| bearer_accepted(req.headers(), &g.admin_tokens));
-    if accepted {
-        next.call(req)
+    let rejection = match req.app_data::<web::Data<Gateway>>() {
+        Some(gateway) => foreign(&req, gateway).or_else(|| {
+            (!bearer_accepted(req.headers(), &gateway.admin_tokens)).then(unauthorized)
+        }),
+        None => Some(unauthorized()),
+    };
+    match rejection {
+        None => next
+            .call(req)
             .await
-            .map(ServiceResponse::map_into_left_body)
-    } else {
-        let response: HttpResponse = unauthorized();
-        Ok(req.into_response(response).map_into_right_body())
+            .map(ServiceResponse::map_into_left_body),
+        Some(response) => Ok(req.into_response(response).map_into_right_body()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Checks in front of the MCP endpoints: `Host` and `Origin` against the allowed lists (403,
-//! against DNS rebinding), then the bearer token if tokens are configured (401).
+//! against DNS rebinding and cross-site requests), then the bearer token if tokens are
+//! configured (401). The ops API takes the same `Host` and `Origin` checks ([`foreign`]).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -33,17 +34,29 @@ pub async fn check(
 }
 
 fn reject(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> {
+    foreign(req, gateway)
+        .or_else(|| (!bearer_accepted(req.headers(), &gateway.tokens)).then(unauthorized))
+}
+
+/// 403 when the request names a host or comes from an origin that is not allowed (against DNS
+/// rebinding and cross-site requests): every `Host` header and the authority of an
+/// absolute request target must be an allowed host, and every `Origin` header an allowed
+/// origin. A header that is not visible ASCII is not allowed.
+pub fn foreign(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> {
     let settings = &gateway.server;
     let headers = req.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if let Some(host) = host {
-        if !host_allowed(host, &settings.allowed_hosts) {
+    let named = headers
+        .get_all(header::HOST)
+        .map(|h| h.to_str().ok())
+        .chain(req.uri().authority().map(|a| Some(a.as_str())));
+    for host in named {
+        if !host.is_some_and(|host| host_allowed(host, &settings.allowed_hosts)) {
             return Some(forbidden(
                 "the Host header names a host that is not allowed",
             ));
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    for origin in headers.get_all(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !origin_allowed(origin, &settings.allowed_hosts, &settings.allowed_origins) {
             return Some(forbidden(
@@ -51,7 +64,7 @@ fn reject(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> {
             ));
         }
     }
-    (!bearer_accepted(headers, &gateway.tokens)).then(unauthorized)
+    None
 }
 
 /// Whether `tokens` is empty or the `Authorization: Bearer` header holds one of them.

@@ -1,4 +1,5 @@
-//! Host/Origin validation, the body limit and bearer tokens on the MCP endpoints.
+//! Host/Origin validation (on the MCP endpoints and the ops API), the body limit and bearer
+//! tokens on the MCP endpoints.
 
 use serde_json::{json, Value};
 
@@ -35,6 +36,80 @@ async fn a_foreign_host_or_origin_is_forbidden_and_loopback_is_not() {
     assert_eq!(origin.status(), 403);
     assert_eq!(sse.status(), 403);
     assert_eq!(local.status(), 200);
+}
+
+#[actix_web::test]
+async fn the_ops_api_refuses_foreign_hosts_and_origins_so_a_web_page_cannot_drive_it() {
+    let app = spawn_app(vec![]).await;
+    let register = json!({"name": "csrf", "kind": "http", "url": "http://127.0.0.1:1"});
+    let post = |origin: &'static str| {
+        app.client
+            .post(format!("{}/api/v1/connectors", app.address))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(register.to_string())
+            .send()
+    };
+
+    let cross_site = post("https://evil.example").await.unwrap().status();
+    let listed = app.get_json("/api/v1/connectors/csrf").await.0;
+    let rebound = app
+        .client
+        .get(format!("{}/api/v1/connectors", app.address))
+        .header("host", "evil.example:8080")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let local = post("http://localhost:8080").await.unwrap().status();
+
+    assert_eq!((cross_site.as_u16(), listed), (403, 404));
+    assert_eq!(rebound, 403);
+    assert_eq!(local, 201);
+}
+
+#[actix_web::test]
+async fn a_host_that_is_not_ascii_a_second_origin_or_a_foreign_absolute_target_is_forbidden() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(vec![]).await;
+    let not_ascii = reqwest::header::HeaderValue::from_bytes(b"evil.example\xe9").unwrap();
+    let odd_host = app
+        .client
+        .post(format!("{}/mcp", app.address))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("host", not_ascii)
+        .body(initialize_body())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let two_origins = app
+        .client
+        .post(format!("{}/mcp", app.address))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("origin", "http://localhost")
+        .header("origin", "https://evil.example")
+        .body(initialize_body())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let authority = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let body = initialize_body();
+    let request = format!(
+        "POST http://evil.example/mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+
+    assert_eq!(odd_host, 403);
+    assert_eq!(two_origins, 403);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
 }
 
 #[actix_web::test]
