@@ -14,6 +14,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
+use super::settings::header_pair;
 use super::{ConnectorError, ConnectorSettings};
 use crate::catalog::Item;
 
@@ -84,7 +85,9 @@ impl HttpBackend {
             .timeout(settings.timeout())
             .disable_redirects();
         for (name, value) in headers {
-            builder = builder.add_default_header((name.as_str(), value.expose_secret()));
+            if let Some(pair) = header_pair(&settings.name, name, value.expose_secret()) {
+                builder = builder.add_default_header(pair);
+            }
         }
         HttpBackend {
             connector: Arc::from(settings.name.as_str()),

@@ -35,7 +35,7 @@ pub use health::{now_ms, ConnectorStatus, Health};
 pub(crate) use http::redirected;
 pub use rate_limit::RateLimitSettings;
 pub use replicas::ReplicaView;
-pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};
+pub use settings::{header_pair, Balance, ConnectorKind, ConnectorSettings, Credentials};
 
 use crate::catalog::Item;
 use crate::metrics::Metrics;

@@ -44,13 +44,16 @@ impl TokenBucket {
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
-        } else if self.rate <= 0.0 {
-            Err(Duration::from_secs(3600))
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            // At most an hour: a rate so small that the wait overflows a `Duration` waits that.
+            let wait = Duration::try_from_secs_f64((1.0 - self.tokens) / self.rate);
+            Err(wait.map_or(MAX_WAIT, |wait| wait.min(MAX_WAIT)))
         }
     }
 }
+
+/// The longest wait a refused call is told of.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod tests {
@@ -89,5 +92,17 @@ mod tests {
             assert!(b.take(much_later).is_ok());
         }
         assert!(b.take(much_later).is_err());
+    }
+
+    #[test]
+    fn a_rate_too_small_for_a_duration_waits_an_hour_rather_than_panicking() {
+        let t = Instant::now();
+        let settings = RateLimitSettings {
+            rate_per_sec: 1e-300,
+            burst: 1,
+        };
+        let mut b = TokenBucket::new(&settings, t);
+        b.take(t).unwrap();
+        assert_eq!(b.take(t + Duration::from_secs(1)), Err(MAX_WAIT));
     }
 }

@@ -301,22 +301,33 @@ impl ConnectorSettings {
             fail("retry.attempts", "must be at least 1");
         }
         if let Some(limit) = &self.rate_limit {
-            if limit.rate_per_sec.is_nan() || limit.rate_per_sec <= 0.0 {
-                fail("rate_limit.rate_per_sec", "must be above 0");
+            if !limit.rate_per_sec.is_finite() || limit.rate_per_sec <= 0.0 {
+                fail("rate_limit.rate_per_sec", "must be a number above 0");
             }
             if limit.burst == 0 {
                 fail("rate_limit.burst", "must be at least 1");
             }
         }
-        for name in self.headers.keys() {
+        for (name, value) in &self.headers {
             if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
                 fail(&format!("headers.{name}"), "is not a valid header name");
+            } else if !header_value_ok(value) {
+                fail(&format!("headers.{name}"), NOT_A_HEADER_VALUE);
             }
         }
-        if let Some(Credentials::Header { name, .. }) = &self.auth {
-            if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
-                fail("auth.name", "is not a valid header name");
+        match &self.auth {
+            Some(Credentials::Header { name, value }) => {
+                if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
+                    fail("auth.name", "is not a valid header name");
+                }
+                if !header_value_ok(value) {
+                    fail("auth.value", NOT_A_HEADER_VALUE);
+                }
             }
+            Some(Credentials::Bearer { token }) if !header_value_ok(token) => {
+                fail("auth.token", NOT_A_HEADER_VALUE);
+            }
+            _ => {}
         }
         problems
     }
@@ -357,6 +368,16 @@ impl ConnectorSettings {
             Some(Credentials::Header { name, value }) => {
                 headers.push((name.clone(), resolve("auth.value", value)?));
             }
+        }
+        // A variable's value may hold what a header cannot carry.
+        if let Some((name, _)) = headers
+            .iter()
+            .find(|(_, v)| !header_value_ok(v.expose_secret()))
+        {
+            return Err(format!(
+                "connector `{}` header `{name}`: {NOT_A_HEADER_VALUE}",
+                self.name
+            ));
         }
         Ok(headers)
     }
@@ -400,6 +421,35 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Why a header's value (or its template) is refused.
+const NOT_A_HEADER_VALUE: &str =
+    "is not a valid header value (control characters such as CR, LF or NUL are not allowed)";
+
+/// Whether `value` can be sent as a header's value.
+pub fn header_value_ok(value: &str) -> bool {
+    actix_web::http::header::HeaderValue::from_str(value).is_ok()
+}
+
+/// A connector's header as a client sends it; none (logged by name, never by value) when it
+/// cannot be sent, which validation and [`ConnectorSettings::resolve_headers`] rule out.
+pub fn header_pair(
+    connector: &str,
+    name: &str,
+    value: &str,
+) -> Option<(
+    actix_web::http::header::HeaderName,
+    actix_web::http::header::HeaderValue,
+)> {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+        (Ok(name), Ok(value)) => Some((name, value)),
+        _ => {
+            log::error!("connector `{connector}`: header `{name}` cannot be sent; it is left out");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +484,26 @@ mod tests {
             settings(serde_json::json!({"name": "a", "url": "http://x", "urls": ["http://y"]}));
         assert_eq!(none.validate().unwrap_err().0, "url");
         assert_eq!(both.validate().unwrap_err().0, "urls");
+    }
+
+    #[test]
+    fn header_values_with_control_characters_are_refused_by_field_and_after_resolving() {
+        let s = settings(serde_json::json!({"name": "a", "url": "http://x",
+            "headers": {"X-A": "a\r\nInjected: 1"}, "auth": {"type": "bearer", "token": "a\nb"}}));
+        let fields: Vec<String> = s.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["headers.X-A", "auth.token"]);
+
+        let s = settings(serde_json::json!({"name": "a", "url": "http://x",
+            "headers": {"X-B": "${MCPGATE_TEST_CRLF_VALUE}"}}));
+        std::env::set_var("MCPGATE_TEST_CRLF_VALUE", "ok\r\nInjected: 1");
+        let resolved = s.resolve_headers();
+        std::env::remove_var("MCPGATE_TEST_CRLF_VALUE");
+        assert!(s.problems().is_empty());
+        let err = resolved.unwrap_err();
+        assert!(
+            err.contains("header `X-B`") && !err.contains("Injected"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::resume::{self, read_into, Ended, StreamRequest};
 use super::sse::Parser;
 use super::{McpClient, Sent};
+use crate::connector::header_pair;
 use crate::connector::ConnectorError;
 
 /// Which HTTP transport to speak.
@@ -69,7 +70,9 @@ impl HttpConnection {
         // Redirects are not followed, for the connector's headers' sake (see the `http` backend).
         let mut builder = Client::builder().timeout(timeout).disable_redirects();
         for (name, value) in headers {
-            builder = builder.add_default_header((name.as_str(), value.as_str()));
+            if let Some(pair) = header_pair(mcp.connector(), name, value) {
+                builder = builder.add_default_header(pair);
+            }
         }
         let connection = HttpConnection {
             client: builder.finish(),

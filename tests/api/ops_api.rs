@@ -121,6 +121,16 @@ async fn an_invalid_registration_is_422_with_every_field_named_and_bad_json_is_4
         .send()
         .await
         .unwrap();
+    let (unsendable, unsendable_body) = app
+        .send_json(
+            "POST",
+            "/api/v1/connectors",
+            &json!({"name": "h", "url": "http://x", "headers": {"X": "a\r\nInjected: 1"},
+            "auth": {"type": "header", "name": "X-K", "value": "a\u{0}b"},
+            "rate_limit": {"rate_per_sec": 1e-300, "burst": 1}}),
+        )
+        .await;
+    let (_, connectors) = app.get_json("/api/v1/connectors").await;
 
     assert_eq!(invalid, 422);
     let fields = body["fields"].as_object().unwrap();
@@ -136,6 +146,14 @@ async fn an_invalid_registration_is_422_with_every_field_named_and_bad_json_is_4
     );
     assert_eq!(unknown, 422, "{unknown_body}");
     assert_eq!(malformed.status(), 400);
+    assert_eq!(unsendable, 422, "{unsendable_body}");
+    let named: Vec<&String> = unsendable_body["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(named, ["auth.value", "headers.X"], "{unsendable_body}");
+    assert_eq!(connectors["connectors"], json!([]), "nothing registered");
 }
 
 #[actix_web::test]
