@@ -279,6 +279,14 @@ impl HttpBackend {
             };
             let mut response = response.map_err(|e| match e {
                 awc::error::SendRequestError::Timeout => self.timeout_error(timeout),
+                // The request itself cannot be made (a URI too long for HTTP, say): the
+                // client's doing, not the backend's health.
+                awc::error::SendRequestError::Url(_) | awc::error::SendRequestError::Http(_) => {
+                    ConnectorError::Rejected {
+                        connector: self.connector.to_string(),
+                        message: format!("the request cannot be sent: {e}"),
+                    }
+                }
                 other => ConnectorError::Unreachable {
                     connector: self.connector.to_string(),
                     reason: other.to_string(),
@@ -299,7 +307,8 @@ impl HttpBackend {
             .unwrap_or_else(|_| Err(self.timeout_error(timeout)))
     }
 
-    /// Maps 404 and 400/422 onto client errors and other non-2xx onto a backend failure.
+    /// Maps 404, 400/422 and the refusals of a request too large (413, 414, 431) onto client
+    /// errors and other non-2xx onto a backend failure.
     fn check(
         &self,
         status: StatusCode,
@@ -313,12 +322,14 @@ impl HttpBackend {
                 connector,
                 what: what(),
             }),
-            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
-                Err(ConnectorError::Rejected {
-                    connector,
-                    message: error_text(status, body),
-                })
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::URI_TOO_LONG
+            | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Err(ConnectorError::Rejected {
+                connector,
+                message: error_text(status, body),
+            }),
             _ => Err(ConnectorError::Failed {
                 connector,
                 status: status.as_u16(),
@@ -414,6 +425,26 @@ mod tests {
     fn error_text_falls_back_to_the_body_then_the_status() {
         assert_eq!(error_text(StatusCode::BAD_GATEWAY, b" plain "), "plain");
         assert!(error_text(StatusCode::BAD_GATEWAY, b"").contains("502"));
+    }
+
+    #[actix_rt::test]
+    async fn refusals_of_a_request_too_large_are_the_clients_fault() {
+        let settings: ConnectorSettings =
+            serde_json::from_value(json!({"name": "c", "url": "http://127.0.0.1:1"})).unwrap();
+        let backend = HttpBackend::new(&settings, "http://127.0.0.1:1", &[]);
+        let what = || "prompt `p`".to_string();
+        for status in [413, 414, 431, 400, 422] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let err = backend.check(status, b"", what).unwrap_err();
+            assert!(
+                !err.is_backend_failure() && err.is_client_error(),
+                "{status}"
+            );
+        }
+        let err = backend
+            .check(StatusCode::BAD_GATEWAY, b"", what)
+            .unwrap_err();
+        assert!(err.is_backend_failure());
     }
 
     #[test]

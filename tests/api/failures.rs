@@ -117,6 +117,36 @@ async fn a_connector_500_on_a_prompt_is_a_backend_error_and_recovers() {
 }
 
 #[actix_web::test]
+async fn a_request_too_large_to_send_or_refused_as_too_large_is_the_clients_fault_not_the_backends()
+{
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let session = app.initialize().await;
+    let long = "a".repeat(70_000);
+    let read = json!({"uri": format!("c:{long}")});
+    let prompt = json!({"name": "c_summarize", "arguments": {"topic": long}});
+
+    let mut answers = Vec::new();
+    // More than the breaker's consecutive failures, each retried.
+    for _ in 0..6 {
+        answers.push(app.rpc(&session, "resources/read", read.clone()).await);
+        answers.push(app.rpc(&session, "prompts/get", prompt.clone()).await);
+    }
+    let unavailable = app.gateway.catalog.load().unavailable.clone();
+    let call = json!({"name": "c_echo", "arguments": {"text": "still here"}});
+    let called = app.rpc(&session, "tools/call", call).await;
+
+    for answer in &answers {
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    }
+    assert!(unavailable.is_empty(), "{unavailable:?}");
+    assert_eq!(
+        called["result"]["content"][0]["text"], "still here",
+        "{called}"
+    );
+}
+
+#[actix_web::test]
 async fn hostile_bodies_never_crash_the_gateway() {
     let backend = FakeConnector::start().await;
     let app = spawn_app(vec![connector("c", &backend.url)]).await;
