@@ -409,13 +409,31 @@ impl ConnectorSettings {
     }
 }
 
-/// `url` without user name and password.
+/// `url` without user name and password, and with the values of its query (where tokens
+/// are often put) shown as `***`.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+        Ok(mut parsed)
+            if !parsed.username().is_empty()
+                || parsed.password().is_some()
+                || parsed.query().is_some() =>
+        {
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
-            parsed.to_string().trim_end_matches('/').to_string()
+            if parsed.query().is_some() {
+                let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+                let mut query = parsed.query_pairs_mut();
+                query.clear();
+                for key in &keys {
+                    query.append_pair(key, "***");
+                }
+                drop(query);
+            }
+            let redacted = parsed.to_string();
+            match parsed.query() {
+                Some(_) => redacted,
+                None => redacted.trim_end_matches('/').to_string(),
+            }
         }
         _ => url.to_string(),
     }
@@ -518,11 +536,17 @@ mod tests {
     #[test]
     fn debug_and_redacted_output_never_show_secrets() {
         let mut s = settings(serde_json::json!({"name": "a",
-            "url": "http://user:pw-secret@host:1/", "auth": {"type": "bearer", "token": "tok-secret"}}));
+            "urls": ["http://user:pw-secret@host:1/", "http://host:2/mcp?token=q-secret&v=1"],
+            "auth": {"type": "bearer", "token": "tok-secret"}}));
         s.headers.insert("X-Key".into(), "literal-secret".into());
         let printed = format!("{s:?} {}", s.redacted());
         assert!(printed.contains("X-Key"));
-        for secret in ["literal-secret", "tok-secret", "pw-secret"] {
+        assert!(
+            printed.contains("http://host:2/mcp?token=***&v=***"),
+            "{printed}"
+        );
+        assert!(printed.contains("\"http://host:1\""), "{printed}");
+        for secret in ["literal-secret", "tok-secret", "pw-secret", "q-secret"] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }
