@@ -260,11 +260,7 @@ fn parse(
             Some(_) => return Err(invalid("name", "must match the name in the path")),
         }
     }
-    let settings: ConnectorSettings = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".into() } else { path };
-        invalid(&field, &e.inner().to_string())
-    })?;
+    let settings: ConnectorSettings = super::typed(value)?;
     let problems = settings.problems();
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems.into_iter().collect()));

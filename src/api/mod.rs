@@ -118,6 +118,62 @@ async fn store<T: Send + 'static>(
     })
 }
 
+/// Reads a body that must be a JSON object of type `T`: 400 when it is not JSON, 422 naming
+/// the fields otherwise ([`typed`]; `body` when it is not an object).
+fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::Invalid(
+            [("body".to_string(), "must be a JSON object".to_string())].into(),
+        ));
+    }
+    typed(value)
+}
+
+/// `value` (a JSON object) as a `T`, or 422 naming every field that is of the wrong type,
+/// unknown or missing: each such field is named, set aside and the rest read again, until the
+/// rest reads or a field is missing.
+fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    let mut problems = std::collections::BTreeMap::new();
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(typed) if problems.is_empty() => return Ok(typed),
+            Ok(_) => break,
+            Err(error) => error,
+        };
+        let message = error.inner().to_string();
+        let named = |what: &str| {
+            let rest = message.strip_prefix(what)?.strip_prefix('`')?;
+            rest.split('`').next().map(str::to_string)
+        };
+        let top = match error.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        let path = error.path().to_string();
+        let (field, problem, set_aside) = if let Some(missing) = named("missing field ") {
+            (missing, "is required".to_string(), None)
+        } else if let Some(unknown) = named("unknown field ").filter(|_| top.is_none()) {
+            (
+                unknown.clone(),
+                "is not a known field".to_string(),
+                Some(unknown),
+            )
+        } else if path == "." {
+            ("body".to_string(), message.clone(), None)
+        } else {
+            (path, message.clone(), top)
+        };
+        problems.entry(field).or_insert(problem);
+        let removed = set_aside.and_then(|key| value.as_object_mut()?.remove(&key));
+        if removed.is_none() {
+            break;
+        }
+    }
+    Err(ApiError::Invalid(problems))
+}
+
 /// How a store operation of the API failed.
 enum Failed {
     /// A row with that name exists.
@@ -126,4 +182,58 @@ enum Failed {
     Unreachable(String),
     /// Anything else.
     Other(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        name: String,
+        count: u32,
+        #[serde(default)]
+        note: Option<String>,
+    }
+
+    fn fields(err: ApiError) -> Vec<(String, String)> {
+        match err {
+            ApiError::Invalid(fields) => fields.into_iter().collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_field_of_the_wrong_type_or_unknown_is_named() {
+        let err = typed::<Shape>(json!({"name": 5, "count": "x", "note": [], "colour": 1}));
+        let named: Vec<String> = fields(err.unwrap_err())
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(named, ["colour", "count", "name", "note"]);
+    }
+
+    #[test]
+    fn a_missing_field_is_named_as_required() {
+        let err = typed::<Shape>(json!({"count": 1}));
+        assert_eq!(
+            fields(err.unwrap_err()),
+            [("name".to_string(), "is required".to_string())]
+        );
+        assert!(typed::<Shape>(json!({"name": "a", "count": 1})).is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_by_name() {
+        let err = object::<Shape>(br#"["a", 1]"#).unwrap_err();
+        assert_eq!(fields(err)[0].0, "body");
+        assert!(matches!(
+            object::<Shape>(b"{nope"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
 }

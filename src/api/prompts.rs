@@ -86,10 +86,10 @@ pub struct NewVersion {
 pub async fn add(
     gateway: web::Data<Gateway>,
     id: web::Path<String>,
-    body: web::Json<NewVersion>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let t = target(&gateway, &id)?;
-    let body = body.into_inner();
+    let body: NewVersion = super::object(&body)?;
     safety::check(&t.original, &body.text, &t.placeholders)
         .map_err(|problem| ApiError::Invalid([("text".to_string(), problem)].into()))?;
     let now = crate::connector::now_ms();
@@ -137,10 +137,10 @@ pub struct Deploy {
 pub async fn deploy(
     gateway: web::Data<Gateway>,
     id: web::Path<String>,
-    body: web::Json<Deploy>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let t = target(&gateway, &id)?;
-    let version = body.version;
+    let version = super::object::<Deploy>(&body)?.version;
     let now = crate::connector::now_ms();
     let (kind, name) = (t.kind.clone(), t.name.clone());
     let (original, schema) = (t.original.clone(), t.schema.clone());

@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
 use crate::mcp::scope::VirtualServer;
-use crate::registry::Source;
+use crate::registry::{RegistryError, Source};
 use crate::store::servers::{self as stored, StoredServer};
 use crate::sync::plan::{self, Failed, Step};
 
@@ -59,7 +59,7 @@ pub async fn create(
         )));
     }
     save(&gateway, &server).await?;
-    gateway.servers.add(server.clone())?;
+    gateway.servers.add(server.clone()).map_err(about_server)?;
     Ok(HttpResponse::Created().json(view(&server, Source::Api)))
 }
 
@@ -71,7 +71,10 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let _held = gateway.api_writes.lock().await;
     let server = parse(&body, Some(&name))?;
-    gateway.servers.replace(server.clone())?;
+    gateway
+        .servers
+        .replace(server.clone())
+        .map_err(about_server)?;
     save(&gateway, &server).await?;
     Ok(HttpResponse::Ok().json(view(&server, Source::Api)))
 }
@@ -82,7 +85,7 @@ pub async fn delete(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let _held = gateway.api_writes.lock().await;
-    gateway.servers.remove(&name)?;
+    gateway.servers.remove(&name).map_err(about_server)?;
     let key = name.into_inner();
     store(&gateway, move |conn| stored::delete(conn, &key)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -100,17 +103,34 @@ pub async fn follow(gateway: &Gateway, failed: &mut Failed) -> Result<(), String
     for step in plan::steps(&stored, &running, failed) {
         let parsed = |settings: &Value| parse(settings.to_string().as_bytes(), None);
         let outcome = match &step {
-            Step::Add(_, settings) => parsed(settings).and_then(|s| Ok(gateway.servers.add(s)?)),
-            Step::Replace(_, settings) => {
-                parsed(settings).and_then(|s| Ok(gateway.servers.replace(s)?))
+            Step::Add(_, settings) => {
+                parsed(settings).and_then(|s| gateway.servers.add(s).map_err(about_server))
             }
-            Step::Remove(name) => gateway.servers.remove(name).map_err(ApiError::from),
+            Step::Replace(_, settings) => {
+                parsed(settings).and_then(|s| gateway.servers.replace(s).map_err(about_server))
+            }
+            Step::Remove(name) => gateway.servers.remove(name).map_err(about_server),
         };
         let outcome = outcome.map_err(|e| e.detail());
         let named = ("server", "virtual server");
         crate::sync::report(step, outcome, named, &gateway.metrics, failed);
     }
     Ok(())
+}
+
+/// The registry's refusal, said of a virtual server.
+fn about_server(err: RegistryError) -> ApiError {
+    match err {
+        RegistryError::NotFound(name) => {
+            ApiError::NotFound(format!("no virtual server is named `{name}`"))
+        }
+        RegistryError::Exists(name) => {
+            ApiError::Conflict(format!("a virtual server named `{name}` already exists"))
+        }
+        RegistryError::FromFile(name) => ApiError::Conflict(format!(
+            "virtual server `{name}` comes from the settings files; change it there"
+        )),
+    }
 }
 
 async fn save(gateway: &Gateway, server: &VirtualServer) -> Result<(), ApiError> {
@@ -131,6 +151,9 @@ fn parse(body: &[u8], name: Option<&str>) -> Result<VirtualServer, ApiError> {
     let invalid = |field: &str, problem: String| {
         ApiError::Invalid(BTreeMap::from([(field.to_string(), problem)]))
     };
+    if !value.is_object() {
+        return Err(invalid("body", "must be a JSON object".into()));
+    }
     if let (Some(name), Some(object)) = (name, value.as_object_mut()) {
         match object.get("name") {
             None => {
@@ -140,13 +163,7 @@ fn parse(body: &[u8], name: Option<&str>) -> Result<VirtualServer, ApiError> {
             Some(_) => return Err(invalid("name", "must match the name in the path".into())),
         }
     }
-    let server: VirtualServer = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        invalid(
-            if path == "." { "body" } else { &path },
-            e.inner().to_string(),
-        )
-    })?;
+    let server: VirtualServer = super::typed(value)?;
     let problems = server.problems();
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems.into_iter().collect()));

@@ -332,3 +332,50 @@ async fn while_the_store_is_away_the_api_answers_503_and_a_refresh_says_it_was_d
     );
     assert_eq!(again, 202);
 }
+
+#[actix_web::test]
+async fn bodies_of_the_wrong_shape_are_422_naming_every_field_in_json_on_every_route() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let fields = |body: &Value| -> Vec<String> {
+        let fields = body["fields"].as_object().cloned().unwrap_or_default();
+        fields.keys().cloned().collect()
+    };
+
+    let wrong_types = json!({"target_kind": "tool", "target": 5, "rating": 5, "suggestion": []});
+    let (typed, typed_body) = app
+        .send_json("POST", "/api/v1/feedback", &wrong_types)
+        .await;
+    let positional = json!(["tool", "c_echo", null, 5]);
+    let (array, array_body) = app.send_json("POST", "/api/v1/feedback", &positional).await;
+    let (server, server_body) = app
+        .send_json("POST", "/api/v1/servers", &json!(["x", ["c"]]))
+        .await;
+    let versions = "/api/v1/prompts/tool:c_echo/versions";
+    let (text, text_body) = app.send_json("POST", versions, &json!({"text": 5})).await;
+    let deploy = "/api/v1/prompts/tool:c_echo/deploy";
+    let (missing, missing_body) = app.send_json("POST", deploy, &json!({})).await;
+    let (absent, absent_body) = app
+        .send_json("PUT", "/api/v1/servers/nope", &json!({"connectors": ["c"]}))
+        .await;
+
+    assert_eq!(typed, 422, "{typed_body}");
+    assert_eq!(
+        fields(&typed_body),
+        ["suggestion", "target"],
+        "{typed_body}"
+    );
+    assert_eq!(
+        (array, fields(&array_body)),
+        (422, vec!["body".to_string()])
+    );
+    assert_eq!(
+        (server, fields(&server_body)),
+        (422, vec!["body".to_string()])
+    );
+    assert_eq!((text, fields(&text_body)), (422, vec!["text".to_string()]));
+    assert_eq!(missing, 422, "{missing_body}");
+    assert_eq!(missing_body["fields"]["version"], "is required");
+    assert_eq!(absent, 404);
+    assert_eq!(absent_body["error"], "no virtual server is named `nope`");
+}
