@@ -374,9 +374,13 @@ pub(crate) fn redirected<S>(response: &awc::ClientResponse<S>) -> String {
     )
 }
 
-/// Percent-encodes `value` as one path segment.
+/// Percent-encodes `value` as one path segment; `.` and `..` too, which a server or proxy
+/// would otherwise resolve to another path.
 fn encode(value: &str) -> String {
-    utf8_percent_encode(value, SEGMENT).to_string()
+    match value {
+        "." | ".." => value.replace('.', "%2E"),
+        _ => utf8_percent_encode(value, SEGMENT).to_string(),
+    }
 }
 
 /// The backend's error text: the `error` or `message` field of a JSON body, else the body.
@@ -413,6 +417,9 @@ mod tests {
     #[test]
     fn a_uri_is_encoded_as_one_segment() {
         assert_eq!(encode("file://README.md"), "file%3A%2F%2FREADME.md");
+        assert_eq!(encode(".."), "%2E%2E");
+        assert_eq!(encode("."), "%2E");
+        assert_eq!(encode("a..b"), "a..b");
     }
 
     #[test]
