@@ -42,6 +42,21 @@ pub fn call(ctx: &Context, arguments: Value) -> Value {
     };
     input.session_id = ctx.session();
     let snapshot = ctx.catalog.load();
+    // The name as this session sees it (a virtual server may show names unprefixed); one it
+    // cannot see is unknown, as one that does not exist.
+    let visible = match input.target_kind.as_str() {
+        "tool" => Some(ctx.scope.tool_name(&snapshot, &input.target)),
+        "prompt" => Some(ctx.scope.prompt_name(&snapshot, &input.target)),
+        _ => None,
+    };
+    match visible {
+        Some(Some(name)) => input.target = name,
+        Some(None) => {
+            let kind = &input.target_kind;
+            return error_result(&format!("target: unknown {kind} `{}`", input.target));
+        }
+        None => {}
+    }
     match input.validate(&snapshot, "tool", crate::connector::now_ms()) {
         Ok(feedback) => {
             ctx.feedback.record(feedback);

@@ -82,6 +82,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The virtual server's name; none for the whole catalog.
+    pub fn server_name(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Server(server) => Some(&server.name),
+        }
+    }
+
     /// The tools visible, as clients see them.
     pub fn tools(&self, snapshot: &Snapshot) -> Vec<Value> {
         self.entries(&snapshot.catalog.tools, true)

@@ -30,7 +30,7 @@ pub use exchange::{Ask, Asks, Exchange};
 pub use link::{ClientLink, RelatedStream};
 pub use listen::Listen;
 use sessions::Presence;
-pub use sessions::Sessions;
+pub use sessions::{Found, Sessions};
 
 use crate::connector::Forward;
 use crate::gateway::Gateway;

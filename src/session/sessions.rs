@@ -58,6 +58,8 @@ struct Entry {
     presence: Arc<Presence>,
     /// Who opened it ([`crate::transport::clients::ClientKeys::of`]), when known.
     client: Option<Arc<str>>,
+    /// The virtual server it was opened on (`/servers/{name}/…`); none for the whole catalog.
+    server: Option<Arc<str>>,
 }
 
 /// How many sessions the table takes.
@@ -99,10 +101,29 @@ pub(super) enum Admitted {
     ClientFull,
 }
 
+/// What the table holds under an id, for the endpoints a request came to.
+pub enum Found {
+    /// The session, opened on these endpoints.
+    Here(Addr<Session>),
+    /// A session opened on another virtual server's endpoints (or the whole catalog's).
+    Elsewhere,
+    /// No session: perhaps another gateway of the store holds it.
+    Absent,
+}
+
 impl Sessions {
-    /// The session with `id`, if it is open.
-    pub fn get(&self, id: &str) -> Option<Addr<Session>> {
-        Some(self.inner.read().ok()?.get(id)?.addr.clone())
+    /// The session with `id`, if it is open and was opened on the endpoints of `server` (a
+    /// virtual server's name; none for the whole catalog's): a session is not served on
+    /// another's endpoints, as its id would then reach a scope it was not opened for.
+    pub fn get(&self, id: &str, server: Option<&str>) -> Found {
+        let Ok(map) = self.inner.read() else {
+            return Found::Absent;
+        };
+        match map.get(id) {
+            None => Found::Absent,
+            Some(entry) if entry.server.as_deref() == server => Found::Here(entry.addr.clone()),
+            Some(_) => Found::Elsewhere,
+        }
     }
 
     /// How many sessions are open.
@@ -133,7 +154,7 @@ impl Sessions {
     /// leaves the table at once (its requests get 404) and is told to end.
     pub(super) fn admit(
         &self,
-        (id, client): (Arc<str>, Option<Arc<str>>),
+        (id, client, server): (Arc<str>, Option<Arc<str>>, Option<Arc<str>>),
         limits: Limits,
         presence: Arc<Presence>,
         start: impl FnOnce() -> Addr<Session>,
@@ -164,6 +185,7 @@ impl Sessions {
             addr: addr.clone(),
             presence,
             client,
+            server,
         };
         map.insert(id, entry);
         drop(map);

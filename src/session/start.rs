@@ -60,12 +60,13 @@ impl Session {
         };
         let metrics = gateway.metrics.clone();
         let presence = sessions.presence(transport == Transport::Streamable);
+        let server = scope.server_name().map(Arc::from);
         let mut session = Session::fresh(gateway, transport, scope);
         session.stream = stream;
         session.presence = Some(presence.clone());
         let id = session.id.clone();
         let start = move || session.start();
-        let keys = (id.clone(), client.map(Arc::from));
+        let keys = (id.clone(), client.map(Arc::from), server);
         let refused = |full: SessionsFull| {
             let refused = metrics
                 .sessions_refused

@@ -35,6 +35,9 @@ use crate::mcp::jsonrpc::{self, RpcError, PARSE_ERROR};
 use crate::mcp::scope::Scope;
 use crate::session::SessionsFull;
 
+/// What a request naming no open session is told (404).
+const NO_SESSION: &str = "no open session has this id";
+
 /// Mounts the MCP endpoints behind the guard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -12,7 +12,7 @@ use super::forward::Held;
 use super::{parse, Rejection};
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::classify;
-use crate::session::{HandleMessage, Session, Transport};
+use crate::session::{Found, HandleMessage, Session, Transport};
 
 /// `GET /sse`: a new session and its event stream.
 pub async fn open(
@@ -59,15 +59,17 @@ pub async fn message(
             "the session_id query parameter is required",
         )
     })?;
-    let Some(session) = gateway.sessions.get(&id) else {
+    let server = req.match_info().get("server");
+    let session = match gateway.sessions.get(&id, server) {
+        Found::Here(session) => session,
+        Found::Elsewhere => return Err(Rejection::new(StatusCode::NOT_FOUND, super::NO_SESSION)),
         // Held by another gateway of the store, if any.
-        return match super::forward::forward(&gateway, &req, Held::Session(&id), body).await {
-            Some(answer) => Ok(answer),
-            None => Err(Rejection::new(
-                StatusCode::NOT_FOUND,
-                "no open session has this id",
-            )),
-        };
+        Found::Absent => {
+            return match super::forward::forward(&gateway, &req, Held::Session(&id), body).await {
+                Some(answer) => Ok(answer),
+                None => Err(Rejection::new(StatusCode::NOT_FOUND, super::NO_SESSION)),
+            }
+        }
     };
     let value = parse(&body)?;
     let messages = match value {

@@ -22,7 +22,9 @@ use super::{parse, Rejection};
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
 use crate::mcp::modern::is_stateless;
-use crate::session::{AttachStream, EndSession, HandleMessage, RelatedStream, Session, Transport};
+use crate::session::{
+    AttachStream, EndSession, Found, HandleMessage, RelatedStream, Session, Transport,
+};
 use futures_util::StreamExt;
 
 /// The session header.
@@ -99,9 +101,10 @@ pub async fn post(
         let (id, addr) = Session::start(shared, (Transport::Streamable, client), None, scope)?;
         (addr, Some(id))
     } else {
-        match find_session(&gateway, req.headers()) {
+        match find_session(&gateway, &req) {
             Ok(session) => (session, None),
-            Err(refused) => return elsewhere(&gateway, &req, body, refused).await,
+            Err(Missing::Absent(refused)) => return elsewhere(&gateway, &req, body, refused).await,
+            Err(Missing::Refused(refused)) => return Err(refused),
         }
     };
     let expects_answer = messages
@@ -195,9 +198,12 @@ pub async fn get(gateway: web::Data<Gateway>, req: HttpRequest) -> Result<HttpRe
     if !Accepts::of(req.headers()).sse {
         return Err(not_acceptable("GET /mcp answers text/event-stream"));
     }
-    let session = match find_session(&gateway, req.headers()) {
+    let session = match find_session(&gateway, &req) {
         Ok(session) => session,
-        Err(refused) => return elsewhere(&gateway, &req, Bytes::new(), refused).await,
+        Err(Missing::Absent(refused)) => {
+            return elsewhere(&gateway, &req, Bytes::new(), refused).await
+        }
+        Err(Missing::Refused(refused)) => return Err(refused),
     };
     let ((sender, generation), stream) = EventStream::channel();
     session
@@ -212,9 +218,12 @@ pub async fn delete(
     gateway: web::Data<Gateway>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Rejection> {
-    let session = match find_session(&gateway, req.headers()) {
+    let session = match find_session(&gateway, &req) {
         Ok(session) => session,
-        Err(refused) => return elsewhere(&gateway, &req, Bytes::new(), refused).await,
+        Err(Missing::Absent(refused)) => {
+            return elsewhere(&gateway, &req, Bytes::new(), refused).await
+        }
+        Err(Missing::Refused(refused)) => return Err(refused),
     };
     if let Some(id) = session_id(req.headers()) {
         gateway.sessions.remove(id);
@@ -227,14 +236,25 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|h| h.to_str().ok())
 }
 
-/// The session named by the headers, after checking the protocol revision header.
-fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>, Rejection> {
+/// Why a request names no session of this gateway.
+enum Missing {
+    /// Refused as it is (a bad header, or a session of another endpoint's).
+    Refused(Rejection),
+    /// No session has the id here: another gateway of the store may hold it.
+    Absent(Rejection),
+}
+
+/// The session named by the headers, after checking the protocol revision header; a session
+/// opened on another endpoint (the whole catalog's, or another virtual server's) is not served
+/// here.
+fn find_session(gateway: &Gateway, req: &HttpRequest) -> Result<Addr<Session>, Missing> {
+    let headers = req.headers();
     let version = headers.get(VERSION_HEADER).and_then(|h| h.to_str().ok());
     if is_stateless(None, version, session_id(headers).is_some()) {
-        return Err(Rejection::new(
+        return Err(Missing::Refused(Rejection::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "revision 2026-07-28 has no sessions: POST requests, and subscriptions/listen for changes",
-        ));
+        )));
     }
     if let Some(version) = headers.get(VERSION_HEADER) {
         let version = version.to_str().unwrap_or("");
@@ -243,19 +263,24 @@ fn find_session(gateway: &Gateway, headers: &HeaderMap) -> Result<Addr<Session>,
                 "unsupported MCP-Protocol-Version `{version}`; supported: {}",
                 crate::mcp::SUPPORTED_VERSIONS.join(", ")
             );
-            return Err(Rejection::new(StatusCode::BAD_REQUEST, message));
+            return Err(Missing::Refused(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                message,
+            )));
         }
     }
     let Some(id) = session_id(headers) else {
-        return Err(Rejection::new(
+        return Err(Missing::Refused(Rejection::new(
             StatusCode::BAD_REQUEST,
             "the Mcp-Session-Id header is required; send initialize first",
-        ));
+        )));
     };
-    gateway
-        .sessions
-        .get(id)
-        .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "no open session has this id"))
+    let not_found = || Rejection::new(StatusCode::NOT_FOUND, super::NO_SESSION);
+    match gateway.sessions.get(id, req.match_info().get("server")) {
+        Found::Here(session) => Ok(session),
+        Found::Elsewhere => Err(Missing::Refused(not_found())),
+        Found::Absent => Err(Missing::Absent(not_found())),
+    }
 }
 
 /// The answer of the gateway holding the session `req` names, when this one does not and

@@ -270,3 +270,56 @@ async fn virtual_servers_are_managed_through_the_api_and_survive_a_restart() {
     let (gone, _) = restarted.get_json("/api/v1/servers/only-b").await;
     assert_eq!(gone, 404);
 }
+
+#[actix_web::test]
+async fn a_session_is_served_only_on_the_endpoints_it_was_opened_on_and_rates_only_what_it_sees() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![connector("github", &url)];
+        s.servers = vec![server(
+            json!({"name": "gh", "connectors": ["github"], "prefix": false, "deny": ["*fail"]}),
+        )];
+        s.feedback.tool_name = "mcpgate_feedback".into();
+    })
+    .await;
+    let path = "/servers/gh/mcp";
+    let scoped = app.initialize_at(path).await;
+    let whole = app.initialize().await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    let status = |at: &'static str, session: String| {
+        let list = list.clone();
+        let app = &app;
+        async move {
+            let headers = [("mcp-session-id", session.as_str())];
+            app.post_at(at, &list, &headers).await.status().as_u16()
+        }
+    };
+    let statuses = (
+        status("/mcp", scoped.clone()).await,
+        status(path, whole.clone()).await,
+        status("/servers/nope/mcp", whole.clone()).await,
+        status(path, scoped.clone()).await,
+    );
+    let rate = |target: &str| {
+        json!({"name": "mcpgate_feedback",
+            "arguments": {"target_kind": "tool", "target": target, "rating": "up"}})
+    };
+    let own = call_at(&app, path, &scoped, "tools/call", rate("echo")).await;
+    let hidden = call_at(&app, path, &scoped, "tools/call", rate("fail")).await;
+    let prefixed = call_at(&app, path, &scoped, "tools/call", rate("github_fail")).await;
+    let stored = || async {
+        let mut conn = app.gateway.pool.get().unwrap();
+        mcpgate::store::feedback::count_for(&mut conn, "tool", "github_echo").unwrap()
+    };
+    let stored = TestApp::read_until(stored, |n| *n == 1).await;
+
+    assert_eq!(statuses, (404, 404, 404, 200));
+    assert!(own["result"]["isError"].is_null(), "{own}");
+    assert_eq!(stored, 1, "the rating is about the catalog's tool");
+    for (answer, named) in [(&hidden, "fail"), (&prefixed, "github_fail")] {
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        let text = format!("target: unknown tool `{named}`");
+        assert_eq!(answer["result"]["content"][0]["text"], text.as_str());
+    }
+}
