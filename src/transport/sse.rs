@@ -50,9 +50,14 @@ pub struct MessageQuery {
 pub async fn message(
     gateway: web::Data<Gateway>,
     req: HttpRequest,
-    query: web::Query<MessageQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Rejection> {
+    let query = web::Query::<MessageQuery>::from_query(req.query_string()).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("the query string is not valid: {e}"),
+        )
+    })?;
     let id = query.into_inner().session_id.ok_or_else(|| {
         Rejection::new(
             StatusCode::BAD_REQUEST,

@@ -71,8 +71,15 @@ pub async fn post(
         .get(VERSION_HEADER)
         .and_then(|h| h.to_str().ok());
     let params = value.get("params");
-    if !value.is_array() && is_stateless(params, version, session_id(req.headers()).is_some()) {
+    let session = session_id(req.headers()).is_some();
+    if !value.is_array() && is_stateless(params, version, session) {
         return Ok(super::stateless::post(gateway, req, value, accepts.sse).await);
+    }
+    if value.is_array() && is_stateless(None, version, session) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "revision 2026-07-28 takes one request per POST, not a batch",
+        ));
     }
     let batch = value.is_array();
     let messages: Vec<_> = match value {
@@ -88,6 +95,13 @@ pub async fn post(
     let initialize = messages
         .iter()
         .any(|m| matches!(m, Ok(Incoming::Request { method, .. }) if method == "initialize"));
+    // A message that is not one, sent with no session: its own error says more than that a
+    // session is needed.
+    if let ([Err((id, error))], false, None) =
+        (messages.as_slice(), initialize, session_id(req.headers()))
+    {
+        return Ok(HttpResponse::BadRequest().json(jsonrpc::error(id.clone(), error)));
+    }
     let (session, new_session) = if initialize {
         if batch {
             return Err(Rejection::new(
@@ -268,6 +282,12 @@ fn find_session(gateway: &Gateway, req: &HttpRequest) -> Result<Addr<Session>, M
                 message,
             )));
         }
+    }
+    if headers.contains_key(SESSION_HEADER) && session_id(headers).is_none() {
+        return Err(Missing::Refused(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "the Mcp-Session-Id header is not valid: a session id is visible ASCII",
+        )));
     }
     let Some(id) = session_id(headers) else {
         return Err(Missing::Refused(Rejection::new(

@@ -198,3 +198,72 @@ async fn the_sqlite_store_serves_the_same_endpoint() {
 
     assert_eq!(pong["result"], json!({}));
 }
+
+#[actix_web::test]
+async fn odd_requests_are_told_what_is_wrong_with_them_in_json() {
+    let app = spawn_app(vec![]).await;
+    let session = app.initialize().await;
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+
+    let batch = format!("[{list}]");
+    let stateless_batch = app
+        .post_mcp(&batch, &[("mcp-protocol-version", "2026-07-28")])
+        .await;
+    let null_params = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": null});
+    let null_params = app.post_mcp(&null_params.to_string(), &[]).await;
+    let odd_id = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap();
+    let odd_session = app
+        .client
+        .post(format!("{}/mcp", app.address))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", odd_id)
+        .body(list.to_string())
+        .send()
+        .await
+        .unwrap();
+    let two_ids = app
+        .client
+        .post(format!(
+            "{}/messages?session_id={session}&session_id=b",
+            app.address
+        ))
+        .header("content-type", "application/json")
+        .body(list.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let (status, body) = answer(stateless_batch).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!(-32600)),
+        "{body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a batch"));
+    let (status, body) = answer(null_params).await;
+    assert_eq!((status, &body["id"]), (400, &json!(1)), "{body}");
+    assert_eq!(body["error"]["message"], "`params` must be an object");
+    let (status, body) = answer(odd_session).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not valid"));
+    let (status, body) = answer(two_ids).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("query string"));
+}
