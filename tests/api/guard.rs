@@ -74,24 +74,16 @@ async fn a_host_that_is_not_ascii_a_second_origin_or_a_foreign_absolute_target_i
     let app = spawn_app(vec![]).await;
     let not_ascii = reqwest::header::HeaderValue::from_bytes(b"evil.example\xe9").unwrap();
     let odd_host = app
-        .client
-        .post(format!("{}/mcp", app.address))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+        .mcp_request("/mcp", &initialize_body())
         .header("host", not_ascii)
-        .body(initialize_body())
         .send()
         .await
         .unwrap()
         .status();
     let two_origins = app
-        .client
-        .post(format!("{}/mcp", app.address))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+        .mcp_request("/mcp", &initialize_body())
         .header("origin", "http://localhost")
         .header("origin", "https://evil.example")
-        .body(initialize_body())
         .send()
         .await
         .unwrap()

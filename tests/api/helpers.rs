@@ -255,6 +255,16 @@ impl TestApp {
         self.post_at("/mcp", body, headers).await
     }
 
+    /// A `POST` of `body` to the Streamable HTTP endpoint at `path`, with the headers a client
+    /// sends, to add more to.
+    pub fn mcp_request(&self, path: &str, body: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string())
+    }
+
     /// `POST` to a Streamable HTTP endpoint at `path` with a raw body and extra headers.
     pub async fn post_at(
         &self,
@@ -262,12 +272,7 @@ impl TestApp {
         body: &str,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body.to_string());
+        let mut request = self.mcp_request(path, body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

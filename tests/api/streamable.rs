@@ -220,12 +220,8 @@ async fn odd_requests_are_told_what_is_wrong_with_them_in_json() {
     let null_params = app.post_mcp(&null_params.to_string(), &[]).await;
     let odd_id = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap();
     let odd_session = app
-        .client
-        .post(format!("{}/mcp", app.address))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+        .mcp_request("/mcp", &list.to_string())
         .header("mcp-session-id", odd_id)
-        .body(list.to_string())
         .send()
         .await
         .unwrap();
