@@ -61,6 +61,9 @@ pub struct ServerSettings {
     /// A connection whose request head has not been read this long after it opened gets 408
     /// and is closed (0: no limit).
     pub request_head_timeout_ms: u64,
+    /// A request whose body has not all arrived this long after its head gets 408 and its
+    /// connection is closed (0: no limit).
+    pub request_body_timeout_ms: u64,
     /// Client sessions open at most (Streamable HTTP and legacy SSE together); a new one past
     /// it is refused with 503, unless it can take the place of an idle one.
     pub max_sessions: usize,

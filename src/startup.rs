@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::KeepAlive;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{from_fn, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
@@ -57,6 +57,7 @@ impl Application {
         let shared = gateway.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(transport::body_deadline::check))
                 .wrap(access_log())
                 .app_data(shared.clone())
                 .app_data(web::PayloadConfig::new(max_body))

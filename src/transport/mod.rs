@@ -10,6 +10,7 @@
 //!
 //! Transports parse and frame; the [`crate::session::Session`] answers.
 
+pub mod body_deadline;
 mod checks;
 pub mod clients;
 mod event_stream;

@@ -105,6 +105,36 @@ async fn a_host_that_is_not_ascii_a_second_origin_or_a_foreign_absolute_target_i
 }
 
 #[actix_web::test]
+async fn a_body_that_trickles_past_its_deadline_is_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.server.request_body_timeout_ms = 300;
+    })
+    .await;
+    let authority = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut answer),
+    )
+    .await;
+    let on_time = app.post_mcp(&initialize_body(), &[]).await.status();
+
+    assert!(read.is_ok(), "the gateway closes the connection");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("server.request_body_timeout_ms"),
+        "{answer}"
+    );
+    assert_eq!(on_time, 200);
+}
+
+#[actix_web::test]
 async fn a_listed_host_is_allowed() {
     let app = spawn_app_with(StoreKind::Postgres, |s| {
         s.server.allowed_hosts = vec!["gw.internal".into()];
