@@ -153,7 +153,11 @@ fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result
         };
         let path = error.path().to_string();
         let (field, problem, set_aside) = if let Some(missing) = named("missing field ") {
-            (missing, "is required".to_string(), None)
+            let field = match path.as_str() {
+                "." => missing,
+                within => format!("{within}.{missing}"),
+            };
+            (field, "is required".to_string(), None)
         } else if let Some(unknown) = named("unknown field ").filter(|_| top.is_none()) {
             (
                 unknown.clone(),
@@ -225,6 +229,18 @@ mod tests {
             [("name".to_string(), "is required".to_string())]
         );
         assert!(typed::<Shape>(json!({"name": "a", "count": 1})).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Shape,
+    }
+
+    #[test]
+    fn a_missing_field_within_another_is_named_by_its_path() {
+        let err = typed::<Outer>(json!({"inner": {"name": "a"}}));
+        assert_eq!(fields(err.unwrap_err())[0].0, "inner.count");
     }
 
     #[test]
