@@ -14,7 +14,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
-use super::settings::header_pair;
+use super::headers::header_pair;
 use super::{ConnectorError, ConnectorSettings};
 use crate::catalog::Item;
 

@@ -11,6 +11,7 @@ mod backend;
 mod breaker;
 mod checks;
 mod error;
+mod headers;
 mod health;
 mod http;
 mod passthrough;
@@ -31,11 +32,12 @@ use serde_json::{Map, Value};
 
 pub use breaker::{BreakerSettings, BreakerState};
 pub use error::ConnectorError;
+pub use headers::header_pair;
 pub use health::{now_ms, ConnectorStatus, Health};
 pub(crate) use http::redirected;
 pub use rate_limit::RateLimitSettings;
 pub use replicas::ReplicaView;
-pub use settings::{header_pair, Balance, ConnectorKind, ConnectorSettings, Credentials};
+pub use settings::{Balance, ConnectorKind, ConnectorSettings, Credentials};
 
 use crate::catalog::Item;
 use crate::metrics::Metrics;

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::backend::Backend;
 use super::breaker::{Breaker, BreakerState};
-use super::settings::{redact_url, Balance, ConnectorSettings, RetrySettings};
+use super::headers::redact_url;
+use super::settings::{Balance, ConnectorSettings, RetrySettings};
 use super::ConnectorError;
 
 /// One replica.
