@@ -137,7 +137,7 @@ fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
     let mut problems = std::collections::BTreeMap::new();
     loop {
-        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(typed) if problems.is_empty() => return Ok(typed),
             Ok(_) => break,
             Err(error) => error,

@@ -27,14 +27,16 @@ pub async fn check(
     let limit = req
         .app_data::<web::Data<Gateway>>()
         .map_or(0, |g| g.server.request_body_timeout_ms);
-    let expired = Arc::new(AtomicBool::new(false));
-    if limit > 0 && has_body(&req) {
+    // Requests without a body (and every request with no limit) pass as they came.
+    let expired = (limit > 0 && has_body(&req)).then(|| {
+        let expired = Arc::new(AtomicBool::new(false));
         let deadline = tokio::time::Instant::now() + Duration::from_millis(limit);
         let payload = timed(req.take_payload(), deadline, expired.clone());
         req.set_payload(payload);
-    }
+        expired
+    });
     let response = next.call(req).await?;
-    if !expired.load(Ordering::Relaxed) {
+    if !expired.is_some_and(|e| e.load(Ordering::Relaxed)) {
         return Ok(response.map_into_left_body());
     }
     let message = format!(
