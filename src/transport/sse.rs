@@ -19,6 +19,12 @@ pub async fn open(
     gateway: web::Data<Gateway>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Rejection> {
+    if !super::streamable::Accepts::of(req.headers()).sse {
+        return Err(Rejection::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET /sse answers text/event-stream",
+        ));
+    }
     let scope = super::scope_for(&gateway, &req)?;
     let messages = match req.match_info().get("server") {
         Some(server) => format!("/servers/{server}/messages"),

@@ -1,7 +1,7 @@
 //! Streamable HTTP on `/mcp` (2025-03-26, 2025-06-18, 2025-11-25).
 //!
-//! `POST` carries client messages: `initialize` opens a session and names it in
-//! `Mcp-Session-Id`; requests are answered as JSON or as a short SSE stream, as the client
+//! `POST` carries client messages: `initialize` with no `Mcp-Session-Id` opens a session and
+//! names it in that header (sent with one, it goes to that session, which refuses it); requests are answered as JSON or as a short SSE stream, as the client
 //! accepts; notifications and responses get 202. `GET` opens the session's stream for server
 //! messages; `DELETE` ends the session. An unknown or ended session gets 404.
 //!
@@ -33,13 +33,14 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// What the client's `Accept` header allows.
-struct Accepts {
+pub(super) struct Accepts {
     json: bool,
-    sse: bool,
+    pub(super) sse: bool,
 }
 
 impl Accepts {
-    fn of(headers: &HeaderMap) -> Accepts {
+    /// What `headers` accept; no `Accept` accepts anything.
+    pub(super) fn of(headers: &HeaderMap) -> Accepts {
         let accept = headers
             .get(header::ACCEPT)
             .and_then(|h| h.to_str().ok())
@@ -92,9 +93,11 @@ pub async fn post(
         Value::Array(items) => items.into_iter().map(classify).collect(),
         single => vec![classify(single)],
     };
-    let initialize = messages
-        .iter()
-        .any(|m| matches!(m, Ok(Incoming::Request { method, .. }) if method == "initialize"));
+    // `initialize` naming a session goes to it, which answers that it is initialized already.
+    let initialize = !req.headers().contains_key(SESSION_HEADER)
+        && messages
+            .iter()
+            .any(|m| matches!(m, Ok(Incoming::Request { method, .. }) if method == "initialize"));
     // A message that is not one, sent with no session: its own error says more than that a
     // session is needed.
     if let ([Err((id, error))], false, None) =

@@ -107,6 +107,27 @@ async fn the_stream_names_the_endpoint_and_carries_the_answers() {
 }
 
 #[actix_web::test]
+async fn a_client_that_does_not_accept_event_streams_gets_406_and_no_session() {
+    let app = spawn_app(vec![]).await;
+
+    let response = app
+        .client
+        .get(format!("{}/sse", app.address))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 406);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("text/event-stream"));
+    assert_eq!(app.gateway.sessions.len(), 0);
+}
+
+#[actix_web::test]
 async fn a_request_before_initialize_is_refused_on_the_stream() {
     let app = spawn_app(vec![]).await;
     let mut sse = SseClient::open(&app).await;

@@ -65,6 +65,38 @@ async fn a_request_without_a_session_is_400_and_an_unknown_session_404() {
 }
 
 #[actix_web::test]
+async fn initialize_naming_a_session_is_refused_by_it_and_opens_no_other() {
+    let app = spawn_app(vec![]).await;
+    let session = app.initialize().await;
+
+    let again = app
+        .post_mcp(
+            &initialize_body("2025-11-25"),
+            &[("mcp-session-id", &session)],
+        )
+        .await;
+    let opened = again.headers().get("mcp-session-id").cloned();
+    let body: Value = again.json().await.unwrap();
+    let unknown = app
+        .post_mcp(
+            &initialize_body("2025-11-25"),
+            &[("mcp-session-id", "gone")],
+        )
+        .await;
+
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "the session is already initialized"
+    );
+    assert_eq!(opened, None);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(app.gateway.sessions.len(), 1);
+    let ping = app.rpc(&session, "ping", json!({})).await;
+    assert_eq!(ping["result"], json!({}));
+}
+
+#[actix_web::test]
 async fn a_deleted_session_answers_404() {
     let app = spawn_app(vec![]).await;
     let session = app.initialize().await;
