@@ -2,7 +2,7 @@
 //! registered here are stored in the `servers` table, which [`follow`] applies at start-up and
 //! then as other gateways on the store change it; those of the settings answer 409 to changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::store;
 use crate::gateway::Gateway;
 use crate::mcp::scope::VirtualServer;
-use crate::registry::{RegistryError, Source};
+use crate::registry::{ListConnectors, RegistryError, Source};
 use crate::store::servers::{self as stored, StoredServer};
 use crate::sync::plan::{self, Failed, Step};
 
@@ -52,6 +52,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let _held = gateway.api_writes.lock().await;
     let server = parse(&body, None)?;
+    known_connectors(&gateway, &server).await?;
     if gateway.servers.get(&server.name).is_some() {
         return Err(ApiError::Conflict(format!(
             "a virtual server named `{}` already exists",
@@ -71,6 +72,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let _held = gateway.api_writes.lock().await;
     let server = parse(&body, Some(&name))?;
+    if gateway.servers.get(&name).is_some() {
+        known_connectors(&gateway, &server).await?;
+    }
     gateway
         .servers
         .replace(server.clone())
@@ -131,6 +135,28 @@ fn about_server(err: RegistryError) -> ApiError {
             "virtual server `{name}` comes from the settings files; change it there"
         )),
     }
+}
+
+/// 422 naming the connectors `server` names that this gateway does not have. Only the API
+/// checks this: a server of the settings may name a connector registered through the API, and
+/// one another gateway stored may name a connector this one has not yet taken up.
+async fn known_connectors(gateway: &Gateway, server: &VirtualServer) -> Result<(), ApiError> {
+    let views = gateway.registry.send(ListConnectors).await?;
+    let known: HashSet<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    let unknown: Vec<String> = server
+        .connectors
+        .iter()
+        .filter(|name| !known.contains(name.as_str()))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let problem = format!("names no connector of the gateway: {}", unknown.join(", "));
+    Err(ApiError::Invalid(BTreeMap::from([(
+        "connectors".to_string(),
+        problem,
+    )])))
 }
 
 async fn save(gateway: &Gateway, server: &VirtualServer) -> Result<(), ApiError> {

@@ -227,6 +227,20 @@ async fn virtual_servers_are_managed_through_the_api_and_survive_a_restart() {
             &json!({"name": "bad", "connectors": ["a", "b"], "prefix": false}),
         )
         .await;
+    let (unknown, unknown_body) = app
+        .send_json(
+            "POST",
+            "/api/v1/servers",
+            &json!({"name": "ghost", "connectors": ["a", "nope", "zz"]}),
+        )
+        .await;
+    let (unknown_put, _) = app
+        .send_json(
+            "PUT",
+            "/api/v1/servers/only-b",
+            &json!({"connectors": ["nope"]}),
+        )
+        .await;
     let (fixed, _) = app
         .send_json("DELETE", "/api/v1/servers/fixed", &json!({}))
         .await;
@@ -242,6 +256,11 @@ async fn virtual_servers_are_managed_through_the_api_and_survive_a_restart() {
     assert_eq!(
         (created, again, invalid, fixed, changed),
         (201, 409, 422, 409, 200)
+    );
+    assert_eq!((unknown, unknown_put), (422, 422));
+    assert_eq!(
+        unknown_body["fields"]["connectors"],
+        "names no connector of the gateway: `nope`, `zz`"
     );
     assert_eq!(tools, ["b_echo", "b_fail"]);
     assert!(body["fields"].get("prefix").is_some(), "{body}");
