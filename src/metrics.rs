@@ -29,6 +29,8 @@ pub struct Metrics {
     pub breaker_state: IntGaugeVec,
     /// 1 when the connector's entries are in the catalog.
     pub connector_up: IntGaugeVec,
+    /// Connectors started again because their actor was gone (a panic in one of its handlers).
+    pub connector_restarts: IntCounterVec,
     /// Client sessions open.
     pub sessions_open: IntGauge,
     /// New client sessions refused because `server.max_sessions` were open, by transport.
@@ -151,6 +153,11 @@ impl Metrics {
             "Calls refused by a connector's rate limit.",
             &["connector"],
         );
+        let connector_restarts = counter(
+            "mcpgate_connector_restarts_total",
+            "Connectors started again because their actor was gone (a panic in one of its handlers).",
+            &["connector"],
+        );
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
@@ -226,6 +233,7 @@ impl Metrics {
             rate_limited,
             breaker_state,
             connector_up,
+            connector_restarts,
             sessions_open,
             sessions_refused,
             sessions_evicted,
