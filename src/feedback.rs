@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-use crate::recorder::{Record, Recorder};
+use crate::recorder::{scrub, Record, Recorder};
 use crate::registry::Snapshot;
 use crate::store::feedback::{self, NewFeedback};
 use crate::store::AnyConnection;
@@ -28,6 +28,20 @@ impl Record for NewFeedback {
 
     fn insert(conn: &mut AnyConnection, rows: &[Self]) -> diesel::QueryResult<usize> {
         feedback::insert(conn, rows)
+    }
+
+    fn scrub(&mut self) {
+        scrub(&mut self.target_kind);
+        scrub(&mut self.target);
+        scrub(&mut self.signal);
+        scrub(&mut self.source);
+        let optional = [
+            &mut self.session_id,
+            &mut self.suggestion,
+            &mut self.error,
+            &mut self.origin,
+        ];
+        optional.into_iter().flatten().for_each(scrub);
     }
 }
 
@@ -143,6 +157,16 @@ impl FeedbackInput {
         for (field, text) in [("suggestion", &self.suggestion), ("error", &self.error)] {
             if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
                 problem(field, format!("must be at most {MAX_TEXT} characters"));
+            }
+        }
+        let texts = [
+            ("suggestion", &self.suggestion),
+            ("error", &self.error),
+            ("session_id", &self.session_id),
+        ];
+        for (field, text) in texts {
+            if text.as_ref().is_some_and(|t| t.contains('\0')) {
+                problem(field, crate::api::NO_NUL.into());
             }
         }
         if self.version.is_some_and(|v| v < 1) {

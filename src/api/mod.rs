@@ -131,11 +131,19 @@ fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     typed(value)
 }
 
+/// What a text holding NUL is told: no store takes it in every column (PostgreSQL's text cannot
+/// hold it), so it is refused where it comes in.
+pub const NO_NUL: &str = "must not contain NUL (U+0000)";
+
 /// `value` (a JSON object) as a `T`, or 422 naming every field that is of the wrong type,
-/// unknown or missing: each such field is named, set aside and the rest read again, until the
-/// rest reads or a field is missing.
+/// unknown or missing, or holds a text with NUL ([`NO_NUL`]): each field of the wrong type or
+/// unknown is named, set aside and the rest read again, until the rest reads or a field is
+/// missing.
 fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
     let mut problems = std::collections::BTreeMap::new();
+    with_nul(&value, String::new(), &mut |path| {
+        problems.insert(path, NO_NUL.to_string());
+    });
     loop {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(typed) if problems.is_empty() => return Ok(typed),
@@ -176,6 +184,34 @@ fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result
         }
     }
     Err(ApiError::Invalid(problems))
+}
+
+/// Calls `found` with the path (`a.b[0]`) of each string or key within `value` (an object)
+/// that holds NUL.
+fn with_nul(value: &serde_json::Value, path: String, found: &mut impl FnMut(String)) {
+    use serde_json::Value;
+    let within = |key: &str| match path.as_str() {
+        "" => key.to_string(),
+        _ => format!("{path}.{key}"),
+    };
+    match value {
+        Value::String(text) if text.contains('\0') => found(path),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                with_nul(item, format!("{path}[{i}]"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    found(within(&key.replace('\0', "\\0")));
+                } else {
+                    with_nul(item, within(key), found);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// How a store operation of the API failed.
@@ -241,6 +277,20 @@ mod tests {
     fn a_missing_field_within_another_is_named_by_its_path() {
         let err = typed::<Outer>(json!({"inner": {"name": "a"}}));
         assert_eq!(fields(err.unwrap_err())[0].0, "inner.count");
+    }
+
+    #[test]
+    fn every_text_with_nul_is_named_by_its_path() {
+        let body = json!({"name": "a\0", "count": 1, "nested": {"list": ["ok", "b\0"]}});
+
+        let named = fields(typed::<Shape>(body).unwrap_err());
+
+        assert!(
+            named.contains(&("name".to_string(), NO_NUL.to_string())),
+            "{named:?}"
+        );
+        let nested = ("nested.list[1]".to_string(), NO_NUL.to_string());
+        assert!(named.contains(&nested), "{named:?}");
     }
 
     #[test]

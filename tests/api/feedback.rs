@@ -98,6 +98,53 @@ async fn feedback_through_the_api_is_validated_stored_and_seen_by_the_trainer() 
 }
 
 #[actix_web::test]
+async fn text_with_nul_is_refused_by_name_and_later_feedback_is_still_written() {
+    let (app, _backend) = app_with_feedback_tool(StoreKind::Postgres).await;
+    let session = app.initialize().await;
+    let nul = |field: &str, text: &str| json!({"target_kind": "tool", "target": "c_echo", "rating": 4, field: text});
+
+    let (api, api_body) = app
+        .send_json("POST", "/api/v1/feedback", &nul("suggestion", "evil\0x"))
+        .await;
+    let (version, version_body) = app
+        .send_json(
+            "POST",
+            "/api/v1/prompts/tool:c_echo/versions",
+            &json!({"text": "Echo\0 text", "reason": "ok"}),
+        )
+        .await;
+    let tool = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "mcpgate_feedback", "arguments": nul("error", "bad\0")}),
+        )
+        .await;
+    let (fine, _) = app
+        .send_json("POST", "/api/v1/feedback", &nul("suggestion", "fine"))
+        .await;
+
+    assert_eq!(
+        (api, version, fine),
+        (422, 422, 202),
+        "{api_body} {version_body}"
+    );
+    assert_eq!(
+        api_body["fields"]["suggestion"],
+        "must not contain NUL (U+0000)"
+    );
+    assert_eq!(
+        version_body["fields"]["text"],
+        "must not contain NUL (U+0000)"
+    );
+    assert_eq!(tool["result"]["isError"], true, "{tool}");
+    let text = tool["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("error") && text.contains("NUL"), "{text}");
+    app.wait_until(|app| stored(app, "tool", "c_echo") == 1)
+        .await;
+}
+
+#[actix_web::test]
 async fn the_built_in_tool_records_feedback_for_the_calling_session() {
     let (app, _backend) = app_with_feedback_tool(StoreKind::Sqlite).await;
     let session = app.initialize().await;

@@ -352,6 +352,52 @@ async fn records_wait_while_the_database_is_away_and_are_all_written_after() {
 }
 
 #[actix_web::test]
+async fn a_record_the_store_refuses_is_dropped_alone_and_nul_is_written_as_a_replacement() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::create(StoreKind::Postgres);
+    let pool = migrated_pool(&db);
+    // A refusal the store makes of one row's content, as a constraint would.
+    let check = "ALTER TABLE feedback ADD CONSTRAINT no_poison CHECK (suggestion <> 'poison')";
+    diesel::sql_query(check)
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    let mut settings = test_settings(db.url()).recorder;
+    settings.batch_size = 10;
+    let (recorder, task) = mcpgate::recorder::Recorder::start(pool.clone(), &settings);
+    let with = |at: i64, suggestion: &str| feedback::NewFeedback {
+        suggestion: Some(suggestion.to_string()),
+        error: Some("a\0b".to_string()),
+        ..signal_at(at)
+    };
+
+    recorder.record(with(1, "fine"));
+    recorder.record(with(2, "poison"));
+    recorder.record(with(3, "nul \0 inside"));
+    TestApp::read_until(|| async { recorder.written() }, |w| *w == 2).await;
+    recorder.record(with(4, "later"));
+    TestApp::read_until(|| async { recorder.written() }, |w| *w == 3).await;
+
+    assert_eq!(recorder.dropped(), 1);
+    let mut conn = pool.get().unwrap();
+    let rows = feedback::since(&mut conn, 0, 10).unwrap();
+    let kept: Vec<_> = rows
+        .iter()
+        .filter_map(|r| r.signal.suggestion.clone())
+        .collect();
+    assert_eq!(kept, ["fine", "nul \u{FFFD} inside", "later"]);
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let errors = "SELECT count(*) AS n FROM feedback WHERE error = 'a' || chr(65533) || 'b'";
+    let errors = diesel::sql_query(errors).get_result::<Count>(&mut conn);
+    assert_eq!(errors.unwrap().n, 3);
+    drop(recorder);
+    task.finish(Duration::from_secs(5)).await;
+}
+
+#[actix_web::test]
 async fn a_full_buffer_drops_and_counts_new_records() {
     let db = TestDatabase::create(StoreKind::Postgres);
     let pool = migrated_pool(&db);
