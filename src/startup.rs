@@ -181,7 +181,10 @@ pub async fn build_gateway(
     retention::start(pool.clone(), &settings.recorder, metrics.clone());
     let catalog = CatalogHandle::default();
     let separator = settings.mcp.name_separator.clone();
-    let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone()).start();
+    let own_tools = Some(settings.feedback.tool_name.clone()).filter(|name| !name.is_empty());
+    let registry = ConnectorRegistry::new(separator, catalog.clone(), metrics.clone())
+        .reserving_tools(own_tools.into_iter().collect())
+        .start();
     // Names are unique (validated), so registration cannot fail: queue them all at once rather
     // than waiting for each, which with 100 connectors held start-up for seconds.
     for connector in connectors {

@@ -1,12 +1,14 @@
 //! The aggregated catalog: every connector's tools, resources and prompts under one namespace.
 //!
 //! A [`Catalog`] is plain data built from the per-connector lists by [`Catalog::build`]: no I/O,
-//! no actors. It owns naming, ordering and the lookup from an exposed name back to the connector
-//! and the backend's own name. Who builds and publishes it is the
+//! no actors. It owns naming, ordering, the shape of what clients see ([`shape`]: malformed
+//! entries mended or left out) and the lookup from an exposed name back to the connector and
+//! the backend's own name. Who builds and publishes it is the
 //! [`crate::registry::ConnectorRegistry`]'s business.
 
 mod naming;
 mod schema;
+mod shape;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use serde_json::{Map, Value};
 
 pub use naming::{is_name_char, MAX_NAME_LEN};
 pub use schema::{input_schema, same_shape};
+pub use shape::shown;
 
 /// One JSON object of a backend's list (a tool, a resource, a prompt).
 pub type Item = Map<String, Value>;
@@ -54,7 +57,7 @@ pub struct Catalog {
     pub resources: Vec<Value>,
     /// Resource templates, likewise.
     pub resource_templates: Vec<Value>,
-    /// Names that could not be exposed as the backend spelled them, and why.
+    /// Entries that could not be exposed as the backend gave them, and why.
     pub reports: Vec<String>,
     /// Connectors whose entries are left out because they are unavailable.
     pub unavailable: HashSet<String>,
@@ -91,17 +94,29 @@ impl Catalog {
         unavailable: &HashSet<String>,
         separator: &str,
     ) -> Self {
+        Self::build_reserving(connectors, unavailable, separator, &[])
+    }
+
+    /// [`Catalog::build`], with the tool names of `reserved` (the gateway's own tools) kept
+    /// from backends: a backend's tool exposed as one of them gets a suffix.
+    pub fn build_reserving(
+        connectors: &BTreeMap<String, Arc<ConnectorCatalog>>,
+        unavailable: &HashSet<String>,
+        separator: &str,
+        reserved: &[String],
+    ) -> Self {
         let mut catalog = Catalog {
             unavailable: unavailable.clone(),
             ..Catalog::default()
         };
-        let mut tool_names = HashSet::new();
+        let mut tool_names: HashSet<String> = reserved.iter().cloned().collect();
         let mut prompt_names = HashSet::new();
         for (connector, lists) in connectors {
             let connector_name: Arc<str> = Arc::from(connector.as_str());
             let hidden = unavailable.contains(connector);
             for tool in &lists.tools {
-                let entry = catalog.entry(&connector_name, separator, tool, &mut tool_names);
+                let taken = &mut tool_names;
+                let entry = catalog.entry(&connector_name, separator, tool, taken, Kind::Tool);
                 match entry {
                     Some(entry) if hidden => {
                         let name = exposed_name(&entry).to_string();
@@ -111,7 +126,13 @@ impl Catalog {
                 }
             }
             for prompt in &lists.prompts {
-                let entry = catalog.entry(&connector_name, separator, prompt, &mut prompt_names);
+                let entry = catalog.entry(
+                    &connector_name,
+                    separator,
+                    prompt,
+                    &mut prompt_names,
+                    Kind::Prompt,
+                );
                 match entry {
                     Some(entry) if hidden => {
                         let name = exposed_name(&entry).to_string();
@@ -123,15 +144,15 @@ impl Catalog {
             if hidden {
                 continue;
             }
+            let mut uris = HashSet::new();
             for resource in &lists.resources {
-                catalog
-                    .resources
-                    .extend(prefixed(resource, "uri", connector));
+                let resource = catalog.resource(resource, "uri", connector, &mut uris);
+                catalog.resources.extend(resource);
             }
+            let mut templates = HashSet::new();
             for template in &lists.resource_templates {
-                catalog
-                    .resource_templates
-                    .extend(prefixed(template, "uriTemplate", connector));
+                let template = catalog.resource(template, "uriTemplate", connector, &mut templates);
+                catalog.resource_templates.extend(template);
             }
         }
         catalog
@@ -184,11 +205,28 @@ impl Catalog {
         separator: &str,
         item: &Item,
         taken: &mut HashSet<String>,
+        kind: Kind,
     ) -> Option<Entry> {
         let original = item.get("name")?.as_str()?.to_string();
+        let mut item = item.clone();
+        let about = |what: &str| {
+            let name = shown(&original);
+            format!("{} `{name}` of connector `{connector}` {what}", kind.noun())
+        };
+        let mended = match kind {
+            _ if original.is_empty() => Err("has an empty name".to_string()),
+            Kind::Tool => shape::tool(&mut item),
+            Kind::Prompt => shape::prompt(&mut item),
+        };
+        match mended {
+            Ok(mended) => self.reports.extend(mended.iter().map(|m| about(m))),
+            Err(why) => {
+                self.reports.push(about(&format!("is left out: {why}")));
+                return None;
+            }
+        }
         let (exposed, report) = naming::expose(connector, separator, &original, taken);
         self.reports.extend(report);
-        let mut item = item.clone();
         item.insert("name".into(), Value::String(exposed));
         Some(Entry {
             connector: connector.clone(),
@@ -214,12 +252,60 @@ pub fn required_arguments(prompt: &Value) -> Vec<String> {
         .collect()
 }
 
-/// `item` with its `field` prefixed by `connector:`, if that field is a string.
-fn prefixed(item: &Item, field: &str, connector: &str) -> Option<Value> {
-    let value = item.get(field)?.as_str()?;
-    let mut item = item.clone();
-    item.insert(field.into(), Value::String(format!("{connector}:{value}")));
-    Some(Value::Object(item))
+impl Catalog {
+    /// A resource or template (`field` names its URI) of `connector` with that URI prefixed by
+    /// `connector:`; mended as [`shape::resource`] says, or left out when it cannot be or when
+    /// `seen` (the connector's URIs so far) already has its URI.
+    fn resource(
+        &mut self,
+        item: &Item,
+        field: &str,
+        connector: &str,
+        seen: &mut HashSet<String>,
+    ) -> Option<Value> {
+        let mut item = item.clone();
+        let uri = item
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let about = |what: &str| {
+            format!(
+                "resource `{}` of connector `{connector}` {what}",
+                shown(&uri)
+            )
+        };
+        let mended = match shape::resource(&mut item, field) {
+            Ok(_) if seen.contains(&uri) => Err("comes twice; the first is kept".to_string()),
+            other => other,
+        };
+        seen.insert(uri.clone());
+        match mended {
+            Ok(mended) => self.reports.extend(mended.iter().map(|m| about(m))),
+            Err(why) => {
+                self.reports.push(about(&format!("is left out: {why}")));
+                return None;
+            }
+        }
+        item.insert(field.into(), Value::String(format!("{connector}:{uri}")));
+        Some(Value::Object(item))
+    }
+}
+
+/// A kind of named entry.
+#[derive(Clone, Copy)]
+enum Kind {
+    Tool,
+    Prompt,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Prompt => "prompt",
+        }
+    }
 }
 
 fn index(entries: &[Entry]) -> HashMap<String, usize> {

@@ -49,7 +49,8 @@ pub fn expose(
     taken.insert(name.clone());
     let report = (!reasons.is_empty()).then(|| {
         format!(
-            "`{original}` of connector `{connector}` is exposed as `{name}`: it {}",
+            "`{}` of connector `{connector}` is exposed as `{name}`: it {}",
+            super::shown(original),
             reasons.join(" and ")
         )
     });

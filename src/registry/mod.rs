@@ -139,6 +139,8 @@ pub struct ConnectorRegistry {
     waiting: Vec<oneshot::Sender<()>>,
     /// Metrics handed to connectors and kept current.
     metrics: Arc<Metrics>,
+    /// Tool names of the gateway's own (the feedback tool), kept from backends.
+    reserved_tools: Vec<String>,
 }
 
 impl ConnectorRegistry {
@@ -152,7 +154,15 @@ impl ConnectorRegistry {
             logged_reports: HashSet::new(),
             waiting: Vec::new(),
             metrics,
+            reserved_tools: Vec::new(),
         }
+    }
+
+    /// Keeps the tool names `names` (the gateway's own tools) from backends: a backend's tool
+    /// exposed as one of them gets a suffix ([`Catalog::build_reserving`]).
+    pub fn reserving_tools(mut self, names: Vec<String>) -> Self {
+        self.reserved_tools = names;
+        self
     }
 
     fn start_connector(
@@ -253,7 +263,8 @@ impl ConnectorRegistry {
             })
             .collect();
         let names: HashSet<String> = unavailable.keys().cloned().collect();
-        let catalog = Catalog::build(&lists, &names, &self.separator);
+        let catalog =
+            Catalog::build_reserving(&lists, &names, &self.separator, &self.reserved_tools);
         for report in &catalog.reports {
             if self.logged_reports.insert(report.clone()) {
                 log::warn!("{report}");

@@ -145,6 +145,40 @@ async fn text_with_nul_is_refused_by_name_and_later_feedback_is_still_written() 
 }
 
 #[actix_web::test]
+async fn a_backend_tool_exposed_as_the_feedback_tool_gets_a_name_of_its_own() {
+    let backend = FakeConnector::with_tools(vec![
+        json!({"name": "feedback", "inputSchema": {"type": "object"}}),
+    ])
+    .await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![connector("mcpgate", &url)];
+        s.feedback.tool_name = "mcpgate_feedback".into();
+    })
+    .await;
+    let session = app.initialize().await;
+
+    let names = app.tool_names(&session).await;
+    let own = names.iter().filter(|n| *n == "mcpgate_feedback").count();
+    let renamed: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("mcpgate_feedback_"))
+        .collect();
+    assert_eq!((own, renamed.len()), (1, 1), "{names:?}");
+    let called = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": renamed[0], "arguments": {}}),
+        )
+        .await;
+
+    assert!(called["result"]["content"].is_array(), "{called}");
+    assert_ne!(called["result"]["isError"], true, "{called}");
+    assert_eq!(backend.executions(), 1);
+}
+
+#[actix_web::test]
 async fn the_built_in_tool_records_feedback_for_the_calling_session() {
     let (app, _backend) = app_with_feedback_tool(StoreKind::Sqlite).await;
     let session = app.initialize().await;

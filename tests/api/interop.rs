@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{connector, spawn_app, TestApp};
 
@@ -98,6 +98,39 @@ pub(crate) async fn python_client_at(
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("python client over {transport}: {stdout}");
     serde_json::from_str(stdout.trim()).expect("one JSON object")
+}
+
+#[actix_web::test]
+async fn a_backend_listing_malformed_tools_does_not_break_the_python_sdk_for_the_others() {
+    let Some((python, _, _)) = tools() else {
+        return;
+    };
+    let notes = PythonConnector::start();
+    let bad = crate::fake_connector::FakeConnector::with_tools(vec![
+        json!({"name": "schema_text", "inputSchema": "string schema"}),
+        json!({"name": "schema_list", "inputSchema": [1, 2]}),
+        json!({"name": "schema_string", "inputSchema": {"type": "string"}}),
+        json!({"name": "schema_null", "inputSchema": null}),
+        json!({"name": "described", "description": 42, "inputSchema": {"type": "object"}}),
+        json!({"name": "untyped", "inputSchema": {"properties": {"q": {"type": "string"}}}}),
+        json!({"name": "", "inputSchema": {"type": "object"}}),
+    ])
+    .await;
+    let app = spawn_app(vec![
+        connector("notes", &notes.url),
+        connector("bad", &bad.url),
+    ])
+    .await;
+
+    let seen = python_client(&python, &app, "streamable-http", "/mcp").await;
+
+    let mended = ["bad_described", "bad_schema_null", "bad_untyped"];
+    let expected: Vec<&str> = mended
+        .into_iter()
+        .chain(["notes_add", "notes_echo", "notes_fail"])
+        .collect();
+    assert_eq!(seen["tools"], json!(expected));
+    assert_eq!(seen["echo"], "hello from python");
 }
 
 #[actix_web::test]
