@@ -185,6 +185,10 @@ fn stream_answer(
 ) -> HttpResponse {
     let (sender, receiver) = tokio::sync::mpsc::channel(crate::session::STREAM_CAPACITY);
     let related = RelatedStream::new(sender.clone());
+    let id = match &message {
+        Ok(Incoming::Request { id, .. }) => id.clone(),
+        _ => Value::Null,
+    };
     actix_rt::spawn(async move {
         let request = HandleMessage {
             message,
@@ -195,10 +199,8 @@ fn stream_answer(
         let reply = match reply {
             Ok(Some(reply)) => reply,
             Ok(None) => return,
-            Err(_) => jsonrpc::error(
-                Value::Null,
-                &RpcError::invalid_request("the session has ended"),
-            ),
+            // The session ended (DELETE) while the request was under way.
+            Err(_) => jsonrpc::error(id, &RpcError::invalid_request("the session has ended")),
         };
         let _ = sender.send(event("message", &reply.to_string())).await;
     });

@@ -335,6 +335,34 @@ async fn a_cancelled_request_is_cancelled_upstream_with_the_upstream_id() {
 }
 
 #[actix_web::test]
+async fn a_request_under_way_when_its_session_is_deleted_is_answered_with_its_own_id() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let session = app.initialize().await;
+
+    let waiting = call_streaming(
+        &app,
+        &session,
+        json!({"name": "tiny_wait", "arguments": {}}),
+    );
+    let delete = async {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        app.end_session(&session).await
+    };
+    let (response, deleted) = tokio::join!(waiting, delete);
+    let text = response.text().await.unwrap();
+
+    assert_eq!(deleted.status(), 200);
+    let answer: Value = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str(data).ok())
+        .find(|m: &Value| m.get("error").is_some())
+        .unwrap_or_else(|| panic!("an error on the stream: {text}"));
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_eq!(answer["error"]["message"], "the session has ended");
+}
+
+#[actix_web::test]
 async fn a_session_that_ends_unsubscribes_from_its_resources_upstream() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
