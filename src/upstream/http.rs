@@ -205,6 +205,11 @@ impl HttpConnection {
                 let Some(last) = from.filter(|_| waiting && !stateless) else {
                     return match ended {
                         Ended::Broke if waiting => Sent::Failed("the answer stream broke".into()),
+                        Ended::Done if waiting => Sent::Unanswered(
+                            "the answer stream ended without the answer, and gave no event \
+                             id to resume it from"
+                                .into(),
+                        ),
                         _ => Sent::Ok,
                     };
                 };

@@ -95,6 +95,9 @@ pub(crate) enum Sent {
     Failed(String),
     /// Not sent, and the connection kept: the server is behind on what it was sent.
     Refused(String),
+    /// Sent, but the stream that should carry the answer ended without it, and cannot be
+    /// resumed: the request fails at once as a bad response; the connection is kept.
+    Unanswered(String),
 }
 
 /// A request under way and who it serves.
@@ -240,6 +243,7 @@ impl McpClient {
             Sent::SessionGone => Err(self.drop_connection("the server ended the session")),
             Sent::Failed(reason) => Err(self.drop_connection(&reason)),
             Sent::Refused(reason) => Err(self.unreachable(&reason)),
+            Sent::Unanswered(reason) => Err(self.bad_response(&reason)),
         }
     }
 
@@ -273,6 +277,9 @@ impl McpClient {
                     return Err(Failure::Connector(self.drop_connection(&reason)));
                 }
                 Sent::Refused(reason) => return Err(Failure::Connector(self.unreachable(&reason))),
+                Sent::Unanswered(reason) => {
+                    return Err(Failure::Connector(self.bad_response(&reason)));
+                }
             }
             match receiver.await {
                 Ok(Ok(result)) => Ok(result),
@@ -338,6 +345,13 @@ impl McpClient {
 
     fn unreachable(&self, reason: &str) -> ConnectorError {
         ConnectorError::Unreachable {
+            connector: self.inner.connector.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn bad_response(&self, reason: &str) -> ConnectorError {
+        ConnectorError::BadResponse {
             connector: self.inner.connector.clone(),
             reason: reason.to_string(),
         }

@@ -161,6 +161,64 @@ async fn an_event_longer_than_max_response_bytes_ends_the_call_with_an_error_nam
     assert_eq!(ping["result"], json!({}), "{ping}");
 }
 
+/// A Streamable HTTP MCP server whose tool call's answer stream carries garbage and a message
+/// that is no answer, then ends: no event ids, so nothing to resume.
+async fn garbage_stream_server() -> String {
+    use actix_web::{web, HttpResponse};
+    let port = crate::helpers::serve_local(|cfg| {
+        cfg.route(
+            "/mcp",
+            web::post().to(|body: web::Json<Value>| async move {
+                let result = match body["method"].as_str().unwrap_or("") {
+                    "initialize" => json!({"protocolVersion": "2025-11-25",
+                        "capabilities": {"tools": {}}, "serverInfo": {"name": "g", "version": "0"}}),
+                    "tools/list" => json!({"tools": [{"name": "garbage", "inputSchema": {"type": "object"}}]}),
+                    "tools/call" => {
+                        return HttpResponse::Ok()
+                            .content_type("text/event-stream")
+                            .body("data: {{{not json\n\ndata: {\"foo\":\"bar\"}\n\n");
+                    }
+                    _ if body.get("id").is_none() => return HttpResponse::Accepted().finish(),
+                    _ => json!({}),
+                };
+                HttpResponse::Ok().json(json!({"jsonrpc": "2.0", "id": body["id"], "result": result}))
+            }),
+        );
+    });
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+#[actix_web::test]
+async fn an_answer_stream_that_ends_without_the_answer_is_a_bad_response_at_once() {
+    let url = garbage_stream_server().await;
+    let garbage: ConnectorSettings = serde_json::from_value(json!({
+        "name": "up", "kind": "mcp", "url": url, "transport": "streamable_http",
+        "timeout_ms": 30000}))
+    .unwrap();
+    let app = spawn_app(vec![garbage]).await;
+    let session = app.initialize().await;
+
+    let failed = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "up_garbage", "arguments": {}}),
+        )
+        .await;
+    let again = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "up_garbage", "arguments": {}}),
+        )
+        .await;
+
+    assert_eq!(failed["error"]["data"]["kind"], "bad_response", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ended without the answer"), "{failed}");
+    assert_eq!(again["error"]["data"]["kind"], "bad_response", "{again}");
+}
+
 /// A Streamable HTTP MCP server whose tool call's answer stream ends after one event with an
 /// id, and whose resumed stream (`GET` with `Last-Event-ID`) ends again after that same event:
 /// no answer, ever. `resumes` counts the resuming `GET`s.
