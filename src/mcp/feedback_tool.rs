@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::dispatch::Context;
 use crate::feedback::FeedbackInput;
+use crate::registry::Snapshot;
 
 /// The tool's definition as `tools/list` shows it.
 pub fn definition(name: &str) -> Value {
@@ -34,19 +35,19 @@ pub fn definition(name: &str) -> Value {
     })
 }
 
-/// Records the feedback in `arguments`; a result with `isError` names what was wrong.
-pub fn call(ctx: &Context, arguments: Value) -> Value {
+/// Records the feedback in `arguments` on what `snapshot` lists; a result with `isError` names
+/// what was wrong.
+pub fn call(ctx: &Context, snapshot: &Snapshot, arguments: Value) -> Value {
     let mut input: FeedbackInput = match serde_json::from_value(arguments) {
         Ok(input) => input,
         Err(e) => return error_result(&format!("invalid arguments: {e}")),
     };
     input.session_id = ctx.session();
-    let snapshot = ctx.catalog.load();
     // The name as this session sees it (a virtual server may show names unprefixed); one it
     // cannot see is unknown, as one that does not exist.
     let visible = match input.target_kind.as_str() {
-        "tool" => Some(ctx.scope.tool_name(&snapshot, &input.target)),
-        "prompt" => Some(ctx.scope.prompt_name(&snapshot, &input.target)),
+        "tool" => Some(ctx.scope.tool_name(snapshot, &input.target)),
+        "prompt" => Some(ctx.scope.prompt_name(snapshot, &input.target)),
         _ => None,
     };
     match visible {
@@ -57,7 +58,7 @@ pub fn call(ctx: &Context, arguments: Value) -> Value {
         }
         None => {}
     }
-    match input.validate(&snapshot, "tool", crate::connector::now_ms()) {
+    match input.validate(snapshot, "tool", crate::connector::now_ms()) {
         Ok(feedback) => {
             ctx.feedback.record(feedback);
             json!({"content": [{"type": "text", "text": "Thank you: the feedback was recorded."}]})

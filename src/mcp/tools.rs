@@ -86,10 +86,11 @@ pub async fn call(ctx: &Context, params: Option<Value>) -> Result<Value, RpcErro
         Some(arguments @ Value::Object(_)) => arguments,
         Some(_) => return Err(RpcError::invalid_params("`arguments` must be an object")),
     };
-    if ctx.feedback_tool.as_deref() == Some(name.as_str()) {
-        return Ok(feedback_tool::call(ctx, arguments));
-    }
+    // After the first load, as for any call: the feedback names a tool or prompt of it.
     let snapshot = ctx.snapshot_for_call().await;
+    if ctx.feedback_tool.as_deref() == Some(name.as_str()) {
+        return Ok(feedback_tool::call(ctx, &snapshot, arguments));
+    }
     let name = ctx
         .scope
         .tool_name(&snapshot, &name)

@@ -86,7 +86,10 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     while settled() < asked && tokio::time::Instant::now() < deadline {
         actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    session.do_send(EndSession);
+    // The session and the stateless side hold the gateway, whose recorders' writers finish
+    // only once every holder is gone: end them first, or shutting down waits its full limit.
+    let _ = session.send(EndSession).await;
+    drop(stateless);
     writer.abort();
     shut_down(gateway, recorder).await;
     crate::upstream::end_all_processes();

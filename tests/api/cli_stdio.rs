@@ -52,6 +52,8 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
     let input = [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        // Before the first load is done: it waits for it, as a call does.
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"mcpgate_feedback","arguments":{"target_kind":"tool","target":"tiny_echo","rating":5}}}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tiny_echo","arguments":{"text":"over stdio"}}}"#,
         "not json",
@@ -75,11 +77,17 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
         .unwrap_or_default();
     assert!(tools.iter().any(|t| t["name"] == "tiny_echo"), "{stdout}");
     assert_eq!(by_id(3)["result"]["content"][0]["text"], "over stdio");
+    assert_ne!(by_id(4)["result"]["isError"], true, "{stdout}");
+    assert!(by_id(4)["result"]["content"][0]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("recorded")));
     assert!(
         answers.iter().any(|m| m["error"]["code"] == -32700),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("upstream MCP session initialized"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("upstream MCP session initialized"));
+    assert!(!stderr.contains("did not finish writing"), "{stderr}");
 }
 
 #[test]
