@@ -15,6 +15,13 @@ pub fn resolve(template: &str) -> Result<SecretString, MissingVariable> {
     resolve_with(template, |name| std::env::var(name).ok()).map(SecretString::from)
 }
 
+/// Whether `template` has a `${` that no `}` closes (it would be sent as it is written).
+pub fn unclosed(template: &str) -> bool {
+    template
+        .rfind("${")
+        .is_some_and(|start| !template[start..].contains('}'))
+}
+
 fn resolve_with(
     template: &str,
     lookup: impl Fn(&str) -> Option<String>,

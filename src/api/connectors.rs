@@ -260,11 +260,7 @@ fn parse(
             Some(_) => return Err(invalid("name", "must match the name in the path")),
         }
     }
-    let settings: ConnectorSettings = super::typed(value)?;
-    let problems = settings.problems();
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid(problems.into_iter().collect()));
-    }
+    let settings: ConnectorSettings = super::checked(value, ConnectorSettings::problems)?;
     let headers = settings
         .resolve_headers()
         .map_err(|e| invalid("headers", &e))?;

@@ -139,14 +139,32 @@ pub const NO_NUL: &str = "must not contain NUL (U+0000)";
 /// unknown or missing, or holds a text with NUL ([`NO_NUL`]): each field of the wrong type or
 /// unknown is named, set aside and the rest read again, until the rest reads or a field is
 /// missing.
-fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
-    let mut problems = std::collections::BTreeMap::new();
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    checked(value, |_| Vec::new())
+}
+
+/// [`typed`], with the problems `check` finds in the `T` (when one can be read) named too, so
+/// that a text with NUL does not hide them.
+fn checked<T: serde::de::DeserializeOwned>(
+    mut value: serde_json::Value,
+    check: impl FnOnce(&T) -> Vec<(String, String)>,
+) -> Result<T, ApiError> {
+    let mut with_nuls = std::collections::BTreeMap::new();
     with_nul(&value, String::new(), &mut |path| {
-        problems.insert(path, NO_NUL.to_string());
+        with_nuls.insert(path, NO_NUL.to_string());
     });
+    let mut problems = std::collections::BTreeMap::new();
     loop {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(typed) if problems.is_empty() => return Ok(typed),
+            Ok(typed) if problems.is_empty() => {
+                for (field, problem) in check(&typed) {
+                    with_nuls.entry(field).or_insert(problem);
+                }
+                if with_nuls.is_empty() {
+                    return Ok(typed);
+                }
+                return Err(ApiError::Invalid(with_nuls));
+            }
             Ok(_) => break,
             Err(error) => error,
         };
@@ -182,6 +200,9 @@ fn typed<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result
         if removed.is_none() {
             break;
         }
+    }
+    for (field, problem) in with_nuls {
+        problems.entry(field).or_insert(problem);
     }
     Err(ApiError::Invalid(problems))
 }

@@ -189,10 +189,5 @@ fn parse(body: &[u8], name: Option<&str>) -> Result<VirtualServer, ApiError> {
             Some(_) => return Err(invalid("name", "must match the name in the path".into())),
         }
     }
-    let server: VirtualServer = super::typed(value)?;
-    let problems = server.problems();
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid(problems.into_iter().collect()));
-    }
-    Ok(server)
+    super::checked(value, VirtualServer::problems)
 }

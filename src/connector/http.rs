@@ -299,7 +299,13 @@ impl HttpBackend {
                 .body()
                 .limit(self.max_response_bytes)
                 .await
-                .map_err(|e| self.bad_response(format!("body: {e}")))?;
+                .map_err(|e| match e {
+                    awc::error::PayloadError::Overflow => self.bad_response(format!(
+                        "its body is larger than {} bytes (max_response_bytes)",
+                        self.max_response_bytes
+                    )),
+                    e => self.bad_response(format!("body: {e}")),
+                })?;
             Ok((response.status(), body))
         };
         actix_rt::time::timeout(timeout, exchange)

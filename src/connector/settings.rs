@@ -269,6 +269,17 @@ impl ConnectorSettings {
         if !stdio && self.command.is_some() {
             fail("command", "is only for stdio connectors");
         }
+        let only_stdio = [
+            ("args", !self.args.is_empty()),
+            ("env", !self.env.is_empty()),
+            ("cwd", self.cwd.is_some()),
+            ("idle_timeout_ms", self.idle_timeout_ms != 0),
+        ];
+        for (field, given) in only_stdio {
+            if !stdio && given {
+                fail(field, "is only for stdio connectors");
+            }
+        }
         for (i, url) in self.url.iter().chain(&self.urls).enumerate() {
             let field = if self.url.is_some() {
                 "url".to_string()
@@ -290,6 +301,9 @@ impl ConnectorSettings {
             if value == 0 {
                 fail(field, "must be above 0");
             }
+        }
+        if self.max_response_bytes == 0 {
+            fail("max_response_bytes", "must be above 0");
         }
         if self.breaker.consecutive_failures == 0 {
             fail("breaker.consecutive_failures", "must be above 0");
@@ -314,6 +328,37 @@ impl ConnectorSettings {
             } else if !header_value_ok(value) {
                 fail(&format!("headers.{name}"), NOT_A_HEADER_VALUE);
             }
+        }
+        let templates = self
+            .headers
+            .iter()
+            .map(|(n, v)| (format!("headers.{n}"), v));
+        let templates = templates.chain(self.env.iter().map(|(n, v)| (format!("env.{n}"), v)));
+        let auth: Vec<(String, &String)> = match &self.auth {
+            Some(Credentials::Header { value, .. }) => vec![("auth.value".into(), value)],
+            Some(Credentials::Bearer { token }) => vec![("auth.token".into(), token)],
+            Some(Credentials::Basic { username, password }) => vec![
+                ("auth.username".into(), username),
+                ("auth.password".into(), password),
+            ],
+            None => Vec::new(),
+        };
+        for (field, template) in templates.chain(auth) {
+            if crate::secrets::unclosed(template) {
+                fail(&field, "has a `${` with no closing `}`");
+            }
+        }
+        let auth_header = match &self.auth {
+            Some(Credentials::Header { name, .. }) => Some(name.as_str()),
+            Some(_) => Some("authorization"),
+            None => None,
+        };
+        let clash = |h: &str| self.headers.keys().find(|n| n.eq_ignore_ascii_case(h));
+        if let Some(header) = auth_header.and_then(clash) {
+            fail(
+                &format!("headers.{header}"),
+                "is also set by `auth`; give it in one place",
+            );
         }
         match &self.auth {
             Some(Credentials::Header { name, value }) => {
@@ -372,5 +417,25 @@ mod tests {
             settings(serde_json::json!({"name": "a", "url": "http://x", "urls": ["http://y"]}));
         assert_eq!(none.validate().unwrap_err().0, "url");
         assert_eq!(both.validate().unwrap_err().0, "urls");
+    }
+
+    #[test]
+    fn settings_that_would_be_ignored_or_sent_literally_are_named() {
+        let s = settings(serde_json::json!({"name": "a", "url": "http://x",
+            "env": {"K": "v"}, "idle_timeout_ms": 5, "max_response_bytes": 0,
+            "headers": {"X-Key": "${UNCLOSED", "authorization": "Basic x"},
+            "auth": {"type": "bearer", "token": "t"}}));
+        let mut fields: Vec<_> = s.problems().into_iter().map(|(f, _)| f).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "env",
+                "headers.X-Key",
+                "headers.authorization",
+                "idle_timeout_ms",
+                "max_response_bytes"
+            ]
+        );
     }
 }

@@ -238,6 +238,9 @@ impl HttpConnection {
                 deliver(mcp, &String::from_utf8_lossy(&body), related);
                 Sent::Ok
             }
+            Err(awc::error::PayloadError::Overflow) => Sent::Failed(format!(
+                "its answer is larger than {max} bytes (max_response_bytes)"
+            )),
             Err(e) => Sent::Failed(format!("reading the answer: {e}")),
         }
     }

@@ -311,3 +311,26 @@ async fn random_malformed_requests_get_clear_errors_and_leave_the_session_workin
     let pong = app.rpc(&session, "ping", json!({})).await;
     assert_eq!(pong["result"], json!({}));
 }
+
+#[actix_web::test]
+async fn an_answer_larger_than_max_response_bytes_is_refused_naming_the_setting() {
+    let backend = FakeConnector::start().await;
+    let mut small = connector("small", &backend.url);
+    small.max_response_bytes = 2000;
+    let app = spawn_app(vec![small]).await;
+    let session = app.initialize().await;
+
+    let answer = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "small_echo", "arguments": {"text": "x".repeat(5000)}}),
+        )
+        .await;
+
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("larger than 2000 bytes (max_response_bytes)"),
+        "{answer}"
+    );
+}

@@ -130,8 +130,30 @@ async fn an_invalid_registration_is_422_with_every_field_named_and_bad_json_is_4
             "rate_limit": {"rate_per_sec": 1e-300, "burst": 1}}),
         )
         .await;
+    let (ignored, ignored_body) = app
+        .send_json(
+            "POST",
+            "/api/v1/connectors",
+            &json!({"name": "i", "url": "http://x", "env": {"K": "v"}, "max_response_bytes": 0,
+            "headers": {"X-Key": "${UNCLOSED", "Authorization": "Basic x"},
+            "auth": {"type": "bearer", "token": "t\u{0}"}}),
+        )
+        .await;
     let (_, connectors) = app.get_json("/api/v1/connectors").await;
 
+    assert_eq!(ignored, 422, "{ignored_body}");
+    let named: Vec<&String> = ignored_body["fields"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        named,
+        [
+            "auth.token",
+            "env",
+            "headers.Authorization",
+            "headers.X-Key",
+            "max_response_bytes"
+        ],
+        "{ignored_body}"
+    );
     assert_eq!(invalid, 422);
     let fields = body["fields"].as_object().unwrap();
     assert!(
