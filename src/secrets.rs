@@ -15,6 +15,21 @@ pub fn resolve(template: &str) -> Result<SecretString, MissingVariable> {
     resolve_with(template, |name| std::env::var(name).ok()).map(SecretString::from)
 }
 
+/// The values of the variables `template` refers to that are set.
+pub fn referenced(template: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            break;
+        };
+        values.extend(std::env::var(&after[..end]).ok());
+        rest = &after[end + 1..];
+    }
+    values
+}
+
 /// Whether `template` has a `${` that no `}` closes (it would be sent as it is written).
 pub fn unclosed(template: &str) -> bool {
     template

@@ -153,9 +153,11 @@ impl Connector {
             (Some(_), true) => Some(Arc::new(self.catalog())),
             _ => None,
         };
+        let mut status = self.status.clone();
+        self.redactor.status(&mut status);
         self.registry.do_send(ConnectorReport {
             connector: self.settings.name.clone(),
-            status: self.status.clone(),
+            status,
             lists,
         });
     }

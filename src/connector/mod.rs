@@ -16,6 +16,7 @@ mod health;
 mod http;
 mod passthrough;
 mod rate_limit;
+mod redact;
 mod replicas;
 mod settings;
 
@@ -172,6 +173,8 @@ pub struct Connector {
     registry: Recipient<ConnectorReport>,
     /// Cache counters.
     metrics: Arc<Metrics>,
+    /// Masks the secrets a backend sends back.
+    redactor: Rc<redact::Redactor>,
     /// The replicas, made when the actor (re)starts.
     replicas: Option<Rc<Replicas>>,
     /// The lists last loaded.
@@ -207,6 +210,7 @@ impl Connector {
         metrics: Arc<Metrics>,
     ) -> Self {
         Connector {
+            redactor: Rc::new(redact::Redactor::new(&settings)),
             settings,
             headers,
             registry,
@@ -370,7 +374,8 @@ impl Handler<CallTool> for Connector {
         let replicas = self.replicas();
         let connector = self.settings.name.clone();
         let retry = self.settings.retry.tool_calls || self.retryable_tools.contains(&msg.tool);
-        let work = async move {
+        let redactor = self.redactor.clone();
+        let call = async move {
             let CallTool {
                 tool,
                 arguments,
@@ -395,6 +400,7 @@ impl Handler<CallTool> for Connector {
             };
             Ok(result.value)
         };
+        let work = async move { redactor.result(call.await) };
         Box::pin(work.into_actor(self))
     }
 }
@@ -427,7 +433,7 @@ impl Handler<ReadResource> for Connector {
             if act.reads.get(&uri).is_some_and(|s| s.ptr_eq(&mine)) {
                 act.reads.remove(&uri);
             }
-            result
+            act.redactor.result(result)
         }))
     }
 }
@@ -437,6 +443,7 @@ impl Handler<GetPrompt> for Connector {
 
     fn handle(&mut self, msg: GetPrompt, _ctx: &mut Self::Context) -> Self::Result {
         let replicas = self.replicas();
+        let redactor = self.redactor.clone();
         let work = async move {
             let GetPrompt {
                 prompt,
@@ -448,7 +455,7 @@ impl Handler<GetPrompt> for Connector {
                 let client = client.clone();
                 async move { backend.get_prompt(&prompt, &arguments, client).await }
             };
-            replicas?.call(true, |_| true, run).await
+            redactor.result(replicas?.call(true, |_| true, run).await)
         };
         Box::pin(work.into_actor(self))
     }

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::fake_connector::FakeConnector;
-use crate::helpers::{connector, spawn_app, spawn_app_with, StoreKind};
+use crate::helpers::{connector, spawn_app, spawn_app_with, StoreKind, TestApp};
 
 #[actix_web::test]
 async fn tools_of_every_connector_are_listed_under_their_namespace_in_name_order() {
@@ -327,4 +327,80 @@ async fn connector_headers_carry_secrets_from_the_environment_and_never_show_the
     for answer in [list, call, failed, prompt] {
         assert!(!answer.to_string().contains("conn-secret-42"), "{answer}");
     }
+}
+
+/// A REST connector that echoes the headers it was sent: in its tool's result (`leak`), or in
+/// an error body (`fail`).
+fn echoing_backend() -> String {
+    use actix_web::{web, HttpRequest, HttpResponse};
+    let port = crate::helpers::serve_local(|cfg| {
+        cfg.route(
+            "/info",
+            web::get().to(|| async { HttpResponse::Ok().json(json!({"name": "echo"})) }),
+        )
+        .route(
+            "/tools",
+            web::get().to(|| async {
+                let schema = json!({"type": "object"});
+                HttpResponse::Ok().json(json!({"tools": [
+                    {"name": "leak", "inputSchema": schema}, {"name": "fail", "inputSchema": schema}]}))
+            }),
+        )
+        .route(
+            "/tools/{name}/execute",
+            web::post().to(|req: HttpRequest, name: web::Path<String>| async move {
+                let headers: Vec<String> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+                    .collect();
+                let seen = format!("I was sent {}", headers.join(", "));
+                match name.as_str() {
+                    "leak" => HttpResponse::Ok()
+                        .json(json!({"content": [{"type": "text", "text": seen}]})),
+                    _ => HttpResponse::InternalServerError().json(json!({"error": seen})),
+                }
+            }),
+        );
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[actix_web::test]
+async fn secrets_a_backend_echoes_are_masked_in_results_errors_and_stored_feedback() {
+    std::env::set_var("MCPGATE_TEST_ECHOED_KEY", "echoed-key-7781");
+    let mut settings = connector("e", &echoing_backend());
+    settings
+        .headers
+        .insert("X-Api-Key".into(), "${MCPGATE_TEST_ECHOED_KEY}".into());
+    let app = spawn_app_with(StoreKind::Postgres, |s| s.connectors = vec![settings]).await;
+    let session = app.initialize().await;
+
+    let leaked = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "e_leak", "arguments": {}}),
+        )
+        .await;
+    let failed = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "e_fail", "arguments": {}}),
+        )
+        .await;
+    let errors = || app.rows("feedback WHERE error LIKE '%x-api-key%'");
+    let stored = TestApp::read_until(errors, |n| *n == 1).await;
+    let stored_secret = app
+        .rows("feedback WHERE error LIKE '%echoed-key-7781%'")
+        .await;
+
+    let text = leaked["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("x-api-key: ***"), "{text}");
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    for answer in [&leaked, &failed] {
+        assert!(!answer.to_string().contains("echoed-key-7781"), "{answer}");
+    }
+    assert_eq!((stored, stored_secret), (1, 0));
 }
