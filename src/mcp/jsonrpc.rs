@@ -136,10 +136,8 @@ pub fn classify(message: Value) -> Result<Incoming, (Value, RpcError)> {
         ));
     }
     let params = map.remove("params");
-    if params
-        .as_ref()
-        .is_some_and(|p| !p.is_object() && !p.is_array())
-    {
+    // JSON-RPC allows positional params; MCP names every param.
+    if params.as_ref().is_some_and(|p| !p.is_object()) {
         return Err((
             reply_id,
             RpcError::invalid_request("`params` must be an object"),
@@ -232,6 +230,11 @@ mod tests {
     #[test]
     fn a_non_object_and_a_missing_method_are_invalid_requests() {
         assert_eq!(classify(json!([1, 2])).unwrap_err().1.code, INVALID_REQUEST);
+        let positional = classify(json!({"jsonrpc":"2.0","id":1,"method":"ping","params":[]}));
+        assert_eq!(
+            positional.unwrap_err().1.message,
+            "`params` must be an object"
+        );
         let (_, err) = classify(json!({"jsonrpc":"2.0","id":1})).unwrap_err();
         assert_eq!(err.code, INVALID_REQUEST);
     }

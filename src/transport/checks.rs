@@ -22,7 +22,7 @@ pub(super) fn check(
     let headers = req.headers();
     let meta = modern::request_meta(params).map_err(Rejection::bad)?;
     let mismatch = |message: String| Rejection::bad(modern::header_mismatch(message));
-    match header(headers, "mcp-protocol-version") {
+    match header(headers, "MCP-Protocol-Version")? {
         None => return Err(mismatch("the MCP-Protocol-Version header is required".into())),
         Some(v) if v != meta.version => {
             return Err(mismatch(format!(
@@ -35,7 +35,7 @@ pub(super) fn check(
     if !modern::VERSIONS.contains(&meta.version.as_str()) {
         return Err(Rejection::bad(modern::unsupported_version(&meta.version)));
     }
-    match header(headers, "mcp-method") {
+    match header(headers, "Mcp-Method")? {
         None => return Err(mismatch("the Mcp-Method header is required".into())),
         Some(m) if m != method => {
             return Err(mismatch(format!(
@@ -50,7 +50,7 @@ pub(super) fn check(
         _ => return Ok(meta),
     };
     let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
-    match (header(headers, "mcp-name"), body) {
+    match (header(headers, "Mcp-Name")?, body) {
         (None, _) => return Err(mismatch("the Mcp-Name header is required".into())),
         (Some(name), Some(body)) if name == body => {}
         (Some(name), body) => {
@@ -96,12 +96,12 @@ fn param_headers(
         let Some(suffix) = schema.get("x-mcp-header").and_then(Value::as_str) else {
             continue;
         };
-        let header_name = format!("mcp-param-{}", suffix.to_ascii_lowercase());
+        let header_name = format!("Mcp-Param-{suffix}");
         let value = arguments
             .and_then(|a| a.get(property))
             .filter(|v| !v.is_null());
         let refuse = |message: String| Err(Rejection::bad(modern::header_mismatch(message)));
-        match (header(req.headers(), &header_name), value) {
+        match (header(req.headers(), &header_name)?, value) {
             (None, None) => {}
             (None, Some(_)) => {
                 return refuse(format!(
@@ -130,21 +130,33 @@ fn agrees(header: &str, value: &Value) -> bool {
     }
 }
 
-/// A header's value: trimmed, and decoded when sent as `=?base64?…?=`.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    let raw = headers.get(name)?.to_str().ok()?.trim();
-    let decoded = raw
+/// The value of the header `name` (spelled as the revision does; matched in any case): trimmed,
+/// and decoded when sent as `=?base64?…?=`; refused (`-32020`) naming the header when it is
+/// there but cannot be read so.
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {
+    let Some(raw) = headers.get(name) else {
+        return Ok(None);
+    };
+    let unreadable = |why: &str| {
+        let message = format!("the {name} header is not valid: {why}");
+        Rejection::bad(modern::header_mismatch(message))
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| unreadable("it is not visible ASCII"))?
+        .trim();
+    let Some(b64) = raw
         .strip_prefix("=?base64?")
         .and_then(|rest| rest.strip_suffix("?="))
-        .map(|b64| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-        });
-    match decoded {
-        Some(value) => value,
-        None => Some(raw.to_string()),
-    }
+    else {
+        return Ok(Some(raw.to_string()));
+    };
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    decoded
+        .map(Some)
+        .ok_or_else(|| unreadable("its =?base64?…?= value is not base64 of UTF-8 text"))
 }

@@ -263,6 +263,8 @@ async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_namin
     ];
     let seen = run_cases(&app, &cases).await;
     let (status, encoded_ok) = messages(post(&app, &echo, &[("mcp-name", &encoded)]).await).await;
+    let not_base64 = [("mcp-name", "=?base64?!!!?=")];
+    let (bad_status, bad) = messages(post(&app, &echo, &not_base64).await).await;
 
     for (what, reply) in &seen {
         assert_eq!(reply["id"], 9, "{what}: the error names the request");
@@ -272,6 +274,12 @@ async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_namin
     assert_eq!(unsupported["supported"], json!([VERSION]));
     assert_eq!(status, 200, "a base64-encoded Mcp-Name is decoded");
     assert_eq!(encoded_ok[0]["result"]["resultType"], "complete");
+    assert_eq!(bad_status, 400);
+    let message = bad[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the Mcp-Name header is not valid"),
+        "{bad:?}"
+    );
 }
 
 fn base64_of(text: &str) -> String {
