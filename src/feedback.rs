@@ -98,9 +98,12 @@ impl FeedbackSink {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
-    /// `tool` or `prompt`.
+    /// `tool` or `prompt` (required; empty when not given, so that the other fields are still
+    /// checked).
+    #[serde(default)]
     pub target_kind: String,
-    /// The name as clients see it (`github_search`).
+    /// The name as clients see it (`github_search`; required, as `target_kind`).
+    #[serde(default)]
     pub target: String,
     /// The version that was served, if the client knows it.
     #[serde(default)]
@@ -131,7 +134,12 @@ impl FeedbackInput {
         let mut problem = |field: &str, text: String| {
             problems.insert(field.to_string(), text);
         };
+        if self.target.is_empty() {
+            problem("target", "is required".into());
+        }
         match self.target_kind.as_str() {
+            "" => problem("target_kind", "is required".into()),
+            "tool" | "prompt" if self.target.is_empty() => {}
             "tool" if snapshot.catalog.tool(&self.target).is_none() => {
                 problem("target", format!("unknown tool `{}`", self.target))
             }

@@ -13,11 +13,14 @@ pub async fn record(
     gateway: web::Data<Gateway>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let input: FeedbackInput = super::object(&body)?;
     let snapshot = gateway.catalog.load();
-    let feedback = input
-        .validate(&snapshot, "api", crate::connector::now_ms())
-        .map_err(ApiError::Invalid)?;
+    let now = crate::connector::now_ms();
+    let validate = |input: &FeedbackInput| input.clone().validate(&snapshot, "api", now);
+    let input: FeedbackInput = super::object_checked(&body, |input| match validate(input) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.into_iter().collect(),
+    })?;
+    let feedback = validate(&input).map_err(ApiError::Invalid)?;
     gateway.feedback.record(feedback);
     Ok(HttpResponse::Accepted().json(json!({"accepted": true})))
 }

@@ -119,8 +119,16 @@ async fn store<T: Send + 'static>(
 }
 
 /// Reads a body that must be a JSON object of type `T`: 400 when it is not JSON, 422 naming
-/// the fields otherwise ([`typed`]; `body` when it is not an object).
+/// the fields otherwise ([`checked`]; `body` when it is not an object).
 fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    object_checked(body, |_| Vec::new())
+}
+
+/// [`object`], naming also what `check` finds ([`checked`]).
+fn object_checked<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    check: impl FnOnce(&T) -> Vec<(String, String)>,
+) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     if !value.is_object() {
@@ -128,7 +136,7 @@ fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             [("body".to_string(), "must be a JSON object".to_string())].into(),
         ));
     }
-    typed(value)
+    checked(value, check)
 }
 
 /// What a text holding NUL is told: no store takes it in every column (PostgreSQL's text cannot
@@ -136,15 +144,10 @@ fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub const NO_NUL: &str = "must not contain NUL (U+0000)";
 
 /// `value` (a JSON object) as a `T`, or 422 naming every field that is of the wrong type,
-/// unknown or missing, or holds a text with NUL ([`NO_NUL`]): each field of the wrong type or
-/// unknown is named, set aside and the rest read again, until the rest reads or a field is
-/// missing.
-fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    checked(value, |_| Vec::new())
-}
-
-/// [`typed`], with the problems `check` finds in the `T` (when one can be read) named too, so
-/// that a text with NUL does not hide them.
+/// unknown or missing, holds a text with NUL ([`NO_NUL`]), or has a problem `check` finds in
+/// the `T`. Each field of the wrong type or unknown is named, set aside and the rest read
+/// again, until the rest reads (and is checked, so that such a field hides no other problem)
+/// or a field is missing.
 fn checked<T: serde::de::DeserializeOwned>(
     mut value: serde_json::Value,
     check: impl FnOnce(&T) -> Vec<(String, String)>,
@@ -156,16 +159,15 @@ fn checked<T: serde::de::DeserializeOwned>(
     let mut problems = std::collections::BTreeMap::new();
     loop {
         let error = match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(typed) if problems.is_empty() => {
+            Ok(typed) => {
                 for (field, problem) in check(&typed) {
-                    with_nuls.entry(field).or_insert(problem);
+                    problems.entry(field).or_insert(problem);
                 }
-                if with_nuls.is_empty() {
+                if problems.is_empty() && with_nuls.is_empty() {
                     return Ok(typed);
                 }
-                return Err(ApiError::Invalid(with_nuls));
+                break;
             }
-            Ok(_) => break,
             Err(error) => error,
         };
         let message = error.inner().to_string();
@@ -259,6 +261,10 @@ mod tests {
         count: u32,
         #[serde(default)]
         note: Option<String>,
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+        checked(value, |_| Vec::new())
     }
 
     fn fields(err: ApiError) -> Vec<(String, String)> {

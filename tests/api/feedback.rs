@@ -75,6 +75,8 @@ async fn feedback_through_the_api_is_validated_stored_and_seen_by_the_trainer() 
         .send()
         .await
         .unwrap();
+    let everything = json!({"target_kind": "widget", "rating": 9, "version": 0, "suggestion": 5});
+    let (wrong, wrong_body) = app.send_json("POST", "/api/v1/feedback", &everything).await;
 
     assert_eq!(
         (accepted, thumbs, invalid, unknown_field),
@@ -86,6 +88,13 @@ async fn feedback_through_the_api_is_validated_stored_and_seen_by_the_trainer() 
         .contains("c_nope"));
     assert!(body["fields"].get("rating").is_some());
     assert_eq!(malformed.status(), 400);
+    assert_eq!(wrong, 422);
+    let named: Vec<&String> = wrong_body["fields"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        named,
+        ["rating", "suggestion", "target", "target_kind", "version"],
+        "{wrong_body}"
+    );
     app.wait_until(|app| stored(app, "tool", "c_echo") == 2)
         .await;
     let view = target(&app, "tool", "c_echo").await;
