@@ -41,7 +41,15 @@ impl Handler<SubscribeResource> for Connector {
         }
         let params = serde_json::json!({ "uri": msg.uri });
         let work = forward(self.replicas(), "resources/subscribe".into(), params, None);
-        Box::pin(work.into_actor(self))
+        let uri = msg.uri;
+        // A subscription the backend refused is no subscription: the session is not kept, so
+        // that its unsubscribe is answered as for any URI it never subscribed to.
+        Box::pin(work.into_actor(self).map(move |result, act, _| {
+            if result.is_err() {
+                act.subscriptions.remove(&uri);
+            }
+            result
+        }))
     }
 }
 

@@ -334,3 +334,21 @@ async fn an_answer_larger_than_max_response_bytes_is_refused_naming_the_setting(
         "{answer}"
     );
 }
+
+#[actix_web::test]
+async fn an_unsubscribe_after_a_refused_subscribe_is_answered_as_for_any_other_uri() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("c", &backend.url)]).await;
+    let session = app.initialize().await;
+    let uri = json!({"uri": "c:file://README.md"});
+
+    let never = app
+        .rpc(&session, "resources/unsubscribe", uri.clone())
+        .await;
+    let refused = app.rpc(&session, "resources/subscribe", uri.clone()).await;
+    let after = app.rpc(&session, "resources/unsubscribe", uri).await;
+
+    assert!(refused.get("error").is_some(), "{refused}");
+    assert_eq!(never["result"], json!({}), "{never}");
+    assert_eq!(after, never);
+}
