@@ -1,7 +1,7 @@
 //! The aggregated catalog: every connector's tools, resources and prompts under one namespace.
 //!
 //! A [`Catalog`] is plain data built from the per-connector lists by [`Catalog::build`]: no I/O,
-//! no actors. It owns naming, ordering, the shape of what clients see ([`shape`]: malformed
+//! no actors. It owns naming, ordering, the shape of what clients see (`shape`: malformed
 //! entries mended or left out) and the lookup from an exposed name back to the connector and
 //! the backend's own name. Who builds and publishes it is the
 //! [`crate::registry::ConnectorRegistry`]'s business.
