@@ -48,6 +48,12 @@ pub fn check(original: &str, candidate: &str, placeholders: &[String]) -> Result
     if candidate.trim().is_empty() {
         return Err("the text is empty".into());
     }
+    // NUL cannot be stored on PostgreSQL; other control characters reorder or hide what a
+    // client shows. Line breaks and tabs are text.
+    let control = |c: &char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    if let Some(c) = candidate.chars().find(control) {
+        return Err(format!("the text holds the control character {c:?}"));
+    }
     if length > budget(original) {
         return Err(format!(
             "the text has {length} characters; the budget is {}",
@@ -265,6 +271,14 @@ mod tests {
         assert!(check("a", &"x".repeat(2001), &[])
             .unwrap_err()
             .contains("budget"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_line_breaks_are_text() {
+        let nul = check("a", "Searches\0 records", &[]).unwrap_err();
+        assert!(nul.contains("control character"), "{nul}");
+        assert!(check("a", "Searches\u{1b}[2J", &[]).is_err());
+        assert!(check("a", "Searches records.\n\tBy query.\r\n", &[]).is_ok());
     }
 
     #[test]
