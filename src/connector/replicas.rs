@@ -18,6 +18,23 @@ use super::headers::redact_url;
 use super::settings::{Balance, ConnectorSettings, RetrySettings};
 use super::ConnectorError;
 
+/// One call counted in a replica's `inflight` until it is dropped: a call whose future is
+/// dropped mid-way (its client left, or it was cancelled) is uncounted too.
+struct InFlight<'a>(&'a Cell<usize>);
+
+impl<'a> InFlight<'a> {
+    fn count(counter: &'a Cell<usize>) -> Self {
+        counter.set(counter.get() + 1);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
 /// One replica.
 pub struct Member {
     /// Its base URL without user information.
@@ -132,9 +149,9 @@ impl Replicas {
         loop {
             let index = self.pick()?;
             let member = &self.members[index];
-            member.inflight.set(member.inflight.get() + 1);
+            let counted = InFlight::count(&member.inflight);
             let result = op(member.backend.clone()).await;
-            member.inflight.set(member.inflight.get() - 1);
+            drop(counted);
             let failure = match &result {
                 Ok(value) => (!healthy(value)).then(|| "answered with a server error".to_string()),
                 Err(err) if err.is_backend_failure() => Some(err.to_string()),
@@ -261,6 +278,24 @@ mod tests {
     #[test]
     fn round_robin_starts_at_the_next_replica_and_wraps() {
         assert_eq!(preference(Balance::RoundRobin, 4, &[0, 9, 0]), [1, 2, 0]);
+    }
+
+    #[test]
+    fn a_call_dropped_mid_way_is_no_longer_counted_in_flight() {
+        let counter = Cell::new(0);
+        let call = async {
+            let _counted = InFlight::count(&counter);
+            std::future::pending::<()>().await;
+        };
+        let mut call = Box::pin(call);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(counter.get(), 1);
+
+        drop(call);
+
+        assert_eq!(counter.get(), 0);
     }
 
     #[test]
