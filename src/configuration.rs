@@ -363,17 +363,49 @@ impl Settings {
                 );
             }
         }
+        // Requests are forwarded to its own paths (`/mcp`, …): a path, query or fragment of
+        // its own would send them elsewhere.
         let advertised = &self.server.advertise_url;
-        let uri = advertised.parse::<actix_web::http::Uri>();
-        let usable = uri.is_ok_and(|uri| {
-            matches!(uri.scheme_str(), Some("http" | "https"))
-                && uri.host().is_some()
-                && uri.query().is_none()
+        let usable = url::Url::parse(advertised).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.fragment().is_none()
         });
         if !advertised.is_empty() && !usable {
             return invalid(
                 "server.advertise_url",
-                "must be an http:// or https:// URL with a host and no query, or empty",
+                "must be an http:// or https:// URL of a host and port, with no path, query \
+                 or fragment, or empty",
+            );
+        }
+        // actix-server's own limit, which it enforces with a panic.
+        if self.server.workers > 512 {
+            return invalid("server.workers", "must be at most 512 (0: one per core)");
+        }
+        if !(0.0..=1.0).contains(&self.trainer.canary_share) {
+            return invalid("trainer.canary_share", "must be between 0 and 1");
+        }
+        let llm = &self.trainer.llm;
+        let llm_url = url::Url::parse(&llm.base_url)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+        if !llm.base_url.is_empty() && !llm_url {
+            return invalid(
+                "trainer.llm.base_url",
+                "must be an http:// or https:// URL, or empty (no LLM)",
+            );
+        }
+        if llm.timeout_ms == 0 {
+            return invalid("trainer.llm.timeout_ms", "must be above 0");
+        }
+        let tool = &self.feedback.tool_name;
+        if tool.len() > crate::catalog::MAX_NAME_LEN
+            || !tool.chars().all(crate::catalog::is_name_char)
+        {
+            return invalid(
+                "feedback.tool_name",
+                "must be 1-64 characters of [A-Za-z0-9_./-], or empty (no tool)",
             );
         }
         if !(self.database.url.starts_with("postgres://")

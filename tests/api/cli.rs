@@ -138,6 +138,28 @@ fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
             "0",
             "recorder.prune_interval_ms",
         ),
+        // actix-server panics past 512 workers; the settings refuse it first.
+        ("MCPGATE__SERVER__WORKERS", "100000", "server.workers"),
+        (
+            "MCPGATE__TRAINER__CANARY_SHARE",
+            "5.0",
+            "trainer.canary_share",
+        ),
+        (
+            "MCPGATE__TRAINER__LLM__BASE_URL",
+            "notaurl",
+            "trainer.llm.base_url",
+        ),
+        (
+            "MCPGATE__TRAINER__LLM__TIMEOUT_MS",
+            "0",
+            "trainer.llm.timeout_ms",
+        ),
+        (
+            "MCPGATE__FEEDBACK__TOOL_NAME",
+            "bad name!",
+            "feedback.tool_name",
+        ),
     ];
     for (variable, value, key) in cases {
         let output = run(dir.path(), &["serve"], &[(variable, value)]);

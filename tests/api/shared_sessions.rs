@@ -406,12 +406,23 @@ async fn an_advertised_url_that_is_not_an_http_url_is_refused_by_name() {
     let mut settings = test_settings("sqlite://unused.db");
 
     let mut refused = Vec::new();
-    for url in ["10.0.0.5:8080", "ftp://10.0.0.5", "http://10.0.0.5/?a=b"] {
+    let bad = [
+        "10.0.0.5:8080",
+        "ftp://10.0.0.5",
+        "http://10.0.0.5/?a=b",
+        "http://10.0.0.5:8080/sub",
+        "http://10.0.0.5:8080#frag",
+        "http://10.0.0.5:99999",
+    ];
+    for url in bad {
         settings.server.advertise_url = url.to_string();
         refused.push(settings.validate().unwrap_err().to_string());
     }
     settings.server.advertise_url = "http://10.0.0.5:8080".into();
+    let plain = settings.validate();
+    settings.server.advertise_url = "http://10.0.0.5:8080/".into();
 
+    assert!(plain.is_ok());
     assert!(settings.validate().is_ok());
     for message in refused {
         assert!(message.contains("server.advertise_url"), "{message}");
