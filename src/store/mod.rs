@@ -123,13 +123,29 @@ pub fn pool(settings: &DatabaseSettings) -> Pool {
 /// Applies the pending embedded migrations of the pool's backend; returns how many ran.
 pub fn migrate(pool: &Pool) -> Result<usize, StoreError> {
     let mut conn = pool.get()?;
+    let count = |done: diesel::migration::Result<Vec<_>>| done.map(|applied| applied.len());
     let applied = match &mut *conn {
-        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-    }
-    .map_err(|e| StoreError::Migrate(e.to_string()))?;
-    Ok(applied.len())
+        AnyConnection::Postgresql(c) => {
+            // Gateways started together on one database take turns: the first applies the
+            // migrations, the others then find none pending. Without the lock two of them ran
+            // the same CREATE TABLE and all but one exited.
+            use diesel::RunQueryDsl;
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
+            diesel::sql_query(lock)
+                .execute(c)
+                .map_err(|e| StoreError::Migrate(format!("taking the migration lock: {e}")))?;
+            let applied = count(c.run_pending_migrations(POSTGRES_MIGRATIONS));
+            let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
+            let _ = diesel::sql_query(unlock).execute(c);
+            applied
+        }
+        AnyConnection::Sqlite(c) => count(c.run_pending_migrations(SQLITE_MIGRATIONS)),
+    };
+    applied.map_err(|e| StoreError::Migrate(e.to_string()))
 }
+
+/// The PostgreSQL advisory lock key held while migrating (any fixed number; "mcpgate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006d_6370_6761_7465;
 
 /// Runs `work` on a pooled connection on a blocking thread (never on the caller's actor or
 /// HTTP worker thread); a pool, query or thread error comes back as its text.

@@ -42,6 +42,26 @@ fn migrations_apply_once_on_both_backends() {
     }
 }
 
+#[test]
+fn gateways_migrating_one_new_database_together_take_turns() {
+    let db = TestDatabase::create(StoreKind::Postgres);
+    let settings = test_settings(db.url()).database;
+
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = store::pool(&settings);
+            std::thread::spawn(move || store::migrate(&pool).map_err(|e| e.to_string()))
+        })
+        .collect();
+    let mut applied: Vec<usize> = runs
+        .into_iter()
+        .map(|run| run.join().unwrap().expect("every gateway migrates"))
+        .collect();
+    applied.sort();
+
+    assert_eq!(applied, [0, 0, 21]);
+}
+
 /// The tables of a database, the store's own and diesel's.
 fn tables(db: &TestDatabase) -> Vec<String> {
     use diesel::sql_types::Text;
