@@ -8,7 +8,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{AttachStream, Session, StreamClosed, Transport};
+use super::{AttachStream, Session, StreamClosed, Transport, STREAM_CAPACITY};
+
+/// The most bytes of an event in one slot of a session's stream ([`Session::push_raw`]).
+const PIECE: usize = 16 * 1024;
 
 impl Session {
     /// Puts one JSON-RPC message on the outbound stream, if there is one.
@@ -20,17 +23,34 @@ impl Session {
         self.push_raw(Bytes::from(event), ctx);
     }
 
-    pub(super) fn push_raw(&mut self, event: Bytes, ctx: &mut Context<Self>) {
+    /// Puts `event` on the stream in pieces of at most [`PIECE`] bytes, one slot of the
+    /// channel each, so that a client that does not read holds at most about
+    /// `STREAM_CAPACITY × PIECE` bytes of the gateway's memory, not that many whole answers.
+    /// A stream with no room for all of an event's pieces ends the session.
+    pub(super) fn push_raw(&mut self, mut event: Bytes, ctx: &mut Context<Self>) {
         let Some((sender, _)) = &self.stream else {
             return;
         };
-        match sender.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let pieces = event.len().div_ceil(PIECE).clamp(1, STREAM_CAPACITY / 2);
+        let size = event.len().div_ceil(pieces).max(1);
+        let refused = match sender.try_reserve_many(pieces) {
+            Ok(permits) => {
+                for permit in permits {
+                    if event.is_empty() {
+                        break;
+                    }
+                    permit.send(event.split_to(size.min(event.len())));
+                }
+                return;
+            }
+            Err(refused) => refused,
+        };
+        match refused {
+            mpsc::error::TrySendError::Full(()) => {
                 log::warn!("session {} does not read its stream; ending it", self.id);
                 ctx.stop();
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.stream_gone(ctx),
+            mpsc::error::TrySendError::Closed(()) => self.stream_gone(ctx),
         }
     }
 

@@ -205,3 +205,32 @@ async fn idle_streams_get_keep_alive_comments() {
 
     assert!(String::from_utf8_lossy(&chunk).starts_with(": keep-alive"));
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_large_answers_has_its_session_ended_not_buffered() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("notes", &backend.url)]).await;
+    let mut sse = SseClient::open(&app).await;
+    let (_, endpoint) = sse.next_event().await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    post(&app, &endpoint, initialize).await;
+    sse.next_message().await;
+
+    // From here the stream is never read. 40 answers of 1 MiB: far fewer than the channel's
+    // 1024 slots as whole messages, far more than its slots hold as 16 KiB pieces.
+    let text = "x".repeat(1024 * 1024);
+    for id in 1..=40 {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "notes_echo", "arguments": {"text": text}}});
+        post(&app, &endpoint, call).await;
+    }
+    let ping = || async {
+        let ping = json!({"jsonrpc": "2.0", "id": 99, "method": "ping"});
+        post(&app, &endpoint, ping).await.status().as_u16()
+    };
+    let status = TestApp::read_until(ping, |status| *status == 404).await;
+
+    assert_eq!(status, 404, "the session that stopped reading is ended");
+    drop(sse);
+}
