@@ -291,6 +291,12 @@ impl ConnectorSettings {
                 _ => fail(&field, "must be an http:// or https:// URL"),
             }
         }
+        let urls = self.urls();
+        for (i, url) in urls.iter().enumerate() {
+            if let Some(first) = urls[..i].iter().position(|u| u == url) {
+                fail(&format!("urls[{i}]"), &format!("repeats urls[{first}]"));
+            }
+        }
         for (field, value) in [
             ("timeout_ms", self.timeout_ms),
             ("health_check_interval_ms", self.health_check_interval_ms),
@@ -417,6 +423,16 @@ mod tests {
             settings(serde_json::json!({"name": "a", "url": "http://x", "urls": ["http://y"]}));
         assert_eq!(none.validate().unwrap_err().0, "url");
         assert_eq!(both.validate().unwrap_err().0, "urls");
+    }
+
+    #[test]
+    fn a_replica_given_twice_is_named() {
+        let s = settings(serde_json::json!({"name": "a",
+            "urls": ["http://h:1", "http://h:2", "http://h:1/"]}));
+        assert_eq!(
+            s.validate().unwrap_err(),
+            ("urls[2]".to_string(), "repeats urls[0]".to_string())
+        );
     }
 
     #[test]
