@@ -6,10 +6,11 @@
 //! changed. A connector that becomes unavailable leaves the catalog (its names stay known, so
 //! calls to them fail fast naming it) and comes back when it recovers. A connector whose actor
 //! is gone without being retired (a panic in a handler ends it past its supervisor) is started
-//! again from its settings within [`REVIVE_EVERY`]. It does not run calls or persist anything:
+//! again from its settings within [`REVIVE_EVERY`] (`revive`). It does not run calls or persist anything:
 //! the ops API stores registrations, then tells the registry.
 
 mod messages;
+mod revive;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub use messages::*;
 
 use crate::catalog::{Catalog, ConnectorCatalog};
 use crate::connector::{
-    Connector, ConnectorKind, ConnectorSettings, ConnectorStatus, Health, RefreshCatalog, Retire,
+    Connector, ConnectorKind, ConnectorSettings, ConnectorStatus, RefreshCatalog, Retire,
 };
 use crate::metrics::Metrics;
 
@@ -195,44 +196,6 @@ impl ConnectorRegistry {
         let metrics = self.metrics.clone();
         let (settings, headers) = (settings.clone(), headers.clone());
         Supervisor::start(move |_| Connector::new(settings, headers, registry, metrics))
-    }
-
-    /// Starts again every connector whose actor is gone though it was not retired: a panic in
-    /// one of its handlers drops it, supervisor and all. Until the new actor's first check it is
-    /// unavailable, saying why, so that neither calls nor the ops API take it for what it was.
-    fn revive(&mut self, ctx: &mut Context<Self>) {
-        let gone: Vec<String> = self
-            .connectors
-            .iter()
-            .filter(|(_, slot)| !slot.addr.connected())
-            .map(|(name, _)| name.clone())
-            .collect();
-        if gone.is_empty() {
-            return;
-        }
-        for name in gone {
-            let Some(old) = self.connectors.remove(&name) else {
-                continue;
-            };
-            log::error!("connector `{name}` stopped unexpectedly; starting it again");
-            self.metrics
-                .connector_restarts
-                .with_label_values(&[&name])
-                .inc();
-            let reason = "it stopped unexpectedly and is starting again".to_string();
-            let mut status = ConnectorStatus::unknown(Vec::new());
-            status.set_health(Health::Unhealthy, Some(reason.clone()));
-            status.available = false;
-            status.last_error = Some(reason);
-            self.metrics.connector_up.with_label_values(&[&name]).set(0);
-            let slot = Slot {
-                addr: self.spawn(&old.settings, &old.headers, ctx),
-                status: Some(status),
-                ..old
-            };
-            self.connectors.insert(name, slot);
-        }
-        self.publish();
     }
 
     fn retire(&mut self, name: &str) -> Option<Slot> {
@@ -486,82 +449,5 @@ impl Handler<Unsubscribe> for ConnectorRegistry {
 
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
         self.subscribers.remove(&msg.session);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use serde_json::json;
-
-    use super::*;
-
-    /// What a bug in one of a connector's handlers does.
-    #[derive(Message)]
-    #[rtype(result = "()")]
-    struct Crash;
-
-    impl Handler<Crash> for Connector {
-        type Result = ();
-
-        fn handle(&mut self, _msg: Crash, _ctx: &mut Self::Context) {
-            panic!("a bug in a connector's handler");
-        }
-    }
-
-    /// The published address of `name` once `ready` holds of it, waiting up to 5 s.
-    async fn published_when(
-        published: &CatalogHandle,
-        ready: impl Fn(&Addr<Connector>) -> bool,
-    ) -> Addr<Connector> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let addr = published.load().connectors.get("c").cloned();
-            match addr {
-                Some(addr) if ready(&addr) => return addr,
-                _ if Instant::now() > deadline => panic!("the published connector never got ready"),
-                _ => actix_rt::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    }
-
-    #[actix_rt::test]
-    async fn a_connector_whose_actor_panics_is_started_again_and_shown_unavailable_meanwhile() {
-        // A backend that takes connections and never answers: the new actor's first check
-        // stays under way, so what the registry shows meanwhile is its own.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", silent.local_addr().unwrap());
-        let published = CatalogHandle::default();
-        let metrics = Arc::new(Metrics::default());
-        let registry = ConnectorRegistry::new("_".into(), published.clone(), metrics.clone());
-        let registry = registry.start();
-        let register = RegisterConnector {
-            settings: Arc::new(serde_json::from_value(json!({"name": "c", "url": url})).unwrap()),
-            headers: Arc::from(Vec::new()),
-            source: Source::Api,
-        };
-        registry.send(register).await.unwrap().unwrap();
-        let restarts = || metrics.connector_restarts.with_label_values(&["c"]).get();
-        let before = registry.send(ListConnectors).await.unwrap();
-
-        let first = published_when(&published, |_| true).await;
-        first.do_send(Crash);
-        let second = published_when(&published, |a| *a != first).await;
-        let after = registry.send(ListConnectors).await.unwrap();
-        second.do_send(Crash);
-        let third = published_when(&published, |a| *a != second).await;
-
-        assert!(before[0].status.available);
-        assert!(!first.connected() && !second.connected());
-        assert!(third.connected());
-        assert_eq!(restarts(), 2);
-        let status = &after[0].status;
-        assert!(!status.available, "{status:?}");
-        assert_eq!(
-            status.reason.as_deref(),
-            Some("it stopped unexpectedly and is starting again")
-        );
-        assert!(published.load().unavailable.contains_key("c"));
     }
 }
