@@ -210,6 +210,54 @@ async fn a_prompt_is_rendered_with_its_arguments_and_a_missing_one_is_named() {
     assert_eq!(unknown["error"]["code"], -32602);
 }
 
+/// The gateway declares `completions` for every backend: one that cannot complete offers no
+/// values rather than `-32601`, and a request without the argument's value is refused.
+#[actix_web::test]
+async fn completion_of_a_rest_prompt_offers_no_values_and_bad_arguments_are_named() {
+    let backend = FakeConnector::start().await;
+    let app = spawn_app(vec![connector("notes", &backend.url)]).await;
+    let session = app.initialize().await;
+    let reference = json!({"type": "ref/prompt", "name": "notes_summarize"});
+
+    let offered = app
+        .rpc(
+            &session,
+            "completion/complete",
+            json!({"ref": reference, "argument": {"name": "topic", "value": "ru"}}),
+        )
+        .await;
+    let no_value = app
+        .rpc(
+            &session,
+            "completion/complete",
+            json!({"ref": reference, "argument": {"name": "topic"}}),
+        )
+        .await;
+    let bad_context = app
+        .rpc(
+            &session,
+            "completion/complete",
+            json!({"ref": reference, "argument": {"name": "topic", "value": ""},
+                   "context": {"arguments": {"lang": 3}}}),
+        )
+        .await;
+
+    assert_eq!(
+        offered["result"]["completion"],
+        json!({"values": [], "total": 0, "hasMore": false})
+    );
+    assert_eq!(no_value["error"]["code"], -32602);
+    assert!(no_value["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("argument.value"));
+    assert_eq!(bad_context["error"]["code"], -32602);
+    assert!(bad_context["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("context.arguments"));
+}
+
 #[actix_web::test]
 async fn a_large_catalog_is_paged_with_cursors() {
     let tools = (0..7).map(|i| json!({"name": format!("t{i}")})).collect();
