@@ -40,15 +40,22 @@ impl RelatedStream {
         }
     }
 
-    /// Sends `message` (as an SSE event, or a line); false when the stream is closed or full.
+    /// Sends `message` as a line, or as an SSE event in pieces as on a session's stream; false
+    /// when the stream is closed or has no room for it.
     pub fn send(&self, message: &Value) -> bool {
-        let event = match self.lines {
-            true => Bytes::from(format!("{message}\n")),
-            false => Bytes::from(format!("event: message\ndata: {message}\n\n")),
+        let Ok(guard) = self.sender.lock() else {
+            return false;
         };
-        match self.sender.lock() {
-            Ok(guard) => guard.as_ref().is_some_and(|s| s.try_send(event).is_ok()),
-            Err(_) => false,
+        let Some(sender) = guard.as_ref() else {
+            return false;
+        };
+        // Lines stay whole: stdio passes them on one by one, beside other requests' lines.
+        match self.lines {
+            true => sender.try_send(Bytes::from(format!("{message}\n"))).is_ok(),
+            false => {
+                let event = Bytes::from(format!("event: message\ndata: {message}\n\n"));
+                super::stream::send_pieces(sender, event).is_ok()
+            }
         }
     }
 

@@ -23,34 +23,19 @@ impl Session {
         self.push_raw(Bytes::from(event), ctx);
     }
 
-    /// Puts `event` on the stream in pieces of at most [`PIECE`] bytes, one slot of the
-    /// channel each, so that a client that does not read holds at most about
-    /// `STREAM_CAPACITY × PIECE` bytes of the gateway's memory, not that many whole answers.
-    /// A stream with no room for all of an event's pieces ends the session.
-    pub(super) fn push_raw(&mut self, mut event: Bytes, ctx: &mut Context<Self>) {
+    /// Puts `event` on the stream with [`send_pieces`]. A stream with no room for all of an
+    /// event's pieces ends the session.
+    pub(super) fn push_raw(&mut self, event: Bytes, ctx: &mut Context<Self>) {
         let Some((sender, _)) = &self.stream else {
             return;
         };
-        let pieces = event.len().div_ceil(PIECE).clamp(1, STREAM_CAPACITY / 2);
-        let size = event.len().div_ceil(pieces).max(1);
-        let refused = match sender.try_reserve_many(pieces) {
-            Ok(permits) => {
-                for permit in permits {
-                    if event.is_empty() {
-                        break;
-                    }
-                    permit.send(event.split_to(size.min(event.len())));
-                }
-                return;
-            }
-            Err(refused) => refused,
-        };
-        match refused {
-            mpsc::error::TrySendError::Full(()) => {
+        match send_pieces(sender, event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(())) => {
                 log::warn!("session {} does not read its stream; ending it", self.id);
                 ctx.stop();
             }
-            mpsc::error::TrySendError::Closed(()) => self.stream_gone(ctx),
+            Err(mpsc::error::TrySendError::Closed(())) => self.stream_gone(ctx),
         }
     }
 
@@ -110,4 +95,22 @@ impl Handler<StreamClosed> for Session {
             self.stream_gone(ctx);
         }
     }
+}
+
+/// Puts `event` on a stream in pieces of at most [`PIECE`] bytes, one slot of the channel each,
+/// so that a client that does not read holds at most about `STREAM_CAPACITY × PIECE` bytes of
+/// the gateway's memory, not that many whole messages. All of the pieces or none go.
+pub(crate) fn send_pieces(
+    sender: &mpsc::Sender<Bytes>,
+    mut event: Bytes,
+) -> Result<(), mpsc::error::TrySendError<()>> {
+    let pieces = event.len().div_ceil(PIECE).clamp(1, STREAM_CAPACITY / 2);
+    let size = event.len().div_ceil(pieces).max(1);
+    for permit in sender.try_reserve_many(pieces)? {
+        if event.is_empty() {
+            break;
+        }
+        permit.send(event.split_to(size.min(event.len())));
+    }
+    Ok(())
 }

@@ -147,6 +147,49 @@ async fn a_stdio_server_is_listed_and_called_with_its_progress_carried_through()
     assert_eq!(seen.last().unwrap()["result"]["content"][0]["text"], "done");
 }
 
+/// A call's own answer stream that is not read holds what fits in its slots as 16 KiB pieces
+/// (about 16 MiB), not 1,024 whole messages: the rest of what the backend sent meanwhile is
+/// not kept for it, and the answer still comes.
+#[actix_web::test]
+async fn a_call_stream_that_is_not_read_keeps_megabytes_not_every_message() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let session = app.initialize().await;
+    app.wait_until(|app| {
+        app.gateway
+            .catalog
+            .load()
+            .catalog
+            .tool("tiny_progress")
+            .is_some()
+    })
+    .await;
+
+    // 40 notifications of 1 MiB each, none read until the backend has sent them all: the echo
+    // after them is answered only then, as the process serves one request at a time.
+    let params = json!({"name": "tiny_progress", "arguments": {"steps": 40, "bytes": 1 << 20},
+        "_meta": {"progressToken": "p-2"}});
+    let response = call_streaming(&app, &session, params).await;
+    let echo = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_echo", "arguments": {"text": "after"}}),
+        )
+        .await;
+    let seen = read_until_answer(&app, &session, response, "").await;
+
+    assert_eq!(echo["result"]["content"][0]["text"], "after");
+    let progress = seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .count();
+    assert!(
+        (1..40).contains(&progress),
+        "{progress} of 40 notifications were kept for the stream"
+    );
+    assert_eq!(seen.last().unwrap()["result"]["content"][0]["text"], "done");
+}
+
 #[actix_web::test]
 async fn sampling_reaches_a_client_that_declared_it_and_is_refused_for_one_that_did_not() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;

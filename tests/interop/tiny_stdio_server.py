@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A tiny MCP server over stdio (standard library only), for the gateway's process tests.
 
-Tools: `echo` (text), `progress` (three progress notifications, then a result), `ask` (asks the
+Tools: `echo` (text), `progress` (`steps` progress notifications, three by default, with a
+message of `bytes` bytes if given, then a result), `ask` (asks the
 client for a sampling/createMessage and returns its text), `crash` (exits at once), `grow` (adds
 the tool `extra` and announces the change), `wait` (never answers; notes its cancellation),
 `cancelled` (the ids of the requests cancelled so far), `long` (first answers with a line of
@@ -92,10 +93,14 @@ def call(request):
             answer(message)
     if name == "progress":
         token = (params.get("_meta") or {}).get("progressToken")
-        for step in (1, 2, 3):
+        arguments = params.get("arguments", {})
+        steps = arguments.get("steps", 3)
+        for step in range(1, steps + 1):
             if token is not None:
-                send({"jsonrpc": "2.0", "method": "notifications/progress",
-                      "params": {"progressToken": token, "progress": step, "total": 3}})
+                note = {"progressToken": token, "progress": step, "total": steps}
+                if "bytes" in arguments:
+                    note["message"] = "x" * arguments["bytes"]
+                send({"jsonrpc": "2.0", "method": "notifications/progress", "params": note})
         return text("done")
     if name == "ask":
         send({"jsonrpc": "2.0", "id": "tiny-1", "method": "sampling/createMessage",
