@@ -42,7 +42,8 @@ pub struct Evaluation {
     pub candidate: f64,
     /// Mean paired difference (candidate − deployed).
     pub improvement: f64,
-    /// Its one-sided 95% lower confidence bound.
+    /// Its one-sided 95% lower confidence bound: minus infinity, stored and shown as `null`,
+    /// for fewer than two cases, which no test passes on.
     pub lower_bound: f64,
     /// The margin it had to beat.
     pub margin: f64,
