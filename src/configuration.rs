@@ -306,6 +306,26 @@ pub enum SettingsError {
     },
 }
 
+/// What is wrong with a list of bearer tokens, each a literal or `${VAR}`: an empty token (a
+/// list ending in a comma, a variable set to nothing) would match a request with none. The
+/// problem names the entry, never its value.
+fn tokens_problem(tokens: &[String]) -> Option<String> {
+    use secrecy::ExposeSecret;
+    tokens.iter().enumerate().find_map(|(i, template)| {
+        let entry = i + 1;
+        match crate::secrets::resolve(template) {
+            Err(missing) => Some(format!("entry {entry}: {missing}")),
+            Ok(token) if token.expose_secret().is_empty() => Some(format!(
+                "entry {entry} is empty, which would let in requests without a token"
+            )),
+            Ok(token) if !token.expose_secret().bytes().all(|b| b.is_ascii_graphic()) => Some(
+                format!("entry {entry} holds spaces or characters a header cannot carry"),
+            ),
+            Ok(_) => None,
+        }
+    })
+}
+
 impl Settings {
     /// Loads the layers from `dir` and validates the result.
     pub fn load(dir: &Path) -> Result<Settings, SettingsError> {
@@ -383,6 +403,14 @@ impl Settings {
         // actix-server's own limit, which it enforces with a panic.
         if self.server.workers > 512 {
             return invalid("server.workers", "must be at most 512 (0: one per core)");
+        }
+        for (key, tokens) in [
+            ("server.auth.bearer_tokens", &self.server.auth.bearer_tokens),
+            ("admin.tokens", &self.admin.tokens),
+        ] {
+            if let Some(problem) = tokens_problem(tokens) {
+                return invalid(key, &problem);
+            }
         }
         if !(0.0..=1.0).contains(&self.trainer.canary_share) {
             return invalid("trainer.canary_share", "must be between 0 and 1");

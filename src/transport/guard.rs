@@ -67,7 +67,8 @@ pub fn foreign(req: &ServiceRequest, gateway: &Gateway) -> Option<HttpResponse> 
     None
 }
 
-/// Whether `tokens` is empty or the `Authorization: Bearer` header holds one of them.
+/// Whether `tokens` is empty or the `Authorization` header holds one of them, as a `Bearer`
+/// credential (the scheme in any case). No token matches a header without one.
 pub fn bearer_accepted(headers: &HeaderMap, tokens: &[SecretString]) -> bool {
     if tokens.is_empty() {
         return true;
@@ -75,8 +76,13 @@ pub fn bearer_accepted(headers: &HeaderMap, tokens: &[SecretString]) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start())
+        .filter(|token| !token.is_empty());
+    let Some(presented) = presented else {
+        return false;
+    };
     tokens
         .iter()
         .any(|t| constant_time_eq(t.expose_secret().as_bytes(), presented.as_bytes()))
@@ -166,5 +172,26 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_no_token_matches_none() {
+        let tokens = [SecretString::from("tok-A")];
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            let value = header::HeaderValue::from_str(value).unwrap();
+            headers.insert(header::AUTHORIZATION, value);
+            bearer_accepted(&headers, &tokens)
+        };
+        for accepted in ["Bearer tok-A", "bearer tok-A", "BEARER  tok-A"] {
+            assert!(with(accepted), "{accepted}");
+        }
+        for refused in ["Bearer tok-B", "Basic tok-A", "tok-A", "Bearer ", "Bearer"] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(!bearer_accepted(&HeaderMap::new(), &tokens));
+        // An empty configured token (refused by the settings) still matches nothing.
+        let empty = [SecretString::from("")];
+        assert!(!bearer_accepted(&HeaderMap::new(), &empty));
     }
 }

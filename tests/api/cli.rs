@@ -160,6 +160,19 @@ fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
             "bad name!",
             "feedback.tool_name",
         ),
+        // An empty token would let in a request without one.
+        (
+            "MCPGATE__SERVER__AUTH__BEARER_TOKENS",
+            "real-token,",
+            "server.auth.bearer_tokens",
+        ),
+        ("MCPGATE__ADMIN__TOKENS", "tok-A,,tok-B", "admin.tokens"),
+        (
+            "MCPGATE__ADMIN__TOKENS",
+            "${MCPGATE_TEST_UNSET_TOKEN}",
+            "admin.tokens",
+        ),
+        ("MCPGATE__ADMIN__TOKENS", "two words", "admin.tokens"),
     ];
     for (variable, value, key) in cases {
         let output = run(dir.path(), &["serve"], &[(variable, value)]);
@@ -171,6 +184,14 @@ fn a_keep_shorter_than_what_is_read_back_stops_start_up_naming_the_key() {
             "{stderr}"
         );
     }
+    let empty_variable = [
+        ("MCPGATE__ADMIN__TOKENS", "${MCPGATE_TEST_EMPTY_TOKEN}"),
+        ("MCPGATE_TEST_EMPTY_TOKEN", ""),
+    ];
+    let output = run(dir.path(), &["serve"], &empty_variable);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("entry 1 is empty"), "{stderr}");
 }
 
 #[test]
