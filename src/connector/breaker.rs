@@ -140,6 +140,19 @@ impl Breaker {
         (self.state != before).then_some(self.state)
     }
 
+    /// The probe let through in half-open ended without a result (its caller left, or it
+    /// was cancelled): the next request may probe instead.
+    pub fn abandon_probe(&mut self) {
+        if self.state == BreakerState::HalfOpen {
+            self.probing = false;
+        }
+    }
+
+    /// Whether the request just allowed is the half-open probe.
+    pub fn is_probing(&self) -> bool {
+        self.state == BreakerState::HalfOpen && self.probing
+    }
+
     fn rate_exceeded(&self) -> bool {
         let calls = self.window.len();
         if calls == 0 || calls < self.settings.min_calls as usize {

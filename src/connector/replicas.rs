@@ -18,20 +18,44 @@ use super::headers::redact_url;
 use super::settings::{Balance, ConnectorSettings, RetrySettings};
 use super::ConnectorError;
 
-/// One call counted in a replica's `inflight` until it is dropped: a call whose future is
-/// dropped mid-way (its client left, or it was cancelled) is uncounted too.
-struct InFlight<'a>(&'a Cell<usize>);
+/// One request to a replica just allowed by its breaker; a call is counted in `inflight`
+/// until it is dropped. A request whose future is dropped mid-way (its client left, or it was
+/// cancelled) is uncounted too, and if it was the breaker's half-open probe, the breaker lets
+/// the next request probe.
+struct Attempt<'a> {
+    breaker: &'a RefCell<Breaker>,
+    inflight: Option<&'a Cell<usize>>,
+    probe: bool,
+}
 
-impl<'a> InFlight<'a> {
-    fn count(counter: &'a Cell<usize>) -> Self {
-        counter.set(counter.get() + 1);
-        InFlight(counter)
+impl<'a> Attempt<'a> {
+    /// A request `breaker` just allowed, counted in `inflight` if given (a health check is not).
+    fn start(breaker: &'a RefCell<Breaker>, inflight: Option<&'a Cell<usize>>) -> Self {
+        if let Some(inflight) = inflight {
+            inflight.set(inflight.get() + 1);
+        }
+        let probe = breaker.borrow().is_probing();
+        Attempt {
+            breaker,
+            inflight,
+            probe,
+        }
+    }
+
+    /// The request ended with a result, which the caller records.
+    fn finish(mut self) {
+        self.probe = false;
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
+        if let Some(inflight) = self.inflight {
+            inflight.set(inflight.get().saturating_sub(1));
+        }
+        if self.probe {
+            self.breaker.borrow_mut().abandon_probe();
+        }
     }
 }
 
@@ -149,9 +173,9 @@ impl Replicas {
         loop {
             let index = self.pick()?;
             let member = &self.members[index];
-            let counted = InFlight::count(&member.inflight);
+            let under_way = Attempt::start(&member.breaker, Some(&member.inflight));
             let result = op(member.backend.clone()).await;
-            drop(counted);
+            under_way.finish();
             let failure = match &result {
                 Ok(value) => (!healthy(value)).then(|| "answered with a server error".to_string()),
                 Err(err) if err.is_backend_failure() => Some(err.to_string()),
@@ -182,15 +206,14 @@ impl Replicas {
             .iter()
             .map(|m| m.breaker.borrow_mut().allow(now).is_ok())
             .collect();
-        let probes = self.members.iter().zip(&allowed).map(|(m, &allowed)| {
-            let backend = m.backend.clone();
-            async move {
-                if allowed {
-                    Some(backend.probe(timeout).await)
-                } else {
-                    None
-                }
+        let probes = self.members.iter().zip(&allowed).map(|(m, &allowed)| async move {
+            if !allowed {
+                return None;
             }
+            let under_way = Attempt::start(&m.breaker, None);
+            let result = m.backend.probe(timeout).await;
+            under_way.finish();
+            Some(result)
         });
         let results = futures_util::future::join_all(probes).await;
         for (index, result) in results.iter().enumerate() {
@@ -281,10 +304,19 @@ mod tests {
     }
 
     #[test]
-    fn a_call_dropped_mid_way_is_no_longer_counted_in_flight() {
+    fn a_call_dropped_mid_way_is_no_longer_counted_in_flight_nor_the_probe() {
+        let settings = crate::connector::breaker::BreakerSettings {
+            consecutive_failures: 1,
+            open_ms: 0,
+            ..Default::default()
+        };
+        let breaker = RefCell::new(Breaker::new(settings));
+        breaker.borrow_mut().record(Instant::now(), false);
+        assert_eq!(breaker.borrow_mut().allow(Instant::now()), Ok(()));
+        assert_eq!(breaker.borrow().state(), BreakerState::HalfOpen);
         let counter = Cell::new(0);
         let call = async {
-            let _counted = InFlight::count(&counter);
+            let _under_way = Attempt::start(&breaker, Some(&counter));
             std::future::pending::<()>().await;
         };
         let mut call = Box::pin(call);
@@ -292,10 +324,12 @@ mod tests {
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(call.as_mut().poll(&mut cx).is_pending());
         assert_eq!(counter.get(), 1);
+        assert!(breaker.borrow_mut().allow(Instant::now()).is_err());
 
         drop(call);
 
         assert_eq!(counter.get(), 0);
+        assert_eq!(breaker.borrow_mut().allow(Instant::now()), Ok(()));
     }
 
     #[test]
