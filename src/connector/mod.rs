@@ -289,7 +289,8 @@ impl Connector {
         }
     }
 
-    /// Ends an idle `stdio` process; true when the backend sleeps (and is not probed).
+    /// Ends an idle `stdio` process (none with a request under way); true when the backend
+    /// sleeps (and is not probed).
     fn idle(&self) -> bool {
         let limit = self.settings.idle_timeout_ms;
         if limit == 0 || !self.subscriptions.is_empty() {
@@ -299,7 +300,10 @@ impl Connector {
             return false;
         };
         replicas.backends().all(|backend| match backend {
-            Backend::Mcp(mcp) if mcp.last_used.get().elapsed() > Duration::from_millis(limit) => {
+            Backend::Mcp(mcp)
+                if mcp.last_used.get().elapsed() > Duration::from_millis(limit)
+                    && !mcp.client.busy() =>
+            {
                 mcp.client.disconnect();
                 true
             }

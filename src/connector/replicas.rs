@@ -206,15 +206,19 @@ impl Replicas {
             .iter()
             .map(|m| m.breaker.borrow_mut().allow(now).is_ok())
             .collect();
-        let probes = self.members.iter().zip(&allowed).map(|(m, &allowed)| async move {
-            if !allowed {
-                return None;
-            }
-            let under_way = Attempt::start(&m.breaker, None);
-            let result = m.backend.probe(timeout).await;
-            under_way.finish();
-            Some(result)
-        });
+        let probes = self
+            .members
+            .iter()
+            .zip(&allowed)
+            .map(|(m, &allowed)| async move {
+                if !allowed {
+                    return None;
+                }
+                let under_way = Attempt::start(&m.breaker, None);
+                let result = m.backend.probe(timeout).await;
+                under_way.finish();
+                Some(result)
+            });
         let results = futures_util::future::join_all(probes).await;
         for (index, result) in results.iter().enumerate() {
             if let Some(result) = result {

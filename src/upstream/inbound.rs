@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{rpc_error, McpClient, UpstreamEvent};
+use super::{rpc_error, Failure, McpClient, UpstreamEvent};
 use crate::mcp::jsonrpc::{self, classify, Incoming, RpcError};
 use crate::session::ClientLink;
 
@@ -18,7 +18,7 @@ impl McpClient {
                 let Some(id) = id.as_u64() else { return };
                 let waiter = self.inner.pending.borrow_mut().remove(&id);
                 if let Some(waiter) = waiter {
-                    let _ = waiter.send(outcome.map_err(rpc_error));
+                    let _ = waiter.send(outcome.map_err(|e| Failure::Rpc(rpc_error(e))));
                 }
             }
             Ok(Incoming::Notification { method, params }) => {

@@ -124,7 +124,7 @@ struct Inner {
     connection: RefCell<Option<Rc<Connection>>>,
     connecting: RefCell<Option<Connecting>>,
     next_id: Cell<u64>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Result<Value, Failure>>>>,
     calls: RefCell<HashMap<u64, Call>>,
     progress: RefCell<HashMap<String, (ClientLink, Value)>>,
     capabilities: RefCell<Value>,
@@ -282,8 +282,7 @@ impl McpClient {
                 }
             }
             match receiver.await {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(error)) => Err(Failure::Rpc(error)),
+                Ok(answer) => answer,
                 Err(_) => Err(Failure::Connector(
                     self.unreachable("the connection closed"),
                 )),
@@ -307,16 +306,35 @@ impl McpClient {
         }
     }
 
-    /// Forgets the connection (the next request connects again) and fails what waits on it.
+    /// Forgets the connection (the next request connects again). A process's requests under
+    /// way fail at once, as it is ended and will not answer them; over HTTP each request's
+    /// answer comes on a stream of its own, which ends by itself.
     fn drop_connection(&self, reason: &str) -> ConnectorError {
-        if let Some(connection) = self.inner.connection.borrow_mut().take() {
+        let dropped = self.inner.connection.borrow_mut().take();
+        if let Some(connection) = dropped {
             connection.close();
             log::warn!(
                 "connector `{}`: upstream connection dropped: {reason}",
                 self.inner.connector
             );
+            if matches!(*connection, Connection::Stdio(_)) {
+                self.fail_pending(reason);
+            }
         }
         self.unreachable(reason)
+    }
+
+    /// Fails every request waiting for an answer as unreachable, for `reason`.
+    fn fail_pending(&self, reason: &str) {
+        let pending: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
+        for (_, waiter) in pending {
+            let _ = waiter.send(Err(Failure::Connector(self.unreachable(reason))));
+        }
+    }
+
+    /// Whether requests are waiting for the server's answers.
+    pub fn busy(&self) -> bool {
+        !self.inner.pending.borrow().is_empty()
     }
 
     /// The end of connection `generation`: if it is the current one, everything waiting fails
@@ -334,13 +352,7 @@ impl McpClient {
         self.inner.crashes.set(crashes);
         self.inner.lost_at.set(Some(Instant::now()));
         self.drop_connection(reason);
-        let pending: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
-        for (_, waiter) in pending {
-            let _ = waiter.send(Err(RpcError::new(
-                jsonrpc::BACKEND_UNAVAILABLE,
-                format!("connector `{}`: {reason}", self.inner.connector),
-            )));
-        }
+        self.fail_pending(reason);
     }
 
     fn unreachable(&self, reason: &str) -> ConnectorError {
@@ -405,7 +417,7 @@ impl Drop for CallGuard<'_> {
 }
 
 /// Why one attempt failed.
-enum Failure {
+pub(crate) enum Failure {
     Connector(ConnectorError),
     Rpc(RpcError),
     SessionGone,

@@ -55,7 +55,6 @@ pub struct StdioConnection {
     /// Bytes in `lines` not yet written to the process.
     unread: Arc<AtomicUsize>,
     group: i32,
-    exited: Arc<Mutex<bool>>,
 }
 
 impl StdioConnection {
@@ -152,26 +151,22 @@ impl StdioConnection {
             });
         }
 
-        let exited = Arc::new(Mutex::new(false));
-        let flag = exited.clone();
+        // The process's end is the connection's end, even while a process it started still
+        // holds its stdout open.
+        let watcher = client.clone();
         actix_rt::spawn(async move {
-            let status = child.wait().await;
-            if let Ok(mut exited) = flag.lock() {
-                *exited = true;
-            }
-            forget(group);
-            match status {
+            match child.wait().await {
                 Ok(status) => {
                     log::info!("connector `{connector}`: process {group} exited ({status})")
                 }
                 Err(e) => log::warn!("connector `{connector}`: waiting for process {group}: {e}"),
             }
+            watcher.connection_lost(generation, "the process exited");
         });
         Ok(StdioConnection {
             lines,
             unread,
             group,
-            exited,
         })
     }
 
@@ -193,16 +188,19 @@ impl StdioConnection {
         }
     }
 
-    /// Ends the process group: TERM now, KILL after the grace period if still there.
+    /// Ends the process group: TERM now, KILL after the grace period to whatever of it is
+    /// still there, the process itself gone or not (a process it started may ignore TERM).
+    /// Until then the group is ended at shutdown too ([`end_all`]).
     pub fn close(&self) {
         end_group(self.group);
-        let (group, exited) = (self.group, self.exited.clone());
+        let group = self.group;
         actix_rt::spawn(async move {
             actix_rt::time::sleep(GRACE).await;
-            if !exited.lock().map(|e| *e).unwrap_or(true) {
-                // SAFETY: killpg only sends a signal to a process group we created.
-                unsafe { libc::killpg(group, libc::SIGKILL) };
-            }
+            // SAFETY: killpg only sends a signal to a process group we created. While any
+            // process of it lives, its id names no other group; once none does, the call
+            // finds no group (ESRCH) unless the pid range wrapped within the grace period.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+            forget(group);
         });
     }
 }

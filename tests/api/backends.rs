@@ -238,8 +238,51 @@ async fn a_crashed_process_is_restarted_and_serves_again() {
     };
     let answer = TestApp::read_until(call, |a| a.get("result").is_some()).await;
 
+    // At once, though the process it started still holds its stdout: a backend failure (it
+    // counts against the breaker), not the backend's own error nor a timeout.
     assert_eq!(crashed["error"]["code"], -32000);
+    assert_eq!(crashed["error"]["data"]["kind"], "unreachable", "{crashed}");
     assert_eq!(answer["result"]["content"][0]["text"], "back");
+}
+
+#[actix_web::test]
+async fn a_call_longer_than_the_idle_timeout_is_answered_not_ended_with_its_process() {
+    let mut settings = tiny("tiny", &marker());
+    settings.idle_timeout_ms = 300;
+    settings.health_check_interval_ms = 100;
+    let app = spawn_app(vec![settings]).await;
+    let session = app.initialize().await;
+
+    let slept = app
+        .rpc(
+            &session,
+            "tools/call",
+            json!({"name": "tiny_sleep", "arguments": {"ms": 1500}}),
+        )
+        .await;
+
+    assert_eq!(slept["result"]["content"][0]["text"], "slept", "{slept}");
+}
+
+#[actix_web::test]
+async fn a_process_that_ignores_term_is_killed_with_its_group_when_removed() {
+    let marker = marker();
+    let app = spawn_app_with(StoreKind::Sqlite, |_| {}).await;
+    let mut settings = tiny("stubborn", &marker);
+    settings.args.push("--stubborn".into());
+    let body = serde_json::to_value(settings).unwrap();
+    let (created, view) = app.send_json("POST", "/api/v1/connectors", &body).await;
+    assert_eq!(created, 201, "{view}");
+    app.wait_until_view("stubborn", |v| v["tools"].as_u64() > Some(0))
+        .await;
+    assert_eq!(processes_with(&marker).0, 2, "server and grandchild");
+
+    let (removed, _) = app
+        .send_json("DELETE", "/api/v1/connectors/stubborn", &json!({}))
+        .await;
+
+    assert_eq!(removed, 204);
+    app.wait_until(|_| processes_with(&marker) == (0, 0)).await;
 }
 
 #[actix_web::test]

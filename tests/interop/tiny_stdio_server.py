@@ -8,10 +8,14 @@ the tool `extra` and announces the change), `wait` (never answers; notes its can
 `cancelled` (the ids of the requests cancelled so far), `long` (first answers with a line of
 at least `bytes` bytes, then with the text `short`, both for the same request) and `deaf`
 (answers, then never reads its input again).
-With `--marker M` it starts a grandchild process whose command line holds M, so tests can check
-that the whole process group ends.
+With `--marker M` it starts a grandchild process whose command line holds M (and that keeps
+the server's stdout open), so tests can check that the whole process group ends; with
+`--stubborn` too, the grandchild ignores SIGTERM. `sleep` answers after `ms` milliseconds,
+answering other requests meanwhile.
 """
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -26,6 +30,7 @@ TOOLS = [
     {"name": "cancelled", "inputSchema": {"type": "object"}},
     {"name": "long", "inputSchema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}},
     {"name": "deaf", "inputSchema": {"type": "object"}},
+    {"name": "sleep", "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer"}}}},
     {"name": "touch", "inputSchema": {"type": "object"}},
     {"name": "subscribed", "inputSchema": {"type": "object"}},
     {"name": "region", "inputSchema": {"type": "object", "properties": {
@@ -68,6 +73,14 @@ def call(request):
         return text(json.dumps(params.get("arguments", {}), sort_keys=True))
     if name == "crash":
         sys.exit(3)
+    if name == "sleep":
+        # Answers other requests (health checks) meanwhile, as a server that serves several at
+        # once does.
+        end = time.time() + params.get("arguments", {}).get("ms", 0) / 1000
+        while (left := end - time.time()) > 0:
+            if select.select([sys.stdin], [], [], left)[0]:
+                answer(read())
+        return text("slept")
     if name == "grow":
         if not any(t["name"] == "extra" for t in TOOLS):
             TOOLS.append({"name": "extra", "inputSchema": {"type": "object"}})
@@ -164,7 +177,16 @@ def answer(request):
 def main():
     if "--marker" in sys.argv:
         marker = sys.argv[sys.argv.index("--marker") + 1]
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
+        if "--stubborn" in sys.argv:
+            # Waits until the grandchild ignores TERM, so that a test's TERM finds it doing so.
+            ready, told = os.pipe()
+            code = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                    "os.write(int(sys.argv[2]), b'x'); time.sleep(600)")
+            subprocess.Popen([sys.executable, "-c", code, marker, str(told)], pass_fds=(told,))
+            os.close(told)
+            os.read(ready, 1)
+        else:
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
     print("tiny server ready", file=sys.stderr, flush=True)
     while True:
         answer(read())
