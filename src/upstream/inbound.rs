@@ -1,7 +1,8 @@
 //! What an upstream server sends: answers matched to the requests waiting for them, and
 //! notifications and requests routed to the client session they belong to (progress by mapped
 //! token, log messages and server-to-client requests by the request they came with, else the
-//! newest request under way), or to the connector (list changes, resource updates).
+//! one session with requests under way; with several, none), or to the connector (list changes,
+//! resource updates).
 
 use serde_json::{json, Value};
 
@@ -36,17 +37,29 @@ impl McpClient {
     }
 
     /// The client session a server message belongs to: the request it came with, else the
-    /// newest request under way that serves a client.
-    fn link_for(&self, related: Option<u64>) -> Option<ClientLink> {
+    /// one session with requests under way (its newest). `Err` when requests of several
+    /// sessions are under way: over one stream (stdio) nothing says whose the message is, and
+    /// a guess could show one client another's data.
+    fn link_for(&self, related: Option<u64>) -> Result<Option<ClientLink>, Ambiguous> {
         let calls = self.inner.calls.borrow();
         if let Some(link) = related.and_then(|id| calls.get(&id)?.link.clone()) {
-            return Some(link);
+            return Ok(Some(link));
         }
-        calls
+        let mut serving = calls
             .iter()
-            .filter(|(_, call)| call.link.is_some())
-            .max_by_key(|(id, _)| **id)
-            .and_then(|(_, call)| call.link.clone())
+            .filter_map(|(id, call)| Some((*id, call.link.as_ref()?)));
+        let Some(mut newest) = serving.next() else {
+            return Ok(None);
+        };
+        for (id, link) in serving {
+            if link.session_id != newest.1.session_id {
+                return Err(Ambiguous);
+            }
+            if id > newest.0 {
+                newest = (id, link);
+            }
+        }
+        Ok(Some(newest.1.clone()))
     }
 
     fn on_notification(&self, method: &str, params: Option<Value>, related: Option<u64>) {
@@ -60,11 +73,15 @@ impl McpClient {
                     link.notify(jsonrpc::notification(method, Some(params)));
                 }
             }
-            "notifications/message" => {
-                if let Some(link) = self.link_for(related) {
-                    link.notify(jsonrpc::notification(method, params));
-                }
-            }
+            "notifications/message" => match self.link_for(related) {
+                Ok(Some(link)) => link.notify(jsonrpc::notification(method, params)),
+                Ok(None) => {}
+                Err(Ambiguous) => log::debug!(
+                    "connector `{}`: a log message while several sessions' requests are under \
+                     way is not passed on",
+                    self.inner.connector
+                ),
+            },
             "notifications/tools/list_changed"
             | "notifications/resources/list_changed"
             | "notifications/prompts/list_changed" => {
@@ -86,11 +103,18 @@ impl McpClient {
         actix_rt::spawn(async move {
             let answer = match (method.as_str(), link) {
                 ("ping", _) => Ok(json!({})),
-                (_, Some(link)) => link.ask(&method, params).await,
-                ("roots/list", None) => Ok(json!({ "roots": [] })),
-                (_, None) => Err(RpcError::new(
+                (_, Ok(Some(link))) => link.ask(&method, params).await,
+                ("roots/list", Ok(None)) => Ok(json!({ "roots": [] })),
+                (_, Ok(None)) => Err(RpcError::new(
                     jsonrpc::METHOD_NOT_FOUND,
                     format!("no client session to forward `{method}` to"),
+                )),
+                (_, Err(Ambiguous)) => Err(RpcError::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!(
+                        "requests of several client sessions are under way; `{method}` names \
+                         none of them, so it is not forwarded"
+                    ),
                 )),
             };
             let reply = match answer {
@@ -103,3 +127,6 @@ impl McpClient {
         });
     }
 }
+
+/// Requests of several client sessions are under way, and a server message names none.
+struct Ambiguous;

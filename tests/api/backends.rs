@@ -220,6 +220,53 @@ async fn sampling_reaches_a_client_that_declared_it_and_is_refused_for_one_that_
     );
 }
 
+/// A process's request for the client names no request over stdio. While requests of two
+/// sessions are under way it belongs to neither for sure, so it is refused to the process
+/// rather than shown to the other session.
+#[actix_web::test]
+async fn a_stdio_servers_request_is_not_guessed_between_two_sessions() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let first = session_with(&app, json!({"sampling": {}})).await;
+    let second = session_with(&app, json!({"sampling": {}})).await;
+    app.wait_until(|app| {
+        app.gateway
+            .catalog
+            .load()
+            .catalog
+            .tool("tiny_ask")
+            .is_some()
+    })
+    .await;
+
+    // The process asks 1 s after the first call, while the second session's call waits.
+    let ask = json!({"name": "tiny_ask", "arguments": {"after_ms": 1000}});
+    let asking = async {
+        let response = call_streaming(&app, &first, ask).await;
+        read_until_answer(&app, &first, response, "from the first").await
+    };
+    let echoing = async {
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        let echo = json!({"name": "tiny_echo", "arguments": {"text": "second"}});
+        let response = call_streaming(&app, &second, echo).await;
+        read_until_answer(&app, &second, response, "from the second").await
+    };
+    let (asked, echoed) = tokio::join!(asking, echoing);
+
+    let sampled = |seen: &[Value]| seen.iter().any(|m| m["method"] == "sampling/createMessage");
+    assert!(
+        !sampled(&asked) && !sampled(&echoed),
+        "{asked:?} {echoed:?}"
+    );
+    let refused = &asked.last().unwrap()["result"];
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = refused["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("several client sessions"), "{text}");
+    assert_eq!(
+        echoed.last().unwrap()["result"]["content"][0]["text"],
+        "second"
+    );
+}
+
 #[actix_web::test]
 async fn a_crashed_process_is_restarted_and_serves_again() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;

@@ -2,9 +2,9 @@
 """A tiny MCP server over stdio (standard library only), for the gateway's process tests.
 
 Tools: `echo` (text), `progress` (`steps` progress notifications, three by default, with a
-message of `bytes` bytes if given, then a result), `ask` (asks the
-client for a sampling/createMessage and returns its text), `crash` (exits at once), `grow` (adds
-the tool `extra` and announces the change), `wait` (never answers; notes its cancellation),
+message of `bytes` bytes if given, then a result), `ask` (asks the client for a
+sampling/createMessage, after `after_ms` if given, and returns its text), `crash` (exits at
+once), `grow` (adds the tool `extra` and announces the change), `wait` (never answers; notes its cancellation),
 `cancelled` (the ids of the requests cancelled so far), `long` (first answers with a line of
 at least `bytes` bytes, then with the text `short`, both for the same request) and `deaf`
 (answers, then never reads its input again).
@@ -116,6 +116,12 @@ def call(request):
                 send({"jsonrpc": "2.0", "method": "notifications/progress", "params": note})
         return text("done")
     if name == "ask":
+        # Requests that come meanwhile (for `after_ms`, then until the reply) are served after.
+        later = []
+        end = time.time() + params.get("arguments", {}).get("after_ms", 0) / 1000
+        while (left := end - time.time()) > 0:
+            if select.select([sys.stdin], [], [], left)[0]:
+                later.append(read())
         send({"jsonrpc": "2.0", "id": "tiny-1", "method": "sampling/createMessage",
               "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}],
                          "maxTokens": 10}})
@@ -123,6 +129,9 @@ def call(request):
             message = read()
             if message.get("id") == "tiny-1" and "method" not in message:
                 break
+            later.append(message)
+        for waiting in later:
+            answer(waiting)
         if "error" in message:
             return {"content": [{"type": "text", "text": "refused: " + message["error"]["message"]}],
                     "isError": True}
