@@ -16,7 +16,7 @@ mod health;
 mod http;
 mod passthrough;
 mod rate_limit;
-mod redact;
+pub(crate) mod redact;
 mod replicas;
 mod settings;
 
@@ -282,6 +282,7 @@ impl Connector {
                     args: settings.args.clone(),
                     env,
                     cwd: settings.cwd.clone(),
+                    redactor: std::sync::Arc::new(redact::Redactor::new(settings)),
                 };
                 let label = format!("stdio:{}", spec.command);
                 vec![(label, mcp(Target::Stdio(spec)))]

@@ -3,10 +3,11 @@
 //!
 //! Each process runs in its own process group. Ending a connection ends the whole group (TERM,
 //! then KILL after a grace period), and a task waits for the child so no zombie is left; stderr
-//! lines go to the log. [`end_all`] ends every group still running, for shutdown. Lines are read
-//! with a bound: a stdout line longer than `max_response_bytes` is dropped, and so is a stderr
-//! line longer than [`MAX_STDERR_LINE`], so that a process cannot grow the gateway's memory by
-//! writing without a line end.
+//! lines go to the log, with the secrets of the connector's settings masked. [`end_all`] ends
+//! every group still running, for shutdown. Lines are read with a bound: a stdout line longer
+//! than `max_response_bytes` is dropped, and so is a stderr line longer than
+//! [`MAX_STDERR_LINE`], so that a process cannot grow the gateway's memory by writing without a
+//! line end.
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
@@ -47,6 +48,8 @@ pub struct StdioSpec {
     pub env: Vec<(String, secrecy::SecretString)>,
     /// Its working directory.
     pub cwd: Option<String>,
+    /// Masks the secrets of its settings in the stderr lines logged.
+    pub(crate) redactor: Arc<crate::connector::redact::Redactor>,
 }
 
 /// A running process.
@@ -135,11 +138,13 @@ impl StdioConnection {
 
         if let Some(stderr) = child.stderr.take() {
             let name = connector.clone();
+            let redactor = spec.redactor.clone();
             actix_rt::spawn(async move {
                 let mut stderr = BufReader::new(stderr);
                 while let Ok(Some(line)) = read_line(&mut stderr, MAX_STDERR_LINE).await {
                     match line {
                         Line::Text(mut line) => {
+                            redactor.text(&mut line);
                             line.truncate(floor_char_boundary(&line, MAX_LOG_LINE));
                             log::info!("connector `{name}` stderr: {line}");
                         }

@@ -91,6 +91,54 @@ fn stdio_serves_one_session_on_stdin_and_stdout_with_logs_on_stderr() {
 }
 
 #[test]
+fn a_secret_a_process_writes_on_stderr_is_masked_in_the_log() {
+    let cwd = std::env::current_dir().unwrap();
+    let server = cwd.join("tests/interop/tiny_stdio_server.py");
+    let dir = config_dir(&format!(
+        "connectors:\n  - name: tiny\n    kind: stdio\n    command: python3\n    args: [\"{}\"]\n    env:\n      TINY_SAY: \"token=${{MCPGATE_TEST_STDERR_SECRET}}\"\n",
+        server.display()
+    ));
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let env = [
+        ("MCPGATE__DATABASE__URL", db.as_str()),
+        ("MCPGATE_TEST_STDERR_SECRET", "hunter2-stderr"),
+    ];
+    let mut child = mcpgate(dir.path(), &["stdio"], &env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tiny_echo","arguments":{"text":"hi"}}}"#,
+    ];
+    for line in input {
+        std::io::Write::write_all(&mut stdin, format!("{line}\n").as_bytes()).unwrap();
+    }
+    // The call waits for the first load, so the process has started and spoken by its answer.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut answer = String::new();
+    while !answer.contains(r#""id":2"#) {
+        answer.clear();
+        if std::io::BufRead::read_line(&mut stdout, &mut answer).unwrap() == 0 {
+            break;
+        }
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("tiny server ready token=***"),
+        "{answer}{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
 fn stdio_answers_a_line_that_is_not_utf8_or_too_long_with_an_error_and_reads_on() {
     use std::io::Write;
     let dir = config_dir("connectors: []");

@@ -10,7 +10,7 @@ at least `bytes` bytes, then with the text `short`, both for the same request) a
 (answers, then never reads its input again).
 With `--marker M` it starts a grandchild process whose command line holds M (and that keeps
 the server's stdout open), so tests can check that the whole process group ends; with
-`--stubborn` too, the grandchild ignores SIGTERM. `sleep` answers after `ms` milliseconds,
+`--stubborn` too, the grandchild ignores SIGTERM. Its first stderr line ends with `$TINY_SAY`. `sleep` answers after `ms` milliseconds,
 answering other requests meanwhile.
 """
 import json
@@ -196,7 +196,7 @@ def main():
             os.read(ready, 1)
         else:
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
-    print("tiny server ready", file=sys.stderr, flush=True)
+    print("tiny server ready", os.environ.get("TINY_SAY", ""), file=sys.stderr, flush=True)
     while True:
         answer(read())
 
