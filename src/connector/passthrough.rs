@@ -43,10 +43,18 @@ impl Handler<SubscribeResource> for Connector {
         let work = forward(self.replicas(), "resources/subscribe".into(), params, None);
         let uri = msg.uri;
         // A subscription the backend refused is no subscription: the session is not kept, so
-        // that its unsubscribe is answered as for any URI it never subscribed to.
+        // that its unsubscribe is answered as for any URI it never subscribed to. One that no
+        // session wants by the time it is taken (its session ended meanwhile) is withdrawn.
         Box::pin(work.into_actor(self).map(move |result, act, _| {
             if result.is_err() {
                 act.subscriptions.remove(&uri);
+            } else if !act.subscriptions.contains_key(&uri) {
+                let params = serde_json::json!({ "uri": uri });
+                let withdraw =
+                    forward(act.replicas(), "resources/unsubscribe".into(), params, None);
+                actix_rt::spawn(async move {
+                    let _ = withdraw.await;
+                });
             }
             result
         }))

@@ -367,6 +367,12 @@ impl Handler<HandleMessage> for Session {
         };
         let key = id.to_string();
         let subscription = listen::subscription(&method, params.as_ref());
+        // A subscription is the session's from its request on, so that a session ending before
+        // the backend's answer still withdraws it.
+        let fresh = match &subscription {
+            Some((true, uri)) => self.subscribed.insert(uri.clone()),
+            _ => false,
+        };
         let answer: futures_util::future::LocalBoxFuture<'static, Result<Value, RpcError>> =
             match self.answer_here(&method, params.as_ref()) {
                 Some(answer) => Box::pin(std::future::ready(answer)),
@@ -396,8 +402,10 @@ impl Handler<HandleMessage> for Session {
         Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
             let cancelled = act.in_flight.remove(&key).is_none()
                 && matches!(&answer, Err(e) if e.code == CANCELLED);
-            if let (Ok(_), Some((subscribed, uri))) = (&answer, subscription) {
-                act.subscribed(subscribed, uri);
+            match (&answer, subscription) {
+                (Ok(_), Some((subscribed, uri))) => act.subscribed(subscribed, uri),
+                (Err(_), Some((true, uri))) if fresh => act.subscribed(false, uri),
+                _ => {}
             }
             let reply = match answer {
                 Ok(result) => jsonrpc::result(id, result),

@@ -535,3 +535,32 @@ async fn a_session_that_ends_unsubscribes_from_its_resources_upstream() {
         "the ended session's subscription is withdrawn upstream"
     );
 }
+
+#[actix_web::test]
+async fn a_session_that_ends_while_its_subscription_is_under_way_withdraws_it_upstream() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let session = app.initialize().await;
+    let watcher = app.initialize().await;
+    let subscribed = || async {
+        let call = json!({"name": "tiny_subscribed", "arguments": {}});
+        let reply = app.rpc(&watcher, "tools/call", call).await;
+        let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
+        serde_json::from_str::<Value>(text).unwrap_or_default()
+    };
+
+    // The process takes a second to answer the subscription; the session ends meanwhile.
+    let subscribe = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
+        "params": {"uri": "tiny:tiny://slow"}})
+    .to_string();
+    let header = [("mcp-session-id", session.as_str())];
+    let subscribing = app.post_mcp(&subscribe, &header);
+    let ending = async {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        app.end_session(&session).await
+    };
+    let (_, ended) = tokio::join!(subscribing, ending);
+    let after = TestApp::read_until(subscribed, |s| s == &json!([])).await;
+
+    assert_eq!(ended.status(), 200);
+    assert_eq!(after, json!([]), "the subscription under way is withdrawn");
+}

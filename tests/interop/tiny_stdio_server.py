@@ -10,7 +10,8 @@ at least `bytes` bytes, then with the text `short`, both for the same request) a
 (answers, then never reads its input again).
 With `--marker M` it starts a grandchild process whose command line holds M (and that keeps
 the server's stdout open), so tests can check that the whole process group ends; with
-`--stubborn` too, the grandchild ignores SIGTERM. Its first stderr line ends with `$TINY_SAY`. `sleep` answers after `ms` milliseconds,
+`--stubborn` too, the grandchild ignores SIGTERM. Its first stderr line ends with `$TINY_SAY`. A
+subscription to `tiny://slow` is taken after a second. `sleep` answers after `ms` milliseconds,
 answering other requests meanwhile.
 """
 import json
@@ -158,7 +159,9 @@ def answer(request):
     elif method == "resources/read":
         result = {"contents": [{"uri": "tiny://clock", "text": "tick"}]}
     elif method == "resources/subscribe":
-        if request["params"]["uri"] != "tiny://clock":
+        if request["params"]["uri"] == "tiny://slow":
+            time.sleep(1)
+        elif request["params"]["uri"] != "tiny://clock":
             send({"jsonrpc": "2.0", "id": request["id"],
                   "error": {"code": -32602, "message": "unknown resource"}})
             return
