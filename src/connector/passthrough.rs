@@ -1,7 +1,8 @@
 //! The MCP-only requests a connector passes on to its backend (`completion/complete`, resource
 //! subscriptions, `logging/setLevel`), and what an MCP backend sends on its own (list changes,
 //! resource updates), turned into a catalog reload or notifications to subscribed sessions;
-//! when it may have sent them unheard, both.
+//! when it may have sent them unheard, both. A new session with the backend is subscribed again
+//! to what the connector's sessions are subscribed to.
 
 use std::rc::Rc;
 
@@ -119,6 +120,27 @@ impl Handler<Upstream> for Connector {
                     self.handle(Upstream(UpstreamEvent::ResourceUpdated(uri)), ctx);
                 }
             }
+            // A new session knows none of the subscriptions: they are taken again, and their
+            // sessions told to read again what may have changed meanwhile.
+            UpstreamEvent::Connected if !self.subscriptions.is_empty() => {
+                let replicas = self.replicas();
+                let uris: Vec<String> = self.subscriptions.keys().cloned().collect();
+                let name = self.settings.name.clone();
+                actix_rt::spawn(async move {
+                    for uri in uris {
+                        let params = serde_json::json!({ "uri": uri });
+                        let method = "resources/subscribe".to_string();
+                        if let Err(err) = forward(replicas.clone(), method, params, None).await {
+                            log::warn!(
+                                "connector `{name}`: subscribing again to {}: {err}",
+                                crate::catalog::shown(&uri)
+                            );
+                        }
+                    }
+                });
+                self.handle(Upstream(UpstreamEvent::Missed), ctx);
+            }
+            UpstreamEvent::Connected => {}
             UpstreamEvent::ResourceUpdated(uri) => {
                 let params = serde_json::json!({ "uri": format!("{}:{uri}", self.settings.name) });
                 let note = crate::mcp::jsonrpc::notification(

@@ -10,7 +10,8 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 use super::{
-    backoff, http, stateless, stdio, Connection, Failure, McpClient, Mode, Target, UPSTREAM_VERSION,
+    backoff, http, stateless, stdio, Connection, Failure, McpClient, Mode, Target, UpstreamEvent,
+    UPSTREAM_VERSION,
 };
 use crate::connector::ConnectorError;
 
@@ -178,7 +179,8 @@ impl McpClient {
         }
     }
 
-    /// Keeps what the server declared in `result`, and opens its stream of server messages.
+    /// Keeps what the server declared in `result`, opens its stream of server messages, and
+    /// tells the connector of the new session ([`UpstreamEvent::Connected`]).
     fn connected(&self, result: &Value, what: &str) {
         *self.inner.capabilities.borrow_mut() = result["capabilities"].clone();
         if let Some(Connection::Http(http)) = self.inner.connection.borrow().as_deref() {
@@ -186,5 +188,8 @@ impl McpClient {
         }
         log::info!("connector `{}`: upstream MCP {what}", self.inner.connector);
         self.inner.connected_at.set(Some(Instant::now()));
+        if !self.is_stateless() {
+            self.upstream_event(UpstreamEvent::Connected);
+        }
     }
 }

@@ -47,6 +47,9 @@ pub enum UpstreamEvent {
     /// The server's stream of messages was opened again afresh: any list and any subscribed
     /// resource may have changed unheard.
     Missed,
+    /// A session with the server began (a process started, a session the server had forgotten
+    /// initialized again): it holds no subscription of an earlier one.
+    Connected,
 }
 
 /// How to reach the server.

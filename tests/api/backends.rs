@@ -537,6 +537,51 @@ async fn a_session_that_ends_unsubscribes_from_its_resources_upstream() {
 }
 
 #[actix_web::test]
+async fn a_restarted_process_is_subscribed_again_and_subscribers_are_told_to_read_again() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let session = app.initialize().await;
+    let other = app.initialize().await;
+    let subscribed = || async {
+        let call = json!({"name": "tiny_subscribed", "arguments": {}});
+        let reply = app.rpc(&other, "tools/call", call).await;
+        let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
+        serde_json::from_str::<Value>(text).unwrap_or_default()
+    };
+    let mut stream = app
+        .client
+        .get(format!("{}/mcp", app.address))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    let reply = app
+        .rpc(
+            &session,
+            "resources/subscribe",
+            json!({"uri": "tiny:tiny://clock"}),
+        )
+        .await;
+    assert_eq!(reply["result"], json!({}), "{reply}");
+
+    let crash = json!({"name": "tiny_crash", "arguments": {}});
+    app.rpc(&other, "tools/call", crash).await;
+    let after = TestApp::read_until(subscribed, |s| s == &json!(["tiny://clock"])).await;
+    let mut seen = String::new();
+    while !seen.contains("notifications/resources/updated") {
+        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an update within 10 s")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    assert_eq!(after, json!(["tiny://clock"]), "subscribed again upstream");
+    assert!(seen.contains("tiny:tiny://clock"), "{seen}");
+}
+
+#[actix_web::test]
 async fn a_session_that_ends_while_its_subscription_is_under_way_withdraws_it_upstream() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
