@@ -146,6 +146,16 @@ impl Scope {
         }
     }
 
+    /// A catalog (prefixed) URI as the client sees it.
+    pub fn outward_uri<'a>(&self, uri: &'a str) -> &'a str {
+        match self {
+            Scope::Server(server) if !server.prefix => {
+                uri.split_once(':').map_or(uri, |(_, own)| own)
+            }
+            _ => uri,
+        }
+    }
+
     /// Whether clients see URIs with their connector prefix.
     pub fn prefixes(&self) -> bool {
         !matches!(self, Scope::Server(server) if !server.prefix)

@@ -38,7 +38,15 @@ impl Session {
 impl Handler<Push> for Session {
     type Result = ();
 
-    fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
+    fn handle(&mut self, mut msg: Push, ctx: &mut Self::Context) {
+        // A resource's update names it as the client does (without the connector's prefix on
+        // a virtual server that shows none).
+        if msg.0["method"] == "notifications/resources/updated" {
+            if let Some(uri) = msg.0["params"]["uri"].as_str() {
+                let uri = self.scope.outward_uri(uri).to_string();
+                msg.0["params"]["uri"] = Value::String(uri);
+            }
+        }
         let message = match &self.listen {
             Some(listen) => match listen.tag(msg.0, &self.subscribed) {
                 Some(message) => message,

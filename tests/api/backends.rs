@@ -609,3 +609,46 @@ async fn a_session_that_ends_while_its_subscription_is_under_way_withdraws_it_up
     assert_eq!(ended.status(), 200);
     assert_eq!(after, json!([]), "the subscription under way is withdrawn");
 }
+
+#[actix_web::test]
+async fn an_update_reaches_a_virtual_server_without_prefixes_by_the_uri_its_client_uses() {
+    let raw: mcpgate::mcp::scope::VirtualServer =
+        serde_json::from_value(json!({"name": "raw", "connectors": ["tiny"], "prefix": false}))
+            .unwrap();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.servers = vec![raw];
+    })
+    .await;
+    let path = "/servers/raw/mcp";
+    let session = app.initialize_at(path).await;
+    let other = app.initialize().await;
+    let mut stream = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe",
+        "params": {"uri": "tiny://clock"}});
+    let header = [("mcp-session-id", session.as_str())];
+    let reply = app.post_at(path, &subscribe.to_string(), &header).await;
+    let reply = reply.text().await.unwrap();
+    assert!(reply.contains(r#""result":{}"#), "{reply}");
+
+    let touch = json!({"name": "tiny_touch", "arguments": {}});
+    app.rpc(&other, "tools/call", touch).await;
+    let mut seen = String::new();
+    while !seen.contains("notifications/resources/updated") {
+        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an update within 10 s")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    assert!(seen.contains(r#""uri":"tiny://clock""#), "{seen}");
+}
