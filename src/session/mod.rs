@@ -292,6 +292,12 @@ impl Session {
         }
     }
 
+    /// The start of the session's id, for the log: enough to tell sessions apart, too little
+    /// to use the session (its id is all a client needs to).
+    pub(super) fn shown_id(&self) -> String {
+        format!("{}…", self.id.get(..8).unwrap_or(""))
+    }
+
     /// Tells the client of a backend failure with `notifications/message`, if it asked for
     /// messages at level `error` or below.
     fn log_to_client(&mut self, err: &RpcError, ctx: &mut Context<Self>) {
@@ -411,7 +417,7 @@ impl Handler<HandleMessage> for Session {
                 Ok(result) => jsonrpc::result(id, result),
                 Err(err) => {
                     if matches!(err.code, BACKEND_UNAVAILABLE | REQUEST_TIMEOUT) {
-                        log::warn!("session {}: {}", act.id, err.message);
+                        log::warn!("session {}: {}", act.shown_id(), err.message);
                     }
                     act.log_to_client(&err, ctx);
                     jsonrpc::error(id, &err)

@@ -105,7 +105,8 @@ pub(super) enum Admitted {
 pub enum Found {
     /// The session, opened on these endpoints.
     Here(Addr<Session>),
-    /// A session opened on another virtual server's endpoints (or the whole catalog's).
+    /// A session opened on another virtual server's endpoints (or the whole catalog's), or
+    /// with another `Authorization` header.
     Elsewhere,
     /// No session: perhaps another gateway of the store holds it.
     Absent,
@@ -115,14 +116,25 @@ impl Sessions {
     /// The session with `id`, if it is open and was opened on the endpoints of `server` (a
     /// virtual server's name; none for the whole catalog's): a session is not served on
     /// another's endpoints, as its id would then reach a scope it was not opened for.
-    pub fn get(&self, id: &str, server: Option<&str>) -> Found {
+    ///
+    /// A session opened with an `Authorization` header is bound to it: `client` (the key of the
+    /// request's, [`crate::transport::clients::ClientKeys::of`]) must be the same, so that an
+    /// id seen by one token holder does not open the session to another.
+    pub fn get(&self, id: &str, server: Option<&str>, client: Option<&str>) -> Found {
         let Ok(map) = self.inner.read() else {
             return Found::Absent;
         };
-        match map.get(id) {
-            None => Found::Absent,
-            Some(entry) if entry.server.as_deref() == server => Found::Here(entry.addr.clone()),
-            Some(_) => Found::Elsewhere,
+        let Some(entry) = map.get(id) else {
+            return Found::Absent;
+        };
+        let bound = entry
+            .client
+            .as_deref()
+            .filter(|owner| owner.starts_with(crate::transport::clients::PRINCIPAL));
+        match bound {
+            Some(owner) if client != Some(owner) => Found::Elsewhere,
+            _ if entry.server.as_deref() == server => Found::Here(entry.addr.clone()),
+            _ => Found::Elsewhere,
         }
     }
 

@@ -32,7 +32,8 @@ impl Session {
         match send_pieces(sender, event) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(())) => {
-                log::warn!("session {} does not read its stream; ending it", self.id);
+                let id = self.shown_id();
+                log::warn!("session {id} does not read its stream; ending it");
                 ctx.stop();
             }
             Err(mpsc::error::TrySendError::Closed(())) => self.stream_gone(ctx),
@@ -64,7 +65,7 @@ impl Session {
         } else if self.transport == Transport::Streamable
             && self.last_seen.elapsed() > self.gateway.server.session_idle_timeout()
         {
-            log::info!("session {} idle; ending it", self.id);
+            log::info!("session {} idle; ending it", self.shown_id());
             ctx.stop();
         }
     }

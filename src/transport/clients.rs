@@ -14,6 +14,9 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::store::{self, installation, Pool};
 
+/// What the key of a client known by its `Authorization` header starts with.
+pub const PRINCIPAL: &str = "principal";
+
 /// The hash key of the keys that stand for tokens, and the proxies trusted to name clients.
 #[derive(Debug, Clone)]
 pub struct ClientKeys {
@@ -80,7 +83,7 @@ impl ClientKeys {
 
     /// The key that stands for `principal` (an `Authorization` header).
     pub fn of_principal(&self, principal: &str) -> String {
-        self.keyed("principal", principal)
+        self.keyed(PRINCIPAL, principal)
     }
 
     /// The key that stands for the session `id` in the store (the id is a secret).

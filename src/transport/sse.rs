@@ -71,7 +71,8 @@ pub async fn message(
         )
     })?;
     let server = req.match_info().get("server");
-    let session = match gateway.sessions.get(&id, server) {
+    let client = gateway.client_keys.of(&req);
+    let session = match gateway.sessions.get(&id, server, client.as_deref()) {
         Found::Here(session) => session,
         Found::Elsewhere => return Err(Rejection::new(StatusCode::NOT_FOUND, super::NO_SESSION)),
         // Held by another gateway of the store, if any.

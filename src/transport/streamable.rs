@@ -301,7 +301,11 @@ fn find_session(gateway: &Gateway, req: &HttpRequest) -> Result<Addr<Session>, M
         )));
     };
     let not_found = || Rejection::new(StatusCode::NOT_FOUND, super::NO_SESSION);
-    match gateway.sessions.get(id, req.match_info().get("server")) {
+    let client = gateway.client_keys.of(req);
+    match gateway
+        .sessions
+        .get(id, req.match_info().get("server"), client.as_deref())
+    {
         Found::Here(session) => Ok(session),
         Found::Elsewhere => Err(Missing::Refused(not_found())),
         Found::Absent => Err(Missing::Absent(not_found())),

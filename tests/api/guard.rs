@@ -319,6 +319,25 @@ async fn ping_as(app: &TestApp, token: &str, session: &str) -> u16 {
 }
 
 #[actix_web::test]
+async fn a_session_opened_with_one_token_is_not_served_to_another() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.server.auth.bearer_tokens = vec!["token-a".into(), "token-b".into()];
+    })
+    .await;
+    let (_, session, _) = open_as(&app, "token-a").await;
+    let session = session.unwrap();
+
+    let other = ping_as(&app, "token-b", &session).await;
+    let own = ping_as(&app, "token-a", &session).await;
+
+    assert_eq!(
+        other, 404,
+        "another token holder is told there is no such session"
+    );
+    assert_eq!(own, 200);
+}
+
+#[actix_web::test]
 async fn one_client_holds_at_most_its_share_of_sessions_and_its_own_idlest_makes_room() {
     let app = spawn_app_with(StoreKind::Sqlite, |s| {
         s.server.max_sessions_per_client = 2;
