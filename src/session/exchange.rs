@@ -3,6 +3,7 @@
 //! (sampling, elicitation, roots) instead becomes an input request in the answer, and the
 //! client's next attempt carries the reply back (see [`crate::transport`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -28,6 +29,7 @@ pub struct Ask {
 pub struct Exchange {
     asks: mpsc::UnboundedSender<Ask>,
     missing: Arc<Mutex<Option<String>>>,
+    parked: Arc<AtomicBool>,
 }
 
 /// The transport side: the asks to pass on, and what the client failed to declare.
@@ -35,6 +37,7 @@ pub struct Asks {
     /// Backends' requests, in the order they came.
     pub receiver: mpsc::UnboundedReceiver<Ask>,
     missing: Arc<Mutex<Option<String>>>,
+    parked: Arc<AtomicBool>,
 }
 
 impl Exchange {
@@ -42,11 +45,24 @@ impl Exchange {
     pub fn new() -> (Exchange, Asks) {
         let (asks, receiver) = mpsc::unbounded_channel();
         let missing = Arc::new(Mutex::new(None));
+        let parked = Arc::new(AtomicBool::new(false));
         let exchange = Exchange {
             asks,
             missing: missing.clone(),
+            parked: parked.clone(),
         };
-        (exchange, Asks { receiver, missing })
+        let asks = Asks {
+            receiver,
+            missing,
+            parked,
+        };
+        (exchange, asks)
+    }
+
+    /// Whether the request waits for its client's next attempt, its input requests answered
+    /// to the client already.
+    pub fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
     }
 
     /// Notes that a backend needed `capability`, which the client did not declare.
@@ -84,5 +100,10 @@ impl Asks {
     /// The capability a backend needed and the client did not declare, if any.
     pub fn missing(&self) -> Option<String> {
         self.missing.lock().ok().and_then(|m| m.clone())
+    }
+
+    /// The request was parked (or taken up again).
+    pub fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Relaxed);
     }
 }

@@ -126,6 +126,12 @@ impl ClientLink {
         self.session.do_send(Push(message));
     }
 
+    /// Whether the request waits for its client's next attempt (a stateless request parked
+    /// with its input requests answered): a backend's new message is not about it.
+    pub fn is_parked(&self) -> bool {
+        self.exchange.as_ref().is_some_and(Exchange::is_parked)
+    }
+
     /// What the client declared it supports.
     pub fn capabilities(&self) -> &Value {
         &self.capabilities

@@ -149,6 +149,7 @@ impl Parked {
                 drop(running);
                 return None;
             }
+            running.asks.set_parked(true);
             map.insert(state.clone(), running);
         }
         let (parked, key) = (self.clone(), state.clone());
@@ -166,7 +167,9 @@ impl Parked {
 
     /// Takes the request parked under `state`, if it is still there.
     pub fn take(&self, state: &str) -> Option<Running> {
-        self.inner.lock().ok()?.remove(state)
+        let running = self.inner.lock().ok()?.remove(state)?;
+        running.asks.set_parked(false);
+        Some(running)
     }
 
     /// How many requests are parked.

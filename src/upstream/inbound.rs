@@ -1,8 +1,8 @@
 //! What an upstream server sends: answers matched to the requests waiting for them, and
 //! notifications and requests routed to the client session they belong to (progress by mapped
 //! token, log messages and server-to-client requests by the request they came with, else the
-//! one session with requests under way; with several, none), or to the connector (list changes,
-//! resource updates).
+//! one session with requests under way, parked ones aside; with several, none), or to the
+//! connector (list changes, resource updates).
 
 use serde_json::{json, Value};
 
@@ -37,29 +37,36 @@ impl McpClient {
     }
 
     /// The client session a server message belongs to: the request it came with, else the
-    /// one session with requests under way (its newest). `Err` when requests of several
-    /// sessions are under way: over one stream (stdio) nothing says whose the message is, and
-    /// a guess could show one client another's data.
+    /// one session with requests under way (its newest), leaving out requests parked until
+    /// their client's next attempt when others are under way. `Err` when requests of several
+    /// sessions remain: nothing says whose the message is, and a guess could show one client
+    /// another's data.
     fn link_for(&self, related: Option<u64>) -> Result<Option<ClientLink>, Ambiguous> {
         let calls = self.inner.calls.borrow();
         if let Some(link) = related.and_then(|id| calls.get(&id)?.link.clone()) {
             return Ok(Some(link));
         }
-        let mut serving = calls
+        let serving: Vec<(u64, &ClientLink)> = calls
             .iter()
-            .filter_map(|(id, call)| Some((*id, call.link.as_ref()?)));
-        let Some(mut newest) = serving.next() else {
+            .filter_map(|(id, call)| Some((*id, call.link.as_ref()?)))
+            .collect();
+        let active: Vec<(u64, &ClientLink)> = serving
+            .iter()
+            .filter(|(_, link)| !link.is_parked())
+            .copied()
+            .collect();
+        let candidates = if active.is_empty() { serving } else { active };
+        let Some(&(_, first)) = candidates.first() else {
             return Ok(None);
         };
-        for (id, link) in serving {
-            if link.session_id != newest.1.session_id {
-                return Err(Ambiguous);
-            }
-            if id > newest.0 {
-                newest = (id, link);
-            }
+        if candidates
+            .iter()
+            .any(|(_, link)| link.session_id != first.session_id)
+        {
+            return Err(Ambiguous);
         }
-        Ok(Some(newest.1.clone()))
+        let newest = candidates.iter().max_by_key(|(id, _)| *id);
+        Ok(newest.map(|(_, link)| (*link).clone()))
     }
 
     fn on_notification(&self, method: &str, params: Option<Value>, related: Option<u64>) {
