@@ -78,10 +78,6 @@ impl Application {
         .client_request_timeout(Duration::from_millis(
             settings.server.request_head_timeout_ms,
         ))
-        // A client that closes its connection ends what it was streamed at once (a session's
-        // stream, a call answered as SSE), rather than at the next write to it. MCP clients do
-        // not half-close a connection to wait for an answer.
-        .h1_allow_half_closed(false)
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
