@@ -79,6 +79,7 @@ pub async fn update(
         .servers
         .replace(server.clone())
         .map_err(about_server)?;
+    ended(&gateway, &server.name);
     save(&gateway, &server).await?;
     Ok(HttpResponse::Ok().json(view(&server, Source::Api)))
 }
@@ -90,6 +91,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let _held = gateway.api_writes.lock().await;
     gateway.servers.remove(&name).map_err(about_server)?;
+    ended(&gateway, &name);
     let key = name.into_inner();
     store(&gateway, move |conn| stored::delete(conn, &key)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -110,16 +112,29 @@ pub async fn follow(gateway: &Gateway, failed: &mut Failed) -> Result<(), String
             Step::Add(_, settings) => {
                 parsed(settings).and_then(|s| gateway.servers.add(s).map_err(about_server))
             }
-            Step::Replace(_, settings) => {
-                parsed(settings).and_then(|s| gateway.servers.replace(s).map_err(about_server))
-            }
-            Step::Remove(name) => gateway.servers.remove(name).map_err(about_server),
+            Step::Replace(name, settings) => parsed(settings)
+                .and_then(|s| gateway.servers.replace(s).map_err(about_server))
+                .inspect(|()| ended(gateway, name)),
+            Step::Remove(name) => gateway
+                .servers
+                .remove(name)
+                .map_err(about_server)
+                .inspect(|()| ended(gateway, name)),
         };
         let outcome = outcome.map_err(|e| e.detail());
         let named = ("server", "virtual server");
         crate::sync::report(step, outcome, named, &gateway.metrics, failed);
     }
     Ok(())
+}
+
+/// Ends the sessions open on virtual server `name` after a change of its rules: they were
+/// opened with the old ones, which must not go on being served.
+fn ended(gateway: &Gateway, name: &str) {
+    let ended = gateway.sessions.end_on_server(name);
+    if ended > 0 {
+        log::info!("virtual server `{name}` changed; its {ended} open sessions were ended");
+    }
 }
 
 /// The registry's refusal, said of a virtual server.

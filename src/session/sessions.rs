@@ -138,6 +138,28 @@ impl Sessions {
         }
     }
 
+    /// Ends every session opened on the virtual server `server`, whose rules changed or which
+    /// is gone: a session keeps the rules it was opened with, so its client must open another
+    /// (its next request gets 404: the table forgets it at once, before it has stopped).
+    pub fn end_on_server(&self, server: &str) -> usize {
+        let Ok(mut map) = self.inner.write() else {
+            return 0;
+        };
+        let mut on_it = Vec::new();
+        map.retain(|_, entry| {
+            let keep = entry.server.as_deref() != Some(server);
+            if !keep {
+                on_it.push(entry.addr.clone());
+            }
+            keep
+        });
+        drop(map);
+        for addr in &on_it {
+            addr.do_send(EndSession);
+        }
+        on_it.len()
+    }
+
     /// How many sessions are open.
     pub fn len(&self) -> usize {
         self.inner.read().map(|map| map.len()).unwrap_or(0)

@@ -342,3 +342,46 @@ async fn a_session_is_served_only_on_the_endpoints_it_was_opened_on_and_rates_on
         assert_eq!(answer["result"]["content"][0]["text"], text.as_str());
     }
 }
+
+/// A session keeps the rules it was opened with, so a change of its virtual server ends it:
+/// a tool denied since is not called through it, and a server deleted serves nothing more.
+#[actix_web::test]
+async fn changing_or_deleting_a_virtual_server_ends_the_sessions_open_on_it() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![connector("a", &url)];
+    })
+    .await;
+    let body = json!({"name": "live", "connectors": ["a"]});
+    let (created, view) = app.send_json("POST", "/api/v1/servers", &body).await;
+    assert_eq!(created, 201, "{view}");
+    let path = "/servers/live/mcp";
+    let before = app.initialize_at(path).await;
+    let echo = json!({"name": "a_echo", "arguments": {"text": "hi"}});
+    let served = call_at(&app, path, &before, "tools/call", echo.clone()).await;
+    assert_eq!(served["result"]["content"][0]["text"], "hi", "{served}");
+
+    let denied = json!({"name": "live", "connectors": ["a"], "deny": ["a_echo"]});
+    let (updated, _) = app.send_json("PUT", "/api/v1/servers/live", &denied).await;
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": echo});
+    let header = [("mcp-session-id", before.as_str())];
+    let old = app.post_at(path, &call.to_string(), &header).await;
+    let after = app.initialize_at(path).await;
+    let refused = call_at(&app, path, &after, "tools/call", call["params"].clone()).await;
+    let (deleted, _) = app
+        .send_json("DELETE", "/api/v1/servers/live", &json!({}))
+        .await;
+    let header = [("mcp-session-id", after.as_str())];
+    let gone = app.post_at(path, &call.to_string(), &header).await;
+
+    assert_eq!(updated, 200);
+    assert_eq!(
+        old.status(),
+        404,
+        "the session opened before the change is ended"
+    );
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(deleted, 204);
+    assert_eq!(gone.status(), 404, "a deleted server's session is ended");
+}
