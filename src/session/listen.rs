@@ -123,6 +123,9 @@ impl Handler<StartListening> for Session {
         let listen = msg.0;
         let context = self.dispatch_context(None, ctx);
         let uris = listen.updates.clone();
+        // The session's from the start, so that a stream closed before the backends answer
+        // still withdraws them; those refused are taken out once known.
+        self.subscribed.extend(uris.iter().cloned());
         let subscribing = async move {
             let mut honoured = Vec::new();
             for uri in uris {
@@ -149,7 +152,9 @@ impl Handler<StartListening> for Session {
             if !honoured.is_empty() {
                 carried.insert("resourceSubscriptions".into(), json!(honoured));
             }
-            act.subscribed.extend(honoured);
+            for refused in listen.updates.iter().filter(|uri| !honoured.contains(uri)) {
+                act.subscribed.remove(refused);
+            }
             let params = json!({
                 "_meta": { META_SUBSCRIPTION: listen.id },
                 "notifications": carried,

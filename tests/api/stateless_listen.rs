@@ -145,3 +145,26 @@ async fn a_listen_stream_carries_updates_of_its_resources_and_unsubscribes_when_
     );
     assert_eq!(after, json!([]), "closing the stream unsubscribes upstream");
 }
+
+#[actix_web::test]
+async fn a_listen_stream_closed_before_its_subscription_is_taken_withdraws_it() {
+    let app = spawn_app_with(StoreKind::Sqlite, |s| {
+        s.connectors = vec![tiny("tiny", &marker())];
+        s.server.keep_alive_ms = 100;
+    })
+    .await;
+    // The tiny server takes a second to subscribe to tiny://slow; the stream closes before.
+    let notifications = json!({"resourceSubscriptions": ["tiny:tiny://slow"]});
+    let body = request(
+        54,
+        "subscriptions/listen",
+        json!({"notifications": notifications}),
+        json!({}),
+    );
+    let stream = post(&app, &body, &[]).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let after = TestApp::read_until(|| subscribed_upstream(&app), |s| s == &json!([])).await;
+
+    assert_eq!(after, json!([]), "the subscription under way is withdrawn");
+}
