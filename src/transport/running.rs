@@ -43,6 +43,8 @@ pub struct Running {
     pub params: String,
     /// The `Authorization` header it came with: a retry must carry the same.
     pub principal: Option<String>,
+    /// The virtual server it came to (none for the whole catalog's): a retry must come there.
+    pub endpoint: Option<String>,
     /// Requests for the client not yet replied to, by their key in `inputRequests`.
     pub waiting: Vec<(String, Ask)>,
     /// The number of the next input request's key.
@@ -68,6 +70,7 @@ impl Running {
             method: method.to_string(),
             params: canonical(params),
             principal,
+            endpoint: None,
             waiting: Vec::new(),
             next_key: 1,
         }
@@ -163,6 +166,15 @@ impl Parked {
     /// Whether a request is parked under `state`.
     pub fn holds(&self, state: &str) -> bool {
         self.inner.lock().is_ok_and(|map| map.contains_key(state))
+    }
+
+    /// Parks `running` again under the `state` it was taken from, as it was (a retry that
+    /// named it was refused); the end of its keep is unchanged.
+    pub fn put_back(&self, state: &str, running: Running) {
+        running.asks.set_parked(true);
+        if let Ok(mut map) = self.inner.lock() {
+            map.insert(state.to_string(), running);
+        }
     }
 
     /// Takes the request parked under `state`, if it is still there.

@@ -68,6 +68,9 @@ pub async fn post(
     };
     match method.as_str() {
         "server/discover" => {
+            if let Err(rejection) = super::scope_for(&gateway, &req) {
+                return rejection.respond(id);
+            }
             let discovered = modern::discover(&gateway.mcp);
             let result = modern::complete(&method, discovered, &gateway.mcp, false);
             HttpResponse::Ok().json(jsonrpc::result(id, result))
@@ -116,7 +119,12 @@ async fn run(
         }
     }
     let running = match state {
-        Some(state) => match resume(&gateway, &method, params.as_ref(), &state, principal) {
+        Some(state) => match resume(
+            &gateway,
+            (&method, params.as_ref(), &state),
+            principal,
+            req.match_info().get("server"),
+        ) {
             Ok(running) => running,
             Err(refusal) => return refusal.respond(id),
         },
@@ -156,6 +164,7 @@ pub(super) fn start(
     let keys = &gateway.client_keys;
     let client = principal.as_deref().map(|p| keys.of_principal(p));
     let client = client.unwrap_or_default();
+    let endpoint = scope.server_name().map(str::to_string);
     let session = Session::start_stateless(shared, scope, meta, exchange, &client);
     let (done, answer) = tokio::sync::oneshot::channel();
     let message = Ok(Incoming::Request {
@@ -173,7 +182,7 @@ pub(super) fn start(
         related.close();
         let _ = done.send(reply);
     });
-    Running::new(
+    let mut running = Running::new(
         session,
         events,
         asks,
@@ -181,7 +190,9 @@ pub(super) fn start(
         method,
         params.as_ref(),
         principal,
-    )
+    );
+    running.endpoint = endpoint;
+    running
 }
 
 /// The params as backends get them: `_meta` keeps what is not the revision's own
@@ -195,12 +206,13 @@ fn for_backends(params: Option<Value>) -> Option<Value> {
 }
 
 /// Takes up a parked request, handing the client's replies to the backends waiting for them.
+/// A retry must come with the same method, params and credentials, to the same endpoint, as
+/// the request it names; one that does not is refused and leaves the request waiting.
 pub(super) fn resume(
     gateway: &Gateway,
-    method: &str,
-    params: Option<&Value>,
-    state: &Value,
+    (method, params, state): (&str, Option<&Value>, &Value),
     principal: Option<String>,
+    endpoint: Option<&str>,
 ) -> Result<Running, Rejection> {
     let invalid = |message: &str| Rejection::bad(RpcError::invalid_params(message));
     let state = state
@@ -211,15 +223,18 @@ pub(super) fn resume(
             "requestState names no request waiting for input: it is unknown, altered or expired",
         )
     })?;
-    forward::release(gateway, forward::Held::Request(state));
     if running.method != method
         || running.params != canonical(params)
         || running.principal != principal
+        || running.endpoint.as_deref() != endpoint
     {
+        gateway.parked.put_back(state, running);
         return Err(invalid(
-            "requestState belongs to another request: retry with the same method, params and credentials",
+            "requestState belongs to another request: retry with the same method, params and \
+             credentials, at the same endpoint",
         ));
     }
+    forward::release(gateway, forward::Held::Request(state));
     // A malformed reply is refused; the request waits on under a new `requestState`.
     let refuse = |running: Running, message: String| {
         let keep = gateway.mcp.request_timeout();

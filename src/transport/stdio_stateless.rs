@@ -176,10 +176,12 @@ impl StdioStateless {
             let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
             let gateway = &this.gateway;
             let mut running = match state {
-                Some(state) => match resume(gateway, &method, params.as_ref(), &state, principal) {
-                    Ok(running) => running,
-                    Err(refusal) => return this.refuse(id, refusal.error),
-                },
+                Some(state) => {
+                    match resume(gateway, (&method, params.as_ref(), &state), principal, None) {
+                        Ok(running) => running,
+                        Err(refusal) => return this.refuse(id, refusal.error),
+                    }
+                }
                 None => {
                     let (sender, events) = mpsc::channel(STREAM_CAPACITY);
                     let related = (RelatedStream::lines(sender), events);

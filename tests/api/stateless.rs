@@ -467,3 +467,19 @@ async fn lists_may_be_reused_for_the_time_the_settings_give() {
     }
     assert!(called["result"].get("ttlMs").is_none());
 }
+
+#[actix_web::test]
+async fn server_discover_on_a_virtual_server_that_does_not_exist_is_404() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let body = request(1, "server/discover", json!({}), json!({})).to_string();
+    let headers = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "server/discover"),
+    ];
+
+    let response = app.post_at("/servers/nope/mcp", &body, &headers).await;
+
+    assert_eq!(response.status(), 404);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("no virtual server is named `nope`"), "{text}");
+}

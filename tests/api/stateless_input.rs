@@ -156,3 +156,46 @@ async fn requests_waiting_for_input_are_capped_like_sessions() {
     );
     assert_eq!(app.gateway.parked.len(), 1);
 }
+
+#[actix_web::test]
+async fn a_retry_for_another_request_is_refused_and_leaves_the_request_waiting() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}});
+    let (_, first) = answer(
+        &app,
+        &request(11, "tools/call", ask, json!({"sampling": {}})),
+    )
+    .await;
+    let state = first["result"]["requestState"].clone();
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let sampled =
+        json!({"role": "assistant", "content": {"type": "text", "text": "mine"}, "model": "m"});
+
+    let other = json!({"name": "tiny_ask", "arguments": {"x": 1}, "inputResponses": {&key: sampled},
+        "requestState": state});
+    let (other_status, refused) = answer(
+        &app,
+        &request(12, "tools/call", other, json!({"sampling": {}})),
+    )
+    .await;
+    let (_, done) = answer(&app, &retry(&state, json!({&key: sampled}))).await;
+
+    assert_eq!(other_status, 400);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to another request"),
+        "{refused}"
+    );
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled: mine",
+        "the request still waited for its own retry: {done}"
+    );
+}
