@@ -109,7 +109,11 @@ async fn store<T: Send + 'static>(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     outcome.map_err(|failed| match failed {
-        Failed::Unique => ApiError::Conflict("a connector with this name is already stored".into()),
+        Failed::Unique => ApiError::Conflict(
+            "what this request writes is already stored (another request wrote it first); \
+             read it again"
+                .into(),
+        ),
         Failed::Unreachable(cause) => {
             log::warn!("ops API: the store is unavailable: {cause}");
             ApiError::Unavailable(error::STORE_UNAVAILABLE.into())

@@ -147,6 +147,9 @@ pub fn migrate(pool: &Pool) -> Result<usize, StoreError> {
 /// The PostgreSQL advisory lock key held while migrating (any fixed number; "mcpgate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006d_6370_6761_7465;
 
+/// The PostgreSQL advisory lock key held by each [`write`] transaction ("mcpgw" in ASCII).
+const WRITE_LOCK: i64 = 0x006d_6370_6777;
+
 /// Runs `work` on a pooled connection on a blocking thread (never on the caller's actor or
 /// HTTP worker thread); a pool, query or thread error comes back as its text.
 pub fn blocking<T: Send + 'static>(
@@ -171,9 +174,10 @@ pub fn ping(pool: &Pool) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `f` in a transaction that reads and then writes. On SQLite it takes the write lock up
-/// front (`BEGIN IMMEDIATE`): a deferred transaction that read first fails with "database is
-/// locked" when another connection wrote in between, whatever the busy timeout. Inside a
+/// Runs `f` in a transaction that reads and then writes, one such at a time. On PostgreSQL it
+/// takes an advisory lock first. On SQLite it takes the write lock up front (`BEGIN
+/// IMMEDIATE`): a deferred transaction that read first fails with "database is locked" when
+/// another connection wrote in between, whatever the busy timeout. Inside a
 /// transaction already under way (a `transaction` or another `write`) it is a nested one (a
 /// savepoint), so a failed inner one leaves the outer one going.
 pub fn write<T>(
@@ -183,7 +187,16 @@ pub fn write<T>(
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <AnyConnection as Connection>::TransactionManager;
     let AnyConnection::Sqlite(sqlite) = &mut *conn else {
-        return conn.transaction(f);
+        // READ COMMITTED lets two writes read the same latest version or label and both write
+        // after it (a duplicate key, or a move lost); the lock, held to the transaction's end
+        // and taken again harmlessly when nested, has them run one after the other on every
+        // gateway of the store, as SQLite's write lock does.
+        return conn.transaction(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                .execute(conn)?;
+            f(conn)
+        });
     };
     let nested = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
         .transaction_depth()

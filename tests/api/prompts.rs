@@ -327,3 +327,36 @@ async fn targets_are_listed(store: StoreKind) {
         (&json!("original"), &json!(["production"]), &json!([]))
     );
 }
+
+/// Versions written at once from many clients get a number each, on PostgreSQL as on SQLite:
+/// each write reads the latest number and writes after it, one at a time.
+#[actix_web::test]
+async fn versions_written_at_once_get_a_number_each() {
+    let backend = FakeConnector::start().await;
+    let url = backend.url.clone();
+    let app = spawn_app_with(StoreKind::Postgres, |s| {
+        s.connectors = vec![connector("c", &url)]
+    })
+    .await;
+    let path = "/api/v1/prompts/tool:c_echo/versions";
+    app.wait_until(|app| app.gateway.catalog.load().catalog.tool("c_echo").is_some())
+        .await;
+
+    let writes = (0..16).map(|i| {
+        let text =
+            format!("Echoes `text` back unchanged, variant {i}; use it to check the connector.");
+        let body = json!({"text": text, "reason": "concurrent"});
+        let app = &app;
+        async move { app.send_json("POST", path, &body).await }
+    });
+    let answers = futures_util::future::join_all(writes).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{answers:?}");
+    let mut numbers: Vec<i64> = answers
+        .iter()
+        .map(|(_, body)| body["version"].as_i64().unwrap_or(0))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (2..18).collect::<Vec<i64>>(), "{answers:?}");
+}
