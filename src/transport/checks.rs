@@ -132,15 +132,20 @@ fn agrees(header: &str, value: &Value) -> bool {
 
 /// The value of the header `name` (spelled as the revision does; matched in any case): trimmed,
 /// and decoded when sent as `=?base64?…?=`; refused (`-32020`) naming the header when it is
-/// there but cannot be read so.
+/// there but cannot be read so, or given more than once (a proxy routing on another of its
+/// values would see another request than the gateway serves).
 fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {
-    let Some(raw) = headers.get(name) else {
-        return Ok(None);
-    };
     let unreadable = |why: &str| {
         let message = format!("the {name} header is not valid: {why}");
         Rejection::bad(modern::header_mismatch(message))
     };
+    let mut values = headers.get_all(name);
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(unreadable("it is given more than once"));
+    }
     let raw = raw
         .to_str()
         .map_err(|_| unreadable("it is not visible ASCII"))?

@@ -483,3 +483,24 @@ async fn server_discover_on_a_virtual_server_that_does_not_exist_is_404() {
     let text = response.text().await.unwrap();
     assert!(text.contains("no virtual server is named `nope`"), "{text}");
 }
+
+#[actix_web::test]
+async fn a_revision_header_given_twice_is_refused() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let echo = json!({"name": "tiny_echo", "arguments": {"text": "hi"}});
+    let body = request(1, "tools/call", echo, json!({})).to_string();
+    let headers = [
+        ("mcp-protocol-version", VERSION),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "tiny_echo"),
+        ("mcp-name", "tiny_crash"),
+    ];
+
+    let response = app.post_mcp(&body, &headers).await;
+
+    assert_eq!(response.status(), 400);
+    let refused: Value = response.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], -32020, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("more than once"), "{message}");
+}
