@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    app, deploy_by_hand, description_becomes, description_changes, four_good_searches,
-    metric_becomes, tools,
+    app, deploy_by_hand, deploy_by_hand_to, description_becomes, description_changes,
+    four_good_searches, metric_becomes, tools,
 };
 use crate::fake_connector::{Behaviour, FakeConnector};
 use crate::helpers::TestApp;
@@ -173,4 +173,32 @@ async fn a_deploy_through_the_api_stays_when_the_check_is_off() {
 
     let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_search").await;
     assert_eq!(shown["production"], version);
+}
+
+/// Version 1 is the backend's own text: deploying it again is not vetted as a new text, so a
+/// tool whose backend gives no description can go back to it.
+#[actix_web::test]
+async fn deploying_the_backends_own_text_again_is_not_refused_for_being_empty() {
+    let schema = json!({"type": "object", "properties": {"repo": {"type": "string"}}});
+    let bare = json!({"name": "bare", "inputSchema": schema});
+    let backend = FakeConnector::with_tools(vec![tools()[0].clone(), bare]).await;
+    let app = app(&backend, |_| {}).await;
+    let session = app.initialize().await;
+    description_becomes(&app, &session, "gh_search", "Search.").await;
+    let written = deploy_by_hand_to(&app, "tool:gh_bare", "Looks up `repo`.").await;
+    assert_eq!(
+        production_of_becomes(&app, "tool:gh_bare", &written).await,
+        written
+    );
+
+    let back = json!({"version": 1});
+    let (status, body) = app
+        .send_json("POST", "/api/v1/prompts/tool:gh_bare/deploy", &back)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A check that refused it would roll production back to version 2 within moments.
+    actix_rt::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let (_, shown) = app.get_json("/api/v1/prompts/tool:gh_bare").await;
+    assert_eq!(shown["production"], 1, "{shown}");
 }
