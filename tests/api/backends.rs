@@ -94,6 +94,39 @@ async fn read_until_answer(
     }
 }
 
+/// Opens the `GET` stream of `session` at `path` (`/mcp`, or a virtual server's).
+async fn open_stream(app: &TestApp, path: &str, session: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.address))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads `stream` until what came holds `needle` (at most 10 s per chunk); returns what came.
+async fn read_until_seen(stream: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("`{needle}` within 10 s; came: {seen}"))
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+/// The resources the tiny server is subscribed to, as it tells `session`.
+async fn subscribed_upstream(app: &TestApp, session: &str) -> Value {
+    let call = json!({"name": "tiny_subscribed", "arguments": {}});
+    let reply = app.rpc(session, "tools/call", call).await;
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
+    serde_json::from_str::<Value>(text).unwrap_or_default()
+}
+
 async fn call_streaming(app: &TestApp, session: &str, params: Value) -> reqwest::Response {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
     let response = app
@@ -394,14 +427,7 @@ async fn many_start_stop_cycles_leave_no_process_and_no_zombie() {
 async fn an_upstream_list_change_reaches_the_client_and_the_new_tool_is_listed() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
-    let mut stream = app
-        .client
-        .get(format!("{}/mcp", app.address))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = open_stream(&app, "/mcp", &session).await;
 
     app.rpc(
         &session,
@@ -409,15 +435,7 @@ async fn an_upstream_list_change_reaches_the_client_and_the_new_tool_is_listed()
         json!({"name": "tiny_grow", "arguments": {}}),
     )
     .await;
-    let mut seen = String::new();
-    while !seen.contains("notifications/tools/list_changed") {
-        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .expect("list_changed within 10 s")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until_seen(&mut stream, "notifications/tools/list_changed").await;
 
     assert!(app
         .tool_names(&session)
@@ -500,20 +518,7 @@ async fn a_session_that_ends_unsubscribes_from_its_resources_upstream() {
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
     let watcher = app.initialize().await;
-    let subscribed = || async {
-        let reply = app
-            .rpc(
-                &watcher,
-                "tools/call",
-                json!({"name": "tiny_subscribed", "arguments": {}}),
-            )
-            .await;
-        let text = reply["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        serde_json::from_str::<Value>(&text).unwrap()
-    };
+    let subscribed = || subscribed_upstream(&app, &watcher);
 
     let reply = app
         .rpc(
@@ -541,20 +546,8 @@ async fn a_restarted_process_is_subscribed_again_and_subscribers_are_told_to_rea
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
     let other = app.initialize().await;
-    let subscribed = || async {
-        let call = json!({"name": "tiny_subscribed", "arguments": {}});
-        let reply = app.rpc(&other, "tools/call", call).await;
-        let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
-        serde_json::from_str::<Value>(text).unwrap_or_default()
-    };
-    let mut stream = app
-        .client
-        .get(format!("{}/mcp", app.address))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let subscribed = || subscribed_upstream(&app, &other);
+    let mut stream = open_stream(&app, "/mcp", &session).await;
     let reply = app
         .rpc(
             &session,
@@ -567,15 +560,7 @@ async fn a_restarted_process_is_subscribed_again_and_subscribers_are_told_to_rea
     let crash = json!({"name": "tiny_crash", "arguments": {}});
     app.rpc(&other, "tools/call", crash).await;
     let after = TestApp::read_until(subscribed, |s| s == &json!(["tiny://clock"])).await;
-    let mut seen = String::new();
-    while !seen.contains("notifications/resources/updated") {
-        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .expect("an update within 10 s")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let seen = read_until_seen(&mut stream, "notifications/resources/updated").await;
 
     assert_eq!(after, json!(["tiny://clock"]), "subscribed again upstream");
     assert!(seen.contains("tiny:tiny://clock"), "{seen}");
@@ -586,12 +571,7 @@ async fn a_session_that_ends_while_its_subscription_is_under_way_withdraws_it_up
     let app = spawn_app(vec![tiny("tiny", &marker())]).await;
     let session = app.initialize().await;
     let watcher = app.initialize().await;
-    let subscribed = || async {
-        let call = json!({"name": "tiny_subscribed", "arguments": {}});
-        let reply = app.rpc(&watcher, "tools/call", call).await;
-        let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
-        serde_json::from_str::<Value>(text).unwrap_or_default()
-    };
+    let subscribed = || subscribed_upstream(&app, &watcher);
 
     // The process takes a second to answer the subscription; the session ends meanwhile.
     let subscribe = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
@@ -623,14 +603,7 @@ async fn an_update_reaches_a_virtual_server_without_prefixes_by_the_uri_its_clie
     let path = "/servers/raw/mcp";
     let session = app.initialize_at(path).await;
     let other = app.initialize().await;
-    let mut stream = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = open_stream(&app, path, &session).await;
     let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe",
         "params": {"uri": "tiny://clock"}});
     let header = [("mcp-session-id", session.as_str())];
@@ -640,15 +613,7 @@ async fn an_update_reaches_a_virtual_server_without_prefixes_by_the_uri_its_clie
 
     let touch = json!({"name": "tiny_touch", "arguments": {}});
     app.rpc(&other, "tools/call", touch).await;
-    let mut seen = String::new();
-    while !seen.contains("notifications/resources/updated") {
-        let chunk = actix_rt::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await
-            .expect("an update within 10 s")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let seen = read_until_seen(&mut stream, "notifications/resources/updated").await;
 
     assert!(seen.contains(r#""uri":"tiny://clock""#), "{seen}");
 }
