@@ -107,7 +107,9 @@ async fn run(
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
+    // `null` is no state, as for `inputResponses`: a first attempt.
+    let state = params.as_ref().and_then(|p| p.get("requestState"));
+    let state = state.filter(|s| !s.is_null()).cloned();
     // A request another gateway of the store parked is taken up there.
     let elsewhere = state.as_ref().and_then(Value::as_str);
     if let Some(state) = elsewhere.filter(|state| !gateway.parked.holds(state)) {

@@ -173,7 +173,9 @@ impl StdioStateless {
         }
         let work = async move {
             let principal = Some(this.principal.clone());
-            let state = params.as_ref().and_then(|p| p.get("requestState")).cloned();
+            // `null` is no state, as for `inputResponses`: a first attempt.
+            let state = params.as_ref().and_then(|p| p.get("requestState"));
+            let state = state.filter(|s| !s.is_null()).cloned();
             let gateway = &this.gateway;
             let mut running = match state {
                 Some(state) => {

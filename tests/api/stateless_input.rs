@@ -199,3 +199,19 @@ async fn a_retry_for_another_request_is_refused_and_leaves_the_request_waiting()
         "the request still waited for its own retry: {done}"
     );
 }
+
+#[actix_web::test]
+async fn a_request_state_of_null_is_a_first_attempt() {
+    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
+    let ask = json!({"name": "tiny_ask", "arguments": {}, "requestState": null,
+        "inputResponses": null});
+
+    let (status, first) = answer(
+        &app,
+        &request(11, "tools/call", ask, json!({"sampling": {}})),
+    )
+    .await;
+
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+}
