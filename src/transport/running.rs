@@ -133,6 +133,16 @@ pub fn canonical(params: Option<&Value>) -> String {
     Value::Object(params).to_string()
 }
 
+/// What a retry finds under the `requestState` it names.
+pub enum Claim {
+    /// The request, taken up.
+    Taken(Running),
+    /// No request waits under it (unknown, altered or expired).
+    Missing,
+    /// Another request's: the retry differs in method, params, credentials or endpoint.
+    Foreign,
+}
+
 /// Requests parked until their client replies, by `requestState`; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Parked {
@@ -168,12 +178,22 @@ impl Parked {
         self.inner.lock().is_ok_and(|map| map.contains_key(state))
     }
 
-    /// Parks `running` again under the `state` it was taken from, as it was (a retry that
-    /// named it was refused); the end of its keep is unchanged.
-    pub fn put_back(&self, state: &str, running: Running) {
-        running.asks.set_parked(true);
-        if let Ok(mut map) = self.inner.lock() {
-            map.insert(state.to_string(), running);
+    /// Takes the request parked under `state` if `fits` says the retry is its own; one that is
+    /// another request's leaves it parked, its keep unchanged.
+    pub fn claim(&self, state: &str, fits: impl FnOnce(&Running) -> bool) -> Claim {
+        let Ok(mut map) = self.inner.lock() else {
+            return Claim::Missing;
+        };
+        match map.get(state) {
+            None => Claim::Missing,
+            Some(running) if !fits(running) => Claim::Foreign,
+            Some(_) => match map.remove(state) {
+                Some(running) => {
+                    running.asks.set_parked(false);
+                    Claim::Taken(running)
+                }
+                None => Claim::Missing,
+            },
         }
     }
 

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::checks;
 use super::event_stream::event;
 use super::forward;
-use super::running::{canonical, Next, Running};
+use super::running::{canonical, Claim, Next, Running};
 use super::Rejection;
 use crate::gateway::Gateway;
 use crate::mcp::jsonrpc::{self, Incoming, RpcError, METHOD_NOT_FOUND};
@@ -220,22 +220,27 @@ pub(super) fn resume(
     let state = state
         .as_str()
         .ok_or_else(|| invalid("requestState must be a string"))?;
-    let mut running = gateway.parked.take(state).ok_or_else(|| {
-        invalid(
-            "requestState names no request waiting for input: it is unknown, altered or expired",
-        )
-    })?;
-    if running.method != method
-        || running.params != canonical(params)
-        || running.principal != principal
-        || running.endpoint.as_deref() != endpoint
-    {
-        gateway.parked.put_back(state, running);
-        return Err(invalid(
-            "requestState belongs to another request: retry with the same method, params and \
-             credentials, at the same endpoint",
-        ));
-    }
+    let fits = |running: &Running| {
+        running.method == method
+            && running.params == canonical(params)
+            && running.principal == principal
+            && running.endpoint.as_deref() == endpoint
+    };
+    let mut running = match gateway.parked.claim(state, fits) {
+        Claim::Taken(running) => running,
+        Claim::Missing => {
+            return Err(invalid(
+                "requestState names no request waiting for input: it is unknown, altered or \
+                 expired",
+            ))
+        }
+        Claim::Foreign => {
+            return Err(invalid(
+                "requestState belongs to another request: retry with the same method, params \
+                 and credentials, at the same endpoint",
+            ))
+        }
+    };
     forward::release(gateway, forward::Held::Request(state));
     // A malformed reply is refused; the request waits on under a new `requestState`.
     let refuse = |running: Running, message: String| {
