@@ -8,6 +8,7 @@
 //! then fail with a clear error.
 
 mod backend;
+mod backends;
 mod breaker;
 mod checks;
 mod error;
@@ -44,9 +45,8 @@ use crate::catalog::Item;
 use crate::metrics::Metrics;
 use crate::registry::ConnectorReport;
 use crate::session::ClientLink;
-use crate::upstream::{McpClient, StdioSpec, Target, UpstreamEvent};
-use backend::{Backend, McpBackend};
-use http::HttpBackend;
+use crate::upstream::UpstreamEvent;
+use backend::Backend;
 use rate_limit::TokenBucket;
 use replicas::Replicas;
 
@@ -174,7 +174,7 @@ pub struct Connector {
     /// Cache counters.
     metrics: Arc<Metrics>,
     /// Masks the secrets a backend sends back.
-    redactor: Rc<redact::Redactor>,
+    redactor: Arc<redact::Redactor>,
     /// The replicas, made when the actor (re)starts.
     replicas: Option<Rc<Replicas>>,
     /// The lists last loaded.
@@ -210,7 +210,7 @@ impl Connector {
         metrics: Arc<Metrics>,
     ) -> Self {
         Connector {
-            redactor: Rc::new(redact::Redactor::new(&settings)),
+            redactor: Arc::new(redact::Redactor::new(&settings)),
             settings,
             headers,
             registry,
@@ -228,88 +228,6 @@ impl Connector {
             subscriptions: HashMap::new(),
             reload_pending: false,
         }
-    }
-
-    /// One client per replica (URL) or, for `stdio`, the one process.
-    fn backends(&self, ctx: &Context<Self>) -> Vec<(String, Backend)> {
-        let settings = &self.settings;
-        let mcp = |target: Target| {
-            let me = ctx.address().downgrade();
-            let events = Box::new(move |event| {
-                if let Some(addr) = me.upgrade() {
-                    addr.do_send(Upstream(event));
-                }
-            });
-            let headers = self
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        secrecy::ExposeSecret::expose_secret(v).to_string(),
-                    )
-                })
-                .collect();
-            Backend::Mcp(McpBackend {
-                client: McpClient::new(settings, target, headers, events),
-                last_used: Rc::new(std::cell::Cell::new(Instant::now())),
-            })
-        };
-        match settings.kind {
-            ConnectorKind::Http => settings
-                .urls()
-                .into_iter()
-                .map(|url| {
-                    let backend = Backend::Http(HttpBackend::new(settings, &url, &self.headers));
-                    (url, backend)
-                })
-                .collect(),
-            ConnectorKind::Mcp => settings
-                .urls()
-                .into_iter()
-                .map(|url| {
-                    let target = Target::Http {
-                        url: url.clone(),
-                        mode: settings.transport,
-                    };
-                    (url, mcp(target))
-                })
-                .collect(),
-            ConnectorKind::Stdio => {
-                let env = crate::upstream::resolve_env(&settings.env).unwrap_or_default();
-                let spec = StdioSpec {
-                    command: settings.command.clone().unwrap_or_default(),
-                    args: settings.args.clone(),
-                    env,
-                    cwd: settings.cwd.clone(),
-                    redactor: std::sync::Arc::new(redact::Redactor::new(settings)),
-                };
-                let label = format!("stdio:{}", spec.command);
-                vec![(label, mcp(Target::Stdio(spec)))]
-            }
-        }
-    }
-
-    /// Ends an idle `stdio` process (none with a request under way); true when the backend
-    /// sleeps (and is not probed).
-    fn idle(&self) -> bool {
-        let limit = self.settings.idle_timeout_ms;
-        if limit == 0 || !self.subscriptions.is_empty() {
-            return false;
-        }
-        let Some(replicas) = &self.replicas else {
-            return false;
-        };
-        replicas.backends().all(|backend| match backend {
-            Backend::Mcp(mcp)
-                if mcp.last_used.get().elapsed() > Duration::from_millis(limit)
-                    && !mcp.client.busy() =>
-            {
-                mcp.client.disconnect();
-                true
-            }
-            _ => false,
-        })
     }
 
     fn replicas(&self) -> Result<Rc<Replicas>, ConnectorError> {
