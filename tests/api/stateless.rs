@@ -1,7 +1,8 @@
 //! The stateless revision (2026-07-28) on `/mcp`, beside sessions: discovery, the checks of
 //! `_meta` and headers in the revision's order, complete results, progress on the answer's
 //! stream, and a client that leaves cancelling its call. Input requests are in
-//! `stateless_input`, `subscriptions/listen` in `stateless_listen`. The backend is the tiny
+//! `stateless_input`, `subscriptions/listen` in `stateless_listen`, `x-mcp-header` parameters
+//! in `stateless_headers`. The backend is the tiny
 //! stdio server, and these helpers serve the other files too.
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use crate::backends::{marker, tiny};
 use crate::helpers::{spawn_app, spawn_app_with, StoreKind, TestApp};
 
-const VERSION: &str = "2026-07-28";
+pub(crate) const VERSION: &str = "2026-07-28";
 
 fn meta(capabilities: Value) -> Value {
     json!({
@@ -128,10 +129,10 @@ async fn stateless_requests_are_served_beside_sessions_with_complete_results() {
 
 /// What is sent, with which headers changed, and the status and error code expected (0 for a
 /// complete result).
-type Case<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, u16, i64);
+pub(crate) type Case<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, u16, i64);
 
 /// Sends each case, checks its status and code, and returns the replies.
-async fn run_cases(app: &TestApp, cases: &[Case<'_>]) -> Vec<(String, Value)> {
+pub(crate) async fn run_cases(app: &TestApp, cases: &[Case<'_>]) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
     for (what, body, headers, status, code) in cases {
         let (got, mut all) = messages(post(app, body, headers).await).await;
@@ -282,7 +283,7 @@ async fn stateless_requests_are_checked_in_the_revisions_order_and_refused_namin
     );
 }
 
-fn base64_of(text: &str) -> String {
+pub(crate) fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
@@ -318,86 +319,6 @@ async fn progress_of_a_stateless_call_comes_on_its_answers_stream_before_the_res
     assert!(events.iter().all(|m| m
         .get("method")
         .is_none_or(|m| m.as_str().unwrap().starts_with("notifications/"))));
-}
-
-#[actix_web::test]
-async fn parameters_marked_x_mcp_header_must_come_with_matching_headers() {
-    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
-    let call = |arguments: Value| {
-        request(
-            41,
-            "tools/call",
-            json!({"name": "tiny_region", "arguments": arguments}),
-            json!({}),
-        )
-    };
-    let hello = format!("=?base64?{}?=", base64_of("Hello"));
-    let cases: Vec<Case> = vec![
-        (
-            "both match",
-            call(json!({"region": "eu-west", "zone": 3})),
-            vec![("mcp-param-region", "eu-west"), ("mcp-param-zone", "3")],
-            200,
-            0,
-        ),
-        ("no values, no headers", call(json!({})), vec![], 200, 0),
-        (
-            "base64 decoded",
-            call(json!({"region": "Hello"})),
-            vec![("mcp-param-region", &hello)],
-            200,
-            0,
-        ),
-        (
-            "a number compared as one",
-            call(json!({"zone": 3})),
-            vec![("mcp-param-zone", "3.0")],
-            200,
-            0,
-        ),
-        (
-            "header missing",
-            call(json!({"region": "eu-west"})),
-            vec![],
-            400,
-            -32020,
-        ),
-        (
-            "header disagrees",
-            call(json!({"region": "eu-west"})),
-            vec![("mcp-param-region", "us-east")],
-            400,
-            -32020,
-        ),
-        (
-            "header without a value",
-            call(json!({})),
-            vec![("mcp-param-zone", "3")],
-            400,
-            -32020,
-        ),
-        (
-            "bad base64 padding",
-            call(json!({"region": "Hello"})),
-            vec![("mcp-param-region", "=?base64?SGVsbG8?=")],
-            400,
-            -32020,
-        ),
-        (
-            "number disagrees",
-            call(json!({"zone": 3})),
-            vec![("mcp-param-zone", "4")],
-            400,
-            -32020,
-        ),
-    ];
-
-    let seen = run_cases(&app, &cases).await;
-
-    assert_eq!(
-        seen[0].1["result"]["content"][0]["text"],
-        r#"{"region": "eu-west", "zone": 3}"#
-    );
 }
 
 #[actix_web::test]
@@ -466,41 +387,4 @@ async fn lists_may_be_reused_for_the_time_the_settings_give() {
         );
     }
     assert!(called["result"].get("ttlMs").is_none());
-}
-
-#[actix_web::test]
-async fn server_discover_on_a_virtual_server_that_does_not_exist_is_404() {
-    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
-    let body = request(1, "server/discover", json!({}), json!({})).to_string();
-    let headers = [
-        ("mcp-protocol-version", VERSION),
-        ("mcp-method", "server/discover"),
-    ];
-
-    let response = app.post_at("/servers/nope/mcp", &body, &headers).await;
-
-    assert_eq!(response.status(), 404);
-    let text = response.text().await.unwrap();
-    assert!(text.contains("no virtual server is named `nope`"), "{text}");
-}
-
-#[actix_web::test]
-async fn a_revision_header_given_twice_is_refused() {
-    let app = spawn_app(vec![tiny("tiny", &marker())]).await;
-    let echo = json!({"name": "tiny_echo", "arguments": {"text": "hi"}});
-    let body = request(1, "tools/call", echo, json!({})).to_string();
-    let headers = [
-        ("mcp-protocol-version", VERSION),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "tiny_echo"),
-        ("mcp-name", "tiny_crash"),
-    ];
-
-    let response = app.post_mcp(&body, &headers).await;
-
-    assert_eq!(response.status(), 400);
-    let refused: Value = response.json().await.unwrap();
-    assert_eq!(refused["error"]["code"], -32020, "{refused}");
-    let message = refused["error"]["message"].as_str().unwrap();
-    assert!(message.contains("more than once"), "{message}");
 }
